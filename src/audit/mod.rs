@@ -1,0 +1,209 @@
+//! Where secrets are exposed: one file per audit source, each shaped the same way (settings in,
+//! findings and errors out), plus the shared helpers they use. Nothing here prints.
+//!
+//! Adding a source is adding `src/audit/<id>.rs`, a variant of `finding::Source` and one line in
+//! `run_source`.
+
+pub mod agent;
+pub mod credfile;
+pub mod dotenv;
+pub mod env;
+pub mod file;
+pub mod git;
+pub mod history;
+pub mod history_syntax;
+pub mod proc;
+pub mod shell;
+pub mod shell_syntax;
+pub mod walk;
+
+use crate::detect::{self, Detector, Match};
+use crate::finding::{AuditError, Finding, Location, Report, Severity, Skipped, Source};
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicU64;
+
+/// Everything an audit needs, decided before any work starts.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub home: PathBuf,
+    /// Directory holding system-wide start-up files (`/etc`).
+    pub etc: PathBuf,
+    pub projects: Vec<PathBuf>,
+    pub sources: Vec<Source>,
+    /// The environment the `env` source audits (the process's own, captured once).
+    pub env: Vec<(OsString, OsString)>,
+    pub max_filesize: u64,
+    pub threads: usize,
+}
+
+/// Shared state for one audit run.
+pub struct Context<'a> {
+    pub settings: &'a Settings,
+    pub detector: &'static Detector,
+    pub git: git::Repos,
+    /// Files looked at so far by tree walks, for a progress display.
+    pub files_seen: AtomicU64,
+}
+
+/// What one source produced.
+#[derive(Debug, Default)]
+pub struct Output {
+    pub findings: Vec<Finding>,
+    pub errors: Vec<AuditError>,
+    pub skipped: Skipped,
+}
+
+impl Output {
+    pub fn error(&mut self, source: Source, path: Option<&Path>, message: impl Into<String>) {
+        self.errors.push(AuditError {
+            source,
+            path: path.map(Path::to_path_buf),
+            pid: None,
+            message: message.into(),
+        });
+    }
+
+    /// A finding for a detected secret.
+    pub fn secret(
+        &mut self,
+        source: Source,
+        m: &Match,
+        severity: Severity,
+        location: Location,
+        message: impl Into<String>,
+        fix: impl Into<String>,
+    ) {
+        self.findings.push(Finding {
+            rule: m.rule.id.clone(),
+            severity,
+            source,
+            location,
+            secret: Some(m.info()),
+            message: message.into(),
+            fix: fix.into(),
+        });
+    }
+
+    pub fn merge(&mut self, other: Output) {
+        self.findings.extend(other.findings);
+        self.errors.extend(other.errors);
+        self.skipped.add(&other.skipped);
+    }
+}
+
+impl<'a> Context<'a> {
+    pub fn new(settings: &'a Settings) -> Self {
+        Context {
+            settings,
+            detector: detect::detector(),
+            git: git::Repos::default(),
+            files_seen: AtomicU64::new(0),
+        }
+    }
+
+    pub fn home(&self) -> &Path {
+        &self.settings.home
+    }
+
+    /// Whether `source` is selected for this run.
+    pub fn enabled(&self, source: Source) -> bool {
+        self.settings.sources.contains(&source)
+    }
+}
+
+fn run_source(ctx: &Context, source: Source) -> Output {
+    let mut out = Output::default();
+    match source {
+        Source::Env => env::audit(ctx, &mut out),
+        Source::Shell => shell::audit(ctx, &mut out),
+        Source::History => history::audit(ctx, &mut out),
+        Source::Dotenv => dotenv::audit(ctx, &mut out),
+        Source::Credfile => credfile::audit(ctx, &mut out),
+        Source::Agent => agent::audit(ctx, &mut out),
+        Source::Proc => proc::audit(ctx, &mut out),
+        Source::File => file::audit(ctx, &mut out),
+    }
+    out
+}
+
+/// Runs every selected source, in parallel (they are independent), and merges their output.
+pub fn run(ctx: &Context) -> Report {
+    let outputs: Vec<Output> = std::thread::scope(|s| {
+        let handles: Vec<_> = ctx
+            .settings
+            .sources
+            .iter()
+            .map(|&src| s.spawn(move || run_source(ctx, src)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_default())
+            .collect()
+    });
+    let mut all = Output::default();
+    for o in outputs {
+        all.merge(o);
+    }
+    let mut report = Report {
+        findings: all.findings,
+        errors: all.errors,
+        skipped: all.skipped,
+        home: Some(ctx.settings.home.clone()),
+    };
+    report.sort();
+    report
+}
+
+/// Reads a file that may legitimately be missing: `Ok(None)` when it does not exist, an error
+/// entry (and `None`) when it exists but cannot be read or is too large.
+pub fn read_optional(
+    ctx: &Context,
+    out: &mut Output,
+    source: Source,
+    path: &Path,
+) -> Option<Vec<u8>> {
+    let meta = match std::fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+        Err(e) => {
+            out.error(source, Some(path), format!("cannot read: {e}"));
+            return None;
+        }
+    };
+    if !meta.is_file() {
+        return None;
+    }
+    if meta.len() > ctx.settings.max_filesize {
+        out.skipped.large_files += 1;
+        out.error(
+            source,
+            Some(path),
+            format!(
+                "skipped: {} bytes is over the size limit (--max-filesize)",
+                meta.len()
+            ),
+        );
+        return None;
+    }
+    match std::fs::read(path) {
+        Ok(b) => Some(b),
+        Err(e) => {
+            out.error(source, Some(path), format!("cannot read: {e}"));
+            None
+        }
+    }
+}
+
+/// `~/x` for paths under the home directory, for messages.
+pub fn display_path(home: &Path, path: &Path) -> String {
+    match path.strip_prefix(home) {
+        Ok(rest) if !home.as_os_str().is_empty() => format!("~/{}", rest.display()),
+        _ => path.display().to_string(),
+    }
+}
+
+/// The variable name a fix should talk about.
+pub fn var_name(m: &Match) -> String {
+    m.name.clone().unwrap_or_else(|| "the key".to_string())
+}

@@ -1,0 +1,145 @@
+//! `proc`: which running processes hold secrets in their environment (`/proc/PID/environ`).
+//! Each holder passes the secret to its children, and any process of the same user can read it
+//! (P2). Processes of other users are counted, not read; processes that exit mid-scan are skipped.
+
+use super::{Context, Output};
+use crate::detect::Detector;
+use crate::finding::{Location, SecretInfo, Severity, Source};
+use std::collections::HashMap;
+use std::path::Path;
+
+/// One running process and the secrets its environment holds.
+#[derive(Debug, Clone)]
+pub struct Process {
+    pub pid: u32,
+    pub ppid: u32,
+    pub comm: String,
+    /// (variable, rule id, secret) for each secret-holding variable.
+    pub held: Vec<(String, String, SecretInfo)>,
+    /// Whether the environment could be read.
+    pub readable: bool,
+}
+
+/// Reads every process under `proc_root` (normally `/proc`). Skips keyfence itself.
+pub fn processes(detector: &'static Detector, proc_root: &Path) -> std::io::Result<Vec<Process>> {
+    let me = std::process::id();
+    // Many processes share one environment (a shell and its children): classify each distinct
+    // environment once.
+    let mut cache: HashMap<Vec<u8>, Vec<(String, String, SecretInfo)>> = HashMap::new();
+    let mut procs = Vec::new();
+    for entry in std::fs::read_dir(proc_root)? {
+        let Ok(entry) = entry else { continue };
+        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        if pid == me {
+            continue;
+        }
+        let dir = entry.path();
+        // The process may have exited since read_dir listed it: skip it quietly.
+        let Ok(stat) = std::fs::read(dir.join("stat")) else {
+            continue;
+        };
+        let Some((comm, ppid)) = parse_stat(&stat) else {
+            continue;
+        };
+        let (held, readable) = match std::fs::read(dir.join("environ")) {
+            Ok(environ) => {
+                let held = cache
+                    .entry(environ)
+                    .or_insert_with_key(|environ| classify_environ(detector, environ))
+                    .clone();
+                (held, true)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(_) => (Vec::new(), false),
+        };
+        procs.push(Process {
+            pid,
+            ppid,
+            comm,
+            held,
+            readable,
+        });
+    }
+    procs.sort_by_key(|p| p.pid);
+    Ok(procs)
+}
+
+fn classify_environ(detector: &'static Detector, environ: &[u8]) -> Vec<(String, String, SecretInfo)> {
+    let mut held = Vec::new();
+    for var in environ.split(|&b| b == 0) {
+        let Some(eq) = var.iter().position(|&b| b == b'=') else {
+            continue;
+        };
+        let name = String::from_utf8_lossy(&var[..eq]);
+        if let Some(m) = detector.classify_var(&name, &var[eq + 1..]) {
+            held.push((name.into_owned(), m.rule.id.clone(), m.info()));
+        }
+    }
+    held
+}
+
+/// `/proc/PID/stat` is `pid (comm) state ppid ...`; comm may contain spaces and parentheses, so
+/// split at the last `)`.
+fn parse_stat(stat: &[u8]) -> Option<(String, u32)> {
+    let open = stat.iter().position(|&b| b == b'(')?;
+    let close = stat.iter().rposition(|&b| b == b')')?;
+    let comm = String::from_utf8_lossy(stat.get(open + 1..close)?).into_owned();
+    let rest = std::str::from_utf8(stat.get(close + 1..)?).ok()?;
+    let mut fields = rest.split_ascii_whitespace();
+    let _state = fields.next()?;
+    let ppid = fields.next()?.parse().ok()?;
+    Some((comm, ppid))
+}
+
+pub fn audit(ctx: &Context, out: &mut Output) {
+    let procs = match processes(ctx.detector, Path::new("/proc")) {
+        Ok(p) => p,
+        Err(e) => {
+            out.error(Source::Proc, Some(Path::new("/proc")), format!("cannot list processes: {e}"));
+            return;
+        }
+    };
+    for p in &procs {
+        if !p.readable {
+            out.skipped.unreadable_processes += 1;
+            continue;
+        }
+        for (var, rule, info) in &p.held {
+            out.findings.push(crate::finding::Finding {
+                rule: rule.clone(),
+                severity: Severity::High,
+                source: Source::Proc,
+                location: Location::Process {
+                    pid: p.pid,
+                    comm: p.comm.clone(),
+                    env: Some(var.clone()),
+                },
+                secret: Some(info.clone()),
+                message: format!(
+                    "running process {} ({}) holds {} in {var}: its children inherit it and any \
+                     process of the same user can read /proc/{}/environ",
+                    p.comm, p.pid, info.kind, p.pid
+                ),
+                fix: format!(
+                    "restart {} without {var} in its environment (start it with `keyfence run`), \
+                     after removing the export that put it there",
+                    p.comm
+                ),
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn stat_with_spaces_in_comm() {
+        assert_eq!(
+            super::parse_stat(b"42 (tmux: server) S 1 42 42 0"),
+            Some(("tmux: server".to_string(), 1))
+        );
+        assert_eq!(super::parse_stat(b"garbage"), None);
+    }
+}

@@ -1,0 +1,175 @@
+//! `shell`: keys assigned in shell start-up files — the user's (bash, zsh, fish, sh/ksh,
+//! csh/tcsh), the system's (`/etc/environment`, `/etc/profile.d/*`), systemd's
+//! `environment.d`, and files those `source` (one level deep). An exported key reaches every
+//! process the shell starts (P1); an unexported one is still plaintext at rest (P4).
+
+use super::shell_syntax::{self, Dialect};
+use super::{Context, Output, display_path};
+use crate::finding::{Location, Severity, Source};
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+/// Start-up files relative to the home directory, with their dialect.
+const HOME_FILES: &[(&str, Dialect)] = &[
+    (".profile", Dialect::Posix),
+    (".bashrc", Dialect::Posix),
+    (".bash_profile", Dialect::Posix),
+    (".bash_login", Dialect::Posix),
+    (".bash_aliases", Dialect::Posix),
+    (".zshenv", Dialect::Posix),
+    (".zprofile", Dialect::Posix),
+    (".zshrc", Dialect::Posix),
+    (".zlogin", Dialect::Posix),
+    (".kshrc", Dialect::Posix),
+    (".mkshrc", Dialect::Posix),
+    (".config/fish/config.fish", Dialect::Fish),
+    (".cshrc", Dialect::Csh),
+    (".tcshrc", Dialect::Csh),
+    (".login", Dialect::Csh),
+];
+
+/// Directories whose files are all start-up files.
+const HOME_DIRS: &[(&str, Dialect, &str)] = &[
+    (".config/fish/conf.d", Dialect::Fish, ".fish"),
+    (".config/environment.d", Dialect::Posix, ".conf"),
+];
+
+const ETC_FILES: &[(&str, Dialect)] = &[
+    ("environment", Dialect::Posix),
+    ("profile", Dialect::Posix),
+    ("bash.bashrc", Dialect::Posix),
+    ("zsh/zshenv", Dialect::Posix),
+    ("zsh/zshrc", Dialect::Posix),
+    ("zshenv", Dialect::Posix),
+    ("csh.cshrc", Dialect::Csh),
+];
+
+const ETC_DIRS: &[(&str, Dialect, &str)] = &[("profile.d", Dialect::Posix, ".sh")];
+
+/// Files whose every assignment is exported: they are environment lists, not scripts.
+fn always_exported(path: &Path) -> bool {
+    path.ends_with("environment")
+        || path
+            .parent()
+            .is_some_and(|p| p.ends_with("environment.d"))
+}
+
+pub fn start_up_files(ctx: &Context) -> Vec<(PathBuf, Dialect)> {
+    let home = ctx.home();
+    let etc = &ctx.settings.etc;
+    let mut files: Vec<(PathBuf, Dialect)> = HOME_FILES
+        .iter()
+        .map(|(rel, d)| (home.join(rel), *d))
+        .collect();
+    files.extend(ETC_FILES.iter().map(|(rel, d)| (etc.join(rel), *d)));
+    for (base, dirs) in [(home, HOME_DIRS), (etc.as_path(), ETC_DIRS)] {
+        for (rel, dialect, ext) in dirs {
+            let Ok(rd) = std::fs::read_dir(base.join(rel)) else {
+                continue;
+            };
+            let mut found: Vec<PathBuf> = rd
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.to_str().is_some_and(|s| s.ends_with(ext)))
+                .collect();
+            found.sort();
+            files.extend(found.into_iter().map(|p| (p, *dialect)));
+        }
+    }
+    files
+}
+
+pub fn audit(ctx: &Context, out: &mut Output) {
+    let mut seen: HashSet<PathBuf> = HashSet::new();
+    let mut queue: Vec<(PathBuf, Dialect, u32)> = start_up_files(ctx)
+        .into_iter()
+        .map(|(p, d)| (p, d, 0))
+        .collect();
+    // Breadth-first over `source` lines: start-up files are depth 0, what they source is 1, what
+    // that sources is 2; deeper chains are rare and risk loops through odd paths.
+    let mut i = 0;
+    while i < queue.len() {
+        let (path, dialect, depth) = queue[i].clone();
+        i += 1;
+        let key = path.canonicalize().unwrap_or_else(|_| path.clone());
+        if !seen.insert(key) {
+            continue;
+        }
+        let Some(text) = super::read_optional(ctx, out, Source::Shell, &path) else {
+            continue;
+        };
+        let parsed = shell_syntax::parse(&text, dialect);
+        if depth < 2 {
+            for s in &parsed.sources {
+                if let Some(p) = resolve(ctx, &path, &s.path) {
+                    queue.push((p, dialect, depth + 1));
+                }
+            }
+        }
+        let shown = display_path(ctx.home(), &path);
+        let all_exported = always_exported(&path);
+        for a in parsed.assignments {
+            let Some(m) = ctx.detector.classify_var(&a.name, &a.value) else {
+                continue;
+            };
+            let exported = a.exported || all_exported;
+            let severity = match (exported, m.rule.password) {
+                (true, false) => Severity::High,
+                (true, true) | (false, false) => Severity::Medium,
+                (false, true) => Severity::Low,
+            };
+            let message = if exported {
+                format!(
+                    "{} exported as {} in {shown}: every process your shell starts inherits it, \
+                     including agents and install scripts",
+                    m.rule.kind, a.name
+                )
+            } else {
+                format!(
+                    "{} assigned to {} in {shown}: not exported, but plaintext at rest that any \
+                     process of yours can read",
+                    m.rule.kind, a.name
+                )
+            };
+            out.secret(
+                Source::Shell,
+                &m,
+                severity,
+                Location::File {
+                    path: path.clone(),
+                    line: a.line,
+                    column: Some(a.column),
+                },
+                message,
+                format!(
+                    "move it into keyfence's store (`keyfence secret set {0} --from-env {0}`), \
+                     delete the line from {shown}, and run what needs it with \
+                     `keyfence run --inject {0} -- COMMAND`",
+                    a.name
+                ),
+            );
+        }
+    }
+}
+
+/// Resolves a `source` argument: `~`, `$HOME`/`${HOME}`, and paths relative to the home
+/// (shells resolve them against the working directory, which at login is the home). Paths with
+/// other variables or command substitutions cannot be known statically and are skipped.
+fn resolve(ctx: &Context, from: &Path, raw: &str) -> Option<PathBuf> {
+    let home = ctx.home().to_string_lossy().into_owned();
+    let mut p = raw.to_string();
+    if let Some(rest) = p.strip_prefix("~/") {
+        p = format!("{home}/{rest}");
+    }
+    p = p.replace("${HOME}", &home).replace("$HOME", &home);
+    if p.contains('$') || p.contains('`') || p.contains('*') {
+        return None;
+    }
+    let path = PathBuf::from(&p);
+    if path.is_absolute() {
+        Some(path)
+    } else if from.starts_with(&ctx.settings.etc) {
+        None
+    } else {
+        Some(ctx.home().join(path))
+    }
+}

@@ -1,0 +1,152 @@
+//! Glue between the CLI and the capabilities: build settings from arguments, run, render, and
+//! choose the exit status. The only layer (with `main`) that writes to stdout or stderr.
+
+mod audit;
+mod ps;
+mod scan;
+
+use crate::cli::{Cli, ColorWhen, Command, Format, GlobalArgs};
+use crate::finding::{Report, Source};
+use crate::report;
+use anyhow::{Context as _, Result, bail};
+use clap::CommandFactory;
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+/// Exit statuses of `audit`, `scan` and `ps` (DESIGN.md §3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// Nothing at or above `--fail-on`.
+    Clean = 0,
+    /// Findings at or above `--fail-on`.
+    Findings = 1,
+    /// Usage or runtime error.
+    Error = 2,
+}
+
+impl From<Exit> for ExitCode {
+    fn from(e: Exit) -> Self {
+        ExitCode::from(e as u8)
+    }
+}
+
+pub fn run(cli: Cli) -> Result<Exit> {
+    match &cli.command {
+        Command::Audit(args) => audit::run(&cli.global, args),
+        Command::Scan(args) => scan::run(&cli.global, args),
+        Command::Ps => ps::run(&cli.global),
+        Command::Completions { shell } => {
+            let mut cmd = Cli::command();
+            clap_complete::generate(*shell, &mut cmd, "keyfence", &mut std::io::stdout());
+            Ok(Exit::Clean)
+        }
+    }
+}
+
+/// The sources selected by `--only` and `--skip`, in their canonical order.
+fn selected_sources(g: &GlobalArgs) -> Vec<Source> {
+    Source::ALL
+        .into_iter()
+        .filter(|s| g.only.is_empty() || g.only.contains(s))
+        .filter(|s| !g.skip.contains(s))
+        .collect()
+}
+
+fn home_dir(g: &GlobalArgs) -> Result<PathBuf> {
+    match &g.home {
+        Some(h) => {
+            if !h.is_dir() {
+                bail!("--home {}: not a directory", h.display());
+            }
+            Ok(std::path::absolute(h)?)
+        }
+        None => match std::env::var_os("HOME") {
+            Some(h) if !h.is_empty() => Ok(PathBuf::from(h)),
+            _ => bail!("HOME is not set\nhint: pass the home directory to audit with --home DIR"),
+        },
+    }
+}
+
+fn threads(n: Option<usize>) -> usize {
+    n.filter(|&n| n > 0).unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2)
+    })
+}
+
+fn color_choice(when: ColorWhen) -> anstream::ColorChoice {
+    match when {
+        // anstream's Auto honours NO_COLOR, CLICOLOR(_FORCE) and whether stdout is a terminal.
+        ColorWhen::Auto => anstream::ColorChoice::Auto,
+        ColorWhen::Always => anstream::ColorChoice::Always,
+        ColorWhen::Never => anstream::ColorChoice::Never,
+    }
+}
+
+/// Writes the report in the chosen format to stdout and returns the exit status.
+fn emit(g: &GlobalArgs, report: &Report, what: &'static str) -> Result<Exit> {
+    let stdout = std::io::stdout().lock();
+    let mut out = anstream::AutoStream::new(stdout, color_choice(g.color));
+    match g.format {
+        Format::Human => report::human::render(
+            report,
+            &report::human::Options {
+                quiet: g.quiet,
+                verbose: g.verbose,
+                what,
+            },
+            &mut out,
+        ),
+        Format::Json => report::json::render(report, &mut out),
+        Format::Sarif => report::sarif::render(report, &mut out),
+    }
+    .context("writing the report")?;
+    out.flush().context("writing the report")?;
+    Ok(match report.worst() {
+        Some(s) if s >= g.fail_on => Exit::Findings,
+        _ => Exit::Clean,
+    })
+}
+
+/// Runs `work`, showing a spinner with the number of files seen on stderr if it is a terminal
+/// and the work takes longer than half a second.
+fn with_progress<R>(g: &GlobalArgs, files_seen: &AtomicU64, work: impl FnOnce() -> R) -> R {
+    if g.quiet || !std::io::stderr().is_terminal() {
+        return work();
+    }
+    let done = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let start = std::time::Instant::now();
+            let mut bar: Option<indicatif::ProgressBar> = None;
+            while !done.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(100));
+                if bar.is_none() && start.elapsed() > Duration::from_millis(500) {
+                    let b = indicatif::ProgressBar::with_draw_target(
+                        None,
+                        indicatif::ProgressDrawTarget::stderr(),
+                    );
+                    b.set_style(
+                        indicatif::ProgressStyle::with_template("{spinner} {msg}")
+                            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+                    );
+                    bar = Some(b);
+                }
+                if let Some(b) = &bar {
+                    b.set_message(format!("{} files checked", files_seen.load(Ordering::Relaxed)));
+                    b.tick();
+                }
+            }
+            if let Some(b) = bar {
+                b.finish_and_clear();
+            }
+        });
+        let r = work();
+        done.store(true, Ordering::Relaxed);
+        r
+    })
+}

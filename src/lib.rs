@@ -1,0 +1,13 @@
+//! keyfence: keep API keys and other secrets out of the processes that should not have them.
+//!
+//! Layout (DESIGN.md §2): `detect` knows what a secret looks like, `audit` where secrets are
+//! exposed, `report` renders findings, `command` glues the CLI to them. Only `command` and
+//! `main` print.
+
+pub mod audit;
+pub mod cli;
+pub mod command;
+pub mod detect;
+pub mod finding;
+pub mod report;
+pub mod secret;

@@ -1,0 +1,22 @@
+use clap::Parser;
+use keyfence::{cli::Cli, command};
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match command::run(cli) {
+        Ok(code) => code.into(),
+        Err(err) => {
+            // A closed pipe (`keyfence audit | head`) is not a failure, as in ripgrep.
+            if err
+                .chain()
+                .filter_map(|e| e.downcast_ref::<std::io::Error>())
+                .any(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+            {
+                return ExitCode::SUCCESS;
+            }
+            eprintln!("keyfence: error: {err:#}");
+            command::Exit::Error.into()
+        }
+    }
+}
