@@ -1,0 +1,241 @@
+//! Test harness: fixture homes and projects in temp directories, fake keys generated per run,
+//! and a runner for the real `keyfence` binary with a cleared environment.
+#![allow(dead_code)]
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_keyfence");
+
+/// Random bytes from the kernel: fixtures get fresh, format-valid, never-real keys every run.
+fn random_bytes(n: usize) -> Vec<u8> {
+    let mut buf = vec![0u8; n];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut buf))
+        .expect("/dev/urandom");
+    buf
+}
+
+pub fn random_from(alphabet: &str, n: usize) -> String {
+    let a = alphabet.as_bytes();
+    loop {
+        let s: String = random_bytes(n)
+            .iter()
+            .map(|b| a[*b as usize % a.len()] as char)
+            .collect();
+        let l = s.to_ascii_lowercase();
+        // Keep placeholder words out of random values, as real keys would.
+        if !["xxxx", "example", "your", "test", "fake", "dummy", "insert", "replace", "todo"]
+            .iter()
+            .any(|w| l.contains(w))
+        {
+            return s;
+        }
+    }
+}
+
+const ALNUM: &str = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+const URLSAFE: &str = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-";
+
+fn crc_token(prefix: &str) -> String {
+    let body = random_from(ALNUM, 30);
+    let check = keyfence::detect::checksum::base62_6(crc32fast_hash(body.as_bytes()));
+    format!("{prefix}{body}{}", String::from_utf8_lossy(&check))
+}
+
+fn crc32fast_hash(b: &[u8]) -> u32 {
+    // IEEE CRC32, bit by bit: the tests must not share the implementation they check.
+    let mut crc = 0xFFFF_FFFFu32;
+    for &byte in b {
+        crc ^= u32::from(byte);
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+        }
+    }
+    !crc
+}
+
+/// A fresh fake key of `kind`.
+pub fn fake(kind: &str) -> String {
+    match kind {
+        "anthropic" => format!("sk-ant-api03-{}AA", random_from(URLSAFE, 93)),
+        "anthropic-admin" => format!("sk-ant-admin01-{}AA", random_from(URLSAFE, 93)),
+        "claude-oauth" => format!("sk-ant-oat01-{}", random_from(URLSAFE, 95)),
+        "openai" => format!(
+            "sk-proj-{}T3BlbkFJ{}",
+            random_from(URLSAFE, 74),
+            random_from(URLSAFE, 74)
+        ),
+        "google" => format!("AIza{}", random_from(URLSAFE, 35)),
+        "groq" => format!("gsk_{}WGdyb3FY{}", random_from(ALNUM, 20), random_from(ALNUM, 24)),
+        "xai" => format!("xai-{}", random_from(ALNUM, 80)),
+        "huggingface" => format!("hf_{}", random_from(&ALNUM[..52], 34)),
+        "mistral" => random_from(ALNUM, 32),
+        "cohere" => random_from(ALNUM, 40),
+        "aws-id" => format!("AKIA{}", random_from("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", 16)),
+        "aws-secret" => random_from(&format!("{ALNUM}/+"), 40),
+        "github" => crc_token("ghp_"),
+        "github-oauth" => crc_token("gho_"),
+        "npm" => crc_token("npm_"),
+        "gitlab" => format!("glpat-{}", random_from(URLSAFE, 20)),
+        "stripe" => format!("sk_live_{}", random_from(ALNUM, 24)),
+        "slack" => format!(
+            "xoxb-{}-{}-{}",
+            random_from("0123456789", 12),
+            random_from("0123456789", 12),
+            random_from(ALNUM, 24)
+        ),
+        "token" => random_from(ALNUM, 32),
+        "password" => format!("{}7!", random_from(ALNUM, 10)),
+        other => panic!("unknown fake kind {other}"),
+    }
+}
+
+/// A temporary home and project.
+pub struct Fixture {
+    pub dir: tempfile::TempDir,
+    pub home: PathBuf,
+    pub project: PathBuf,
+    pub etc: PathBuf,
+    /// Every raw secret planted, so tests can check none is ever printed.
+    pub planted: Vec<String>,
+}
+
+impl Fixture {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let home = dir.path().join("home");
+        let project = dir.path().join("project");
+        let etc = dir.path().join("etc");
+        for d in [&home, &project, &etc] {
+            std::fs::create_dir_all(d).expect("mkdir");
+        }
+        Fixture {
+            dir,
+            home,
+            project,
+            etc,
+            planted: Vec::new(),
+        }
+    }
+
+    /// A fresh fake key, remembered as planted.
+    pub fn key(&mut self, kind: &str) -> String {
+        let k = fake(kind);
+        self.planted.push(k.clone());
+        k
+    }
+
+    pub fn write(&self, path: &Path, content: &str) {
+        if let Some(p) = path.parent() {
+            std::fs::create_dir_all(p).expect("mkdir");
+        }
+        std::fs::write(path, content).expect("write");
+    }
+
+    pub fn home_file(&self, rel: &str, content: &str) -> PathBuf {
+        let p = self.home.join(rel);
+        self.write(&p, content);
+        p
+    }
+
+    pub fn project_file(&self, rel: &str, content: &str) -> PathBuf {
+        let p = self.project.join(rel);
+        self.write(&p, content);
+        p
+    }
+
+    /// `keyfence ARGS` in the project directory, with only PATH, HOME and `env` set.
+    pub fn run(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+        let mut c = Command::new(BIN);
+        c.current_dir(&self.project)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", &self.home)
+            .arg("--etc")
+            .arg(&self.etc)
+            .args(args);
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        let out = c.output().expect("run keyfence");
+        let run = Run::from(out);
+        run.assert_no_secret(&self.planted);
+        run
+    }
+
+    pub fn git(&self, args: &[&str]) {
+        let st = Command::new("git")
+            .current_dir(&self.project)
+            .env("HOME", &self.home)
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .args(["-c", "user.name=t", "-c", "user.email=t@t", "-c", "init.defaultBranch=main"])
+            .args(args)
+            .output()
+            .expect("git");
+        assert!(st.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&st.stderr));
+    }
+}
+
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl From<Output> for Run {
+    fn from(o: Output) -> Self {
+        Run {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+}
+
+impl Run {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}\nstderr: {}", self.stdout, self.stderr))
+    }
+
+    pub fn findings(&self) -> Vec<serde_json::Value> {
+        self.json()["findings"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// No planted secret, nor any 16-character piece of one, appears in stdout or stderr.
+    pub fn assert_no_secret(&self, planted: &[String]) {
+        for s in planted {
+            for out in [&self.stdout, &self.stderr] {
+                assert!(!out.contains(s.as_str()), "raw secret printed:\n{out}");
+                let tail = &s[s.len().saturating_sub(16)..];
+                let mid = &s[s.len() / 2 - 8.min(s.len() / 2)..(s.len() / 2 + 8).min(s.len())];
+                if s.len() >= 24 {
+                    assert!(!out.contains(tail), "part of a secret printed:\n{out}");
+                    assert!(!out.contains(mid), "part of a secret printed:\n{out}");
+                }
+            }
+        }
+    }
+}
+
+/// The finding with `rule` at `path` (suffix match) and `line`, if any.
+pub fn find_at<'a>(
+    findings: &'a [serde_json::Value],
+    rule: &str,
+    path_suffix: &str,
+    line: u64,
+) -> Option<&'a serde_json::Value> {
+    findings.iter().find(|f| {
+        f["rule"] == rule
+            && f["location"]["path"]
+                .as_str()
+                .is_some_and(|p| p.ends_with(path_suffix))
+            && f["location"]["line"] == line
+    })
+}
+
+pub fn sha12(s: &str) -> String {
+    keyfence::secret::fingerprint(s.as_bytes())
+}
