@@ -39,11 +39,23 @@ pub struct GlobalArgs {
     pub home: Option<PathBuf>,
 
     /// Run only these audit sources (comma-separated)
-    #[arg(long, global = true, value_enum, value_delimiter = ',', value_name = "SOURCE,...")]
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        value_delimiter = ',',
+        value_name = "SOURCE,..."
+    )]
     pub only: Vec<Source>,
 
     /// Skip these audit sources (comma-separated)
-    #[arg(long, global = true, value_enum, value_delimiter = ',', value_name = "SOURCE,...")]
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        value_delimiter = ',',
+        value_name = "SOURCE,..."
+    )]
     pub skip: Vec<Source>,
 
     /// When to use colours; NO_COLOR in the environment turns them off under `auto`
@@ -59,7 +71,13 @@ pub struct GlobalArgs {
     pub verbose: bool,
 
     /// Read system-wide start-up files from this directory instead of /etc
-    #[arg(long, global = true, hide = true, value_name = "DIR", default_value = "/etc")]
+    #[arg(
+        long,
+        global = true,
+        hide = true,
+        value_name = "DIR",
+        default_value = "/etc"
+    )]
     pub etc: PathBuf,
 }
 

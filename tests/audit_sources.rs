@@ -7,13 +7,21 @@ use serde_json::Value;
 
 fn audit_json(fx: &Fixture, only: &str, env: &[(&str, &str)]) -> Vec<Value> {
     let run = fx.run(&["audit", "--format", "json", "--only", only], env);
-    assert!(run.code == 0 || run.code == 1, "exit {}: {}", run.code, run.stderr);
+    assert!(
+        run.code == 0 || run.code == 1,
+        "exit {}: {}",
+        run.code,
+        run.stderr
+    );
     run.findings()
 }
 
 fn expect(findings: &[Value], rule: &str, path: &str, line: u64, severity: &str) -> Value {
     let f = find_at(findings, rule, path, line).unwrap_or_else(|| {
-        panic!("no {rule} at {path}:{line} in {}", serde_json::to_string_pretty(findings).unwrap())
+        panic!(
+            "no {rule} at {path}:{line} in {}",
+            serde_json::to_string_pretty(findings).unwrap()
+        )
     });
     assert_eq!(f["severity"], severity, "{f}");
     f.clone()
@@ -44,11 +52,23 @@ fn env_source_reports_secret_variables_and_not_decoys() {
     assert_eq!(a["rule"], "anthropic-api-key");
     assert_eq!(a["severity"], "high");
     assert_eq!(a["secret"]["fingerprint"], sha12(&ant));
-    assert_eq!(by_var("MY_SERVICE_TOKEN").expect("token")["rule"], "generic-secret");
+    assert_eq!(
+        by_var("MY_SERVICE_TOKEN").expect("token")["rule"],
+        "generic-secret"
+    );
     let p = by_var("DB_PASSWORD").expect("password");
     assert_eq!(p["rule"], "generic-password");
-    assert!(p["secret"].get("fingerprint").is_none(), "low-entropy passwords get no fingerprint");
-    for decoy in ["TOKENIZERS_PARALLELISM", "KEYTIMEOUT", "GPG_KEY_FILE", "API_KEY", "PLACEHOLDER_KEY"] {
+    assert!(
+        p["secret"].get("fingerprint").is_none(),
+        "low-entropy passwords get no fingerprint"
+    );
+    for decoy in [
+        "TOKENIZERS_PARALLELISM",
+        "KEYTIMEOUT",
+        "GPG_KEY_FILE",
+        "API_KEY",
+        "PLACEHOLDER_KEY",
+    ] {
         assert!(by_var(decoy).is_none(), "decoy {decoy} reported");
     }
     assert_eq!(f.len(), 3, "{f:?}");
@@ -71,12 +91,24 @@ fn shell_source_understands_exports_quoting_and_dialects() {
             "# my bashrc\nalias ll='ls -l'\nexport ANTHROPIC_API_KEY=\"{k1}\"\nOPENAI_API_KEY='{k2}'\nexport OPENAI_API_KEY\nGH_HELPER_TOKEN={k5}\nsource ~/.secrets.sh\nexport TOKENIZERS_PARALLELISM=false\n"
         ),
     );
-    fx.home_file(".secrets.sh", &format!("\n\ndeclare -x GITHUB_TOKEN={k3}\n"));
-    fx.home_file(".config/fish/config.fish", &format!("set -gx GROQ_API_KEY {k4}\n"));
+    fx.home_file(
+        ".secrets.sh",
+        &format!("\n\ndeclare -x GITHUB_TOKEN={k3}\n"),
+    );
+    fx.home_file(
+        ".config/fish/config.fish",
+        &format!("set -gx GROQ_API_KEY {k4}\n"),
+    );
     fx.home_file(".cshrc", &format!("setenv STRIPE_API_KEY {k6}\n"));
-    fx.home_file(".config/fish/conf.d/npm.fish", &format!("set -x NPM_TOKEN '{k7}'\n"));
+    fx.home_file(
+        ".config/fish/conf.d/npm.fish",
+        &format!("set -x NPM_TOKEN '{k7}'\n"),
+    );
     std::fs::create_dir_all(fx.etc.join("profile.d")).unwrap();
-    fx.write(&fx.etc.join("environment"), &format!("HF_TOKEN={k8}\nLANG=C.UTF-8\n"));
+    fx.write(
+        &fx.etc.join("environment"),
+        &format!("HF_TOKEN={k8}\nLANG=C.UTF-8\n"),
+    );
     let f = audit_json(&fx, "shell", &[]);
     expect(&f, "anthropic-api-key", "home/.bashrc", 3, "high");
     expect(&f, "openai-api-key", "home/.bashrc", 4, "high");
@@ -124,10 +156,16 @@ fn dotenv_severity_follows_git_state() {
     let envrc = fx.key("github");
     fx.git(&["init", "-q"]);
     fx.project_file(".gitignore", ".env.local\n");
-    fx.project_file(".env", &format!("# app\nANTHROPIC_API_KEY={tracked}\nAPI_KEY=changeme\n"));
+    fx.project_file(
+        ".env",
+        &format!("# app\nANTHROPIC_API_KEY={tracked}\nAPI_KEY=changeme\n"),
+    );
     fx.git(&["add", ".env", ".gitignore"]);
     fx.project_file(".env.local", &format!("OPENAI_API_KEY=\"{ignored}\"\n"));
-    fx.project_file("svc/.env.production", &format!("\n\nexport STRIPE_KEY={untracked}\n"));
+    fx.project_file(
+        "svc/.env.production",
+        &format!("\n\nexport STRIPE_KEY={untracked}\n"),
+    );
     fx.project_file(".envrc", &format!("export GITHUB_TOKEN={envrc}\n"));
     // Dependencies are not the project's own .env files.
     let dep = fx.key("token");
@@ -155,21 +193,42 @@ fn credfile_source_reports_tokens_and_loose_permissions() {
         &format!("[default]\naws_access_key_id = {id}\naws_secret_access_key = {secret}\n"),
     );
     std::fs::set_permissions(&creds, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let npmrc = fx.home_file(".npmrc", &format!("//registry.npmjs.org/:_authToken={npm}\n"));
+    let npmrc = fx.home_file(
+        ".npmrc",
+        &format!("//registry.npmjs.org/:_authToken={npm}\n"),
+    );
     std::fs::set_permissions(&npmrc, std::fs::Permissions::from_mode(0o600)).unwrap();
-    fx.home_file(".config/gh/hosts.yml", &format!("github.com:\n    oauth_token: {gho}\n    user: dev\n"));
-    fx.home_file(".netrc", &format!("machine db.internal login dev password {pw}\n"));
+    fx.home_file(
+        ".config/gh/hosts.yml",
+        &format!("github.com:\n    oauth_token: {gho}\n    user: dev\n"),
+    );
+    fx.home_file(
+        ".netrc",
+        &format!("machine db.internal login dev password {pw}\n"),
+    );
     let project_npm = fx.key("npm");
-    fx.project_file(".npmrc", &format!("//registry.npmjs.org/:_authToken={project_npm}\n"));
+    fx.project_file(
+        ".npmrc",
+        &format!("//registry.npmjs.org/:_authToken={project_npm}\n"),
+    );
     let f = audit_json(&fx, "credfile", &[]);
-    expect(&f, "credential-file-permissions", ".aws/credentials", 1, "high");
+    expect(
+        &f,
+        "credential-file-permissions",
+        ".aws/credentials",
+        1,
+        "high",
+    );
     expect(&f, "aws-access-key-id", ".aws/credentials", 2, "low");
     let s = expect(&f, "aws-secret-access-key", ".aws/credentials", 3, "low");
     assert_eq!(s["secret"]["fingerprint"], sha12(&secret));
     expect(&f, "npm-token", "home/.npmrc", 1, "low");
     expect(&f, "github-token", "gh/hosts.yml", 2, "low");
     expect(&f, "generic-password", ".netrc", 1, "low");
-    let p = f.iter().find(|x| x["location"]["path"] == ".npmrc").expect("project .npmrc");
+    let p = f
+        .iter()
+        .find(|x| x["location"]["path"] == ".npmrc")
+        .expect("project .npmrc");
     assert_eq!(p["severity"], "high");
     assert!(find_at(&f, "credential-file-permissions", "home/.npmrc", 1).is_none());
 }
@@ -195,25 +254,56 @@ fn agent_source_reads_claude_and_codex_settings() {
         ".claude.json",
         &format!("{{\"projects\": {{\"/x\": {{\"mcpServers\": {{\"s\": {{\"env\": {{\n\"SVC_API_KEY\": \"{in_user_mcp}\"}}}}}}}}}}}}"),
     );
-    fx.home_file(".codex/config.toml", "model = \"o4\"\n\n[shell_environment_policy]\ninherit = \"all\"\n");
+    fx.home_file(
+        ".codex/config.toml",
+        "model = \"o4\"\n\n[shell_environment_policy]\ninherit = \"all\"\n",
+    );
     let f = audit_json(&fx, "agent", &[("ANTHROPIC_API_KEY", &env_key)]);
-    expect(&f, "anthropic-api-key", ".claude/settings.json", 4, "critical");
+    expect(
+        &f,
+        "anthropic-api-key",
+        ".claude/settings.json",
+        4,
+        "critical",
+    );
     expect(&f, "github-token", ".mcp.json", 2, "high");
     expect(&f, "generic-secret", "home/.claude.json", 2, "medium");
-    expect(&f, "codex-env-policy-passes-secrets", ".codex/config.toml", 3, "high");
-    let helper = f.iter().find(|x| x["rule"] == "claude-api-key-without-helper").expect("helper");
+    expect(
+        &f,
+        "codex-env-policy-passes-secrets",
+        ".codex/config.toml",
+        3,
+        "high",
+    );
+    let helper = f
+        .iter()
+        .find(|x| x["rule"] == "claude-api-key-without-helper")
+        .expect("helper");
     assert_eq!(helper["severity"], "medium");
-    assert!(f.iter().any(|x| x["rule"] == "claude-subprocess-env-scrub-off"));
+    assert!(
+        f.iter()
+            .any(|x| x["rule"] == "claude-subprocess-env-scrub-off")
+    );
 
     // With a helper, a scrub and a strict Codex policy, those three configuration findings go.
     fx.home_file(
         ".claude/settings.json",
         "{\"apiKeyHelper\": \"keyfence secret get ANTHROPIC_API_KEY\", \"env\": {\"CLAUDE_CODE_SUBPROCESS_ENV_SCRUB\": \"1\"}}",
     );
-    fx.home_file(".codex/config.toml", "[shell_environment_policy]\ninherit = \"core\"\nignore_default_excludes = false\n");
+    fx.home_file(
+        ".codex/config.toml",
+        "[shell_environment_policy]\ninherit = \"core\"\nignore_default_excludes = false\n",
+    );
     let f = audit_json(&fx, "agent", &[("ANTHROPIC_API_KEY", &env_key)]);
-    for rule in ["claude-api-key-without-helper", "claude-subprocess-env-scrub-off", "codex-env-policy-passes-secrets"] {
-        assert!(!f.iter().any(|x| x["rule"] == rule), "{rule} still reported");
+    for rule in [
+        "claude-api-key-without-helper",
+        "claude-subprocess-env-scrub-off",
+        "codex-env-policy-passes-secrets",
+    ] {
+        assert!(
+            !f.iter().any(|x| x["rule"] == rule),
+            "{rule} still reported"
+        );
     }
 }
 
@@ -223,7 +313,10 @@ fn file_source_scans_project_files_but_not_dependencies() {
     let k1 = fx.key("google");
     let k2 = fx.key("slack");
     fx.git(&["init", "-q"]);
-    fx.project_file("src/config.js", &format!("module.exports = {{\n  apiKey: '{k1}',\n}};\n"));
+    fx.project_file(
+        "src/config.js",
+        &format!("module.exports = {{\n  apiKey: '{k1}',\n}};\n"),
+    );
     fx.git(&["add", "src/config.js"]);
     fx.project_file("docs/notes.md", &format!("bot token {k2}\n"));
     let (d1, d2) = (fx.key("github"), fx.key("github"));
@@ -261,10 +354,16 @@ fn proc_source_and_ps_see_a_real_child_process() {
     let ps = fx.run(&["ps", "--format", "json"], &[]);
     assert_eq!(ps.code, 1, "{}", ps.stderr);
     let procs = ps.json()["processes"].as_array().cloned().unwrap();
-    assert!(procs.iter().any(|p| p["pid"] == pid && p["held"][0]["env"] == "ANTHROPIC_API_KEY"));
+    assert!(
+        procs
+            .iter()
+            .any(|p| p["pid"] == pid && p["held"][0]["env"] == "ANTHROPIC_API_KEY")
+    );
     let tree = fx.run(&["ps", "--color", "never"], &[]);
     assert!(
-        tree.stdout.contains(&format!("{pid} sleep  holds ANTHROPIC_API_KEY=sk-ant-api03-…")),
+        tree.stdout.contains(&format!(
+            "{pid} sleep  holds ANTHROPIC_API_KEY=sk-ant-api03-…"
+        )),
         "{}",
         tree.stdout
     );

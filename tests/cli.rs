@@ -9,18 +9,43 @@ fn help_and_completions() {
     let fx = Fixture::new();
     let h = fx.run(&["--help"], &[]);
     assert_eq!(h.code, 0);
-    for word in ["audit", "scan", "ps", "completions", "--format", "--fail-on", "--home", "--only", "--skip", "--color"] {
-        assert!(h.stdout.contains(word), "--help lacks {word}:\n{}", h.stdout);
+    for word in [
+        "audit",
+        "scan",
+        "ps",
+        "completions",
+        "--format",
+        "--fail-on",
+        "--home",
+        "--only",
+        "--skip",
+        "--color",
+    ] {
+        assert!(
+            h.stdout.contains(word),
+            "--help lacks {word}:\n{}",
+            h.stdout
+        );
     }
     let ha = fx.run(&["help", "audit"], &[]);
     assert_eq!(ha.code, 0);
-    for src in ["env", "shell", "history", "dotenv", "credfile", "agent", "proc", "file"] {
+    for src in [
+        "env", "shell", "history", "dotenv", "credfile", "agent", "proc", "file",
+    ] {
         assert!(ha.stdout.contains(src), "help audit lacks {src}");
     }
-    for (shell, marker) in [("bash", "complete -F"), ("zsh", "#compdef keyfence"), ("fish", "complete -c keyfence")] {
+    for (shell, marker) in [
+        ("bash", "complete -F"),
+        ("zsh", "#compdef keyfence"),
+        ("fish", "complete -c keyfence"),
+    ] {
         let c = fx.run(&["completions", shell], &[]);
         assert_eq!(c.code, 0, "{}", c.stderr);
-        assert!(c.stdout.contains(marker), "{shell}: {}", &c.stdout[..200.min(c.stdout.len())]);
+        assert!(
+            c.stdout.contains(marker),
+            "{shell}: {}",
+            &c.stdout[..200.min(c.stdout.len())]
+        );
     }
 }
 
@@ -29,13 +54,21 @@ fn usage_errors_list_the_valid_values_and_exit_2() {
     let fx = Fixture::new();
     let r = fx.run(&["audit", "--only", "env,bogus"], &[]);
     assert_eq!(r.code, 2);
-    assert!(r.stderr.contains("bogus") && r.stderr.contains("credfile"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("bogus") && r.stderr.contains("credfile"),
+        "{}",
+        r.stderr
+    );
     let r = fx.run(&["audit", "--format", "xml"], &[]);
     assert_eq!(r.code, 2);
     assert!(r.stderr.contains("sarif"), "{}", r.stderr);
     let r = fx.run(&["audit", "does-not-exist"], &[]);
     assert_eq!(r.code, 2);
-    assert!(r.stderr.contains("does-not-exist: not a directory"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("does-not-exist: not a directory"),
+        "{}",
+        r.stderr
+    );
     let r = fx.run(&["audit", "--home", "/nonexistent/home"], &[]);
     assert_eq!(r.code, 2);
 }
@@ -51,9 +84,15 @@ fn fail_on_sets_the_threshold() {
     assert!(r.stdout.contains("medium"));
     let r = fx.run(&["audit", "--only", "history", "--fail-on", "medium"], &[]);
     assert_eq!(r.code, 1);
-    let r = fx.run(&["audit", "--only", "history", "--fail-on", "critical", "-q"], &[]);
+    let r = fx.run(
+        &["audit", "--only", "history", "--fail-on", "critical", "-q"],
+        &[],
+    );
     assert_eq!(r.code, 0);
-    assert!(!r.stdout.contains("keyfence audit:"), "-q prints no summary");
+    assert!(
+        !r.stdout.contains("keyfence audit:"),
+        "-q prints no summary"
+    );
 }
 
 #[test]
@@ -61,7 +100,11 @@ fn clean_audit_exits_0() {
     let fx = Fixture::new();
     let r = fx.run(&["audit", "--skip", "proc"], &[]);
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
-    assert!(r.stdout.contains("no exposed secrets found"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("no exposed secrets found"),
+        "{}",
+        r.stdout
+    );
 }
 
 #[test]
@@ -87,7 +130,10 @@ fn bad_input_becomes_errors_not_crashes() {
     std::os::unix::fs::symlink(fx.home.join(".bashrc"), fx.home.join(".bashrc")).unwrap();
     // Malformed settings.
     fx.home_file(".claude/settings.json", "{\"env\": {\"A\": ");
-    fx.home_file(".codex/config.toml", "[shell_environment_policy\ninherit = \"all\"\n");
+    fx.home_file(
+        ".codex/config.toml",
+        "[shell_environment_policy\ninherit = \"all\"\n",
+    );
     // Invalid UTF-8 around a key, a binary file, a file over the size limit, a directory loop.
     let mut bytes = b"\xff\xfe\n".to_vec();
     bytes.extend_from_slice(format!("export OPENAI={k}\n").as_bytes());
@@ -98,22 +144,32 @@ fn bad_input_becomes_errors_not_crashes() {
     std::fs::write(fx.project.join("blob.bin"), &bin).unwrap();
     fx.project_file("big.txt", &"a".repeat(2048));
     std::os::unix::fs::symlink(&fx.project, fx.project.join("loop")).unwrap();
-    let r = fx.run(&["audit", "--skip", "proc", "--format", "json", "--max-filesize", "1K"], &[]);
+    let r = fx.run(
+        &[
+            "audit",
+            "--skip",
+            "proc",
+            "--format",
+            "json",
+            "--max-filesize",
+            "1K",
+        ],
+        &[],
+    );
     assert_eq!(r.code, 1, "{}", r.stderr);
     let j = r.json();
     let errors = j["errors"].as_array().unwrap();
-    let has = |needle: &str| {
-        errors
-            .iter()
-            .any(|e| e.to_string().contains(needle))
-    };
+    let has = |needle: &str| errors.iter().any(|e| e.to_string().contains(needle));
     assert!(has(".bashrc"), "symlink loop not reported: {errors:?}");
     assert!(has("malformed JSON at line 1"), "{errors:?}");
     assert!(has("malformed TOML at line 1"), "{errors:?}");
     assert_eq!(j["skipped"]["binary_files"], 1);
     assert_eq!(j["skipped"]["large_files"], 1);
     let f = r.findings();
-    assert!(find_at(&f, "anthropic-api-key", "latin1.sh", 2).is_some(), "{f:?}");
+    assert!(
+        find_at(&f, "anthropic-api-key", "latin1.sh", 2).is_some(),
+        "{f:?}"
+    );
 }
 
 #[test]
@@ -146,6 +202,9 @@ fn unreadable_files_as_an_ordinary_user() {
     let r = Run::from(out);
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
     let text = r.json()["errors"].to_string();
-    assert!(text.contains(".zshrc") && text.contains("ermission denied"), "{text}");
+    assert!(
+        text.contains(".zshrc") && text.contains("ermission denied"),
+        "{text}"
+    );
     assert!(text.contains("private"), "{text}");
 }

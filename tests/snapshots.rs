@@ -25,10 +25,21 @@ fn demo() -> (Fixture, Vec<String>) {
     copy_tree(&src.join("home"), &fx.home);
     copy_tree(&src.join("project"), &fx.project);
     // Git does not keep modes beyond the executable bit; make the loose one explicit.
-    std::fs::set_permissions(fx.home.join(".aws/credentials"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::fs::set_permissions(
+        fx.home.join(".aws/credentials"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
     // The raw values in the fixture, to check none is printed.
     let mut planted = Vec::new();
-    for f in ["home/.bashrc", "home/.bash_history", "home/.aws/credentials", "home/.claude/settings.json", "project/.env", "project/src/config.js"] {
+    for f in [
+        "home/.bashrc",
+        "home/.bash_history",
+        "home/.aws/credentials",
+        "home/.claude/settings.json",
+        "project/.env",
+        "project/src/config.js",
+    ] {
         let text = std::fs::read_to_string(src.join(f)).unwrap();
         for word in text.split(|c: char| c.is_whitespace() || "\"'=,".contains(c)) {
             if word.len() >= 20 && !word.contains("://") && !word.contains('/') {
@@ -41,11 +52,17 @@ fn demo() -> (Fixture, Vec<String>) {
 
 fn snapshot_run(format: &str) -> String {
     let (fx, planted) = demo();
-    let r = fx.run(&["audit", "--skip", "proc", "--format", format, "--color", "never"], &[]);
+    let r = fx.run(
+        &[
+            "audit", "--skip", "proc", "--format", format, "--color", "never",
+        ],
+        &[],
+    );
     assert_eq!(r.code, 1, "{}", r.stderr);
     assert!(planted.len() >= 6, "{planted:?}");
     r.assert_no_secret(&planted);
-    r.stdout.replace(&fx.dir.path().display().to_string(), "[TMP]")
+    r.stdout
+        .replace(&fx.dir.path().display().to_string(), "[TMP]")
 }
 
 #[test]
@@ -60,7 +77,10 @@ fn sarif_report() {
     assert_eq!(v["version"], "2.1.0");
     for r in v["runs"][0]["results"].as_array().unwrap() {
         let idx = r["ruleIndex"].as_u64().unwrap() as usize;
-        assert_eq!(v["runs"][0]["tool"]["driver"]["rules"][idx]["id"], r["ruleId"]);
+        assert_eq!(
+            v["runs"][0]["tool"]["driver"]["rules"][idx]["id"],
+            r["ruleId"]
+        );
     }
     let version = env!("CARGO_PKG_VERSION");
     insta::assert_snapshot!(out.replace(version, "[VERSION]"));

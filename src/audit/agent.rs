@@ -51,7 +51,10 @@ pub fn audit(ctx: &Context, out: &mut Output) {
         let place = place(ctx, path, &text, *in_project);
         helper_set |= json.get("apiKeyHelper").and_then(Value::as_str).is_some();
         if let Some(env) = json.get("env").and_then(Value::as_object) {
-            if let Some(v) = env.get("CLAUDE_CODE_SUBPROCESS_ENV_SCRUB").and_then(Value::as_str) {
+            if let Some(v) = env
+                .get("CLAUDE_CODE_SUBPROCESS_ENV_SCRUB")
+                .and_then(Value::as_str)
+            {
                 scrub_in_settings = Some(v == "1");
             }
             env_block(ctx, out, &place, env, EnvKind::ClaudeSettings);
@@ -88,7 +91,10 @@ fn place<'a>(ctx: &Context, path: &'a Path, text: &'a [u8], in_project: bool) ->
     let (shown, located) = if in_project {
         (super::walk::clean(path), super::walk::clean(path))
     } else {
-        (PathBuf::from(display_path(ctx.home(), path)), path.to_path_buf())
+        (
+            PathBuf::from(display_path(ctx.home(), path)),
+            path.to_path_buf(),
+        )
     };
     let tracked = in_project && ctx.git.state(path) == GitState::Tracked;
     Place {
@@ -135,20 +141,30 @@ fn env_block(
     kind: EnvKind,
 ) {
     for (name, value) in env {
-        let Some(value) = value.as_str() else { continue };
+        let Some(value) = value.as_str() else {
+            continue;
+        };
         let Some(m) = ctx.detector.classify_var(name, value.as_bytes()) else {
             continue;
         };
         let line = key_line(place.text, name);
         let (severity, message) = match kind {
             EnvKind::ClaudeSettings => (
-                if place.tracked { Severity::Critical } else { Severity::High },
+                if place.tracked {
+                    Severity::Critical
+                } else {
+                    Severity::High
+                },
                 format!(
                     "{} in the `env` block of {}: Claude Code sets it on its own process, so every \
                      Bash command, hook and MCP server it starts inherits {name}{}",
                     m.rule.kind,
                     place.shown.display(),
-                    if place.tracked { "; the file is tracked by git" } else { "" }
+                    if place.tracked {
+                        "; the file is tracked by git"
+                    } else {
+                        ""
+                    }
                 ),
             ),
             EnvKind::Mcp => (
@@ -163,7 +179,11 @@ fn env_block(
                     "{} in an MCP server's `env` in {}: stored in plaintext{}",
                     m.rule.kind,
                     place.shown.display(),
-                    if place.tracked { " in a file tracked by git" } else { "" }
+                    if place.tracked {
+                        " in a file tracked by git"
+                    } else {
+                        ""
+                    }
                 ),
             ),
         };
@@ -206,8 +226,7 @@ fn mcp_servers(ctx: &Context, out: &mut Output, place: &Place, servers: &Value) 
 /// The 1-based line of the first `"key"` in `text` (JSON values carry no positions in serde).
 fn key_line(text: &[u8], key: &str) -> u32 {
     let needle = format!("\"{key}\"");
-    memchr::memmem::find(text, needle.as_bytes())
-        .map_or(1, |at| detect::line_col(text, at).0)
+    memchr::memmem::find(text, needle.as_bytes()).map_or(1, |at| detect::line_col(text, at).0)
 }
 
 fn env_value<'a>(ctx: &'a Context, name: &str) -> Option<&'a str> {
@@ -355,7 +374,9 @@ fn codex(ctx: &Context, out: &mut Output) {
     }
     for t in tables {
         for (name, value) in t {
-            let Some(value) = value.as_str() else { continue };
+            let Some(value) = value.as_str() else {
+                continue;
+            };
             if let Some(m) = ctx.detector.classify_var(name, value.as_bytes()) {
                 let line = memchr::memmem::find(text.as_bytes(), name.as_bytes())
                     .map_or(1, |at| detect::line_col(text.as_bytes(), at).0);

@@ -49,7 +49,10 @@ fn check_file(ctx: &Context, out: &mut Output, path: &Path, in_project: bool) {
     let (shown, located) = if in_project {
         (super::walk::clean(path), super::walk::clean(path))
     } else {
-        (PathBuf::from(display_path(ctx.home(), path)), path.to_path_buf())
+        (
+            PathBuf::from(display_path(ctx.home(), path)),
+            path.to_path_buf(),
+        )
     };
     let mut secrets = ctx.detector.scan(&text, Mode::Assignment);
     secrets.extend(netrc_passwords(ctx, path, &text));
@@ -65,7 +68,11 @@ fn check_file(ctx: &Context, out: &mut Output, path: &Path, in_project: bool) {
                 message: format!(
                     "{} holds credentials and is readable by {} (mode {:04o})",
                     shown.display(),
-                    if mode & 0o004 != 0 { "every user" } else { "its group" },
+                    if mode & 0o004 != 0 {
+                        "every user"
+                    } else {
+                        "its group"
+                    },
                     mode & 0o7777
                 ),
                 fix: format!("chmod 600 {}", path.display()),
@@ -77,7 +84,11 @@ fn check_file(ctx: &Context, out: &mut Output, path: &Path, in_project: bool) {
         let (line, column) = detect::line_col(&text, m.start);
         let (severity, message, fix) = if in_project {
             (
-                if tracked { Severity::Critical } else { Severity::High },
+                if tracked {
+                    Severity::Critical
+                } else {
+                    Severity::High
+                },
                 format!(
                     "{} in the project's {}{}: every package script run in this project can read it",
                     m.rule.kind,

@@ -46,7 +46,10 @@ pub fn parse(text: &[u8]) -> Vec<Entry> {
             .count();
         let after_name = trim_start(&s[name_len..]);
         let next = |i: usize| line_end.min(text.len()).max(i) + 1;
-        if name_len == 0 || s[0] == b'#' || !(after_name.starts_with(b"=") || after_name.starts_with(b":")) {
+        if name_len == 0
+            || s[0] == b'#'
+            || !(after_name.starts_with(b"=") || after_name.starts_with(b":"))
+        {
             i = next(i);
             line += 1;
             continue;
@@ -54,7 +57,10 @@ pub fn parse(text: &[u8]) -> Vec<Entry> {
         let name = String::from_utf8_lossy(&s[..name_len]).into_owned();
         let value_start = line_start + (line_end - line_start - after_name.len()) + 1;
         let rest = &text[value_start..];
-        let lead = rest.iter().take_while(|&&b| b == b' ' || b == b'\t').count();
+        let lead = rest
+            .iter()
+            .take_while(|&&b| b == b' ' || b == b'\t')
+            .count();
         let rest = &rest[lead..];
         let (value, consumed) = match rest.first() {
             Some(b'"') => double_quoted(&rest[1..]),
@@ -93,7 +99,11 @@ fn trim_start(s: &[u8]) -> &[u8] {
 }
 
 fn trim_end(s: &[u8]) -> &[u8] {
-    let n = s.iter().rev().take_while(|b| b.is_ascii_whitespace()).count();
+    let n = s
+        .iter()
+        .rev()
+        .take_while(|b| b.is_ascii_whitespace())
+        .count();
     &s[..s.len() - n]
 }
 
@@ -142,11 +152,22 @@ pub fn audit(ctx: &Context, out: &mut Output) {
         max_filesize: ctx.settings.max_filesize,
         threads: ctx.settings.threads,
     };
-    let errors = walk::each_file(&ctx.settings.projects, &opts, Source::Dotenv, &|p: &Path| {
-        if p.file_name().and_then(|n| n.to_str()).is_some_and(is_dotenv_name) {
-            found.lock().unwrap_or_else(|e| e.into_inner()).push(p.to_path_buf());
-        }
-    });
+    let errors = walk::each_file(
+        &ctx.settings.projects,
+        &opts,
+        Source::Dotenv,
+        &|p: &Path| {
+            if p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(is_dotenv_name)
+            {
+                found
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(p.to_path_buf());
+            }
+        },
+    );
     out.errors.extend(errors);
     let mut files = found.into_inner().unwrap_or_default();
     files.sort();
@@ -232,7 +253,13 @@ mod tests {
         let text = b"# comment\nA=1\nexport B='two words'\nC=\"multi\nline\"\nD=val # note\n\nE = spaced\nbad line\nF=\"esc\\\"aped\"\n";
         let got: Vec<(String, String, u32)> = parse(text)
             .into_iter()
-            .map(|e| (e.name, String::from_utf8_lossy(&e.value).into_owned(), e.line))
+            .map(|e| {
+                (
+                    e.name,
+                    String::from_utf8_lossy(&e.value).into_owned(),
+                    e.line,
+                )
+            })
             .collect();
         let want = [
             ("A", "1", 2),

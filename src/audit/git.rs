@@ -24,7 +24,10 @@ pub struct Repos {
 
 fn git(dir: &Path) -> Command {
     let mut c = Command::new("git");
-    c.arg("-C").arg(dir).stdin(Stdio::null()).stderr(Stdio::null());
+    c.arg("-C")
+        .arg(dir)
+        .stdin(Stdio::null())
+        .stderr(Stdio::null());
     c
 }
 
@@ -43,7 +46,10 @@ fn toplevel(dir: &Path) -> Option<PathBuf> {
     if !found {
         return None;
     }
-    let out = git(dir).args(["rev-parse", "--show-toplevel"]).output().ok()?;
+    let out = git(dir)
+        .args(["rev-parse", "--show-toplevel"])
+        .output()
+        .ok()?;
     if !out.status.success() {
         return None;
     }

@@ -16,7 +16,10 @@ fn history_files(ctx: &Context) -> Vec<(PathBuf, HistoryKind)> {
         (home.join(".zsh_history"), HistoryKind::Zsh),
         (home.join(".zhistory"), HistoryKind::Zsh),
         (home.join(".histfile"), HistoryKind::Zsh),
-        (home.join(".local/share/fish/fish_history"), HistoryKind::Fish),
+        (
+            home.join(".local/share/fish/fish_history"),
+            HistoryKind::Fish,
+        ),
         (home.join(".sh_history"), HistoryKind::Bash),
     ];
     // $HISTFILE when it points elsewhere; the format follows the shell that set it, guessed from

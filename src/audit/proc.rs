@@ -29,7 +29,11 @@ pub fn processes(detector: &'static Detector, proc_root: &Path) -> std::io::Resu
     let mut procs = Vec::new();
     for entry in std::fs::read_dir(proc_root)? {
         let Ok(entry) = entry else { continue };
-        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
             continue;
         };
         if pid == me {
@@ -66,7 +70,10 @@ pub fn processes(detector: &'static Detector, proc_root: &Path) -> std::io::Resu
     Ok(procs)
 }
 
-fn classify_environ(detector: &'static Detector, environ: &[u8]) -> Vec<(String, String, SecretInfo)> {
+fn classify_environ(
+    detector: &'static Detector,
+    environ: &[u8],
+) -> Vec<(String, String, SecretInfo)> {
     let mut held = Vec::new();
     for var in environ.split(|&b| b == 0) {
         let Some(eq) = var.iter().position(|&b| b == b'=') else {
@@ -97,7 +104,11 @@ pub fn audit(ctx: &Context, out: &mut Output) {
     let procs = match processes(ctx.detector, Path::new("/proc")) {
         Ok(p) => p,
         Err(e) => {
-            out.error(Source::Proc, Some(Path::new("/proc")), format!("cannot list processes: {e}"));
+            out.error(
+                Source::Proc,
+                Some(Path::new("/proc")),
+                format!("cannot list processes: {e}"),
+            );
             return;
         }
     };

@@ -48,10 +48,7 @@ const ETC_DIRS: &[(&str, Dialect, &str)] = &[("profile.d", Dialect::Posix, ".sh"
 
 /// Files whose every assignment is exported: they are environment lists, not scripts.
 fn always_exported(path: &Path) -> bool {
-    path.ends_with("environment")
-        || path
-            .parent()
-            .is_some_and(|p| p.ends_with("environment.d"))
+    path.ends_with("environment") || path.parent().is_some_and(|p| p.ends_with("environment.d"))
 }
 
 pub fn start_up_files(ctx: &Context) -> Vec<(PathBuf, Dialect)> {

@@ -140,8 +140,18 @@ pub fn scan(
             }
             files_seen.fetch_add(1, Ordering::Relaxed);
             let mut local = ScanResult::default();
-            scan_file(e.path(), opts.max_filesize, source, detector, &mut buf, &mut local);
-            if !local.matches.is_empty() || !local.errors.is_empty() || local.skipped != Skipped::default() {
+            scan_file(
+                e.path(),
+                opts.max_filesize,
+                source,
+                detector,
+                &mut buf,
+                &mut local,
+            );
+            if !local.matches.is_empty()
+                || !local.errors.is_empty()
+                || local.skipped != Skipped::default()
+            {
                 let mut r = result.lock().unwrap_or_else(|e| e.into_inner());
                 r.matches.extend(local.matches);
                 r.errors.extend(local.errors);
@@ -151,7 +161,8 @@ pub fn scan(
         })
     });
     let mut r = result.into_inner().unwrap_or_default();
-    r.errors.extend(walk_errors.into_inner().unwrap_or_default());
+    r.errors
+        .extend(walk_errors.into_inner().unwrap_or_default());
     r.matches
         .sort_by(|a, b| (&a.path, a.line, a.column).cmp(&(&b.path, b.line, b.column)));
     r

@@ -137,7 +137,10 @@ fn with_progress<R>(g: &GlobalArgs, files_seen: &AtomicU64, work: impl FnOnce() 
                     bar = Some(b);
                 }
                 if let Some(b) = &bar {
-                    b.set_message(format!("{} files checked", files_seen.load(Ordering::Relaxed)));
+                    b.set_message(format!(
+                        "{} files checked",
+                        files_seen.load(Ordering::Relaxed)
+                    ));
                     b.tick();
                 }
             }

@@ -37,7 +37,9 @@ pub fn run(g: &GlobalArgs) -> Result<Exit> {
             )?;
             writeln!(out)?;
         }
-        Format::Sarif => bail!("`keyfence ps` prints human or json; use `keyfence audit --only proc --format sarif`"),
+        Format::Sarif => bail!(
+            "`keyfence ps` prints human or json; use `keyfence audit --only proc --format sarif`"
+        ),
     }
     out.flush()?;
     Ok(if procs.iter().any(|p| !p.held.is_empty()) {

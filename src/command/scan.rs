@@ -42,7 +42,11 @@ pub fn run(g: &GlobalArgs, args: &ScanArgs) -> Result<Exit> {
         let generic = fm.m.rule.id.starts_with("generic");
         report.findings.push(Finding {
             rule: fm.m.rule.id.clone(),
-            severity: if generic { Severity::Medium } else { Severity::High },
+            severity: if generic {
+                Severity::Medium
+            } else {
+                Severity::High
+            },
             source: Source::File,
             location: Location::File {
                 path: fm.path.clone(),

@@ -82,7 +82,9 @@ fn assignment_regex() -> &'static Regex {
     static RE: OnceLock<Regex> = OnceLock::new();
     RE.get_or_init(|| {
         Regex::new(
-            r#"([A-Za-z_][A-Za-z0-9_.\-]{0,80})["']?[ \t]{0,3}(?:=|:=|=>|:)[ \t]{0,3}(?:"([^"\\\s]{6,300})"|'([^'\\\s]{6,300})'|`([^`\\\s]{6,300})`|([^\s"'`,;(){}\[\]<>]{6,300}))"#,
+            // Unbounded repetitions and ASCII classes keep this small to compile; lengths are
+            // checked after the match.
+            r#"(?-u)([A-Za-z_][A-Za-z0-9_.\-]*)["']?[ \t]{0,3}(?:=|:=|=>|:)[ \t]{0,3}(?:"([^"\\\s]+)"|'([^'\\\s]+)'|`([^`\\\s]+)`|([^\s"'`,;(){}\[\]<>]+))"#,
         )
         .expect("assignment regex")
     })
@@ -197,12 +199,18 @@ impl Detector {
     fn run_assignments(&'static self, line: &[u8], base: usize, mode: Mode, out: &mut Vec<Match>) {
         for caps in assignment_regex().captures_iter(line) {
             let name = String::from_utf8_lossy(&caps[1]);
+            if name.len() > 80 {
+                continue;
+            }
             let Some(kind) = names::name_kind(&name) else {
                 continue;
             };
             let Some(v) = (2..=5).find_map(|i| caps.get(i)) else {
                 continue;
             };
+            if !(6..=300).contains(&v.len()) {
+                continue;
+            }
             if !names::value_is_secret(kind, v.as_bytes(), mode) {
                 continue;
             }
@@ -298,7 +306,11 @@ mod tests {
         let d = detector();
         let mut failures = Vec::new();
         for rule in d.rules() {
-            assert!(!rule.examples.is_empty(), "rule {} has no examples", rule.id);
+            assert!(
+                !rule.examples.is_empty(),
+                "rule {} has no examples",
+                rule.id
+            );
             for ex in &rule.examples {
                 let ms = d.scan(ex.as_bytes(), Mode::Text);
                 let ms2 = d.scan(ex.as_bytes(), Mode::Assignment);
@@ -325,7 +337,8 @@ mod tests {
         let mut ids: Vec<&str> = detector().rules().iter().map(|r| r.id.as_str()).collect();
         for id in &ids {
             assert!(
-                id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'),
+                id.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'),
                 "{id}"
             );
         }
@@ -338,9 +351,19 @@ mod tests {
     #[test]
     fn classify_var_uses_names_and_formats() {
         let d = detector();
-        assert_eq!(d.classify_var("TOKENIZERS_PARALLELISM", b"false").map(|m| m.rule.id.as_str()), None);
-        assert_eq!(d.classify_var("KEYTIMEOUT", b"1").map(|m| m.rule.id.as_str()), None);
-        let m = d.classify_var("MY_TOKEN", b"Hq3vT9xLm2Zr8WbK5nYp4Jc7").unwrap();
+        assert_eq!(
+            d.classify_var("TOKENIZERS_PARALLELISM", b"false")
+                .map(|m| m.rule.id.as_str()),
+            None
+        );
+        assert_eq!(
+            d.classify_var("KEYTIMEOUT", b"1")
+                .map(|m| m.rule.id.as_str()),
+            None
+        );
+        let m = d
+            .classify_var("MY_TOKEN", b"Hq3vT9xLm2Zr8WbK5nYp4Jc7")
+            .unwrap();
         assert_eq!(m.rule.id, "generic-secret");
         assert_eq!((m.start, m.end), (0, 24));
         let m = d.classify_var("DB_PASSWORD", b"hunter22").unwrap();

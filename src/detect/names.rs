@@ -44,15 +44,89 @@ const HARMLESS_NAMES: &[&str] = &[
 
 /// Trailing segments that turn a secret-like name into a pointer or a setting.
 const HARMLESS_SUFFIXES: &[&str] = &[
-    "file", "files", "path", "paths", "dir", "directory", "url", "uri", "endpoint", "host", "port",
-    "id", "ids", "name", "names", "type", "types", "timeout", "length", "len", "size", "count",
-    "enabled", "disabled", "enable", "disable", "mode", "region", "header", "headers", "helper",
-    "prefix", "suffix", "format", "version", "ttl", "expiry", "expires", "expiration", "sock",
-    "socket", "command", "cmd", "program", "location", "field", "kind", "algorithm", "alg", "limit",
-    "max", "min", "method", "store", "policy", "scope", "scopes", "audience", "issuer", "env",
-    "var", "variable", "parallelism", "required", "rotation", "hint", "label", "index", "mask",
-    "regex", "pattern", "provider", "source", "service", "user", "username", "table", "column",
-    "status", "state", "event", "events", "ref",
+    "file",
+    "files",
+    "path",
+    "paths",
+    "dir",
+    "directory",
+    "url",
+    "uri",
+    "endpoint",
+    "host",
+    "port",
+    "id",
+    "ids",
+    "name",
+    "names",
+    "type",
+    "types",
+    "timeout",
+    "length",
+    "len",
+    "size",
+    "count",
+    "enabled",
+    "disabled",
+    "enable",
+    "disable",
+    "mode",
+    "region",
+    "header",
+    "headers",
+    "helper",
+    "prefix",
+    "suffix",
+    "format",
+    "version",
+    "ttl",
+    "expiry",
+    "expires",
+    "expiration",
+    "sock",
+    "socket",
+    "command",
+    "cmd",
+    "program",
+    "location",
+    "field",
+    "kind",
+    "algorithm",
+    "alg",
+    "limit",
+    "max",
+    "min",
+    "method",
+    "store",
+    "policy",
+    "scope",
+    "scopes",
+    "audience",
+    "issuer",
+    "env",
+    "var",
+    "variable",
+    "parallelism",
+    "required",
+    "rotation",
+    "hint",
+    "label",
+    "index",
+    "mask",
+    "regex",
+    "pattern",
+    "provider",
+    "source",
+    "service",
+    "user",
+    "username",
+    "table",
+    "column",
+    "status",
+    "state",
+    "event",
+    "events",
+    "ref",
 ];
 
 /// Splits `MY_API_KEY`, `myApiKey`, `my-api.key` into `["my", "api", "key"]`.
@@ -155,9 +229,34 @@ const PLACEHOLDER_WORDS: &[&str] = &[
 ];
 
 const PLACEHOLDER_VALUES: &[&str] = &[
-    "password", "passwd", "pass", "secret", "token", "key", "none", "null", "nil", "true", "false",
-    "undefined", "default", "test", "admin", "root", "user", "username", "pwd", "empty", "string",
-    "value", "apikey", "api_key", "sample", "foo", "bar", "foobar",
+    "password",
+    "passwd",
+    "pass",
+    "secret",
+    "token",
+    "key",
+    "none",
+    "null",
+    "nil",
+    "true",
+    "false",
+    "undefined",
+    "default",
+    "test",
+    "admin",
+    "root",
+    "user",
+    "username",
+    "pwd",
+    "empty",
+    "string",
+    "value",
+    "apikey",
+    "api_key",
+    "sample",
+    "foo",
+    "bar",
+    "foobar",
 ];
 
 pub fn is_placeholder(value: &[u8]) -> bool {
@@ -249,7 +348,7 @@ pub fn value_is_secret(kind: NameKind, value: &[u8], strictness: Strictness) -> 
                 && (lower || upper)
                 && (classes >= 3 || value.len() >= 32)
                 && !value.contains(&b'.')
-                && !(value.iter().all(|b| b.is_ascii_hexdigit()) && value.len() % 8 == 0)
+                && !(value.iter().all(|b| b.is_ascii_hexdigit()) && value.len().is_multiple_of(8))
         }
     }
 }
@@ -285,7 +384,11 @@ mod tests {
     fn values() {
         use NameKind::*;
         use Strictness::*;
-        assert!(value_is_secret(Token, b"Hq3vT9xLm2Zr8WbK5nYp4Jc7", Assignment));
+        assert!(value_is_secret(
+            Token,
+            b"Hq3vT9xLm2Zr8WbK5nYp4Jc7",
+            Assignment
+        ));
         assert!(!value_is_secret(Token, b"changeme", Assignment));
         assert!(!value_is_secret(Token, b"${API_KEY}", Assignment));
         assert!(!value_is_secret(Token, b"false", Assignment));

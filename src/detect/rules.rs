@@ -12,7 +12,10 @@ const RULE_FILES: &[(&str, &str)] = &[
     ("anthropic", include_str!("../../rules/anthropic.toml")),
     ("openai", include_str!("../../rules/openai.toml")),
     ("google", include_str!("../../rules/google.toml")),
-    ("ai-providers", include_str!("../../rules/ai-providers.toml")),
+    (
+        "ai-providers",
+        include_str!("../../rules/ai-providers.toml"),
+    ),
     ("aws", include_str!("../../rules/aws.toml")),
     ("github", include_str!("../../rules/github.toml")),
     ("gitlab", include_str!("../../rules/gitlab.toml")),
@@ -22,7 +25,10 @@ const RULE_FILES: &[(&str, &str)] = &[
     ("slack", include_str!("../../rules/slack.toml")),
     ("databricks", include_str!("../../rules/databricks.toml")),
     ("private-key", include_str!("../../rules/private-key.toml")),
-    ("url-password", include_str!("../../rules/url-password.toml")),
+    (
+        "url-password",
+        include_str!("../../rules/url-password.toml"),
+    ),
     ("generic", include_str!("../../rules/generic.toml")),
 ];
 
@@ -79,7 +85,10 @@ impl Rule {
     pub fn regex(&self) -> Option<&Regex> {
         let src = self.regex.as_deref()?;
         Some(self.compiled.get_or_init(|| {
-            Regex::new(src).unwrap_or_else(|e| panic!("rule {}: bad regex: {e}", self.id))
+            // ASCII classes (`(?-u)`): keys are ASCII, and Unicode classes make compilation
+            // ten times slower, which a 20 ms audit cannot afford.
+            Regex::new(&format!("(?-u){src}"))
+                .unwrap_or_else(|e| panic!("rule {}: bad regex: {e}", self.id))
         }))
     }
 }

@@ -36,7 +36,11 @@ struct Group<'a> {
 
 impl Group<'_> {
     fn worst(&self) -> Severity {
-        self.findings.iter().map(|f| f.severity).max().unwrap_or(Severity::Info)
+        self.findings
+            .iter()
+            .map(|f| f.severity)
+            .max()
+            .unwrap_or(Severity::Info)
     }
 }
 
@@ -129,11 +133,19 @@ fn render_group(g: &Group, home: Option<&std::path::Path>, w: &mut dyn Write) ->
         )?;
     }
     if !procs.is_empty() {
-        let fst = style(procs.iter().map(|f| f.severity).max().unwrap_or(Severity::High));
+        let fst = style(
+            procs
+                .iter()
+                .map(|f| f.severity)
+                .max()
+                .unwrap_or(Severity::High),
+        );
         let mut names: Vec<String> = procs
             .iter()
             .filter_map(|f| match &f.location {
-                crate::finding::Location::Process { pid, comm, .. } => Some(format!("{comm} {pid}")),
+                crate::finding::Location::Process { pid, comm, .. } => {
+                    Some(format!("{comm} {pid}"))
+                }
                 _ => None,
             })
             .collect();
@@ -157,14 +169,22 @@ fn render_group(g: &Group, home: Option<&std::path::Path>, w: &mut dyn Write) ->
     }
     for (i, fix) in fixes.iter().enumerate() {
         let label = if i == 0 { "fix:" } else { "    " };
-        writeln!(w, "  {BOLD}{label}{BOLD:#} {}", fix.replace('\n', "\n       "))?;
+        writeln!(
+            w,
+            "  {BOLD}{label}{BOLD:#} {}",
+            fix.replace('\n', "\n       ")
+        )?;
     }
     writeln!(w)
 }
 
 fn summary(report: &Report, groups: &[Group], opts: &Options, w: &mut dyn Write) -> io::Result<()> {
     if report.findings.is_empty() {
-        writeln!(w, "{BOLD}keyfence {}: no exposed secrets found{BOLD:#}", opts.what)?;
+        writeln!(
+            w,
+            "{BOLD}keyfence {}: no exposed secrets found{BOLD:#}",
+            opts.what
+        )?;
     } else {
         let mut counts: BTreeMap<std::cmp::Reverse<Severity>, usize> = BTreeMap::new();
         for g in groups {
@@ -198,7 +218,10 @@ fn summary(report: &Report, groups: &[Group], opts: &Options, w: &mut dyn Write)
         notes.push(format!("{} binary files skipped", s.binary_files));
     }
     if s.large_files > 0 {
-        notes.push(format!("{} files over --max-filesize skipped", s.large_files));
+        notes.push(format!(
+            "{} files over --max-filesize skipped",
+            s.large_files
+        ));
     }
     if s.unreadable_processes > 0 {
         notes.push(format!(

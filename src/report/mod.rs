@@ -12,10 +12,10 @@ use std::path::Path;
 
 /// `~/x` for paths under `home`.
 pub fn short_path(home: Option<&Path>, path: &Path) -> String {
-    if let Some(home) = home.filter(|h| !h.as_os_str().is_empty()) {
-        if let Ok(rest) = path.strip_prefix(home) {
-            return format!("~/{}", rest.display());
-        }
+    if let Some(home) = home.filter(|h| !h.as_os_str().is_empty())
+        && let Ok(rest) = path.strip_prefix(home)
+    {
+        return format!("~/{}", rest.display());
     }
     path.display().to_string()
 }

@@ -135,7 +135,8 @@ pub fn render(report: &Report, w: &mut dyn Write) -> io::Result<()> {
                 "message": { "text": format!("{}: {}", e.source.as_str(), e.message) },
             });
             if let Some(p) = &e.path {
-                n["locations"] = json!([{ "physicalLocation": { "artifactLocation": artifact(p) } }]);
+                n["locations"] =
+                    json!([{ "physicalLocation": { "artifactLocation": artifact(p) } }]);
             }
             n
         })

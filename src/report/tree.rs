@@ -6,7 +6,9 @@ use anstyle::{AnsiColor, Style};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::{self, Write};
 
-const RED: Style = Style::new().fg_color(Some(anstyle::Color::Ansi(AnsiColor::Red))).bold();
+const RED: Style = Style::new()
+    .fg_color(Some(anstyle::Color::Ansi(AnsiColor::Red)))
+    .bold();
 const DIM: Style = Style::new().dimmed();
 
 pub fn render(procs: &[Process], w: &mut dyn Write) -> io::Result<()> {
@@ -19,7 +21,10 @@ pub fn render(procs: &[Process], w: &mut dyn Write) -> io::Result<()> {
             if !keep.insert(pid) {
                 break;
             }
-            cur = by_pid.get(&pid).map(|p| p.ppid).filter(|pp| *pp != 0 && *pp != pid);
+            cur = by_pid
+                .get(&pid)
+                .map(|p| p.ppid)
+                .filter(|pp| *pp != 0 && *pp != pid);
         }
     }
     let mut children: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
@@ -37,7 +42,10 @@ pub fn render(procs: &[Process], w: &mut dyn Write) -> io::Result<()> {
         v.sort_unstable();
     }
     if roots.is_empty() {
-        writeln!(w, "no running process you can read holds a secret in its environment")?;
+        writeln!(
+            w,
+            "no running process you can read holds a secret in its environment"
+        )?;
     }
     for r in roots {
         node(r, "", true, true, &by_pid, &children, w)?;
@@ -96,7 +104,15 @@ fn node(
         format!("{prefix}│  ")
     };
     for (i, &c) in kids.iter().enumerate() {
-        node(c, &child_prefix, i + 1 == kids.len(), false, by_pid, children, w)?;
+        node(
+            c,
+            &child_prefix,
+            i + 1 == kids.len(),
+            false,
+            by_pid,
+            children,
+            w,
+        )?;
     }
     Ok(())
 }

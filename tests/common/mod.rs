@@ -26,9 +26,11 @@ pub fn random_from(alphabet: &str, n: usize) -> String {
             .collect();
         let l = s.to_ascii_lowercase();
         // Keep placeholder words out of random values, as real keys would.
-        if !["xxxx", "example", "your", "test", "fake", "dummy", "insert", "replace", "todo"]
-            .iter()
-            .any(|w| l.contains(w))
+        if ![
+            "xxxx", "example", "your", "test", "fake", "dummy", "insert", "replace", "todo",
+        ]
+        .iter()
+        .any(|w| l.contains(w))
         {
             return s;
         }
@@ -50,7 +52,11 @@ fn crc32fast_hash(b: &[u8]) -> u32 {
     for &byte in b {
         crc ^= u32::from(byte);
         for _ in 0..8 {
-            crc = if crc & 1 != 0 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
         }
     }
     !crc
@@ -68,12 +74,19 @@ pub fn fake(kind: &str) -> String {
             random_from(URLSAFE, 74)
         ),
         "google" => format!("AIza{}", random_from(URLSAFE, 35)),
-        "groq" => format!("gsk_{}WGdyb3FY{}", random_from(ALNUM, 20), random_from(ALNUM, 24)),
+        "groq" => format!(
+            "gsk_{}WGdyb3FY{}",
+            random_from(ALNUM, 20),
+            random_from(ALNUM, 24)
+        ),
         "xai" => format!("xai-{}", random_from(ALNUM, 80)),
         "huggingface" => format!("hf_{}", random_from(&ALNUM[..52], 34)),
         "mistral" => random_from(ALNUM, 32),
         "cohere" => random_from(ALNUM, 40),
-        "aws-id" => format!("AKIA{}", random_from("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", 16)),
+        "aws-id" => format!(
+            "AKIA{}",
+            random_from("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", 16)
+        ),
         "aws-secret" => random_from(&format!("{ALNUM}/+"), 40),
         "github" => crc_token("ghp_"),
         "github-oauth" => crc_token("gho_"),
@@ -170,11 +183,22 @@ impl Fixture {
             .current_dir(&self.project)
             .env("HOME", &self.home)
             .env("GIT_CONFIG_NOSYSTEM", "1")
-            .args(["-c", "user.name=t", "-c", "user.email=t@t", "-c", "init.defaultBranch=main"])
+            .args([
+                "-c",
+                "user.name=t",
+                "-c",
+                "user.email=t@t",
+                "-c",
+                "init.defaultBranch=main",
+            ])
             .args(args)
             .output()
             .expect("git");
-        assert!(st.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&st.stderr));
+        assert!(
+            st.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&st.stderr)
+        );
     }
 }
 
@@ -201,7 +225,10 @@ impl Run {
     }
 
     pub fn findings(&self) -> Vec<serde_json::Value> {
-        self.json()["findings"].as_array().cloned().unwrap_or_default()
+        self.json()["findings"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// No planted secret, nor any 16-character piece of one, appears in stdout or stderr.
