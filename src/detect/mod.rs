@@ -15,7 +15,6 @@ use crate::finding::SecretInfo;
 use crate::secret::SecretValue;
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use names::NameKind;
-use regex::bytes::Regex;
 use rules::{Checksum, Engine, Rule};
 use std::sync::OnceLock;
 
@@ -64,10 +63,11 @@ pub fn secret_info(rule: &Rule, value: &SecretValue) -> SecretInfo {
 
 pub struct Detector {
     rules: Vec<Rule>,
-    sensitive: AhoCorasick,
-    sensitive_rule: Vec<usize>,
-    insensitive: AhoCorasick,
-    insensitive_rule: Vec<usize>,
+    /// Keywords of format rules, and keywords of names (in their usual spellings): two
+    /// automata, because Teddy slows down sharply past a few dozen patterns.
+    keywords: [AhoCorasick; 2],
+    /// For each keyword of each automaton: the rules it triggers.
+    keyword_rules: [Vec<Vec<usize>>; 2],
 }
 
 static DETECTOR: OnceLock<Detector> = OnceLock::new();
@@ -77,46 +77,39 @@ pub fn detector() -> &'static Detector {
     DETECTOR.get_or_init(|| Detector::new(rules::builtin()))
 }
 
-/// Finds `NAME <op> VALUE` in a line: shell, dotenv, YAML, JSON, TOML, JS object literals.
-fn assignment_regex() -> &'static Regex {
-    static RE: OnceLock<Regex> = OnceLock::new();
-    RE.get_or_init(|| {
-        Regex::new(
-            // Unbounded repetitions and ASCII classes keep this small to compile; lengths are
-            // checked after the match.
-            r#"(?-u)([A-Za-z_][A-Za-z0-9_.\-]*)["']?[ \t]{0,3}(?:=|:=|=>|:)[ \t]{0,3}(?:"([^"\\\s]+)"|'([^'\\\s]+)'|`([^`\\\s]+)`|([^\s"'`,;(){}\[\]<>]+))"#,
-        )
-        .expect("assignment regex")
-    })
-}
-
 impl Detector {
     pub fn new(rules: Vec<Rule>) -> Self {
-        let mut sens = (Vec::new(), Vec::new());
-        let mut insens = (Vec::new(), Vec::new());
+        // Unique keywords (several rules may share one), each with the rules it triggers;
+        // index 0 holds format keywords, 1 name keywords.
+        let mut pats: [Vec<String>; 2] = Default::default();
+        let mut map: [Vec<Vec<usize>>; 2] = Default::default();
         for (i, rule) in rules.iter().enumerate() {
+            let set = usize::from(rule.ignore_case);
             for kw in &rule.keywords {
-                let target = if rule.ignore_case {
-                    &mut insens
-                } else {
-                    &mut sens
-                };
-                target.0.push(kw.clone());
-                target.1.push(i);
+                for kw in case_variants(kw, rule.ignore_case) {
+                    match pats[set].iter().position(|p| *p == kw) {
+                        Some(j) => map[set][j].push(i),
+                        None => {
+                            pats[set].push(kw);
+                            map[set].push(vec![i]);
+                        }
+                    }
+                }
             }
         }
-        let build = |pats: &[String], ci: bool| {
+        // Leftmost-longest, non-overlapping, case-sensitive: this lets the automaton use its
+        // SIMD (Teddy) prefilter. Overlapping search cannot, and true ASCII case folding
+        // multiplies the variants past what Teddy takes; together they made keyword search
+        // 65% of a tree scan.
+        let build = |pats: &[String]| {
             AhoCorasickBuilder::new()
-                .ascii_case_insensitive(ci)
-                .match_kind(MatchKind::Standard)
+                .match_kind(MatchKind::LeftmostLongest)
                 .build(pats)
                 .expect("keyword automaton")
         };
         Detector {
-            sensitive: build(&sens.0, false),
-            sensitive_rule: sens.1,
-            insensitive: build(&insens.0, true),
-            insensitive_rule: insens.1,
+            keywords: [build(&pats[0]), build(&pats[1])],
+            keyword_rules: map,
             rules,
         }
     }
@@ -129,22 +122,25 @@ impl Detector {
     pub fn scan(&'static self, hay: &[u8], mode: Mode) -> Vec<Match> {
         let mut triggered = vec![false; self.rules.len()];
         let mut any = false;
-        // Lines holding a name keyword, for the assignment engine (start offsets, deduplicated).
-        let mut assignment_lines: Vec<(usize, usize)> = Vec::new();
-        for m in self.sensitive.find_overlapping_iter(hay) {
-            triggered[self.sensitive_rule[m.pattern().as_usize()]] = true;
-            any = true;
-        }
-        for m in self.insensitive.find_overlapping_iter(hay) {
-            let r = self.insensitive_rule[m.pattern().as_usize()];
-            any = true;
-            if self.rules[r].engine == Engine::Assignment {
-                let line = line_bounds(hay, m.start());
-                if assignment_lines.last() != Some(&line) {
-                    assignment_lines.push(line);
+        // Name spans holding a name keyword, for the assignment engine (deduplicated).
+        let mut names_seen: Vec<(usize, usize)> = Vec::new();
+        for (set, automaton) in self.keywords.iter().enumerate() {
+            for m in automaton.find_iter(hay) {
+                any = true;
+                if set == 1 {
+                    // Any name keyword may sit inside a secret-like name
+                    // (`aws_secret_access_key` holds `key` and `secret`), and non-overlapping
+                    // search reports only one: check the name around every such hit.
+                    let span = name_span(hay, m.start(), m.end());
+                    if names_seen.last() != Some(&span) {
+                        names_seen.push(span);
+                    }
                 }
-            } else {
-                triggered[r] = true;
+                for &r in &self.keyword_rules[set][m.pattern().as_usize()] {
+                    if self.rules[r].engine != Engine::Assignment {
+                        triggered[r] = true;
+                    }
+                }
             }
         }
         if !any {
@@ -156,9 +152,9 @@ impl Detector {
                 self.run_regex_rule(rule, hay, &mut out);
             }
         }
-        assignment_lines.dedup();
-        for (s, e) in assignment_lines {
-            self.run_assignments(&hay[s..e], s, mode, &mut out);
+        names_seen.dedup();
+        for (s, e) in names_seen {
+            self.assignment_at(hay, s, e, mode, &mut out);
         }
         resolve_overlaps(out)
     }
@@ -170,7 +166,9 @@ impl Detector {
                 continue;
             };
             let value = g.as_bytes();
-            if !self.value_passes(rule, value) {
+            if !self.value_passes(rule, value)
+                || rule.allowed(caps.get(0).map_or(value, |m| m.as_bytes()))
+            {
                 continue;
             }
             out.push(Match {
@@ -196,32 +194,38 @@ impl Detector {
         }
     }
 
-    fn run_assignments(&'static self, line: &[u8], base: usize, mode: Mode, out: &mut Vec<Match>) {
-        for caps in assignment_regex().captures_iter(line) {
-            let name = String::from_utf8_lossy(&caps[1]);
-            if name.len() > 80 {
-                continue;
-            }
-            let Some(kind) = names::name_kind(&name) else {
-                continue;
-            };
-            let Some(v) = (2..=5).find_map(|i| caps.get(i)) else {
-                continue;
-            };
-            if !(6..=300).contains(&v.len()) {
-                continue;
-            }
-            if !names::value_is_secret(kind, v.as_bytes(), mode) {
-                continue;
-            }
-            out.push(Match {
-                rule: self.generic_rule(kind),
-                start: base + v.start(),
-                end: base + v.end(),
-                value: SecretValue::new(v.as_bytes()),
-                name: Some(name.into_owned()),
-            });
+    /// The name heuristic at one name (`hay[start..end]`): the name must say "secret", be
+    /// followed by an assignment operator, and hold a value that looks like one. Working from
+    /// keyword hits rather than from every `a: b` in a file keeps minified code cheap.
+    fn assignment_at(
+        &'static self,
+        hay: &[u8],
+        start: usize,
+        end: usize,
+        mode: Mode,
+        out: &mut Vec<Match>,
+    ) {
+        if end - start > 80 || !hay[start].is_ascii_alphabetic() && hay[start] != b'_' {
+            return;
         }
+        let name = String::from_utf8_lossy(&hay[start..end]);
+        let Some(kind) = names::name_kind(&name) else {
+            return;
+        };
+        let Some((vs, ve)) = assignment_value(hay, end) else {
+            return;
+        };
+        let value = &hay[vs..ve];
+        if !(6..=300).contains(&value.len()) || !names::value_is_secret(kind, value, mode) {
+            return;
+        }
+        out.push(Match {
+            rule: self.generic_rule(kind),
+            start: vs,
+            end: ve,
+            value: SecretValue::new(value),
+            name: Some(name.into_owned()),
+        });
     }
 
     fn generic_rule(&'static self, kind: NameKind) -> &'static Rule {
@@ -263,10 +267,88 @@ impl Detector {
     }
 }
 
-fn line_bounds(hay: &[u8], at: usize) -> (usize, usize) {
-    let start = memchr::memrchr(b'\n', &hay[..at]).map_or(0, |i| i + 1);
-    let end = memchr::memchr(b'\n', &hay[at..]).map_or(hay.len(), |i| at + i);
+/// The spellings a keyword is searched in. Names are written `api_key`, `API_KEY` or
+/// `apiKey`: as written in the rule, lower, upper and capitalised cover them; `aPi_KeY` is not
+/// worth a slower search.
+fn case_variants(kw: &str, ignore_case: bool) -> Vec<String> {
+    if !ignore_case {
+        return vec![kw.to_string()];
+    }
+    let lower = kw.to_ascii_lowercase();
+    let mut capital = lower.clone();
+    if let Some(first) = capital.get_mut(0..1) {
+        first.make_ascii_uppercase();
+    }
+    let mut out = vec![kw.to_string(), lower, kw.to_ascii_uppercase(), capital];
+    out.sort();
+    out.dedup();
+    out
+}
+
+fn is_name_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.'
+}
+
+/// The identifier around a keyword hit: `MY_API_KEY` around `KEY`.
+fn name_span(hay: &[u8], mut start: usize, mut end: usize) -> (usize, usize) {
+    while start > 0 && is_name_byte(hay[start - 1]) {
+        start -= 1;
+    }
+    while end < hay.len() && is_name_byte(hay[end]) {
+        end += 1;
+    }
+    // `.`/`-` lead no identifier: `.token` in `this.token` starts at `token`'s owner, but a
+    // leading separator is never part of a name.
+    while start < end && !(hay[start].is_ascii_alphanumeric() || hay[start] == b'_') {
+        start += 1;
+    }
     (start, end)
+}
+
+/// After a name at `at`: an optional closing quote, up to three blanks, an operator (`=`,
+/// `:=`, `=>`, `:`), up to three blanks, then a value quoted with `"`, `'` or `` ` `` (no
+/// whitespace or backslash inside) or bare (up to a delimiter). Returns the value's range.
+fn assignment_value(hay: &[u8], mut at: usize) -> Option<(usize, usize)> {
+    let skip_blanks = |mut i: usize| {
+        let limit = i + 3;
+        while i < hay.len() && i < limit && (hay[i] == b' ' || hay[i] == b'\t') {
+            i += 1;
+        }
+        i
+    };
+    if at < hay.len() && (hay[at] == b'"' || hay[at] == b'\'') {
+        at += 1;
+    }
+    at = skip_blanks(at);
+    let rest = hay.get(at..)?;
+    let op = if rest.starts_with(b":=") || rest.starts_with(b"=>") {
+        2
+    } else if rest.starts_with(b"=") || rest.starts_with(b":") {
+        1
+    } else {
+        return None;
+    };
+    // `==` and `::` are comparisons and paths, not assignments.
+    if op == 1 && rest.get(1).is_some_and(|&b| b == rest[0]) {
+        return None;
+    }
+    at = skip_blanks(at + op);
+    let q = *hay.get(at)?;
+    if q == b'"' || q == b'\'' || q == b'`' {
+        let vs = at + 1;
+        let len = hay[vs..]
+            .iter()
+            .take(301)
+            .position(|&b| b == q || b == b'\\' || b.is_ascii_whitespace())?;
+        (hay.get(vs + len) == Some(&q)).then_some((vs, vs + len))
+    } else {
+        let len = hay[at..]
+            .iter()
+            .take(301)
+            .position(|&b| b.is_ascii_whitespace() || b"\"'`,;(){}[]<>".contains(&b))
+            .unwrap_or(hay.len() - at);
+        (len > 0).then_some((at, at + len))
+    }
 }
 
 /// Where two matches overlap, keeps the one with the higher priority (then the longer one).

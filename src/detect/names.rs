@@ -347,7 +347,9 @@ pub fn value_is_secret(kind: NameKind, value: &[u8], strictness: Strictness) -> 
                 && digit
                 && (lower || upper)
                 && (classes >= 3 || value.len() >= 32)
-                && !value.contains(&b'.')
+                && value
+                    .iter()
+                    .all(|b| b.is_ascii_alphanumeric() || b"+/=_-~".contains(b))
                 && !(value.iter().all(|b| b.is_ascii_hexdigit()) && value.len().is_multiple_of(8))
         }
     }

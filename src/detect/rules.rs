@@ -74,14 +74,34 @@ pub struct Rule {
     /// When two matches overlap, the higher priority wins (a GCP key file over the PEM inside it).
     #[serde(default)]
     pub priority: i32,
+    /// Regexes over the whole match: a match any of them finds is not a secret (documentation
+    /// hosts, escaped test strings), as gitleaks' `allowlists` with `regexTarget = "match"`.
+    #[serde(default)]
+    pub allowlist: Vec<String>,
     pub examples: Vec<String>,
     #[serde(default)]
     pub negative_examples: Vec<String>,
     #[serde(skip)]
     compiled: OnceLock<Regex>,
+    #[serde(skip)]
+    compiled_allowlist: OnceLock<Option<regex::bytes::RegexSet>>,
 }
 
 impl Rule {
+    /// Whether the whole match `m` is allowlisted.
+    pub fn allowed(&self, m: &[u8]) -> bool {
+        self.compiled_allowlist
+            .get_or_init(|| {
+                (!self.allowlist.is_empty()).then(|| {
+                    let pats = self.allowlist.iter().map(|p| format!("(?-u){p}"));
+                    regex::bytes::RegexSet::new(pats)
+                        .unwrap_or_else(|e| panic!("rule {}: bad allowlist: {e}", self.id))
+                })
+            })
+            .as_ref()
+            .is_some_and(|set| set.is_match(m))
+    }
+
     pub fn regex(&self) -> Option<&Regex> {
         let src = self.regex.as_deref()?;
         Some(self.compiled.get_or_init(|| {
