@@ -16,6 +16,7 @@ use crate::secret::SecretValue;
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use names::NameKind;
 use rules::{Checksum, Engine, Rule};
+use std::collections::HashMap;
 use std::sync::OnceLock;
 
 pub use names::Strictness as Mode;
@@ -153,8 +154,19 @@ impl Detector {
             }
         }
         names_seen.dedup();
+        // Minified code repeats the same few names thousands of times: judge each name once.
+        let mut verdicts: HashMap<&[u8], Option<NameKind>> = HashMap::new();
         for (s, e) in names_seen {
-            self.assignment_at(hay, s, e, mode, &mut out);
+            let kind = *verdicts.entry(&hay[s..e]).or_insert_with(|| {
+                let name = &hay[s..e];
+                if name.len() > 80 {
+                    return None;
+                }
+                names::name_kind(&String::from_utf8_lossy(name))
+            });
+            if let Some(kind) = kind {
+                self.assignment_at(hay, s, e, kind, mode, &mut out);
+            }
         }
         resolve_overlaps(out)
     }
@@ -202,16 +214,14 @@ impl Detector {
         hay: &[u8],
         start: usize,
         end: usize,
+        kind: NameKind,
         mode: Mode,
         out: &mut Vec<Match>,
     ) {
-        if end - start > 80 || !hay[start].is_ascii_alphabetic() && hay[start] != b'_' {
+        if !hay[start].is_ascii_alphabetic() && hay[start] != b'_' {
             return;
         }
         let name = String::from_utf8_lossy(&hay[start..end]);
-        let Some(kind) = names::name_kind(&name) else {
-            return;
-        };
         let Some((vs, ve)) = assignment_value(hay, end) else {
             return;
         };

@@ -317,6 +317,15 @@ fn char_classes(value: &[u8]) -> (bool, bool, bool, bool) {
 
 /// Whether `value`, held under a name of `kind`, is a secret.
 pub fn value_is_secret(kind: NameKind, value: &[u8], strictness: Strictness) -> bool {
+    // Cheap rejections first: in code most candidates are short identifiers.
+    if strictness == Strictness::Text
+        && (value.len() < 20
+            || !value
+                .iter()
+                .all(|b| b.is_ascii_alphanumeric() || b"+/=_-~".contains(b)))
+    {
+        return false;
+    }
     if value.is_empty()
         || is_reference(value)
         || is_path(value)
