@@ -50,7 +50,14 @@ pub fn secret_info(rule: &Rule, value: &SecretValue) -> SecretInfo {
     };
     // The preview keeps the value's own leading bytes for the length of the rule's prefix, so
     // `gh?_` shows as `ghp_` and `sk-` as `sk-`.
-    let n = rule.prefix.len().min(bytes.len());
+    let n = rule
+        .prefixes
+        .iter()
+        .filter(|p| bytes.starts_with(p.as_bytes()))
+        .map(String::len)
+        .max()
+        .unwrap_or(rule.prefix.len())
+        .min(bytes.len());
     let prefix = match std::str::from_utf8(&bytes[..n]) {
         Ok(p) if p.is_ascii() => p,
         _ => "",

@@ -57,6 +57,10 @@ pub struct Rule {
     /// The part every key of this kind starts with; kept in previews because it reveals nothing.
     #[serde(default)]
     pub prefix: String,
+    /// Longer public prefixes some keys of the kind carry (`sk-proj-`); previews keep the
+    /// longest that matches.
+    #[serde(default)]
+    pub prefixes: Vec<String>,
     pub keywords: Vec<String>,
     #[serde(default)]
     pub ignore_case: bool,
