@@ -207,4 +207,24 @@ fn unreadable_files_as_an_ordinary_user() {
         "{text}"
     );
     assert!(text.contains("private"), "{text}");
+
+    // Processes of other users (root's, here) cannot be read by nobody: counted, not fatal.
+    let out = std::process::Command::new("/usr/bin/setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", BIN])
+        .args(["audit", "--only", "proc", "--format", "json"])
+        .current_dir(&fx.project)
+        .env_clear()
+        .env("HOME", &fx.home)
+        .output()
+        .unwrap();
+    let r = Run::from(out);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.json()["skipped"]["unreadable_processes"]
+            .as_u64()
+            .unwrap()
+            > 0,
+        "{}",
+        r.stdout
+    );
 }

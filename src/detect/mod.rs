@@ -478,6 +478,28 @@ mod tests {
         assert!(ms.iter().any(|m| m.rule.id == "aws-access-key-id"));
     }
 
+    proptest::proptest! {
+        /// Any bytes: no panic, and every match lies inside the input with the value it claims.
+        #[test]
+        fn scan_never_panics(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..4000)) {
+            for mode in [Mode::Text, Mode::Assignment] {
+                for m in detector().scan(&bytes, mode) {
+                    proptest::prop_assert!(m.start < m.end && m.end <= bytes.len());
+                    proptest::prop_assert_eq!(&bytes[m.start..m.end], m.value.expose());
+                }
+            }
+        }
+
+        /// Keyword-dense text, where the name heuristic and rule regexes all run.
+        #[test]
+        fn scan_keyword_soup(s in "((key|token|secret|password|sk-ant-api03-|ghp_|AKIA|://|@|=|:|\\x27|\\x22| |\\n|[A-Za-z0-9]{1,12})){0,60}") {
+            for m in detector().scan(s.as_bytes(), Mode::Text) {
+                proptest::prop_assert!(m.end <= s.len());
+            }
+            let _ = detector().classify_var("API_KEY", s.as_bytes());
+        }
+    }
+
     #[test]
     fn line_col_is_one_based() {
         assert_eq!(line_col(b"ab\ncd", 4), (2, 2));
