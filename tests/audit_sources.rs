@@ -139,12 +139,18 @@ fn history_source_finds_inline_keys_exports_and_headers() {
         ".zsh_history",
         &format!(": 1700000000:0;git status\n: 1700000001:0;curl -H \"x-api-key: {k3}\" http://localhost:8080\n: 1700000002:0;export XAI_API_KEY={k4}\n"),
     );
+    let k5 = fx.key("github");
+    fx.home_file(
+        ".local/share/fish/fish_history",
+        &format!("- cmd: ls\n  when: 1700000000\n- cmd: set -x GH_TOKEN {k5}; gh repo list\n  when: 1700000001\n"),
+    );
     let f = audit_json(&fx, "history", &[]);
+    expect(&f, "github-token", "fish_history", 3, "medium");
     expect(&f, "anthropic-api-key", ".bash_history", 3, "medium");
     expect(&f, "openai-api-key", ".bash_history", 5, "medium");
     expect(&f, "generic-secret", ".zsh_history", 2, "medium");
     expect(&f, "xai-api-key", ".zsh_history", 3, "medium");
-    assert_eq!(f.len(), 4, "{}", serde_json::to_string_pretty(&f).unwrap());
+    assert_eq!(f.len(), 5, "{}", serde_json::to_string_pretty(&f).unwrap());
 }
 
 #[test]
