@@ -328,6 +328,14 @@ fn file_source_scans_project_files_but_not_dependencies() {
     let (d1, d2) = (fx.key("github"), fx.key("github"));
     fx.project_file("node_modules/dep/index.js", &format!("const k = '{d1}';\n"));
     fx.project_file("target/debug/build.txt", &format!("{d2}\n"));
+    // Accepted on purpose: a fixtures directory in .keyfenceignore, and a line marked inline.
+    let (d3, d4) = (fx.key("stripe"), fx.key("stripe"));
+    fx.project_file(".keyfenceignore", "fixtures/\n");
+    fx.project_file("fixtures/keys.txt", &format!("{d3}\n"));
+    fx.project_file(
+        "docs/example.md",
+        &format!("`{d4}` <!-- keyfence:allow -->\n"),
+    );
     let f = audit_json(&fx, "file", &[]);
     let g = expect(&f, "google-api-key", "src/config.js", 2, "critical");
     assert_eq!(g["location"]["column"], 12);

@@ -49,6 +49,8 @@ fn builder(roots: &[PathBuf], opts: &WalkOptions) -> WalkBuilder {
         .git_global(opts.respect_gitignore)
         .git_exclude(opts.respect_gitignore)
         .follow_links(false)
+        // Paths the project has accepted (fixtures of fake keys), in gitignore syntax.
+        .add_custom_ignore_filename(".keyfenceignore")
         .threads(opts.threads)
         .filter_entry(move |e| {
             !(e.file_type().is_some_and(|t| t.is_dir())

@@ -175,7 +175,20 @@ impl Detector {
                 self.assignment_at(hay, s, e, kind, mode, &mut out);
             }
         }
-        resolve_overlaps(out)
+        let mut out = resolve_overlaps(out);
+        // `keyfence:allow` on a line marks its secrets as known and accepted (test fixtures,
+        // documentation), as `gitleaks:allow` does for gitleaks, which is honoured too.
+        if memchr::memmem::find(hay, b"keyfence:allow").is_some()
+            || memchr::memmem::find(hay, b"gitleaks:allow").is_some()
+        {
+            out.retain(|m| {
+                let (s, e) = line_bounds(hay, m.start);
+                let line = &hay[s..e];
+                memchr::memmem::find(line, b"keyfence:allow").is_none()
+                    && memchr::memmem::find(line, b"gitleaks:allow").is_none()
+            });
+        }
+        out
     }
 
     fn run_regex_rule(&'static self, rule: &'static Rule, hay: &[u8], out: &mut Vec<Match>) {
@@ -300,6 +313,12 @@ fn case_variants(kw: &str, ignore_case: bool) -> Vec<String> {
     out.sort();
     out.dedup();
     out
+}
+
+fn line_bounds(hay: &[u8], at: usize) -> (usize, usize) {
+    let start = memchr::memrchr(b'\n', &hay[..at]).map_or(0, |i| i + 1);
+    let end = memchr::memchr(b'\n', &hay[at..]).map_or(hay.len(), |i| at + i);
+    (start, end)
 }
 
 fn is_name_byte(b: u8) -> bool {
@@ -498,6 +517,14 @@ mod tests {
             }
             let _ = detector().classify_var("API_KEY", s.as_bytes());
         }
+    }
+
+    #[test]
+    fn allow_marker_silences_its_line_only() {
+        let text = b"a = AKIAHGWGEMR245TUSXAB # keyfence:allow\nb = AKIAQWGEMR245TUSXABC\n";
+        let ms = detector().scan(text, Mode::Text);
+        assert_eq!(ms.len(), 1);
+        assert_eq!(line_col(text, ms[0].start).0, 2);
     }
 
     #[test]
