@@ -117,6 +117,20 @@ The same key found in several places is one exposure, grouped by its fingerprint
     Scan(ScanArgs),
     /// Show running processes that hold secrets in their environment, as a tree
     Ps,
+    /// Create the embedded vault (a random data key in a separate file, or --passphrase)
+    Init(InitArgs),
+    /// Store, read, list and remove secrets in the embedded vault
+    #[command(subcommand)]
+    Secret(SecretCommand),
+    /// Run a command with secrets scrubbed from its environment and only the named ones injected
+    #[command(
+        long_about = "Run COMMAND with every variable that looks like a secret removed from its \
+environment, except those kept with --allow, and the store entries named with --inject added.\n\n\
+With nothing to supervise keyfence replaces itself with the command (same pid, signals and exit \
+status). Exit status: the command's; 128+N when it dies of signal N; 125 when keyfence fails \
+before starting it, 126 when it cannot be executed, 127 when it is not found."
+    )]
+    Run(RunArgs),
     /// Print a shell completion script
     Completions {
         #[arg(value_enum)]
@@ -166,4 +180,72 @@ fn parse_size(s: &str) -> Result<u64, String> {
     num.parse::<u64>()
         .map(|n| n.saturating_mul(mult))
         .map_err(|_| format!("invalid size '{s}': use a number with an optional K, M or G suffix"))
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Derive the data key from a passphrase (asked on the terminal, or read from the file in
+    /// KEYFENCE_PASSPHRASE_FILE) instead of keeping it in a key file
+    #[arg(long)]
+    pub passphrase: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SecretCommand {
+    /// Store a secret: the value comes from a no-echo prompt, from stdin when it is not a
+    /// terminal, or from --from-env; never from the command line
+    Set {
+        name: String,
+        /// Read the value from this environment variable
+        #[arg(long, value_name = "VAR")]
+        from_env: Option<String>,
+        /// Expire the entry after this long (e.g. 30m, 12h, 7d); expired entries are never injected
+        #[arg(long, value_name = "DURATION")]
+        ttl: Option<String>,
+        /// Profiles allowed to receive this secret (repeatable; default: any)
+        #[arg(long = "profile", value_name = "PROFILE")]
+        profiles: Vec<String>,
+    },
+    /// Print a secret's value (only when stdout is not a terminal, unless --reveal)
+    Get {
+        name: String,
+        /// Print even to a terminal
+        #[arg(long)]
+        reveal: bool,
+    },
+    /// List secrets: names, kinds, fingerprints and dates, never values
+    List,
+    /// Remove a secret
+    Rm { name: String },
+    /// Import secrets from a .env file, or from environment variables
+    Import {
+        /// The .env file to import
+        #[arg(required_unless_present = "from_env", conflicts_with = "from_env")]
+        file: Option<PathBuf>,
+        /// Import these environment variables instead
+        #[arg(long, value_name = "NAME", num_args = 1..)]
+        from_env: Vec<String>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Use this profile from keyfence.toml or the user configuration
+    #[arg(long, value_name = "PROFILE")]
+    pub profile: Option<String>,
+    /// Keep this variable even if it looks like a secret (repeatable)
+    #[arg(long, value_name = "VAR")]
+    pub allow: Vec<String>,
+    /// Also drop variables with this name or glob (repeatable)
+    #[arg(long, value_name = "VAR|GLOB")]
+    pub drop: Vec<String>,
+    /// Add a store entry to the environment: NAME, or VAR=NAME to rename (repeatable)
+    #[arg(long, value_name = "[VAR=]NAME")]
+    pub inject: Vec<String>,
+    /// Do not replace secret values in the command's output
+    #[arg(long)]
+    pub no_mask: bool,
+    /// The command and its arguments
+    #[arg(required = true, last = true, value_name = "COMMAND")]
+    pub command: Vec<std::ffi::OsString>,
 }

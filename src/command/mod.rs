@@ -3,7 +3,9 @@
 
 mod audit;
 mod ps;
+mod run;
 mod scan;
+mod secret;
 
 use crate::cli::{Cli, ColorWhen, Command, Format, GlobalArgs};
 use crate::finding::{Report, Source};
@@ -38,6 +40,9 @@ pub fn run(cli: Cli) -> Result<Exit> {
         Command::Audit(args) => audit::run(&cli.global, args),
         Command::Scan(args) => scan::run(&cli.global, args),
         Command::Ps => ps::run(&cli.global),
+        Command::Init(args) => secret::init(&cli.global, args),
+        Command::Secret(cmd) => secret::run(&cli.global, cmd),
+        Command::Run(args) => run::run(&cli.global, args),
         Command::Completions { shell } => {
             let mut cmd = Cli::command();
             clap_complete::generate(*shell, &mut cmd, "keyfence", &mut std::io::stdout());
