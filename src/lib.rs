@@ -10,4 +10,5 @@ pub mod command;
 pub mod detect;
 pub mod finding;
 pub mod report;
+pub mod run;
 pub mod secret;

@@ -22,16 +22,23 @@ use std::time::Duration;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Exit {
     /// Nothing at or above `--fail-on`.
-    Clean = 0,
+    Clean,
     /// Findings at or above `--fail-on`.
-    Findings = 1,
+    Findings,
     /// Usage or runtime error.
-    Error = 2,
+    Error,
+    /// `run`: the command's own status, or 125/126/127 when it could not be started.
+    Code(u8),
 }
 
 impl From<Exit> for ExitCode {
     fn from(e: Exit) -> Self {
-        ExitCode::from(e as u8)
+        ExitCode::from(match e {
+            Exit::Clean => 0,
+            Exit::Findings => 1,
+            Exit::Error => 2,
+            Exit::Code(c) => c,
+        })
     }
 }
 

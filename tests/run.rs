@@ -1,0 +1,263 @@
+//! `keyfence run`: scrubbing, masking, exit statuses, signals, exec in place.
+
+mod common;
+use common::*;
+use std::process::{Command, Stdio};
+
+fn run_cmd(fx: &Fixture, args: &[&str], env: &[(&str, &str)]) -> Run {
+    fx.run(args, env)
+}
+
+#[test]
+fn scrubs_a_planted_mix_and_keeps_harmless_variables() {
+    let mut fx = Fixture::new();
+    let ant = fx.key("anthropic");
+    let oai = fx.key("openai");
+    let gh = fx.key("github");
+    let aws_id = fx.key("aws-id");
+    let aws_secret = fx.key("aws-secret");
+    let tok = fx.key("token");
+    let pw = random_from("ABCDEFGHJKMNPQRSTUVWXYZabcdefghjkmnpqrstuvwxyz23456789", 14);
+    fx.planted.push(pw.clone());
+    let db = format!("postgres://app:{pw}@db.internal:5432/app");
+    let r = run_cmd(
+        &fx,
+        &["run", "-v", "--", "env"],
+        &[
+            ("ANTHROPIC_API_KEY", &ant),
+            ("OPENAI_API_KEY", &oai),
+            ("GITHUB_TOKEN", &gh),
+            ("AWS_ACCESS_KEY_ID", &aws_id),
+            ("AWS_SECRET_ACCESS_KEY", &aws_secret),
+            ("INTERNAL_SERVICE_TOKEN", &tok),
+            ("DATABASE_URL", &db),
+            ("TOKENIZERS_PARALLELISM", "false"),
+            ("KEYTIMEOUT", "1"),
+            ("LANG", "C.UTF-8"),
+            ("EDITOR", "vim"),
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    for gone in [
+        "ANTHROPIC_API_KEY=",
+        "OPENAI_API_KEY=",
+        "GITHUB_TOKEN=",
+        "AWS_ACCESS_KEY_ID=",
+        "AWS_SECRET_ACCESS_KEY=",
+        "INTERNAL_SERVICE_TOKEN=",
+        "DATABASE_URL=",
+    ] {
+        assert!(
+            !r.stdout.lines().any(|l| l.starts_with(gone)),
+            "{gone} survived:\n{}",
+            r.stdout
+        );
+    }
+    for kept in [
+        "TOKENIZERS_PARALLELISM=false",
+        "KEYTIMEOUT=1",
+        "LANG=C.UTF-8",
+        "EDITOR=vim",
+        "HOME=",
+    ] {
+        assert!(
+            r.stdout.lines().any(|l| l.starts_with(kept)),
+            "{kept} missing:\n{}",
+            r.stdout
+        );
+    }
+    // -v names what was dropped, never the values (checked by the harness for every run).
+    assert!(
+        r.stderr.contains("dropped") && r.stderr.contains("DATABASE_URL"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn allow_and_drop() {
+    let fx = Fixture::new();
+    // Not registered as planted: `env` prints an allowed variable, as it should.
+    let tok = fake("token");
+    let r = run_cmd(
+        &fx,
+        &[
+            "run",
+            "--allow",
+            "CI_DEPLOY_TOKEN",
+            "--drop",
+            "CORP_*",
+            "--no-mask",
+            "--",
+            "env",
+        ],
+        &[
+            ("CI_DEPLOY_TOKEN", &tok),
+            ("CORP_PROXY", "http://proxy:3128"),
+            ("KEEPME", "1"),
+        ],
+    );
+    // The allowed token is printed by `env` itself: that is the point of --allow.
+    assert!(r.stdout.contains("CI_DEPLOY_TOKEN="), "{}", r.stdout);
+    assert!(!r.stdout.contains("CORP_PROXY"), "{}", r.stdout);
+    assert!(r.stdout.contains("KEEPME=1"));
+}
+
+#[test]
+fn masks_values_split_across_writes_and_buffer_boundaries() {
+    let mut fx = Fixture::new();
+    let key = fx.key("anthropic");
+    let (a, b) = key.split_at(40);
+    // Split across two writes with a pause, on stdout and on stderr.
+    let script = format!(
+        "printf '%s' 'start {a}'; sleep 0.2; printf '%s\\n' '{b} end'; printf '%s' '{a}' >&2; sleep 0.1; printf '%s' '{b}' >&2"
+    );
+    let r = run_cmd(
+        &fx,
+        &["run", "--", "sh", "-c", &script],
+        &[("ANTHROPIC_API_KEY", &key)],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stdout, "start <keyfence:ANTHROPIC_API_KEY> end\n");
+    assert_eq!(r.stderr, "<keyfence:ANTHROPIC_API_KEY>");
+    // Straddling the 64 KiB read buffer: 65,500 bytes of filler, then the key.
+    let script = format!(
+        "head -c 65500 /dev/zero | tr '\\0' x; printf '%s' '{key}'; head -c 70000 /dev/zero | tr '\\0' y"
+    );
+    let r = run_cmd(
+        &fx,
+        &["run", "--", "sh", "-c", &script],
+        &[("ANTHROPIC_API_KEY", &key)],
+    );
+    assert_eq!(
+        r.stdout.len(),
+        65500 + "<keyfence:ANTHROPIC_API_KEY>".len() + 70000
+    );
+    assert!(r.stdout.contains("x<keyfence:ANTHROPIC_API_KEY>y"));
+}
+
+#[test]
+fn no_mask_execs_in_place() {
+    let fx = Fixture::new();
+    // Nothing dropped or injected: keyfence replaces itself, so the shell's pid is keyfence's.
+    let child = Command::new(BIN)
+        .args(["run", "--", "sh", "-c", "echo $$"])
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap())
+        .current_dir(&fx.project)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), pid.to_string());
+}
+
+#[test]
+fn exit_statuses() {
+    let mut fx = Fixture::new();
+    let tok = fx.key("token");
+    std::fs::write(fx.project.join("not-exec"), "#!/bin/sh\n").unwrap();
+    for (env, killed) in [
+        (vec![], None),
+        (vec![("SERVICE_TOKEN", tok.as_str())], Some(())),
+    ] {
+        // Without secrets keyfence execs in place; with one it supervises. Same statuses.
+        let code = |args: &[&str]| {
+            let mut a = vec!["run", "--"];
+            a.extend_from_slice(args);
+            run_cmd(&fx, &a, &env).code
+        };
+        assert_eq!(code(&["true"]), 0);
+        assert_eq!(code(&["false"]), 1);
+        assert_eq!(code(&["sh", "-c", "exit 42"]), 42);
+        assert_eq!(code(&["no-such-command-kf"]), 127);
+        assert_eq!(code(&["./not-exec"]), 126);
+        // In place, the command's death by signal is keyfence's own (no status code at all, as
+        // when run directly); supervised, it becomes 128+N.
+        let (kill, term) = if killed.is_some() {
+            (137, 143)
+        } else {
+            (-1, -1)
+        };
+        assert_eq!(code(&["sh", "-c", "kill -KILL $$"]), kill);
+        assert_eq!(code(&["sh", "-c", "kill -TERM $$"]), term);
+    }
+    let r = run_cmd(&fx, &["run", "--profile", "nope", "--", "true"], &[]);
+    assert_eq!(r.code, 125);
+    assert!(r.stderr.contains("unknown profile 'nope'"), "{}", r.stderr);
+}
+
+#[test]
+fn forwards_sigterm_once_and_returns_the_childs_status() {
+    let mut fx = Fixture::new();
+    let tok = fx.key("token");
+    let marker = fx.project.join("got-term");
+    let script = format!(
+        "trap 'echo term >> {m}; exit 7' TERM; echo ready; while :; do sleep 0.05; done",
+        m = marker.display()
+    );
+    let mut child = Command::new(BIN)
+        .args(["run", "--", "sh", "-c", &script])
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap())
+        .env("SERVICE_TOKEN", &tok)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    use std::io::BufRead;
+    std::io::BufReader::new(child.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line, "ready\n");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(7));
+    assert_eq!(std::fs::read_to_string(&marker).unwrap(), "term\n");
+}
+
+#[test]
+fn supervisor_hides_values_and_leaks_no_descriptor() {
+    let mut fx = Fixture::new();
+    let key = fx.key("anthropic");
+    // Descriptors: the same set as the command run directly from this test (the test harness
+    // itself passes some, such as cargo's jobserver).
+    let direct = Command::new("sh")
+        .args(["-c", "ls /proc/self/fd | tr '\\n' ' '"])
+        .output()
+        .unwrap();
+    let direct = String::from_utf8_lossy(&direct.stdout).trim().to_string();
+    // The command looks at its parent (the supervisor): its environ must not hold the key.
+    // As root this read succeeds regardless of dumpability, so it tests the blanking itself.
+    let r = run_cmd(
+        &fx,
+        &[
+            "run",
+            "--",
+            "sh",
+            "-c",
+            "tr '\\0' '\\n' < /proc/$PPID/environ | grep -c '^ANTHROPIC_API_KEY=\\*\\**$'; ls /proc/self/fd | tr '\\n' ' '",
+        ],
+        &[("ANTHROPIC_API_KEY", &key)],
+    );
+    let mut lines = r.stdout.lines();
+    assert_eq!(
+        lines.next(),
+        Some("1"),
+        "value not blanked in the supervisor: {}",
+        r.stdout
+    );
+    assert_eq!(
+        lines.next().map(str::trim),
+        Some(direct.as_str()),
+        "{}",
+        r.stdout
+    );
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    assert!(status.contains("TracerPid"), "sanity");
+}
