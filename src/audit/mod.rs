@@ -75,7 +75,7 @@ impl Output {
         fix: impl Into<String>,
     ) {
         self.findings.push(Finding {
-            rule: m.rule.id.clone(),
+            rule: m.rule.id.to_string(),
             severity,
             source,
             location,

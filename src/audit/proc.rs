@@ -81,7 +81,7 @@ fn classify_environ(
         };
         let name = String::from_utf8_lossy(&var[..eq]);
         if let Some(m) = detector.classify_var(&name, &var[eq + 1..]) {
-            held.push((name.into_owned(), m.rule.id.clone(), m.info()));
+            held.push((name.into_owned(), m.rule.id.to_string(), m.info()));
         }
     }
     held

@@ -41,7 +41,7 @@ pub fn run(g: &GlobalArgs, args: &ScanArgs) -> Result<Exit> {
     for fm in result.matches {
         let generic = fm.m.rule.id.starts_with("generic");
         report.findings.push(Finding {
-            rule: fm.m.rule.id.clone(),
+            rule: fm.m.rule.id.to_string(),
             severity: if generic {
                 Severity::Medium
             } else {
