@@ -261,3 +261,52 @@ fn supervisor_hides_values_and_leaks_no_descriptor() {
     let status = std::fs::read_to_string("/proc/self/status").unwrap();
     assert!(status.contains("TracerPid"), "sanity");
 }
+
+#[test]
+fn profiles_from_keyfence_toml() {
+    let fx = Fixture::new();
+    fx.project_file(
+        "keyfence.toml",
+        "[[profile]]\nname = \"tests\"\nmatch = [\"sh -c *\"]\ndrop = [\"CORP_*\"]\nallow = [\"CI_TOKEN\"]\nmask = false\n",
+    );
+    let tok = fake("token");
+    // Matched by command line: CORP_* dropped, CI_TOKEN allowed, no masking (exec in place).
+    let r = run_cmd(
+        &fx,
+        &["run", "--", "sh", "-c", "env; echo $$"],
+        &[("CORP_X", "1"), ("CI_TOKEN", &tok), ("PLAIN", "ok")],
+    );
+    assert!(!r.stdout.contains("CORP_X"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("CI_TOKEN=") && r.stdout.contains("PLAIN=ok"),
+        "{}",
+        r.stdout
+    );
+    // Not matched: the default profile keeps CORP_X (not a secret) and drops CI_TOKEN.
+    let r = run_cmd(
+        &fx,
+        &["run", "--", "env"],
+        &[("CORP_X", "1"), ("CI_TOKEN", &tok)],
+    );
+    assert!(
+        r.stdout.contains("CORP_X=1") && !r.stdout.contains("CI_TOKEN"),
+        "{}",
+        r.stdout
+    );
+
+    // A typo in the file: exit 125 with the file and line, the command not started.
+    fx.project_file(
+        "keyfence.toml",
+        "[[profile]]\nname = \"x\"\ndorp = [\"A\"]\n",
+    );
+    let r = run_cmd(&fx, &["run", "--", "sh", "-c", "echo started"], &[]);
+    assert_eq!(r.code, 125);
+    assert!(!r.stdout.contains("started"));
+    assert!(
+        r.stderr.contains("keyfence.toml")
+            && r.stderr.contains("line 3")
+            && r.stderr.contains("dorp"),
+        "{}",
+        r.stderr
+    );
+}

@@ -6,17 +6,14 @@
 use super::Exit;
 use crate::cli::{GlobalArgs, RunArgs};
 use crate::detect;
+use crate::policy;
 use crate::run::{env, process, protect};
 use crate::secret::SecretValue;
 use anyhow::{Result, bail};
 
-/// Built-in profiles (DESIGN.md §3). Both scrub for now; the isolation work gives `install`
-/// its sandbox.
-const BUILTIN_PROFILES: &[&str] = &["default", "install"];
-
 pub fn run(g: &GlobalArgs, args: &RunArgs) -> Result<Exit> {
     match prepare(args) {
-        Ok(plan) => Ok(start(g, args, plan)),
+        Ok((plan, mask)) => Ok(start(g, args, plan, mask)),
         Err(e) => {
             eprintln!("keyfence: error: {e:#}");
             Ok(Exit::Code(process::EXIT_CANNOT_RUN))
@@ -24,30 +21,44 @@ pub fn run(g: &GlobalArgs, args: &RunArgs) -> Result<Exit> {
     }
 }
 
-fn prepare(args: &RunArgs) -> Result<env::Plan> {
-    if let Some(p) = &args.profile
-        && !BUILTIN_PROFILES.contains(&p.as_str())
-    {
-        bail!(
-            "unknown profile '{p}'\nhint: the built-in profiles are {}",
-            BUILTIN_PROFILES.join(", ")
-        );
-    }
-    let rules = env::EnvRules::new(&args.allow, &args.drop)
+/// The environment to run with, and whether to mask output.
+fn prepare(args: &RunArgs) -> Result<(env::Plan, bool)> {
+    let cwd = std::env::current_dir()?;
+    let config = policy::Config::load(
+        policy::project_file(&cwd).as_deref(),
+        policy::user_file().as_deref(),
+    )?;
+    let command_line = args
+        .command
+        .iter()
+        .map(|a| a.to_string_lossy())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let chosen = config.select(args.profile.as_deref(), &command_line)?;
+    let p = &chosen.profile;
+    let allow = [args.allow.as_slice(), p.allow.as_slice()].concat();
+    let drop = [args.drop.as_slice(), p.drop.as_slice()].concat();
+    let rules = env::EnvRules::new(&allow, &drop)
         .map_err(|e| anyhow::anyhow!("bad --drop pattern: {e}"))?;
-    let inject = resolve_injections(&args.inject, args.profile.as_deref())?;
-    Ok(env::plan(
-        detect::detector(),
-        std::env::vars_os(),
-        &rules,
-        inject,
+    let mut inject = resolve_injections(&args.inject, &p.name, false)?;
+    inject.extend(resolve_injections(
+        &p.inject,
+        &p.name,
+        chosen.origin == policy::Origin::Project,
+    )?);
+    let mask = !args.no_mask && p.mask.unwrap_or(true);
+    Ok((
+        env::plan(detect::detector(), std::env::vars_os(), &rules, inject),
+        mask,
     ))
 }
 
-/// `--inject NAME` or `--inject VAR=NAME`: (variable, value from the store).
+/// `NAME` or `VAR=NAME`: (variable, value from the store). `from_project`: the request comes
+/// from a project's keyfence.toml, so only entries that allow `profile` by name are given.
 fn resolve_injections(
     specs: &[String],
-    profile: Option<&str>,
+    profile: &str,
+    from_project: bool,
 ) -> Result<Vec<(String, SecretValue)>> {
     let mut out = Vec::new();
     for spec in specs {
@@ -55,13 +66,13 @@ fn resolve_injections(
         if var.is_empty() || name.is_empty() || var.contains('\0') {
             bail!("--inject {spec}: expected NAME or VAR=NAME");
         }
-        let value = fetch_for_run(name, profile.unwrap_or("default"))?;
+        let value = fetch_for_run(name, profile, from_project)?;
         out.push((var.to_string(), value));
     }
     Ok(out)
 }
 
-fn start(g: &GlobalArgs, args: &RunArgs, plan: env::Plan) -> Exit {
+fn start(g: &GlobalArgs, args: &RunArgs, plan: env::Plan, mask: bool) -> Exit {
     if g.verbose {
         // Names only, never values.
         if !plan.dropped.is_empty() {
@@ -71,7 +82,7 @@ fn start(g: &GlobalArgs, args: &RunArgs, plan: env::Plan) -> Exit {
             eprintln!("keyfence: injected {}", plan.injected.join(", "));
         }
     }
-    let mask = !args.no_mask && !plan.secrets.is_empty();
+    let mask = mask && !plan.secrets.is_empty();
     if !mask {
         let (code, msg) = process::exec_in_place(&args.command, &plan.env);
         eprintln!("keyfence: {msg}");
@@ -95,6 +106,6 @@ fn start(g: &GlobalArgs, args: &RunArgs, plan: env::Plan) -> Exit {
 }
 
 /// Placeholder until the store lands in this tree.
-fn fetch_for_run(name: &str, _profile: &str) -> Result<SecretValue> {
+fn fetch_for_run(name: &str, _profile: &str, _from_project: bool) -> Result<SecretValue> {
     bail!("cannot inject {name}: the store is not available in this build")
 }

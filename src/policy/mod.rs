@@ -1,0 +1,244 @@
+//! Profiles: which secrets a command gets and under which rules (DESIGN.md §3). Read from the
+//! project's `keyfence.toml` (committed, shared by the team) and the user's
+//! `$XDG_CONFIG_HOME/keyfence/config.toml`; a command picks one with `--profile` or by matching
+//! its command line. Unknown keys and bad values are errors naming the file and line.
+//!
+//! A project file comes with the code it configures, so it is not trusted to hand out the
+//! user's secrets: `inject` in a project profile only reaches store entries that list that
+//! profile among their allowed profiles (`keyfence secret set NAME --profile P`).
+
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+/// Profiles every installation has, before any file is read.
+pub const BUILTIN: &[&str] = &["default", "install"];
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Profile {
+    pub name: String,
+    /// Command lines this profile applies to (globs over the words joined by spaces).
+    #[serde(default, rename = "match")]
+    pub matches: Vec<String>,
+    /// Variables kept even if they look like secrets.
+    #[serde(default)]
+    pub allow: Vec<String>,
+    /// Variables (names or globs) dropped in addition to detected secrets.
+    #[serde(default)]
+    pub drop: Vec<String>,
+    /// Store entries to inject: `NAME` or `VAR=NAME`.
+    #[serde(default)]
+    pub inject: Vec<String>,
+    /// Mask secret values in the command's output (default true).
+    #[serde(default)]
+    pub mask: Option<bool>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    #[serde(default)]
+    profile: Vec<Profile>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    Builtin,
+    User,
+    Project,
+}
+
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    pub profile: Profile,
+    pub origin: Origin,
+    pub file: Option<PathBuf>,
+}
+
+#[derive(Debug, Default)]
+pub struct Config {
+    /// In precedence order: project profiles first, then the user's.
+    profiles: Vec<Resolved>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    #[error("{path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: profile '{name}': bad match pattern '{pattern}': {message}")]
+    Pattern {
+        path: PathBuf,
+        name: String,
+        pattern: String,
+        message: String,
+    },
+    #[error(
+        "unknown profile '{0}'\nhint: define it in keyfence.toml or \
+         ~/.config/keyfence/config.toml; built-in profiles are default, install"
+    )]
+    Unknown(String),
+}
+
+/// The project configuration: `keyfence.toml` in `dir` or the nearest parent that has one.
+pub fn project_file(dir: &Path) -> Option<PathBuf> {
+    dir.ancestors()
+        .map(|d| d.join("keyfence.toml"))
+        .find(|p| p.is_file())
+}
+
+/// The user configuration file.
+pub fn user_file() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_CONFIG_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))?;
+    Some(base.join("keyfence/config.toml"))
+}
+
+fn load_file(path: &Path, origin: Origin) -> Result<Vec<Resolved>, PolicyError> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(source) => {
+            return Err(PolicyError::Read {
+                path: path.to_path_buf(),
+                source,
+            });
+        }
+    };
+    // toml's errors carry the line, the column and the offending text.
+    let file: ConfigFile = toml::from_str(&text).map_err(|e| PolicyError::Parse {
+        path: path.to_path_buf(),
+        message: e.to_string().trim_end().to_string(),
+    })?;
+    for p in &file.profile {
+        for pattern in &p.matches {
+            if let Err(e) = globset::Glob::new(pattern) {
+                return Err(PolicyError::Pattern {
+                    path: path.to_path_buf(),
+                    name: p.name.clone(),
+                    pattern: pattern.clone(),
+                    message: e.kind().to_string(),
+                });
+            }
+        }
+    }
+    Ok(file
+        .profile
+        .into_iter()
+        .map(|profile| Resolved {
+            profile,
+            origin,
+            file: Some(path.to_path_buf()),
+        })
+        .collect())
+}
+
+impl Config {
+    pub fn load(project: Option<&Path>, user: Option<&Path>) -> Result<Config, PolicyError> {
+        let mut profiles = Vec::new();
+        if let Some(p) = project {
+            profiles.extend(load_file(p, Origin::Project)?);
+        }
+        if let Some(u) = user {
+            profiles.extend(load_file(u, Origin::User)?);
+        }
+        Ok(Config { profiles })
+    }
+
+    /// The profile for a command: the one named by `--profile`, else the first whose `match`
+    /// fits the command line, else `default`.
+    pub fn select(&self, name: Option<&str>, command_line: &str) -> Result<Resolved, PolicyError> {
+        if let Some(n) = name {
+            if let Some(r) = self.profiles.iter().find(|r| r.profile.name == n) {
+                return Ok(r.clone());
+            }
+            if BUILTIN.contains(&n) {
+                return Ok(builtin(n));
+            }
+            return Err(PolicyError::Unknown(n.to_string()));
+        }
+        for r in &self.profiles {
+            let hit = r.profile.matches.iter().any(|m| {
+                globset::Glob::new(m)
+                    .map(|g| g.compile_matcher().is_match(command_line))
+                    .unwrap_or(false)
+            });
+            if hit {
+                return Ok(r.clone());
+            }
+        }
+        Ok(self
+            .profiles
+            .iter()
+            .find(|r| r.profile.name == "default")
+            .cloned()
+            .unwrap_or_else(|| builtin("default")))
+    }
+}
+
+fn builtin(name: &str) -> Resolved {
+    Resolved {
+        profile: Profile {
+            name: name.to_string(),
+            ..Profile::default()
+        },
+        origin: Origin::Builtin,
+        file: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(text: &str) -> Result<Config, PolicyError> {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("keyfence.toml");
+        std::fs::write(&p, text).unwrap();
+        Config::load(Some(&p), None)
+    }
+
+    #[test]
+    fn selects_by_name_match_and_default() {
+        let c = config(
+            "[[profile]]\nname = \"publish\"\nmatch = [\"npm publish*\"]\ninject = [\"NPM_TOKEN\"]\n",
+        )
+        .unwrap();
+        assert_eq!(
+            c.select(None, "npm publish --tag next")
+                .unwrap()
+                .profile
+                .name,
+            "publish"
+        );
+        assert_eq!(c.select(None, "npm test").unwrap().profile.name, "default");
+        assert_eq!(
+            c.select(Some("install"), "x").unwrap().origin,
+            Origin::Builtin
+        );
+        assert!(matches!(
+            c.select(Some("nope"), "x"),
+            Err(PolicyError::Unknown(_))
+        ));
+    }
+
+    #[test]
+    fn unknown_keys_name_file_and_line() {
+        let err = config("[[profile]]\nname = \"a\"\n\ninjekt = [\"X\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("keyfence.toml"), "{err}");
+        assert!(err.contains("line 4"), "{err}");
+        assert!(err.contains("injekt"), "{err}");
+        let err = config("[[profile]]\nname = \"a\"\nmask = \"yes\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line 3"), "{err}");
+    }
+}
