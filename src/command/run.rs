@@ -10,6 +10,7 @@ use crate::policy;
 use crate::run::{env, process, protect};
 use crate::secret::SecretValue;
 use anyhow::{Result, bail};
+use std::io::IsTerminal;
 
 pub fn run(g: &GlobalArgs, args: &RunArgs) -> Result<Exit> {
     match prepare(args) {
@@ -96,7 +97,12 @@ fn start(g: &GlobalArgs, args: &RunArgs, plan: env::Plan, mask: bool) -> Exit {
     if let Err(e) = protect::blank_initial_environ(&names) {
         eprintln!("keyfence: warning: cannot blank the supervisor's environment block: {e}");
     }
-    match process::supervise(&args.command, &plan.env, &plan.secrets) {
+    let supervised = if std::io::stdout().is_terminal() {
+        process::supervise_pty(&args.command, &plan.env, &plan.secrets)
+    } else {
+        process::supervise(&args.command, &plan.env, &plan.secrets)
+    };
+    match supervised {
         Ok(code) => Exit::Code(code),
         Err((code, msg)) => {
             eprintln!("keyfence: {msg}");

@@ -3,11 +3,11 @@
 
 use super::mask::Masker;
 use crate::secret::SecretValue;
-use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2, SIGWINCH};
 use signal_hook::iterator::SignalsInfo;
 use signal_hook::iterator::exfiltrator::WithOrigin;
 use std::ffi::OsString;
-use std::io::{self, Read, Write};
+use std::io::{self, IsTerminal, Read, Write};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Command, Stdio};
 
@@ -74,20 +74,7 @@ pub fn supervise(
     let out = child.stdout.take();
     let err = child.stderr.take();
     let status = std::thread::scope(|s| {
-        s.spawn(move || {
-            for info in signals.forever() {
-                // Ctrl-C and Ctrl-\ from a terminal reach the whole foreground process group,
-                // the child included: forwarding them would deliver them twice. Signals sent by
-                // a process (kill) reach only keyfence, so those are passed on.
-                let from_terminal = info.process.is_none();
-                if (info.signal == SIGINT || info.signal == SIGQUIT) && from_terminal {
-                    continue;
-                }
-                if let Ok(sig) = nix::sys::signal::Signal::try_from(info.signal) {
-                    let _ = nix::sys::signal::kill(pid, sig);
-                }
-            }
-        });
+        s.spawn(move || forward_signals(&mut signals, pid, None));
         if let Some(o) = out {
             s.spawn(move || pump(o, io::stdout(), secrets));
         }
@@ -99,12 +86,159 @@ pub fn supervise(
         status
     });
     match status {
-        Ok(st) => Ok(match (st.code(), st.signal()) {
-            (Some(code), _) => code as u8,
-            (None, Some(sig)) => 128u8.wrapping_add(sig as u8),
-            _ => EXIT_CANNOT_RUN,
-        }),
+        Ok(st) => Ok(exit_code(st)),
         Err(e) => Err((EXIT_CANNOT_RUN, format!("waiting for the command: {e}"))),
+    }
+}
+
+/// Passes signals on to the child until the handle is closed; with a pty, SIGWINCH resizes it.
+fn forward_signals(
+    signals: &mut SignalsInfo<WithOrigin>,
+    pid: nix::unistd::Pid,
+    pty: Option<&pty_process::blocking::Pty>,
+) {
+    for info in signals.forever() {
+        if info.signal == SIGWINCH {
+            if let (Some(pty), Some(size)) = (pty, terminal_size()) {
+                let _ = pty.resize(size);
+            }
+            continue;
+        }
+        // Ctrl-C and Ctrl-\ from a terminal reach the whole foreground process group, the child
+        // included: forwarding them would deliver them twice. Signals sent by a process (kill)
+        // reach only keyfence, so those are passed on.
+        let from_terminal = info.process.is_none();
+        if (info.signal == SIGINT || info.signal == SIGQUIT) && from_terminal {
+            continue;
+        }
+        if let Ok(sig) = nix::sys::signal::Signal::try_from(info.signal) {
+            let _ = nix::sys::signal::kill(pid, sig);
+        }
+    }
+}
+
+/// Puts a terminal in raw mode and restores its previous mode when dropped, on every exit path
+/// that unwinds or returns.
+struct RawMode {
+    saved: rustix::termios::Termios,
+}
+
+impl RawMode {
+    fn enter() -> Option<RawMode> {
+        let fd = rustix::stdio::stdin();
+        let saved = rustix::termios::tcgetattr(fd).ok()?;
+        let mut raw = saved.clone();
+        raw.make_raw();
+        rustix::termios::tcsetattr(fd, rustix::termios::OptionalActions::Flush, &raw).ok()?;
+        Some(RawMode { saved })
+    }
+}
+
+impl Drop for RawMode {
+    fn drop(&mut self) {
+        let _ = rustix::termios::tcsetattr(
+            rustix::stdio::stdin(),
+            rustix::termios::OptionalActions::Flush,
+            &self.saved,
+        );
+    }
+}
+
+/// Our terminal's size, to give the child's terminal the same.
+fn terminal_size() -> Option<pty_process::Size> {
+    let ws = rustix::termios::tcgetwinsize(rustix::stdio::stdout()).ok()?;
+    Some(pty_process::Size::new(ws.ws_row, ws.ws_col))
+}
+
+/// Like `supervise`, but the command runs on a pseudo-terminal, so it still sees a terminal
+/// (colours, line editing, window size) while its output goes through the masker. Used when
+/// keyfence's stdout is a terminal.
+pub fn supervise_pty(
+    argv: &[OsString],
+    env: &[(OsString, OsString)],
+    secrets: &[(String, SecretValue)],
+) -> Result<u8, (u8, String)> {
+    let fail = |what: &str, e: &dyn std::fmt::Display| (EXIT_CANNOT_RUN, format!("{what}: {e}"));
+    let (pty, pts) = pty_process::blocking::open().map_err(|e| fail("cannot open a pty", &e))?;
+    if let Some(size) = terminal_size() {
+        let _ = pty.resize(size);
+    }
+    let mut signals = SignalsInfo::<WithOrigin>::new([
+        SIGTERM, SIGHUP, SIGINT, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH,
+    ])
+    .map_err(|e| fail("cannot install signal handlers", &e))?;
+    let handle = signals.handle();
+    let stdin_is_tty = io::stdin().is_terminal();
+    let mut cmd = pty_process::blocking::Command::new(&argv[0])
+        .args(&argv[1..])
+        .env_clear()
+        .envs(env.iter().map(|(k, v)| (k, v)));
+    if !stdin_is_tty {
+        // Piped input goes straight to the command; only the output needs the terminal.
+        cmd = cmd.stdin(Stdio::inherit());
+    }
+    let mut child = cmd.spawn(pts).map_err(|e| match e {
+        pty_process::Error::Io(io) => start_error(&argv[0], &io),
+        other => fail("cannot start the command on a pty", &other),
+    })?;
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    // From here until the guard drops, keystrokes go to the command untranslated: its own
+    // terminal does the line editing and turns Ctrl-C into its SIGINT, exactly once.
+    let raw = if stdin_is_tty { RawMode::enter() } else { None };
+    let pty = &pty;
+    let status = std::thread::scope(|s| {
+        s.spawn(move || forward_signals(&mut signals, pid, Some(pty)));
+        let output = s.spawn(move || pump(pty, io::stdout(), secrets));
+        if stdin_is_tty {
+            // Not joined: a read of the terminal cannot be interrupted, and the process exits
+            // right after the command does.
+            let input = pty_clone_fd(pty);
+            std::thread::Builder::new()
+                .spawn(move || copy_input(input))
+                .ok();
+        }
+        let status = child.wait();
+        handle.close();
+        let _ = output.join();
+        status
+    });
+    drop(raw);
+    match status {
+        Ok(st) => Ok(exit_code(st)),
+        Err(e) => Err((EXIT_CANNOT_RUN, format!("waiting for the command: {e}"))),
+    }
+}
+
+/// A second handle on the pty's controller side, for the input thread that outlives the scope.
+fn pty_clone_fd(pty: &pty_process::blocking::Pty) -> Option<std::fs::File> {
+    use std::os::fd::AsFd;
+    pty.as_fd()
+        .try_clone_to_owned()
+        .ok()
+        .map(std::fs::File::from)
+}
+
+fn copy_input(to: Option<std::fs::File>) {
+    let Some(mut to) = to else { return };
+    let mut stdin = io::stdin().lock();
+    let mut buf = [0u8; 4096];
+    loop {
+        match stdin.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                if to.write_all(&buf[..n]).is_err() {
+                    break;
+                }
+            }
+        }
+    }
+}
+
+fn exit_code(st: std::process::ExitStatus) -> u8 {
+    match (st.code(), st.signal()) {
+        (Some(code), _) => code as u8,
+        (None, Some(sig)) => 128u8.wrapping_add(sig as u8),
+        _ => EXIT_CANNOT_RUN,
     }
 }
 

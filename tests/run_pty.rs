@@ -1,0 +1,69 @@
+//! `keyfence run` when stdout is a terminal: the command runs on its own pseudo-terminal.
+//! `script` (util-linux) gives keyfence a terminal to be started on.
+
+mod common;
+use common::*;
+use std::process::{Command, Stdio};
+
+fn in_terminal(fx: &Fixture, shell_line: &str, input: &str) -> String {
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "{input} | script -qec {} /dev/null",
+            shell_quote(shell_line)
+        ))
+        .current_dir(&fx.project)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap())
+        .env("HOME", &fx.home)
+        .stdout(Stdio::piped())
+        .output()
+        .expect("script");
+    String::from_utf8_lossy(&out.stdout).replace('\r', "")
+}
+
+fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+#[test]
+fn command_sees_a_terminal_with_our_size_and_masked_output() {
+    if Command::new("script").arg("--version").output().is_err() {
+        eprintln!("script missing: skipped");
+        return;
+    }
+    let mut fx = Fixture::new();
+    let key = fx.key("anthropic");
+    let line = format!(
+        "stty -g > before; stty rows 41 cols 117; ANTHROPIC_API_KEY={key} {BIN} run -- sh -c 'test -t 0 && test -t 1 && echo tty; stty size; echo \"[$ANTHROPIC_API_KEY]\" {key}; exit 3'; echo rc=$?; stty rows 0 cols 0; stty -g > after"
+    );
+    let out = in_terminal(&fx, &line, "sleep 1");
+    assert!(!out.contains(&key), "{out}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines,
+        ["tty", "41 117", "[] <keyfence:ANTHROPIC_API_KEY>", "rc=3"],
+        "{out}"
+    );
+    let before = std::fs::read_to_string(fx.project.join("before")).unwrap();
+    let after = std::fs::read_to_string(fx.project.join("after")).unwrap();
+    assert_eq!(before, after, "terminal mode not restored");
+}
+
+#[test]
+fn ctrl_c_reaches_the_command_once() {
+    if Command::new("script").arg("--version").output().is_err() {
+        return;
+    }
+    let mut fx = Fixture::new();
+    let key = fx.key("token");
+    let line = format!(
+        "SERVICE_TOKEN={key} {BIN} run -- sh -c 'n=0; trap \"n=\\$((n+1))\" INT; echo ready; sleep 2; sleep 0.5; echo count=$n; exit 9'; echo rc=$?"
+    );
+    // Ctrl-C is byte 0x03 on the terminal: keyfence passes it to the command's terminal, whose
+    // line discipline turns it into one SIGINT.
+    let out = in_terminal(&fx, &line, "(sleep 1; printf '\\003'; sleep 3)");
+    assert!(out.contains("ready"), "{out}");
+    assert!(out.contains("count=1"), "{out}");
+    assert!(out.contains("rc=9"), "{out}");
+}
