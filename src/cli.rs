@@ -199,7 +199,8 @@ pub enum SecretCommand {
         /// Read the value from this environment variable
         #[arg(long, value_name = "VAR")]
         from_env: Option<String>,
-        /// Expire the entry after this long (e.g. 30m, 12h, 7d); expired entries are never injected
+        /// Expire the entry after this long (90s, 30m, 12h, 7d, 2w; `never` removes an expiry);
+        /// expired entries are never injected
         #[arg(long, value_name = "DURATION")]
         ttl: Option<String>,
         /// Profiles allowed to receive this secret (repeatable; default: any)

@@ -41,8 +41,11 @@ fn prepare(args: &RunArgs) -> Result<(env::Plan, bool)> {
     let drop = [args.drop.as_slice(), p.drop.as_slice()].concat();
     let rules = env::EnvRules::new(&allow, &drop)
         .map_err(|e| anyhow::anyhow!("bad --drop pattern: {e}"))?;
-    let mut inject = resolve_injections(&args.inject, &p.name, false)?;
+    // The store is opened once, and only when something is injected.
+    let mut store = None;
+    let mut inject = resolve_injections(&mut store, &args.inject, &p.name, false)?;
     inject.extend(resolve_injections(
+        &mut store,
         &p.inject,
         &p.name,
         chosen.origin == policy::Origin::Project,
@@ -57,6 +60,7 @@ fn prepare(args: &RunArgs) -> Result<(env::Plan, bool)> {
 /// `NAME` or `VAR=NAME`: (variable, value from the store). `from_project`: the request comes
 /// from a project's keyfence.toml, so only entries that allow `profile` by name are given.
 fn resolve_injections(
+    store: &mut Option<crate::store::Store>,
     specs: &[String],
     profile: &str,
     from_project: bool,
@@ -67,7 +71,7 @@ fn resolve_injections(
         if var.is_empty() || name.is_empty() || var.contains('\0') {
             bail!("--inject {spec}: expected NAME or VAR=NAME");
         }
-        let value = fetch_for_run(name, profile, from_project)?;
+        let value = fetch_for_run(store, name, profile, from_project)?;
         out.push((var.to_string(), value));
     }
     Ok(out)
@@ -111,7 +115,25 @@ fn start(g: &GlobalArgs, args: &RunArgs, plan: env::Plan, mask: bool) -> Exit {
     }
 }
 
-/// Placeholder until the store lands in this tree.
-fn fetch_for_run(name: &str, _profile: &str, _from_project: bool) -> Result<SecretValue> {
-    bail!("cannot inject {name}: the store is not available in this build")
+/// A value from the store. A project's keyfence.toml may only have entries that list its
+/// profile by name; the user's own flags and configuration may have any entry the profile is
+/// allowed.
+fn fetch_for_run(
+    store: &mut Option<crate::store::Store>,
+    name: &str,
+    profile: &str,
+    from_project: bool,
+) -> Result<SecretValue> {
+    if store.is_none() {
+        *store = Some(crate::store::Store::open_default()?);
+    }
+    let Some(store) = store.as_ref() else {
+        bail!("cannot open the store");
+    };
+    let entry = if from_project {
+        store.get_listed_for_profile(name, profile)?
+    } else {
+        store.get_for_profile(name, profile)?
+    };
+    Ok(entry.value.clone())
 }

@@ -1,13 +1,507 @@
-//! `keyfence init` and `keyfence secret ...` (STUB: the store work fills this in).
+//! `keyfence init` and `keyfence secret ...`: the embedded vault (`store/`) from the command line.
+//!
+//! Values come from a no-echo prompt, from stdin, from a `.env` file or from the environment —
+//! never from argv. The one place a value is ever written is `secret get`'s stdout, and only
+//! when that is not a terminal (or with `--reveal`). Notes go to stderr; `list` prints only
+//! metadata. `get` must stay fast (Claude Code runs it as `apiKeyHelper`): it builds no detector
+//! and, in key-file mode, runs no key derivation.
 
 use super::Exit;
-use crate::cli::{GlobalArgs, InitArgs, SecretCommand};
-use anyhow::{Result, bail};
+use crate::cli::{Format, GlobalArgs, InitArgs, SecretCommand};
+use crate::detect::{self, entropy};
+use crate::secret::SecretValue;
+use crate::store::{
+    self, InitMode, Interactive, NewValue, Paths, SetOutcome, Store, StoreError, Time, Ttl,
+};
+use anyhow::{Context as _, Result, bail};
+use serde::Serialize;
+use std::io::{IsTerminal, Read, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+use zeroize::Zeroizing;
 
-pub fn init(_g: &GlobalArgs, _args: &InitArgs) -> Result<Exit> {
-    bail!("the store is not implemented yet")
+/// Values longer than this are refused: a secret is not a file dump.
+const MAX_VALUE: u64 = 1 << 20;
+
+pub fn init(g: &GlobalArgs, args: &InitArgs) -> Result<Exit> {
+    let paths = Paths::from_env()?;
+    let mode = if args.passphrase {
+        InitMode::Passphrase
+    } else {
+        InitMode::KeyFile
+    };
+    let done = Store::init(&paths, mode, &Interactive)?;
+    if !g.quiet {
+        match done.key_file {
+            Some((key, existed)) => {
+                eprintln!(
+                    "keyfence: created {}, encrypted with the {} key in {}",
+                    paths.vault.display(),
+                    if existed { "existing" } else { "new" },
+                    key.display()
+                );
+                eprintln!(
+                    "keyfence: anyone with both files can read the secrets: keep {} out of \
+                     backups and dotfile repositories that include the vault",
+                    key.display()
+                );
+            }
+            None => eprintln!(
+                "keyfence: created {}, encrypted with a key derived from your passphrase",
+                paths.vault.display()
+            ),
+        }
+    }
+    Ok(Exit::Clean)
 }
 
-pub fn run(_g: &GlobalArgs, _cmd: &SecretCommand) -> Result<Exit> {
-    bail!("the store is not implemented yet")
+pub fn run(g: &GlobalArgs, cmd: &SecretCommand) -> Result<Exit> {
+    match cmd {
+        SecretCommand::Set {
+            name,
+            from_env,
+            ttl,
+            profiles,
+        } => set(g, name, from_env.as_deref(), ttl.as_deref(), profiles),
+        SecretCommand::Get { name, reveal } => get(name, *reveal),
+        SecretCommand::List => list(g),
+        SecretCommand::Rm { name } => rm(g, name),
+        SecretCommand::Import { file, from_env } => match file {
+            Some(file) => import_file(g, file),
+            None => import_env(g, from_env),
+        },
+    }
+}
+
+fn set(
+    g: &GlobalArgs,
+    name: &str,
+    from_env: Option<&str>,
+    ttl: Option<&str>,
+    profiles: &[String],
+) -> Result<Exit> {
+    check_name(name)?;
+    refuse_secret_like_name(name)?;
+    let ttl = ttl
+        .map(store::parse_ttl)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("--ttl: {e}"))?;
+    for p in profiles {
+        check_profile(p)?;
+    }
+    let value = match from_env {
+        Some(var) => value_from_env(var)?,
+        None => read_value(name)?,
+    };
+    let new = new_value(
+        name,
+        value,
+        ttl,
+        (!profiles.is_empty()).then(|| profiles.to_vec()),
+    );
+    let shown = describe(&new);
+    let paths = Paths::from_env()?;
+    let outcome = Store::update(&paths, &Interactive, |e| Ok(e.set(new, Time::now())))?;
+    if !g.quiet {
+        match outcome {
+            SetOutcome::Created => eprintln!(
+                "keyfence: stored {name} ({shown}) in {}",
+                paths.vault.display()
+            ),
+            SetOutcome::Rotated => eprintln!("keyfence: rotated {name} ({shown})"),
+            SetOutcome::Unchanged if ttl.is_some() || !profiles.is_empty() => eprintln!(
+                "keyfence: {name} already holds this value; its expiry and profiles were updated"
+            ),
+            SetOutcome::Unchanged => eprintln!("keyfence: {name} already holds this value"),
+        }
+    }
+    Ok(Exit::Clean)
+}
+
+fn get(name: &str, reveal: bool) -> Result<Exit> {
+    let stdout = std::io::stdout();
+    if stdout.is_terminal() && !reveal {
+        bail!(
+            "refusing to print secret '{name}' to a terminal\n\
+             hint: pipe or redirect it (`keyfence secret get {name} | ...`), or pass --reveal"
+        );
+    }
+    let store = Store::open_default()?;
+    let entry = store.get(name)?;
+    let mut out = stdout.lock();
+    out.write_all(entry.value.expose())?;
+    out.write_all(b"\n")?;
+    out.flush()?;
+    Ok(Exit::Clean)
+}
+
+/// One row of `secret list --format json`.
+#[derive(Serialize)]
+struct Listed<'a> {
+    name: &'a str,
+    kind: Option<&'a str>,
+    fingerprint: Option<&'a str>,
+    created: String,
+    rotated: Option<String>,
+    expires: Option<String>,
+    expired: bool,
+    /// Empty: any profile.
+    profiles: &'a [String],
+}
+
+fn list(g: &GlobalArgs) -> Result<Exit> {
+    if g.format == Format::Sarif {
+        bail!("--format sarif is for findings; `secret list` prints human or json");
+    }
+    let store = match Store::open_default() {
+        Ok(s) => Some(s),
+        Err(StoreError::NoVault { .. }) => None,
+        Err(e) => return Err(e.into()),
+    };
+    let now = Time::now();
+    let rows: Vec<Listed> = store
+        .iter()
+        .flat_map(|s| s.entries().iter())
+        .map(|e| Listed {
+            name: &e.name,
+            kind: e.kind.as_deref(),
+            fingerprint: e.fingerprint.as_deref(),
+            created: e.created.to_string(),
+            rotated: e.rotated.map(|t| t.to_string()),
+            expires: e.expires.map(|t| t.to_string()),
+            expired: e.is_expired(now),
+            profiles: &e.profiles,
+        })
+        .collect();
+    let mut out = std::io::stdout().lock();
+    match g.format {
+        Format::Json => {
+            serde_json::to_writer_pretty(&mut out, &rows)?;
+            writeln!(out)?;
+        }
+        _ if rows.is_empty() => {
+            if !g.quiet {
+                eprintln!("keyfence: no secrets stored");
+            }
+        }
+        _ => {
+            let dash = || "-".to_string();
+            let table: Vec<[String; 7]> = rows
+                .iter()
+                .map(|r| {
+                    [
+                        r.name.to_string(),
+                        r.kind.unwrap_or("unrecognised").to_string(),
+                        r.fingerprint.map_or_else(dash, str::to_string),
+                        r.created.clone(),
+                        r.rotated.clone().unwrap_or_else(dash),
+                        match (&r.expires, r.expired) {
+                            (Some(t), true) => format!("{t} (expired)"),
+                            (Some(t), false) => t.clone(),
+                            (None, _) => dash(),
+                        },
+                        if r.profiles.is_empty() {
+                            "any".to_string()
+                        } else {
+                            r.profiles.join(",")
+                        },
+                    ]
+                })
+                .collect();
+            let header = [
+                "NAME",
+                "KIND",
+                "FINGERPRINT",
+                "CREATED",
+                "ROTATED",
+                "EXPIRES",
+                "PROFILES",
+            ]
+            .map(str::to_string);
+            write_table(&mut out, &header, &table)?;
+        }
+    }
+    out.flush()?;
+    Ok(Exit::Clean)
+}
+
+fn write_table<const N: usize>(
+    out: &mut impl Write,
+    header: &[String; N],
+    rows: &[[String; N]],
+) -> std::io::Result<()> {
+    let mut width = [0usize; N];
+    for row in std::iter::once(header).chain(rows) {
+        for (w, cell) in width.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    for row in std::iter::once(header).chain(rows) {
+        let mut line = String::new();
+        for (i, cell) in row.iter().enumerate() {
+            line.push_str(cell);
+            if i + 1 < N {
+                let pad = width[i] - cell.chars().count() + 2;
+                line.extend(std::iter::repeat_n(' ', pad));
+            }
+        }
+        writeln!(out, "{}", line.trim_end())?;
+    }
+    Ok(())
+}
+
+fn rm(g: &GlobalArgs, name: &str) -> Result<Exit> {
+    let paths = Paths::from_env()?;
+    let not_found = || StoreError::NotFound {
+        name: name.to_string(),
+        path: paths.vault.clone(),
+    };
+    if !paths.vault.exists() {
+        return Err(not_found().into());
+    }
+    Store::update(&paths, &Interactive, |e| {
+        e.remove(name).map(drop).ok_or_else(not_found)
+    })?;
+    if !g.quiet {
+        eprintln!("keyfence: removed {name}");
+    }
+    Ok(Exit::Clean)
+}
+
+fn import_file(g: &GlobalArgs, file: &Path) -> Result<Exit> {
+    let text =
+        Zeroizing::new(std::fs::read(file).with_context(|| format!("reading {}", file.display()))?);
+    let mut new = Vec::new();
+    let mut skipped = Vec::new();
+    for e in crate::audit::dotenv::parse(&text) {
+        if check_name(&e.name).is_err() {
+            skipped.push(format!("line {}: not a usable name", e.line));
+        } else if e.value.is_empty() {
+            skipped.push(format!("{} (line {}): empty value", e.name, e.line));
+        } else {
+            new.push(new_value(&e.name, SecretValue::new(e.value), None, None));
+        }
+    }
+    for s in &skipped {
+        if !g.quiet {
+            eprintln!("keyfence: skipped {s}");
+        }
+    }
+    if new.is_empty() {
+        bail!("no variables with a value to import in {}", file.display());
+    }
+    let names = store_all(new)?;
+    if !g.quiet {
+        eprintln!(
+            "keyfence: {}",
+            imported(&names, &file.display().to_string())
+        );
+        eprintln!(
+            "hint: {} still holds the values in plain text; remove them from it once nothing \
+             needs them there (`keyfence run --inject NAME` gives them to a command)",
+            file.display()
+        );
+    }
+    Ok(Exit::Clean)
+}
+
+fn import_env(g: &GlobalArgs, vars: &[String]) -> Result<Exit> {
+    // Read and check every variable before storing any: all or nothing.
+    let mut new = Vec::new();
+    for var in vars {
+        check_name(var)?;
+        new.push(new_value(var, value_from_env(var)?, None, None));
+    }
+    let names = store_all(new)?;
+    if !g.quiet {
+        eprintln!("keyfence: {}", imported(&names, "the environment"));
+        eprintln!(
+            "hint: the variables are still exported wherever they were set; remove them there \
+             (`keyfence audit` shows where)"
+        );
+    }
+    Ok(Exit::Clean)
+}
+
+/// Stores every value in one write; the names stored, marked when not new: `B (rotated)`.
+fn store_all(new: Vec<NewValue>) -> Result<Vec<String>> {
+    let paths = Paths::from_env()?;
+    let outcomes = Store::update(&paths, &Interactive, |entries| {
+        let now = Time::now();
+        let mut outcomes: Vec<(String, SetOutcome)> = Vec::new();
+        for nv in new {
+            let name = nv.name.clone();
+            let o = entries.set(nv, now);
+            // A name seen twice (a .env file that sets it again): the last one wins.
+            match outcomes.iter_mut().find(|(n, _)| *n == name) {
+                Some(prev) => {
+                    if prev.1 == SetOutcome::Unchanged && o == SetOutcome::Rotated {
+                        prev.1 = o;
+                    }
+                }
+                None => outcomes.push((name, o)),
+            }
+        }
+        Ok(outcomes)
+    })?;
+    let names: Vec<String> = outcomes
+        .iter()
+        .map(|(n, o)| match o {
+            SetOutcome::Created => n.clone(),
+            SetOutcome::Rotated => format!("{n} (rotated)"),
+            SetOutcome::Unchanged => format!("{n} (unchanged)"),
+        })
+        .collect();
+    Ok(names)
+}
+
+/// "imported 2 secrets from .env: A, B (rotated)".
+fn imported(names: &[String], from: &str) -> String {
+    format!(
+        "imported {} secret{} from {from}: {}",
+        names.len(),
+        if names.len() == 1 { "" } else { "s" },
+        names.join(", ")
+    )
+}
+
+/// An entry for `value`, with the kind and fingerprint the detector gives it.
+fn new_value(
+    name: &str,
+    value: SecretValue,
+    ttl: Option<Ttl>,
+    profiles: Option<Vec<String>>,
+) -> NewValue {
+    let (kind, fingerprint) = match detect::detector().classify_var(name, value.expose()) {
+        Some(m) => {
+            let info = m.info();
+            (Some(info.kind), info.fingerprint)
+        }
+        // Unrecognised: fingerprint only what a short hash cannot help brute-force.
+        None => {
+            let b = value.expose();
+            let strong = b.len() >= 16 && entropy::shannon(b) >= 3.0;
+            (None, strong.then(|| value.fingerprint()))
+        }
+    };
+    NewValue {
+        name: name.to_string(),
+        value,
+        kind,
+        fingerprint,
+        ttl,
+        profiles,
+    }
+}
+
+/// "anthropic-api-key, fingerprint 0123456789ab".
+fn describe(nv: &NewValue) -> String {
+    let kind = nv.kind.as_deref().unwrap_or("unrecognised kind");
+    match &nv.fingerprint {
+        Some(fp) => format!("{kind}, fingerprint {fp}"),
+        None => kind.to_string(),
+    }
+}
+
+/// Entry names become environment variable names (`run --inject NAME`) and appear in
+/// messages, so they are kept plain. An invalid name is not echoed: it may be a pasted value.
+fn check_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 128
+        && !name.starts_with('-')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+    if !ok {
+        bail!(
+            "invalid secret name: use letters, digits, '_', '.' and '-' (at most 128), like \
+             ANTHROPIC_API_KEY"
+        );
+    }
+    Ok(())
+}
+
+/// `keyfence secret set sk-ant-...`: a value typed where the name goes is already in the shell
+/// history and the process list; at least do not store it under itself, or echo it.
+fn refuse_secret_like_name(name: &str) -> Result<()> {
+    if !detect::detector()
+        .scan(name.as_bytes(), detect::Mode::Text)
+        .is_empty()
+    {
+        bail!(
+            "the secret name looks like a secret value; refusing it\n\
+             hint: give a name like ANTHROPIC_API_KEY; the value is read from a prompt, stdin or \
+             --from-env, never from the command line (if this was a real key, it is now in your \
+             shell history: rotate it)"
+        );
+    }
+    Ok(())
+}
+
+fn check_profile(p: &str) -> Result<()> {
+    if p.is_empty()
+        || !p
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+    {
+        bail!("invalid profile name '{p}': use letters, digits, '_', '.' and '-'");
+    }
+    Ok(())
+}
+
+fn value_from_env(var: &str) -> Result<SecretValue> {
+    match std::env::var_os(var) {
+        None => bail!("the environment variable {var} is not set"),
+        Some(v) if v.is_empty() => {
+            bail!("the environment variable {var} is empty; refusing to store an empty value")
+        }
+        Some(v) => Ok(SecretValue::new(v.as_bytes())),
+    }
+}
+
+/// The value from a no-echo prompt when stdin is a terminal, else all of stdin without one
+/// trailing newline.
+fn read_value(name: &str) -> Result<SecretValue> {
+    let stdin = std::io::stdin();
+    let mut value = if stdin.is_terminal() {
+        let v = rpassword::prompt_password(format!("value for {name} (input hidden): "))
+            .context("reading the value from the terminal")?;
+        Zeroizing::new(v.into_bytes())
+    } else {
+        // Room for any ordinary key up front, so the buffer does not leave copies as it grows.
+        let mut buf = Zeroizing::new(Vec::with_capacity(16 * 1024));
+        stdin
+            .lock()
+            .take(MAX_VALUE + 1)
+            .read_to_end(&mut buf)
+            .context("reading the value from stdin")?;
+        if buf.len() as u64 > MAX_VALUE {
+            bail!("the value on stdin is larger than 1 MiB; refusing it");
+        }
+        store::key::strip_newline(&mut buf);
+        buf
+    };
+    if value.is_empty() {
+        bail!(
+            "refusing to store an empty value for {name}\n\
+             hint: pipe the value in (`... | keyfence secret set {name}`), or use --from-env VAR"
+        );
+    }
+    Ok(SecretValue::new(std::mem::take(&mut *value)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        for ok in ["ANTHROPIC_API_KEY", "openai.prod", "gh-token", "A"] {
+            assert!(check_name(ok).is_ok(), "{ok}");
+            assert!(refuse_secret_like_name(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "-x", "A=B", "A B", "a/b", &"x".repeat(129)] {
+            assert!(check_name(bad).is_err(), "{bad}");
+        }
+    }
 }
