@@ -87,3 +87,84 @@ fn baseline_an_exported_key_reaches_the_tool_call() {
     // The problem keyfence exists for: the command run by the Bash tool sees the key.
     assert!(results.contains("1\\n1"), "{results}");
 }
+
+/// Stores `key` as ANTHROPIC_API_KEY in the fixture home's vault, through stdin.
+fn store_key(fx: &Fixture, key: &str) {
+    use std::io::Write;
+    let mut c = Command::new(BIN)
+        .args(["secret", "set", "ANTHROPIC_API_KEY"])
+        .env_clear()
+        .env("HOME", &fx.home)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    c.stdin.take().unwrap().write_all(key.as_bytes()).unwrap();
+    let out = c.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// What the tool call checks: the key in its own environment, and in its ancestors'.
+const LOOK_FOR_KEY: &str = "env | grep -c ANTHROPIC_API_KEY; for p in $PPID $(ps -o ppid= -p $PPID); do tr '\\0' '\\n' < /proc/$p/environ; done | grep -c sk-ant-api03; echo checked";
+
+#[test]
+fn api_key_helper_keeps_the_key_out_of_every_environment() {
+    let mut fx = Fixture::new();
+    let key = fx.key("anthropic");
+    store_key(&fx, &key);
+    fx.home_file(
+        ".claude/settings.json",
+        &format!("{{\"apiKeyHelper\": \"{BIN} secret get ANTHROPIC_API_KEY\"}}"),
+    );
+    let stub = Stub::start(LOOK_FOR_KEY);
+    let r = claude(&fx, &stub, &[], &[]);
+    let msgs = stub.messages();
+    assert!(
+        msgs.len() >= 2,
+        "stub saw {} requests: {} {}",
+        msgs.len(),
+        r.stdout,
+        r.stderr
+    );
+    // The API got the stored key from the helper...
+    assert!(
+        msgs.iter()
+            .all(|m| m.header("x-api-key") == Some(key.as_str())
+                || m.header("authorization") == Some(format!("Bearer {key}").as_str())),
+        "{:?}",
+        msgs.iter().map(|m| &m.headers).collect::<Vec<_>>()
+    );
+    // ...and the tool call found it in no environment, and sent no key back.
+    let results = tool_results(&stub);
+    assert!(results.contains("0\\n0\\nchecked"), "{results}");
+    assert!(!results.contains(&key));
+}
+
+#[test]
+fn run_inject_gives_claude_the_stored_key() {
+    let mut fx = Fixture::new();
+    let key = fx.key("anthropic");
+    store_key(&fx, &key);
+    let stub = Stub::start("echo hello from the tool");
+    let r = claude(
+        &fx,
+        &stub,
+        &[BIN, "run", "--inject", "ANTHROPIC_API_KEY", "--"],
+        &[],
+    );
+    let msgs = stub.messages();
+    assert!(
+        msgs.len() >= 2,
+        "stub saw {} requests: {} {}",
+        msgs.len(),
+        r.stdout,
+        r.stderr
+    );
+    assert_eq!(msgs[0].header("x-api-key"), Some(key.as_str()));
+    assert!(!r.stdout.contains(&key) && !r.stderr.contains(&key));
+}
