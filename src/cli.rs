@@ -131,6 +131,17 @@ status). Exit status: the command's; 128+N when it dies of signal N; 125 when ke
 before starting it, 126 when it cannot be executed, 127 when it is not found."
     )]
     Run(RunArgs),
+    /// Set up an integration: `claude` makes keyfence Claude Code's apiKeyHelper
+    #[command(subcommand)]
+    Setup(SetupCommand),
+    /// Move keys exported in shell start-up files or agent settings into the store
+    #[command(
+        long_about = "For each key exported in a shell start-up file or held in an agent \
+settings `env` block: import it into the store, check that it reads back, then remove the line \
+(or the JSON entry), keeping a backup of each edited file. Nothing is edited before the value is \
+safely stored, and a file that changed since it was read is left alone."
+    )]
+    Fix(FixArgs),
     /// Print a shell completion script
     Completions {
         #[arg(value_enum)]
@@ -249,4 +260,25 @@ pub struct RunArgs {
     /// The command and its arguments
     #[arg(required = true, last = true, value_name = "COMMAND")]
     pub command: Vec<std::ffi::OsString>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SetupCommand {
+    /// Store an exported ANTHROPIC_API_KEY and make `keyfence secret get` Claude Code's
+    /// apiKeyHelper in ~/.claude/settings.json
+    Claude {
+        /// Show what would change, change nothing
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct FixArgs {
+    /// Print the edits as unified diffs, change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Do not ask before each edit
+    #[arg(long, short = 'y')]
+    pub yes: bool,
 }

@@ -2,10 +2,12 @@
 //! choose the exit status. The only layer (with `main`) that writes to stdout or stderr.
 
 mod audit;
+mod fix;
 mod ps;
 mod run;
 mod scan;
 mod secret;
+mod setup;
 
 use crate::cli::{Cli, ColorWhen, Command, Format, GlobalArgs};
 use crate::finding::{Report, Source};
@@ -50,6 +52,8 @@ pub fn run(cli: Cli) -> Result<Exit> {
         Command::Init(args) => secret::init(&cli.global, args),
         Command::Secret(cmd) => secret::run(&cli.global, cmd),
         Command::Run(args) => run::run(&cli.global, args),
+        Command::Setup(cmd) => setup::run(&cli.global, cmd),
+        Command::Fix(args) => fix::run(&cli.global, args),
         Command::Completions { shell } => {
             let mut cmd = Cli::command();
             clap_complete::generate(*shell, &mut cmd, "keyfence", &mut std::io::stdout());
