@@ -5,8 +5,10 @@
 #   BENCH_TOOLS   install root (default: $HOME/.cache/keyfence-bench)
 #
 # Layout:
-#   $BENCH_TOOLS/venv/bin/{kingfisher,detect-secrets}   (PyPI)
-#   $BENCH_TOOLS/node/node_modules/.bin/secretlint        (npm)
+#   $BENCH_TOOLS/venv/                 PyPI: kingfisher-bin, detect-secrets
+#   $BENCH_TOOLS/node/                 npm: secretlint + recommended preset,
+#                                      and .secretlintrc.json enabling the preset
+#   $BENCH_TOOLS/bin/{kingfisher,detect-secrets,secretlint}   entry points
 set -euo pipefail
 
 BENCH_TOOLS=${BENCH_TOOLS:-$HOME/.cache/keyfence-bench}
@@ -37,11 +39,10 @@ if [[ ! -x $VENV/bin/python ]]; then
     log "creating venv $VENV"
     python3 -m venv "$VENV"
 fi
+py_version() { "$VENV/bin/python" -m pip show "$1" 2>/dev/null | sed -n 's/^Version: //p'; }
 want_py=()
-"$VENV/bin/python" -m pip show kingfisher-bin 2>/dev/null | grep -qx "Version: $KINGFISHER_VERSION" \
-    || want_py+=("kingfisher-bin==$KINGFISHER_VERSION")
-"$VENV/bin/python" -m pip show detect-secrets 2>/dev/null | grep -qx "Version: $DETECT_SECRETS_VERSION" \
-    || want_py+=("detect-secrets==$DETECT_SECRETS_VERSION")
+[[ $(py_version kingfisher-bin) == "$KINGFISHER_VERSION" ]] || want_py+=("kingfisher-bin==$KINGFISHER_VERSION")
+[[ $(py_version detect-secrets) == "$DETECT_SECRETS_VERSION" ]] || want_py+=("detect-secrets==$DETECT_SECRETS_VERSION")
 if ((${#want_py[@]})); then
     log "pip install ${want_py[*]}"
     "$VENV/bin/python" -m pip install -q "${want_py[@]}"
@@ -69,9 +70,19 @@ cat >"$NODE_DIR/.secretlintrc.json" <<'JSON'
 }
 JSON
 
+# --- stable entry points ---------------------------------------------------
+# kingfisher-bin's console script is a Python wrapper around a native binary;
+# link the binary itself so timings don't include a Python interpreter start.
+mkdir -p "$BENCH_TOOLS/bin"
+kf_native=$("$VENV/bin/python" -c 'import kingfisher, os; print(os.path.join(os.path.dirname(kingfisher.__file__), "bin", "kingfisher"))')
+[[ -x $kf_native ]] || { log "kingfisher native binary not found at $kf_native"; exit 1; }
+ln -sfn "$kf_native" "$BENCH_TOOLS/bin/kingfisher"
+ln -sfn "$VENV/bin/detect-secrets" "$BENCH_TOOLS/bin/detect-secrets"
+ln -sfn "$NODE_DIR/node_modules/.bin/secretlint" "$BENCH_TOOLS/bin/secretlint"
+
 # --- report ----------------------------------------------------------------
 log "installed into $BENCH_TOOLS:"
-printf '  kingfisher     %s\n' "$("$VENV/bin/kingfisher" --version 2>&1 | head -1)"
-printf '  detect-secrets %s\n' "$("$VENV/bin/detect-secrets" --version 2>&1 | head -1)"
-printf '  secretlint     %s\n' "$("$NODE_DIR/node_modules/.bin/secretlint" --version 2>&1 | head -1)"
+for t in kingfisher detect-secrets secretlint; do
+    printf '  %-15s%s\n' "$t" "$("$BENCH_TOOLS/bin/$t" --version 2>&1 | head -1)"
+done
 printf '  hyperfine      %s\n' "$(hyperfine --version)"
