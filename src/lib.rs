@@ -13,4 +13,5 @@ pub mod policy;
 pub mod report;
 pub mod run;
 pub mod secret;
+pub mod setup;
 pub mod store;

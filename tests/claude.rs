@@ -168,3 +168,114 @@ fn run_inject_gives_claude_the_stored_key() {
     assert_eq!(msgs[0].header("x-api-key"), Some(key.as_str()));
     assert!(!r.stdout.contains(&key) && !r.stderr.contains(&key));
 }
+
+#[test]
+fn setup_claude_stores_the_key_sets_the_helper_and_lists_what_is_left() {
+    let mut fx = Fixture::new();
+    let key = fx.key("anthropic");
+    fx.home_file(".bashrc", &format!("export ANTHROPIC_API_KEY={key}\n"));
+    let settings = fx.home_file(
+        ".claude/settings.json",
+        "{\n  \"model\": \"opus\",\n  \"permissions\": {\"allow\": [\"Bash(ls:*)\"]},\n  \"env\": {\"DEBUG\": \"0\"}\n}\n",
+    );
+    let original = std::fs::read(&settings).unwrap();
+
+    // --dry-run changes nothing: no store, same settings.
+    let r = fx.run(
+        &["setup", "claude", "--dry-run"],
+        &[("ANTHROPIC_API_KEY", &key)],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout.contains("would set \"apiKeyHelper\""),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(std::fs::read(&settings).unwrap(), original);
+    assert!(!fx.home.join(".local/share/keyfence/vault").exists());
+
+    let r = fx.run(&["setup", "claude"], &[("ANTHROPIC_API_KEY", &key)]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout.contains(&format!(
+            "stored ANTHROPIC_API_KEY (fingerprint {})",
+            sha12(&key)
+        )),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("~/.bashrc:1"),
+        "the export is still listed: {}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("What it does not"), "{}", r.stdout);
+    let new: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&settings).unwrap()).unwrap();
+    let keys: Vec<&String> = new.as_object().unwrap().keys().collect();
+    assert_eq!(keys, ["model", "permissions", "env", "apiKeyHelper"]);
+    assert_eq!(
+        new["apiKeyHelper"],
+        format!("{BIN} secret get ANTHROPIC_API_KEY")
+    );
+    assert_eq!(
+        std::fs::read(fx.home.join(".claude/settings.json.keyfence-bak")).unwrap(),
+        original
+    );
+
+    // Claude Code, with no key in its environment, reaches the API with the stored key.
+    let stub = Stub::start(LOOK_FOR_KEY);
+    let r = claude(&fx, &stub, &[], &[]);
+    let msgs = stub.messages();
+    assert!(
+        msgs.len() >= 2,
+        "stub saw {} requests: {} {}",
+        msgs.len(),
+        r.stdout,
+        r.stderr
+    );
+    assert_eq!(msgs[0].header("x-api-key"), Some(key.as_str()));
+    // The export left in ~/.bashrc still reaches the tool call: Claude Code sources it for its
+    // shell. That is why setup lists it, and what `keyfence fix` is for.
+    let results = tool_results(&stub);
+    assert!(results.contains("1\\n0\\nchecked"), "{results}");
+    std::fs::write(fx.home.join(".bashrc"), "").unwrap();
+    let stub = Stub::start(LOOK_FOR_KEY);
+    claude(&fx, &stub, &[], &[]);
+    let results = tool_results(&stub);
+    assert!(results.contains("0\\n0\\nchecked"), "{results}");
+}
+
+#[test]
+fn setup_claude_refuses_invalid_settings() {
+    let mut fx = Fixture::new();
+    let key = fx.key("anthropic");
+    let settings = fx.home_file(
+        ".claude/settings.json",
+        "{\n  \"model\": \"opus\",\n  \"env\": {\n}",
+    );
+    let r = fx.run(&["setup", "claude"], &[("ANTHROPIC_API_KEY", &key)]);
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr.contains("settings.json: invalid JSON at line 4"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(
+        std::fs::read_to_string(&settings).unwrap(),
+        "{\n  \"model\": \"opus\",\n  \"env\": {\n}"
+    );
+    assert!(
+        !fx.home.join(".local/share/keyfence/vault").exists(),
+        "store touched"
+    );
+    // No key anywhere: a clear error.
+    let fx2 = Fixture::new();
+    let r = fx2.run(&["setup", "claude"], &[]);
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr.contains("keyfence secret set ANTHROPIC_API_KEY"),
+        "{}",
+        r.stderr
+    );
+}

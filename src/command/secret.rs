@@ -366,7 +366,7 @@ fn imported(names: &[String], from: &str) -> String {
 }
 
 /// An entry for `value`, with the kind and fingerprint the detector gives it.
-fn new_value(
+pub(crate) fn new_value(
     name: &str,
     value: SecretValue,
     ttl: Option<Ttl>,

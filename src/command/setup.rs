@@ -1,9 +1,166 @@
-//! `keyfence setup ...` (STUB: being written).
+//! `keyfence setup claude [--dry-run]`
 
-use super::Exit;
+use super::{Exit, home_dir, threads};
+use crate::audit::{self, Context, Settings};
 use crate::cli::{GlobalArgs, SetupCommand};
-use anyhow::{Result, bail};
+use crate::finding::Source;
+use crate::secret::SecretValue;
+use crate::setup::claude::{self, KEY_NAME};
+use crate::store::{Interactive, Paths, SetOutcome, Store, Time};
+use anyhow::{Context as _, Result, bail};
+use std::os::unix::ffi::OsStrExt;
 
-pub fn run(_g: &GlobalArgs, _cmd: &SetupCommand) -> Result<Exit> {
-    bail!("setup is not implemented yet")
+pub fn run(g: &GlobalArgs, cmd: &SetupCommand) -> Result<Exit> {
+    match cmd {
+        SetupCommand::Claude { dry_run } => setup_claude(g, *dry_run),
+    }
+}
+
+fn setup_claude(g: &GlobalArgs, dry_run: bool) -> Result<Exit> {
+    let home = home_dir(g)?;
+    let exe = std::env::current_exe().context("finding keyfence's own path")?;
+    // Read and check the settings before touching the store: invalid JSON stops everything.
+    let change = claude::plan_settings(&home, &exe)?;
+    let exported = std::env::var_os(KEY_NAME)
+        .filter(|v| !v.is_empty())
+        .map(|v| SecretValue::new(v.as_bytes()));
+    let paths = Paths::from_env()?;
+    let stored = Store::open(paths.clone(), &Interactive)
+        .ok()
+        .and_then(|s| s.entries().get(KEY_NAME).map(|e| e.value.clone()));
+    let fingerprint = match (&exported, &stored) {
+        (Some(v), _) => v.fingerprint(),
+        (None, Some(v)) => v.fingerprint(),
+        (None, None) => bail!(
+            "no {KEY_NAME} in the environment or in the store, so Claude Code would have no key\n\
+             hint: store it first with `keyfence secret set {KEY_NAME}`"
+        ),
+    };
+    let say = |s: String| {
+        if !g.quiet {
+            println!("{s}");
+        }
+    };
+    let verb = if dry_run { "would" } else { "will" };
+    if dry_run {
+        say("dry run: nothing is changed".into());
+    }
+    // 1. The key into the store.
+    match (&exported, &stored) {
+        (Some(v), Some(s)) if v == s => say(format!(
+            "{KEY_NAME} (fingerprint {fingerprint}) is already in the store"
+        )),
+        (Some(v), _) => {
+            if dry_run {
+                say(format!(
+                    "{verb} store the exported {KEY_NAME} (fingerprint {fingerprint}) in {}",
+                    paths.vault.display()
+                ));
+            } else {
+                let new = super::secret::new_value(KEY_NAME, v.clone(), None, None);
+                let outcome = Store::update(&paths, &Interactive, |e| Ok(e.set(new, Time::now())))?;
+                // Read it back before pointing Claude Code at it.
+                let back = Store::open(paths.clone(), &Interactive)?;
+                if back.get(KEY_NAME)?.value != *v {
+                    bail!("{KEY_NAME} did not read back from the store; settings left unchanged");
+                }
+                say(format!(
+                    "{} {KEY_NAME} (fingerprint {fingerprint}) in {}",
+                    if outcome == SetOutcome::Rotated {
+                        "replaced"
+                    } else {
+                        "stored"
+                    },
+                    paths.vault.display()
+                ));
+            }
+        }
+        (None, Some(_)) => say(format!(
+            "{KEY_NAME} (fingerprint {fingerprint}) is already in the store"
+        )),
+        (None, None) => unreachable!("handled above"),
+    }
+    // 2. The helper in settings.json.
+    let shown = audit::display_path(&home, &change.path);
+    if !change.changes_anything() {
+        say(format!(
+            "{shown} already uses `{}` as apiKeyHelper",
+            change.helper
+        ));
+    } else if dry_run {
+        say(format!(
+            "{verb} set \"apiKeyHelper\": \"{}\" in {shown}",
+            change.helper
+        ));
+    } else {
+        let backup = claude::apply(&change)?;
+        say(format!(
+            "set \"apiKeyHelper\": \"{}\" in {shown}",
+            change.helper
+        ));
+        if let Some(b) = backup {
+            say(format!("  backup of the previous file: {}", b.display()));
+        }
+    }
+    if let Some(prev) = change
+        .previous_helper
+        .as_ref()
+        .filter(|p| **p != change.helper)
+    {
+        say(format!("  (it replaces the previous helper `{prev}`)"));
+    }
+    // 3. Where the key is still exposed.
+    let remaining = still_exposed(&home, &fingerprint)?;
+    if remaining.is_empty() {
+        say(format!(
+            "{KEY_NAME} is exposed nowhere else that keyfence audit looks"
+        ));
+    } else {
+        say(format!(
+            "the key is still exposed in {} place{}:",
+            remaining.len(),
+            if remaining.len() == 1 { "" } else { "s" }
+        ));
+        for (place, fix) in &remaining {
+            say(format!("  {place}\n    fix: {fix}"));
+        }
+        say("  `keyfence fix` moves exported keys into the store and removes the lines".into());
+    }
+    say(
+        "what this protects: the key leaves every environment, so nothing Claude Code starts \
+         inherits it or can read it from /proc. What it does not: any process in the agent's \
+         tree can still run the helper command or read the store's files; `keyfence run --guard` \
+         and `--sandbox` are what close that."
+            .into(),
+    );
+    Ok(Exit::Clean)
+}
+
+/// Places, other than the store, where the key with `fingerprint` is found by an audit.
+fn still_exposed(home: &std::path::Path, fingerprint: &str) -> Result<Vec<(String, String)>> {
+    let settings = Settings {
+        home: home.to_path_buf(),
+        etc: "/etc".into(),
+        projects: vec![std::env::current_dir()?],
+        sources: vec![
+            Source::Env,
+            Source::Shell,
+            Source::History,
+            Source::Dotenv,
+            Source::Credfile,
+            Source::Agent,
+            Source::Proc,
+        ],
+        env: std::env::vars_os().collect(),
+        max_filesize: 10 << 20,
+        threads: threads(None),
+    };
+    let ctx = Context::new(&settings);
+    let report = audit::run(&ctx);
+    Ok(report
+        .findings
+        .iter()
+        .filter(|f| f.secret.as_ref().and_then(|s| s.fingerprint.as_deref()) == Some(fingerprint))
+        .map(|f| (crate::report::location_text(Some(home), f), f.fix.clone()))
+        .collect())
 }

@@ -1,0 +1,1 @@
+//! `keyfence fix` (being written).
