@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# keyfence run's costs (DESIGN.md §4), side by side with dotenvx doing the same injection:
+#   - `run -- true` when nothing needs supervising (exec in place): budget <= 1 ms over `true`
+#   - supervised start-up (masking on): budget <= 5 ms over `true`
+#   - masking throughput: `run -- cat` of a 1 GiB file vs `cat`: budget >= 1 GiB/s
+#   - `secret get` (Claude Code's apiKeyHelper): budget <= 5 ms
+# Usage: bench/run-overhead.sh   (KEYFENCE=path/to/keyfence to pick the binary)
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+kf=${KEYFENCE:-$here/../target/release/keyfence}
+tools=${BENCH_TOOLS:-$HOME/.cache/keyfence-bench}
+[ -x "$kf" ] || { echo "no keyfence binary at $kf: cargo build --release" >&2; exit 1; }
+command -v hyperfine >/dev/null || { echo "hyperfine missing: apt-get install hyperfine" >&2; exit 1; }
+if [ ! -x "$tools/dotenvx/node_modules/.bin/dotenvx" ]; then
+  mkdir -p "$tools/dotenvx"
+  npm install --no-audit --no-fund --prefix "$tools/dotenvx" @dotenvx/dotenvx >/dev/null
+fi
+dotenvx=$tools/dotenvx/node_modules/.bin/dotenvx
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+export HOME=$work/home
+mkdir -p "$HOME"
+# A random stand-in value: the benchmark measures mechanics, not a real key.
+value=$(head -c 48 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 32)
+printf "%s" "$value" | "$kf" secret set BENCH_TOKEN -q
+printf 'BENCH_TOKEN=%s\n' "$value" > "$work/.env"
+
+echo "== start-up (hyperfine, median of many runs)"
+hyperfine -N --warmup 10 -r 300 --export-json "$work/startup.json" \
+  'true' \
+  "$kf run -- true" \
+  "env SERVICE_TOKEN=$value $kf run -- true" \
+  "$kf run --inject BENCH_TOKEN -- true" \
+  "$dotenvx run -q -f $work/.env -- true" \
+  "$kf secret get BENCH_TOKEN" >/dev/null
+python3 - "$work/startup.json" <<'PY'
+import json, sys
+rows = json.load(open(sys.argv[1]))["results"]
+base = rows[0]["median"]
+names = ["true", "run, nothing to supervise (exec in place)", "run, one variable scrubbed (supervised, masking)",
+         "run --inject from the store (supervised, masking)", "dotenvx run -f .env (same injection)", "secret get"]
+print(f"{'command':52} {'median ms':>10} {'added ms':>9}")
+for name, r in zip(names, rows):
+    print(f"{name:52} {r['median']*1000:10.2f} {(r['median']-base)*1000:9.2f}")
+PY
+
+echo "== masking throughput: 1 GiB through run -- cat"
+# base64 text, so the masker sees printable output with many near-misses of the value.
+head -c 805306368 /dev/urandom | base64 -w 100 | head -c 1073741824 > "$work/1g"
+hyperfine -N --warmup 1 -r 5 --output=null --export-json "$work/mask.json" \
+  "cat $work/1g" "$kf run --inject BENCH_TOKEN -- cat $work/1g" >/dev/null
+python3 - "$work/mask.json" <<'PY'
+import json, sys
+rows = json.load(open(sys.argv[1]))["results"]
+for name, r in zip(["cat", "keyfence run -- cat (masking)"], rows):
+    print(f"{name:32} {r['median']*1000:8.1f} ms  {1/r['median']:.2f} GiB/s")
+PY
