@@ -120,9 +120,9 @@ fn masks_values_split_across_writes_and_buffer_boundaries() {
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(r.stdout, "start <keyfence:ANTHROPIC_API_KEY> end\n");
     assert_eq!(r.stderr, "<keyfence:ANTHROPIC_API_KEY>");
-    // Straddling the 64 KiB read buffer: 65,500 bytes of filler, then the key.
+    // Straddling the 256 KiB read buffer: 262,100 bytes of filler, then the key.
     let script = format!(
-        "head -c 65500 /dev/zero | tr '\\0' x; printf '%s' '{key}'; head -c 70000 /dev/zero | tr '\\0' y"
+        "head -c 262100 /dev/zero | tr '\\0' x; printf '%s' '{key}'; head -c 70000 /dev/zero | tr '\\0' y"
     );
     let r = run_cmd(
         &fx,
