@@ -131,7 +131,7 @@ fn masks_values_split_across_writes_and_buffer_boundaries() {
     );
     assert_eq!(
         r.stdout.len(),
-        65500 + "<keyfence:ANTHROPIC_API_KEY>".len() + 70000
+        262100 + "<keyfence:ANTHROPIC_API_KEY>".len() + 70000
     );
     assert!(r.stdout.contains("x<keyfence:ANTHROPIC_API_KEY>y"));
 }
