@@ -67,3 +67,23 @@ fn ctrl_c_reaches_the_command_once() {
     assert!(out.contains("count=1"), "{out}");
     assert!(out.contains("rc=9"), "{out}");
 }
+
+#[test]
+fn window_size_changes_reach_the_command() {
+    if Command::new("script").arg("--version").output().is_err() {
+        return;
+    }
+    let mut fx = Fixture::new();
+    let key = fx.key("token");
+    // Resizing keyfence's terminal sends it SIGWINCH; it must resize the command's terminal,
+    // whose kernel then sends the command its own SIGWINCH.
+    let line = format!(
+        "stty rows 30 cols 80; SERVICE_TOKEN={key} {BIN} run -- sh -c 'trap \"stty size </dev/tty\" WINCH; stty size </dev/tty; sleep 1.5; sleep 0.5' & sleep 0.8; stty rows 50 cols 132; wait"
+    );
+    let out = in_terminal(&fx, &line, "sleep 3");
+    let sizes: Vec<&str> = out
+        .lines()
+        .filter(|l| l.chars().all(|c| c.is_ascii_digit() || c == ' ') && !l.is_empty())
+        .collect();
+    assert_eq!(sizes, ["30 80", "50 132"], "{out}");
+}
