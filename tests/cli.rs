@@ -228,3 +228,26 @@ fn unreadable_files_as_an_ordinary_user() {
         r.stdout
     );
 }
+
+#[test]
+fn audit_from_the_home_directory_does_not_walk_it() {
+    let mut fx = Fixture::new();
+    let k = fx.key("github");
+    fx.home_file("projects/app/config.js", &format!("const t = '{k}';\n"));
+    let out = std::process::Command::new(BIN)
+        .args(["audit", "--skip", "proc", "--format", "json"])
+        .current_dir(&fx.home)
+        .env_clear()
+        .env("HOME", &fx.home)
+        .output()
+        .unwrap();
+    let r = Run::from(out);
+    r.assert_no_secret(&fx.planted);
+    assert_eq!(r.code, 0, "{}", r.stdout);
+    assert!(r.findings().is_empty(), "{}", r.stdout);
+    assert!(
+        r.stderr.contains("current directory is your home"),
+        "{}",
+        r.stderr
+    );
+}

@@ -3,6 +3,7 @@
 use super::{Exit, emit, home_dir, selected_sources, threads, with_progress};
 use crate::audit::{self, Context, Settings};
 use crate::cli::{AuditArgs, GlobalArgs};
+use crate::finding::Source;
 use anyhow::{Result, bail};
 
 pub fn run(g: &GlobalArgs, args: &AuditArgs) -> Result<Exit> {
@@ -20,11 +21,25 @@ pub fn run(g: &GlobalArgs, args: &AuditArgs) -> Result<Exit> {
             );
         }
     }
+    let home = home_dir(g)?;
+    let mut sources = selected_sources(g);
+    // Run from the home directory with no path given, "the project" would be every file the
+    // user owns (caches, toolchains, other projects): look at the home's known places only.
+    let canon = |p: &std::path::Path| p.canonicalize().unwrap_or_else(|_| p.to_path_buf());
+    if args.paths.is_empty() && canon(std::path::Path::new(".")) == canon(&home) {
+        sources.retain(|s| !matches!(s, Source::File | Source::Dotenv));
+        if !g.quiet {
+            eprintln!(
+                "keyfence: note: the current directory is your home, so project files are not \
+                 scanned; pass a project directory to include them"
+            );
+        }
+    }
     let settings = Settings {
-        home: home_dir(g)?,
+        home,
         etc: g.etc.clone(),
         projects,
-        sources: selected_sources(g),
+        sources,
         env: std::env::vars_os().collect(),
         max_filesize: args.walk.max_filesize,
         threads: threads(args.walk.threads),
