@@ -1,0 +1,532 @@
+//! `keyfence fix` through the real binary, on fixture homes with fake keys generated per run:
+//! keys move into the store, their lines and settings entries go, every other byte stays, backups
+//! hold the originals, `--dry-run` changes nothing, and no command prints a value (`Fixture::run`
+//! checks every output for every planted key).
+
+mod common;
+
+use common::*;
+use serde_json::{Value, json};
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// `keyfence ARGS` with `stdin`, for `secret get`/`secret set`, whose output may hold a value.
+fn raw(fx: &Fixture, args: &[&str], stdin: &str) -> Run {
+    let mut c = Command::new(BIN)
+        .current_dir(&fx.project)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", &fx.home)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run keyfence");
+    c.stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin.as_bytes())
+        .expect("write stdin");
+    Run::from(c.wait_with_output().expect("wait"))
+}
+
+fn secret_get(fx: &Fixture, name: &str) -> Option<String> {
+    let r = raw(fx, &["secret", "get", name], "");
+    (r.code == 0).then(|| r.stdout.trim_end_matches('\n').to_string())
+}
+
+fn read(p: &Path) -> String {
+    std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+fn backup(p: &Path) -> PathBuf {
+    PathBuf::from(format!("{}.keyfence-bak", p.display()))
+}
+
+/// Every file under `dir`, with its bytes (the vault's directory included).
+fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).expect("read_dir") {
+            let p = e.expect("entry").path();
+            let meta = std::fs::symlink_metadata(&p).expect("stat");
+            if meta.is_dir() {
+                stack.push(p);
+            } else if meta.is_file() {
+                out.push((p.clone(), std::fs::read(&p).expect("read")));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// A home with keys in `.bashrc`, `.zshrc`, fish's `config.fish` and Claude Code settings (the
+/// user's and the project's).
+struct Home {
+    fx: Fixture,
+    anthropic: String,
+    token: String,
+    groq: String,
+    hf: String,
+    xai: String,
+    github: String,
+    openai: String,
+    bashrc: PathBuf,
+    zshrc: PathBuf,
+    fish: PathBuf,
+    settings: PathBuf,
+    project_settings: PathBuf,
+}
+
+impl Home {
+    fn new() -> Self {
+        let mut fx = Fixture::new();
+        let anthropic = fx.key("anthropic");
+        let token = fx.key("token");
+        let groq = fx.key("groq");
+        let hf = fx.key("huggingface");
+        let xai = fx.key("xai");
+        let github = fx.key("github");
+        let openai = fx.key("openai");
+        let bashrc = fx.home_file(
+            ".bashrc",
+            &format!(
+                "# ~/.bashrc\n\
+                 export PATH=\"$HOME/bin:$PATH\"\n\
+                 export ANTHROPIC_API_KEY={anthropic}\n\
+                 MY_SERVICE_TOKEN='{token}'\n\
+                 export MY_SERVICE_TOKEN\n\
+                 if [ -n \"$PS1\" ]; then\n\
+                 \x20   alias ll='ls -l'\n\
+                 \x20   export GROQ_API_KEY=\"{groq}\"\n\
+                 fi\n\
+                 export EDITOR=vim HF_TOKEN={hf}\n\
+                 PS1='\\u@\\h \\w\\$ '\n"
+            ),
+        );
+        std::fs::set_permissions(&bashrc, std::fs::Permissions::from_mode(0o640)).unwrap();
+        let zshrc = fx.home_file(
+            ".zshrc",
+            &format!(
+                "setopt autocd\n\
+                 if [[ -o interactive ]]; then\n\
+                 \x20 export XAI_API_KEY={xai}\n\
+                 fi\n\
+                 bindkey -e\n"
+            ),
+        );
+        let fish = fx.home_file(
+            ".config/fish/config.fish",
+            &format!(
+                "set -gx EDITOR vim\n\
+                 set -gx GITHUB_TOKEN {github}\n\
+                 if status is-interactive\n\
+                 \x20   abbr -a g git\n\
+                 end\n"
+            ),
+        );
+        // Valid, but not how Claude Code writes it: odd spacing, `env` between other keys, the
+        // secret second in `env`, nested objects and arrays, no final newline.
+        let settings = fx.home_file(
+            ".claude/settings.json",
+            &format!(
+                "{{\n    \"permissions\" : {{ \"deny\": [ \"Read(./.env)\" ], \"allow\" : [] }},\n\
+                 \"env\":{{\n  \"DISABLE_TELEMETRY\":\"1\",   \"ANTHROPIC_API_KEY\" : \"{anthropic}\"}},\n\
+                 \t\"model\": \"opus\", \"hooks\": {{\"PostToolUse\": [{{\"matcher\": \"Bash\", \
+                 \"hooks\": [{{\"type\": \"command\", \"command\": \"true\"}}]}}]}},\n\
+                 \"zeta\": 1.5, \"alpha\": null}}"
+            ),
+        );
+        let project_settings = fx.project_file(
+            ".claude/settings.local.json",
+            &format!("{{\"env\": {{\"OPENAI_API_KEY\": \"{openai}\"}}, \"model\": \"sonnet\"}}\n"),
+        );
+        Home {
+            fx,
+            anthropic,
+            token,
+            groq,
+            hf,
+            xai,
+            github,
+            openai,
+            bashrc,
+            zshrc,
+            fish,
+            settings,
+            project_settings,
+        }
+    }
+
+    fn files(&self) -> [&PathBuf; 5] {
+        [
+            &self.bashrc,
+            &self.zshrc,
+            &self.fish,
+            &self.settings,
+            &self.project_settings,
+        ]
+    }
+
+    fn home(&self) -> &str {
+        self.fx.home.to_str().unwrap()
+    }
+}
+
+#[test]
+fn fix_moves_keys_to_the_store_and_removes_only_their_lines() {
+    let h = Home::new();
+    let before: Vec<String> = h.files().iter().map(|p| read(p)).collect();
+    let r = h.fx.run(&["fix", "--yes", "--home", h.home()], &[]);
+    // The mixed line is left for the user, so the exit status says something is left to do.
+    assert_eq!(r.code, 1, "stdout: {}\nstderr: {}", r.stdout, r.stderr);
+
+    // Every key is in the store, the one on the mixed line included.
+    for (name, value) in [
+        ("ANTHROPIC_API_KEY", &h.anthropic),
+        ("MY_SERVICE_TOKEN", &h.token),
+        ("GROQ_API_KEY", &h.groq),
+        ("HF_TOKEN", &h.hf),
+        ("XAI_API_KEY", &h.xai),
+        ("GITHUB_TOKEN", &h.github),
+        ("OPENAI_API_KEY", &h.openai),
+    ] {
+        assert_eq!(secret_get(&h.fx, name).as_ref(), Some(value), "{name}");
+    }
+    // The same key in .bashrc and settings.json is one entry.
+    assert_eq!(secret_get(&h.fx, "ANTHROPIC_API_KEY_2"), None);
+
+    // The lines are gone, and every other byte is where it was.
+    assert_eq!(
+        read(&h.bashrc),
+        format!(
+            "# ~/.bashrc\n\
+             export PATH=\"$HOME/bin:$PATH\"\n\
+             if [ -n \"$PS1\" ]; then\n\
+             \x20   alias ll='ls -l'\n\
+             fi\n\
+             export EDITOR=vim HF_TOKEN={}\n\
+             PS1='\\u@\\h \\w\\$ '\n",
+            h.hf
+        )
+    );
+    // The `if` body would be empty, which bash rejects: a `:` keeps it valid.
+    assert_eq!(
+        read(&h.zshrc),
+        "setopt autocd\n\
+         if [[ -o interactive ]]; then\n\
+         \x20 :  # moved to the keyfence store by `keyfence fix`\n\
+         fi\n\
+         bindkey -e\n"
+    );
+    assert_eq!(
+        read(&h.fish),
+        "set -gx EDITOR vim\nif status is-interactive\n    abbr -a g git\nend\n"
+    );
+    let mode = std::fs::metadata(&h.bashrc).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o640, "the edited file keeps its mode");
+
+    // Settings: the entry is gone, everything else is the same value in the same order, written
+    // the way Claude Code writes it.
+    let mut want: Value = serde_json::from_str(&before[3]).unwrap();
+    want["env"]
+        .as_object_mut()
+        .unwrap()
+        .remove("ANTHROPIC_API_KEY");
+    let got_text = read(&h.settings);
+    let got: Value = serde_json::from_str(&got_text).unwrap();
+    assert_eq!(got, want);
+    let order: Vec<&String> = got.as_object().unwrap().keys().collect();
+    assert_eq!(
+        order,
+        ["permissions", "env", "model", "hooks", "zeta", "alpha"]
+    );
+    assert_eq!(got["env"], json!({"DISABLE_TELEMETRY": "1"}));
+    assert_eq!(got_text, serde_json::to_string_pretty(&want).unwrap());
+    // The project's file: its `env` held only the key, so `env` goes too.
+    assert_eq!(read(&h.project_settings), "{\n  \"model\": \"sonnet\"\n}\n");
+
+    // Backups hold the original bytes, readable only by the owner.
+    for (p, old) in h.files().iter().zip(&before) {
+        assert_eq!(&read(&backup(p)), old, "{}", p.display());
+        let mode = std::fs::metadata(backup(p)).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+
+    // The report: what went where, what is left, and what to do next.
+    for needle in [
+        "~/.bashrc:3  ANTHROPIC_API_KEY",
+        "~/.bashrc:4,5  MY_SERVICE_TOKEN",
+        "~/.bashrc:8  GROQ_API_KEY",
+        "~/.claude/settings.json:4  ANTHROPIC_API_KEY (env entry)",
+        ".claude/settings.local.json:1  OPENAI_API_KEY (env entry)",
+        "~/.bashrc:10  HF_TOKEN: the line does more than set it",
+        "~/.bashrc.keyfence-bak",
+        "keyfence run --inject GITHUB_TOKEN -- COMMAND",
+        "keyfence setup claude",
+        "rotate",
+    ] {
+        assert!(r.stdout.contains(needle), "no {needle:?} in:\n{}", r.stdout);
+    }
+
+    // The audit no longer sees the moved keys; only the one on the mixed line is left.
+    let audit = h.fx.run(
+        &[
+            "audit",
+            "--only",
+            "shell,agent",
+            "--home",
+            h.home(),
+            "--format",
+            "json",
+        ],
+        &[],
+    );
+    let left: Vec<String> = audit
+        .findings()
+        .iter()
+        .filter_map(|f| f["secret"]["fingerprint"].as_str().map(str::to_string))
+        .collect();
+    for k in [
+        &h.anthropic,
+        &h.token,
+        &h.groq,
+        &h.xai,
+        &h.github,
+        &h.openai,
+    ] {
+        assert!(
+            !left.contains(&sha12(k)),
+            "still reported: {}",
+            audit.stdout
+        );
+    }
+    assert!(left.contains(&sha12(&h.hf)), "{}", audit.stdout);
+
+    // Running it again changes no file and makes no new backup.
+    let files = snapshot(&h.fx.home);
+    let again = h.fx.run(&["fix", "--yes", "--home", h.home()], &[]);
+    assert_eq!(again.code, 1, "{}", again.stderr);
+    assert!(
+        again.stdout.contains("already holds this value"),
+        "{}",
+        again.stdout
+    );
+    let after = snapshot(&h.fx.home);
+    // The store is rewritten (same entries); every other file is as it was.
+    let outside_store = |s: Vec<(PathBuf, Vec<u8>)>| {
+        s.into_iter()
+            .filter(|(p, _)| !p.starts_with(h.fx.home.join(".local")))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(outside_store(files), outside_store(after));
+}
+
+#[test]
+fn dry_run_prints_redacted_diffs_and_changes_nothing() {
+    let mut h = Home::new();
+    let before = snapshot(h.fx.dir.path());
+    let r = h.fx.run(&["fix", "--dry-run", "--home", h.home()], &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(
+        snapshot(h.fx.dir.path()),
+        before,
+        "a dry run wrote something"
+    );
+    assert!(!h.fx.home.join(".local/share/keyfence").exists());
+
+    let tail = |k: &str| k[k.len() - 2..].to_string();
+    for needle in [
+        format!(
+            "-export ANTHROPIC_API_KEY=sk-ant-api03-…{}",
+            tail(&h.anthropic)
+        ),
+        "-export MY_SERVICE_TOKEN\n".to_string(),
+        format!("+++ {}", h.bashrc.display()),
+        " export EDITOR=vim HF_TOKEN=".to_string(),
+        "+  :  # moved to the keyfence store".to_string(),
+        "-set -gx GITHUB_TOKEN ghp_…".to_string(),
+        "+  \"model\": \"opus\",".to_string(),
+        "~/.bashrc:10  left in place".to_string(),
+        "~/.bashrc:4,5  would be removed".to_string(),
+        "would be stored as ANTHROPIC_API_KEY".to_string(),
+    ] {
+        assert!(
+            r.stdout.contains(&needle),
+            "no {needle:?} in:\n{}",
+            r.stdout
+        );
+    }
+
+    // With a store: still unchanged.
+    let other = h.fx.key("anthropic");
+    assert_eq!(
+        raw(&h.fx, &["secret", "set", "ANTHROPIC_API_KEY"], &other).code,
+        0
+    );
+    let before = snapshot(h.fx.dir.path());
+    let r = h.fx.run(&["fix", "--dry-run"], &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(
+        snapshot(h.fx.dir.path()),
+        before,
+        "a dry run wrote something"
+    );
+    assert!(
+        r.stdout.contains("would be stored as ANTHROPIC_API_KEY_2 (ANTHROPIC_API_KEY already holds a different value)"),
+        "{}",
+        r.stdout
+    );
+}
+
+#[test]
+fn without_yes_or_a_terminal_it_refuses() {
+    let h = Home::new();
+    let before = snapshot(h.fx.dir.path());
+    let r = h.fx.run(&["fix"], &[]);
+    assert_eq!(r.code, 2, "{}", r.stdout);
+    for needle in [
+        "no terminal",
+        "--yes",
+        "--dry-run",
+        "ANTHROPIC_API_KEY (Anthropic",
+    ] {
+        assert!(r.stderr.contains(needle), "no {needle:?} in:\n{}", r.stderr);
+    }
+    assert_eq!(snapshot(h.fx.dir.path()), before);
+}
+
+#[test]
+fn invalid_settings_json_stops_everything() {
+    let mut fx = Fixture::new();
+    let k = fx.key("anthropic");
+    fx.home_file(".bashrc", &format!("export ANTHROPIC_API_KEY={k}\n"));
+    let openai = fx.key("openai");
+    fx.home_file(
+        ".claude/settings.json",
+        &format!("{{\n  \"env\": {{\n    \"OPENAI_API_KEY\": \"{openai}\",\n  }}\n}}\n"),
+    );
+    let before = snapshot(fx.dir.path());
+    let r = fx.run(&["fix", "--yes"], &[]);
+    assert_eq!(r.code, 2, "{}", r.stdout);
+    assert!(
+        r.stderr
+            .contains("~/.claude/settings.json: invalid JSON at line 4, column 3"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("nothing was changed"), "{}", r.stderr);
+    assert_eq!(snapshot(fx.dir.path()), before);
+}
+
+#[test]
+fn a_name_holding_another_value_gets_a_new_name() {
+    let mut fx = Fixture::new();
+    let old = fx.key("anthropic");
+    let new = fx.key("anthropic");
+    assert_eq!(
+        raw(&fx, &["secret", "set", "ANTHROPIC_API_KEY"], &old).code,
+        0
+    );
+    fx.home_file(".profile", &format!("export ANTHROPIC_API_KEY=\"{new}\"\n"));
+    let r = fx.run(&["fix", "-y"], &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(secret_get(&fx, "ANTHROPIC_API_KEY"), Some(old));
+    assert_eq!(secret_get(&fx, "ANTHROPIC_API_KEY_2"), Some(new));
+    for needle in [
+        "stored as ANTHROPIC_API_KEY_2 (ANTHROPIC_API_KEY already holds a different value)",
+        "keyfence run --inject ANTHROPIC_API_KEY=ANTHROPIC_API_KEY_2 -- COMMAND",
+        "\"apiKeyHelper\": \"keyfence secret get ANTHROPIC_API_KEY_2\"",
+    ] {
+        assert!(r.stdout.contains(needle), "no {needle:?} in:\n{}", r.stdout);
+    }
+    assert_eq!(read(&fx.home.join(".profile")), "");
+}
+
+#[test]
+fn a_symlinked_start_up_file_is_edited_through_the_link() {
+    let mut fx = Fixture::new();
+    let k = fx.key("openai");
+    let target = fx.home_file(
+        "dotfiles/bashrc",
+        &format!("alias g=git\nexport OPENAI_API_KEY={k}\n"),
+    );
+    std::os::unix::fs::symlink("dotfiles/bashrc", fx.home.join(".bashrc")).unwrap();
+    let r = fx.run(&["fix", "--yes"], &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let link = std::fs::symlink_metadata(fx.home.join(".bashrc")).unwrap();
+    assert!(link.file_type().is_symlink(), "the link was replaced");
+    assert_eq!(read(&target), "alias g=git\n");
+    // The backup, which holds the key, stays out of the dotfiles repository.
+    assert_eq!(
+        read(&fx.home.join(".bashrc.keyfence-bak")),
+        format!("alias g=git\nexport OPENAI_API_KEY={k}\n")
+    );
+    assert!(!fx.home.join("dotfiles/bashrc.keyfence-bak").exists());
+    assert_eq!(secret_get(&fx, "OPENAI_API_KEY"), Some(k));
+}
+
+#[test]
+fn nothing_to_fix() {
+    let fx = Fixture::new();
+    fx.home_file(".bashrc", "export PATH=/usr/bin\n");
+    let r = fx.run(&["fix", "--yes"], &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stderr.contains("nothing to fix"), "{}", r.stderr);
+    assert!(!fx.home.join(".local/share/keyfence").exists());
+}
+
+/// Without `--yes`, on a terminal: one question per key, and a file that changes while the
+/// question waits is not edited (`script` from util-linux provides the terminal).
+#[test]
+fn asks_per_key_on_the_terminal_and_leaves_a_file_changed_meanwhile() {
+    if Command::new("script").arg("--version").output().is_err() {
+        eprintln!("script missing: skipped");
+        return;
+    }
+    let mut fx = Fixture::new();
+    let (k1, k2, k3) = (fx.key("anthropic"), fx.key("openai"), fx.key("groq"));
+    let bashrc = fx.home_file(
+        ".bashrc",
+        &format!("export ANTHROPIC_API_KEY={k1}\nexport OPENAI_API_KEY={k2}\n"),
+    );
+    let zshrc = fx.home_file(".zshrc", &format!("export GROQ_API_KEY={k3}\n"));
+    // The answers come after the scan, and after .zshrc changed: yes, no, yes.
+    let input =
+        "(sleep 2; echo '# edited meanwhile' >> \"$HOME/.zshrc\"; printf 'y\\nn\\ny\\n'; sleep 2)";
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "{input} | script -qec '{BIN} fix; echo rc=$?' /dev/null"
+        ))
+        .current_dir(&fx.project)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", &fx.home)
+        .output()
+        .expect("script");
+    let run = Run::from(out);
+    run.assert_no_secret(&fx.planted);
+    let text = run.stdout.replace('\r', "");
+    assert_eq!(text.matches("[y/N]").count(), 3, "{text}");
+    assert!(
+        text.contains("~/.zshrc changed since keyfence read it"),
+        "{text}"
+    );
+    assert!(text.contains("rc=1"), "{text}");
+    assert_eq!(read(&bashrc), format!("export OPENAI_API_KEY={k2}\n"));
+    assert_eq!(
+        read(&zshrc),
+        format!("export GROQ_API_KEY={k3}\n# edited meanwhile\n")
+    );
+    assert!(!backup(&zshrc).exists());
+    assert_eq!(secret_get(&fx, "ANTHROPIC_API_KEY"), Some(k1));
+    assert_eq!(secret_get(&fx, "OPENAI_API_KEY"), None);
+    // Stored before the edit was attempted: the key is safe even though the file was not edited.
+    assert_eq!(secret_get(&fx, "GROQ_API_KEY"), Some(k3));
+}
