@@ -108,19 +108,6 @@ pub fn plan_settings(home: &Path, exe: &Path) -> Result<SettingsChange, SetupErr
     })
 }
 
-/// `FILE.keyfence-bak`, or `FILE.keyfence-bak.N` when that exists: a backup never overwrites
-/// an older one.
-pub fn backup_path(path: &Path) -> PathBuf {
-    let base = format!("{}.keyfence-bak", path.display());
-    let mut candidate = PathBuf::from(&base);
-    let mut n = 1;
-    while candidate.exists() {
-        candidate = PathBuf::from(format!("{base}.{n}"));
-        n += 1;
-    }
-    candidate
-}
-
 /// Writes the change: a backup of the old file first, then the new content atomically (temp
 /// file in the same directory, fsync, rename) with the old file's mode (0600 for a new one).
 /// Refuses when the file changed since it was read. Returns the backup's path.
@@ -146,13 +133,12 @@ pub fn apply(change: &SettingsChange) -> Result<Option<PathBuf>, SetupError> {
     let mode = std::fs::metadata(&change.path)
         .map(|m| m.permissions().mode() & 0o7777)
         .unwrap_or(0o600);
+    // The same backups as `fix`: never overwriting an older one, mode 0600.
     let backup = match &change.original {
-        Some(bytes) => {
-            let b = backup_path(&change.path);
-            std::fs::write(&b, bytes).map_err(err)?;
-            std::fs::set_permissions(&b, std::fs::Permissions::from_mode(mode)).map_err(err)?;
-            Some(b)
-        }
+        Some(bytes) => Some(
+            super::fix::create_backup(&change.path, bytes)
+                .map_err(|e| err(std::io::Error::other(e.to_string())))?,
+        ),
         None => None,
     };
     let tmp = dir.join(format!(".settings.json.keyfence-{}", std::process::id()));

@@ -1099,7 +1099,7 @@ fn unchanged(file: &FileScan) -> Result<(), FixError> {
 
 /// Creates the first free `PATH.keyfence-bak`, `PATH.keyfence-bak.1`, ... (the naming
 /// `setup claude` uses) with `bytes`, atomically against a concurrent `fix`.
-fn create_backup(path: &Path, bytes: &[u8]) -> Result<PathBuf, FixError> {
+pub(crate) fn create_backup(path: &Path, bytes: &[u8]) -> Result<PathBuf, FixError> {
     let base = format!("{}.keyfence-bak", path.display());
     for n in 0u32..10_000 {
         let candidate = if n == 0 {
