@@ -142,6 +142,12 @@ settings `env` block: import it into the store, check that it reads back, then r
 safely stored, and a file that changed since it was read is left alone."
     )]
     Fix(FixArgs),
+    /// Report what the kernel offers for isolation (Landlock, seccomp, ptrace, namespaces) and
+    /// which protection modes will therefore work
+    Doctor,
+    /// Internal: the child process `doctor` starts to try creating namespaces
+    #[command(name = "__probe-namespaces", hide = true)]
+    ProbeNamespaces,
     /// Print a shell completion script
     Completions {
         #[arg(value_enum)]

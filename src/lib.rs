@@ -9,6 +9,7 @@ pub mod cli;
 pub mod command;
 pub mod detect;
 pub mod finding;
+pub mod isolate;
 pub mod policy;
 pub mod report;
 pub mod run;

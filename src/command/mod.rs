@@ -2,6 +2,7 @@
 //! choose the exit status. The only layer (with `main`) that writes to stdout or stderr.
 
 mod audit;
+mod doctor;
 mod fix;
 mod ps;
 mod run;
@@ -54,6 +55,8 @@ pub fn run(cli: Cli) -> Result<Exit> {
         Command::Run(args) => run::run(&cli.global, args),
         Command::Setup(cmd) => setup::run(&cli.global, cmd),
         Command::Fix(args) => fix::run(&cli.global, args),
+        Command::Doctor => doctor::run(&cli.global),
+        Command::ProbeNamespaces => Ok(Exit::Code(crate::isolate::namespace_probe_child() as u8)),
         Command::Completions { shell } => {
             let mut cmd = Cli::command();
             clap_complete::generate(*shell, &mut cmd, "keyfence", &mut std::io::stdout());

@@ -1,0 +1,109 @@
+//! Isolation (Linux only): what the kernel offers for guarding and sandboxing a command tree.
+//! This is the one switch file: `linux.rs` on Linux, `unsupported.rs` elsewhere, where every
+//! isolation feature reports itself unavailable — keyfence never runs unprotected silently.
+//!
+//! So far this holds the probes behind `keyfence doctor`; the guard, sandbox and phantom modes
+//! build on them.
+
+#[cfg(target_os = "linux")]
+mod linux;
+#[cfg(target_os = "linux")]
+pub use linux::*;
+
+#[cfg(not(target_os = "linux"))]
+mod unsupported;
+#[cfg(not(target_os = "linux"))]
+pub use unsupported::*;
+
+use serde::Serialize;
+
+/// What the running kernel and this process can use.
+#[derive(Debug, Clone, Serialize)]
+pub struct Capabilities {
+    /// Landlock ABI version (0: not available).
+    pub landlock_abi: u32,
+    /// Why Landlock is unavailable, when it is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub landlock_note: Option<String>,
+    /// seccomp filter mode is available.
+    pub seccomp_filter: bool,
+    /// Yama's ptrace_scope (None: Yama absent, classic ptrace rules).
+    pub ptrace_scope: Option<u32>,
+    /// A process can trace its own children.
+    pub ptrace_children: bool,
+    /// This user can create a user namespace (and with it a network namespace).
+    pub user_namespaces: bool,
+    pub network_namespaces: bool,
+    /// Running as root: some kernel checks keyfence relies on do not apply (DESIGN.md §5).
+    pub root: bool,
+}
+
+/// One protection mode and whether it will work here.
+#[derive(Debug, Clone, Serialize)]
+pub struct Mode {
+    pub name: &'static str,
+    pub works: bool,
+    pub why: String,
+}
+
+impl Capabilities {
+    pub fn modes(&self) -> Vec<Mode> {
+        let guard = self.seccomp_filter && self.ptrace_children;
+        let mut modes = vec![
+            Mode {
+                name: "scrub / inject",
+                works: true,
+                why: "needs nothing from the kernel".into(),
+            },
+            Mode {
+                name: "guard",
+                works: guard,
+                why: match (self.seccomp_filter, self.ptrace_children) {
+                    (true, true) => "seccomp filters and ptrace of children are available".into(),
+                    (false, _) => "seccomp filter mode is not available".into(),
+                    (_, false) => "ptrace of children is forbidden (Yama ptrace_scope 3)".into(),
+                },
+            },
+            Mode {
+                name: "sandbox (files)",
+                works: self.landlock_abi >= 1,
+                why: if self.landlock_abi >= 1 {
+                    format!("Landlock ABI {}", self.landlock_abi)
+                } else {
+                    self.landlock_note
+                        .clone()
+                        .unwrap_or_else(|| "Landlock is not available".into())
+                },
+            },
+            Mode {
+                name: "sandbox (signal and abstract socket scoping)",
+                works: self.landlock_abi >= 6,
+                why: format!("needs Landlock ABI 6, have {}", self.landlock_abi),
+            },
+            Mode {
+                name: "sandbox --net none",
+                works: self.network_namespaces,
+                why: if self.network_namespaces {
+                    "a new network namespace can be created".into()
+                } else {
+                    "this user cannot create user and network namespaces".into()
+                },
+            },
+            Mode {
+                name: "phantom",
+                works: true,
+                why: "a loopback proxy needs nothing from the kernel".into(),
+            },
+        ];
+        if self.root {
+            modes.push(Mode {
+                name: "note",
+                works: false,
+                why: "running as root: root can read any process's environment and memory, so \
+                      guard cannot protect against code running as root"
+                    .into(),
+            });
+        }
+        modes
+    }
+}
