@@ -263,6 +263,10 @@ pub struct RunArgs {
     /// Do not replace secret values in the command's output
     #[arg(long)]
     pub no_mask: bool,
+    /// Run in a Landlock sandbox: no reading of credential stores (~/.aws, ~/.ssh, ~/.npmrc,
+    /// keyfence's own store, ...), writes only in the project, temp and cache directories
+    #[arg(long)]
+    pub sandbox: bool,
     /// The command and its arguments
     #[arg(required = true, last = true, value_name = "COMMAND")]
     pub command: Vec<std::ffi::OsString>,

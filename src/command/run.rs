@@ -13,7 +13,12 @@ use anyhow::{Result, bail};
 use std::io::IsTerminal;
 
 pub fn run(g: &GlobalArgs, args: &RunArgs) -> Result<Exit> {
-    match prepare(args) {
+    match prepare(args).and_then(|(plan, mask, sandbox)| {
+        if sandbox {
+            enter_sandbox(g)?;
+        }
+        Ok((plan, mask))
+    }) {
         Ok((plan, mask)) => Ok(start(g, args, plan, mask)),
         Err(e) => {
             eprintln!("keyfence: error: {e:#}");
@@ -22,8 +27,45 @@ pub fn run(g: &GlobalArgs, args: &RunArgs) -> Result<Exit> {
     }
 }
 
-/// The environment to run with, and whether to mask output.
-fn prepare(args: &RunArgs) -> Result<(env::Plan, bool)> {
+/// Restricts this process, and so the command it starts, with the default sandbox policy.
+#[cfg(target_os = "linux")]
+fn enter_sandbox(g: &GlobalArgs) -> Result<()> {
+    use crate::isolate::sandbox;
+    let home = std::env::var_os("HOME")
+        .map(std::path::PathBuf::from)
+        .ok_or_else(|| {
+            anyhow::anyhow!("--sandbox needs HOME to know which credential stores to deny")
+        })?;
+    let mut store_dirs = Vec::new();
+    if let Ok(p) = crate::store::Paths::from_env() {
+        store_dirs.push(p.dir.clone());
+        if let Some(k) = p.key.parent() {
+            store_dirs.push(k.to_path_buf());
+        }
+    }
+    let policy = sandbox::Policy::default_for(&home, &std::env::current_dir()?, &store_dirs);
+    let applied = sandbox::apply(&policy)?;
+    if g.verbose {
+        eprintln!(
+            "keyfence: sandbox: {} Landlock rules, {}",
+            applied.rules,
+            if applied.fully_enforced {
+                "fully enforced"
+            } else {
+                "partly enforced (older kernel)"
+            }
+        );
+    }
+    Ok(())
+}
+
+#[cfg(not(target_os = "linux"))]
+fn enter_sandbox(_g: &GlobalArgs) -> Result<()> {
+    bail!("--sandbox needs Linux (Landlock); refusing to run unprotected")
+}
+
+/// The environment to run with, whether to mask output, and whether to sandbox.
+fn prepare(args: &RunArgs) -> Result<(env::Plan, bool, bool)> {
     let cwd = std::env::current_dir()?;
     let config = policy::Config::load(
         policy::project_file(&cwd).as_deref(),
@@ -51,9 +93,11 @@ fn prepare(args: &RunArgs) -> Result<(env::Plan, bool)> {
         chosen.origin == policy::Origin::Project,
     )?);
     let mask = !args.no_mask && p.mask.unwrap_or(true);
+    let sandbox = args.sandbox || p.sandbox.unwrap_or(false);
     Ok((
         env::plan(detect::detector(), std::env::vars_os(), &rules, inject),
         mask,
+        sandbox,
     ))
 }
 

@@ -1,7 +1,10 @@
 //! Linux probes: Landlock's ABI version (landlock_create_ruleset with the VERSION flag, the
 //! kernel's documented way to ask), seccomp from /proc/self/status, Yama's ptrace_scope, and
 //! user/network namespaces by trying to create them in a child process.
-#![expect(unsafe_code, reason = "the Landlock ABI probe is a raw syscall; nix and landlock do not expose it")]
+#![expect(
+    unsafe_code,
+    reason = "the Landlock ABI probe is a raw syscall; nix and landlock do not expose it"
+)]
 
 use super::Capabilities;
 use std::process::{Command, Stdio};

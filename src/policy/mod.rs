@@ -32,6 +32,9 @@ pub struct Profile {
     /// Mask secret values in the command's output (default true).
     #[serde(default)]
     pub mask: Option<bool>,
+    /// Run in the Landlock sandbox (default false; true for the built-in `install`).
+    #[serde(default)]
+    pub sandbox: Option<bool>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -186,6 +189,8 @@ fn builtin(name: &str) -> Resolved {
     Resolved {
         profile: Profile {
             name: name.to_string(),
+            // Installs run other people's code: keep it away from credential stores.
+            sandbox: (name == "install").then_some(true),
             ..Profile::default()
         },
         origin: Origin::Builtin,

@@ -117,7 +117,17 @@ pub struct Fixture {
 
 impl Fixture {
     pub fn new() -> Self {
-        let dir = tempfile::tempdir().expect("tempdir");
+        Self::with_dir(tempfile::tempdir().expect("tempdir"))
+    }
+
+    /// A fixture outside /tmp, for tests where /tmp's own permissions would blur the result
+    /// (the sandbox lets commands write in /tmp).
+    pub fn outside_tmp() -> Self {
+        std::fs::create_dir_all(env!("CARGO_TARGET_TMPDIR")).expect("mkdir");
+        Self::with_dir(tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("tempdir"))
+    }
+
+    fn with_dir(dir: tempfile::TempDir) -> Self {
         let home = dir.path().join("home");
         let project = dir.path().join("project");
         let etc = dir.path().join("etc");
