@@ -267,6 +267,10 @@ pub struct RunArgs {
     /// keyfence's own store, ...), writes only in the project, temp and cache directories
     #[arg(long)]
     pub sandbox: bool,
+    /// Network for the command: allow (default), none (no TCP, UDP or DNS: a new network
+    /// namespace), or tcp:PORT,... (TCP connections to those ports only; UDP is not limited)
+    #[arg(long, value_name = "allow|none|tcp:PORTS", default_value = "allow")]
+    pub net: String,
     /// The command and its arguments
     #[arg(required = true, last = true, value_name = "COMMAND")]
     pub command: Vec<std::ffi::OsString>,

@@ -14,6 +14,9 @@ use std::io::IsTerminal;
 
 pub fn run(g: &GlobalArgs, args: &RunArgs) -> Result<Exit> {
     match prepare(args).and_then(|(plan, mask, sandbox)| {
+        // The network first: mapping the user into a new namespace writes to /proc, which the
+        // sandbox then forbids.
+        restrict_network(&args.net)?;
         if sandbox {
             enter_sandbox(g)?;
         }
@@ -55,6 +58,27 @@ fn enter_sandbox(g: &GlobalArgs) -> Result<()> {
                 "partly enforced (older kernel)"
             }
         );
+    }
+    Ok(())
+}
+
+#[cfg(target_os = "linux")]
+fn restrict_network(spec: &str) -> Result<()> {
+    use crate::isolate::net::{self, NetPolicy};
+    match spec
+        .parse::<NetPolicy>()
+        .map_err(|e| anyhow::anyhow!("--net {e}"))?
+    {
+        NetPolicy::Allow => Ok(()),
+        NetPolicy::None => Ok(net::enter_none()?),
+        NetPolicy::TcpPorts(ports) => Ok(net::restrict_tcp(&ports)?),
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn restrict_network(spec: &str) -> Result<()> {
+    if spec != "allow" {
+        bail!("--net {spec} needs Linux; refusing to run with the network on");
     }
     Ok(())
 }

@@ -68,7 +68,7 @@ pub struct Config {
 pub enum PolicyError {
     #[error("{path}: {message}")]
     Parse { path: PathBuf, message: String },
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}")]
     Read {
         path: PathBuf,
         source: std::io::Error,
@@ -107,6 +107,15 @@ fn load_file(path: &Path, origin: Origin) -> Result<Vec<Resolved>, PolicyError> 
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        // A directory on the way cannot be searched (another user's home as HOME): the file
+        // cannot be seen at all, which is the same as absent. A visible but unreadable file
+        // is still an error below.
+        Err(e)
+            if e.kind() == std::io::ErrorKind::PermissionDenied
+                && std::fs::symlink_metadata(path).is_err() =>
+        {
+            return Ok(Vec::new());
+        }
         Err(source) => {
             return Err(PolicyError::Read {
                 path: path.to_path_buf(),

@@ -1,0 +1,112 @@
+//! `run --net`: `none` puts keyfence (and so the command) in a new network namespace with only
+//! a loopback that is down, which stops TCP, UDP and DNS alike; `tcp:PORT,...` lets TCP connect
+//! only to those ports through Landlock (ABI 4+; UDP and DNS are not covered by it, and the
+//! help says so).
+
+use landlock::{
+    AccessNet, CompatLevel, Compatible, NetPort, Ruleset, RulesetAttr, RulesetCreatedAttr,
+    RulesetStatus,
+};
+use nix::sched::{CloneFlags, unshare};
+use nix::unistd::{getegid, geteuid};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NetPolicy {
+    Allow,
+    None,
+    TcpPorts(Vec<u16>),
+}
+
+impl std::str::FromStr for NetPolicy {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "allow" => Ok(NetPolicy::Allow),
+            "none" => Ok(NetPolicy::None),
+            _ => {
+                let ports = s.strip_prefix("tcp:").ok_or_else(|| {
+                    format!("'{s}': expected allow, none, or tcp:PORT,... (e.g. tcp:443,80)")
+                })?;
+                let ports: Result<Vec<u16>, _> =
+                    ports.split(',').map(|p| p.trim().parse::<u16>()).collect();
+                match ports {
+                    Ok(p) if !p.is_empty() => Ok(NetPolicy::TcpPorts(p)),
+                    _ => Err(format!(
+                        "'{s}': ports must be numbers from 1 to 65535, comma-separated"
+                    )),
+                }
+            }
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum NetError {
+    #[error(
+        "--net none needs a new network namespace, and this user cannot create one ({0}); \
+         refusing to run with the network on\nhint: `keyfence doctor` shows what the kernel offers"
+    )]
+    Namespace(nix::Error),
+    #[error("--net none: cannot map this user into its namespace: {0}")]
+    Map(std::io::Error),
+    #[error("Landlock: {0}")]
+    Landlock(#[from] landlock::RulesetError),
+    #[error(
+        "--net tcp:... needs Landlock network rules (ABI 4, Linux 6.7); refusing to run with the \
+         network unrestricted\nhint: use --net none"
+    )]
+    NotEnforced,
+}
+
+/// Cuts this process (and so what it starts) off every network.
+pub fn enter_none() -> Result<(), NetError> {
+    if geteuid().is_root() {
+        return unshare(CloneFlags::CLONE_NEWNET).map_err(NetError::Namespace);
+    }
+    // An unprivileged user needs a user namespace to own the network namespace. Map the user
+    // to itself so files keep their owner (user_namespaces(7): setgroups must be denied first).
+    let (uid, gid) = (geteuid(), getegid());
+    unshare(CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNET).map_err(NetError::Namespace)?;
+    std::fs::write("/proc/self/setgroups", "deny").map_err(NetError::Map)?;
+    std::fs::write("/proc/self/uid_map", format!("{uid} {uid} 1")).map_err(NetError::Map)?;
+    std::fs::write("/proc/self/gid_map", format!("{gid} {gid} 1")).map_err(NetError::Map)?;
+    Ok(())
+}
+
+/// Lets TCP connect only to `ports`.
+pub fn restrict_tcp(ports: &[u16]) -> Result<(), NetError> {
+    let mut ruleset = Ruleset::default()
+        .set_compatibility(CompatLevel::BestEffort)
+        .handle_access(AccessNet::ConnectTcp)?
+        .create()?;
+    for &p in ports {
+        ruleset = ruleset.add_rule(NetPort::new(p, AccessNet::ConnectTcp))?;
+    }
+    let status = ruleset.restrict_self()?;
+    if status.ruleset == RulesetStatus::NotEnforced {
+        return Err(NetError::NotEnforced);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses() {
+        assert_eq!("none".parse::<NetPolicy>(), Ok(NetPolicy::None));
+        assert_eq!(
+            "tcp:443, 80".parse::<NetPolicy>(),
+            Ok(NetPolicy::TcpPorts(vec![443, 80]))
+        );
+        assert!("tcp:".parse::<NetPolicy>().is_err());
+        assert!("tcp:99999".parse::<NetPolicy>().is_err());
+        assert!(
+            "udp:53"
+                .parse::<NetPolicy>()
+                .unwrap_err()
+                .contains("expected allow, none")
+        );
+    }
+}
