@@ -260,6 +260,14 @@ pub struct RunArgs {
     /// Add a store entry to the environment: NAME, or VAR=NAME to rename (repeatable)
     #[arg(long, value_name = "[VAR=]NAME")]
     pub inject: Vec<String>,
+    /// Give the command a stand-in for this key (from the store, or the current environment)
+    /// and a loopback proxy that swaps in the real key on requests to the provider (repeatable;
+    /// ANTHROPIC_* and OPENAI_* keys know their provider)
+    #[arg(long, value_name = "NAME")]
+    pub phantom: Vec<String>,
+    /// The upstream the phantom proxy forwards to (https://..., or http:// on loopback only)
+    #[arg(long, value_name = "URL", requires = "phantom")]
+    pub upstream: Option<String>,
     /// Do not replace secret values in the command's output
     #[arg(long)]
     pub no_mask: bool,

@@ -10,6 +10,7 @@ pub mod command;
 pub mod detect;
 pub mod finding;
 pub mod isolate;
+pub mod phantom;
 pub mod policy;
 pub mod report;
 pub mod run;

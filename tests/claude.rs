@@ -279,3 +279,48 @@ fn setup_claude_refuses_invalid_settings() {
         r.stderr
     );
 }
+
+#[test]
+fn phantom_claude_holds_only_a_stand_in() {
+    let mut fx = Fixture::new();
+    let key = fx.key("anthropic");
+    store_key(&fx, &key);
+    // The tool call reports the key it can see (a stand-in, same shape) and searches its
+    // ancestors' environments for the real one.
+    let look = format!(
+        "printf '%s\\n' \"$ANTHROPIC_API_KEY\" | cut -c1-13; for p in $PPID $(ps -o ppid= -p $PPID); do tr '\\0' '\\n' < /proc/$p/environ; done | grep -c -F '{}'; echo checked",
+        &key[13..60]
+    );
+    let stub = Stub::start(&look);
+    let upstream = stub.url.clone();
+    let r = claude(
+        &fx,
+        &stub,
+        &[
+            BIN,
+            "run",
+            "--phantom",
+            "ANTHROPIC_API_KEY",
+            "--upstream",
+            &upstream,
+            "--",
+        ],
+        &[],
+    );
+    let msgs = stub.messages();
+    assert!(
+        msgs.len() >= 2,
+        "stub saw {} requests: {} {}",
+        msgs.len(),
+        r.stdout,
+        r.stderr
+    );
+    // Upstream gets the real key, swapped in by the proxy.
+    for m in &msgs {
+        assert_eq!(m.header("x-api-key"), Some(key.as_str()));
+    }
+    let results = tool_results(&stub);
+    assert!(results.contains("sk-ant-api03-\\n0\\nchecked"), "{results}");
+    assert!(!results.contains(&key));
+    assert!(!r.stdout.contains(&key) && !r.stderr.contains(&key));
+}

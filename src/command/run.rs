@@ -9,7 +9,7 @@ use crate::detect;
 use crate::policy;
 use crate::run::{env, process, protect};
 use crate::secret::SecretValue;
-use anyhow::{Result, bail};
+use anyhow::{Context as _, Result, bail};
 use std::io::IsTerminal;
 
 pub fn run(g: &GlobalArgs, args: &RunArgs) -> Result<Exit> {
@@ -116,13 +116,72 @@ fn prepare(args: &RunArgs) -> Result<(env::Plan, bool, bool)> {
         &p.name,
         chosen.origin == policy::Origin::Project,
     )?);
+    let phantom_secrets = start_phantoms(&mut store, args, &p.name, &mut inject)?;
     let mask = !args.no_mask && p.mask.unwrap_or(true);
     let sandbox = args.sandbox || p.sandbox.unwrap_or(false);
-    Ok((
-        env::plan(detect::detector(), std::env::vars_os(), &rules, inject),
-        mask,
-        sandbox,
-    ))
+    if !args.phantom.is_empty() && args.net == "none" {
+        bail!("--phantom needs the network for its proxy; it cannot be combined with --net none");
+    }
+    let mut plan = env::plan(detect::detector(), std::env::vars_os(), &rules, inject);
+    // The real values behind phantoms never reach the command, but mask them anyway.
+    plan.secrets.extend(phantom_secrets);
+    Ok((plan, mask || !args.phantom.is_empty(), sandbox))
+}
+
+/// Starts the phantom proxy for `--phantom` names: each gets a stand-in (added to `inject`
+/// with the provider's base-URL variable pointing at the proxy). Returns the real values, to
+/// mask. The proxy lives in this (supervising) process.
+fn start_phantoms(
+    store: &mut Option<crate::store::Store>,
+    args: &RunArgs,
+    profile: &str,
+    inject: &mut Vec<(String, SecretValue)>,
+) -> Result<Vec<(String, SecretValue)>> {
+    use crate::phantom::{self, Phantom, Upstream};
+    if args.phantom.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut phantoms = Vec::new();
+    for name in &args.phantom {
+        let defaults = phantom::provider_defaults(name);
+        let Some((base_url_var, default_upstream)) = defaults else {
+            bail!("--phantom {name}: keyfence knows the API of ANTHROPIC_* and OPENAI_* keys only");
+        };
+        let upstream = Upstream::parse(args.upstream.as_deref().unwrap_or(default_upstream))
+            .map_err(|e| anyhow::anyhow!("--upstream {e}"))?;
+        // The real key: the store's entry, else the variable in the current environment.
+        let real = match fetch_for_run(store, name, profile, false) {
+            Ok(v) => v,
+            Err(store_err) => match std::env::var_os(name).filter(|v| !v.is_empty()) {
+                Some(v) => SecretValue::new(std::os::unix::ffi::OsStrExt::as_bytes(v.as_os_str())),
+                None => bail!(
+                    "--phantom {name}: not in the store ({store_err:#}) nor in the environment"
+                ),
+            },
+        };
+        let standin = phantom::standin(&real);
+        phantoms.push(Phantom {
+            var: name.clone(),
+            real,
+            standin,
+            base_url_var: base_url_var.to_string(),
+            upstream,
+        });
+    }
+    let reals: Vec<(String, SecretValue)> = phantoms
+        .iter()
+        .map(|p| (p.var.clone(), p.real.clone()))
+        .collect();
+    let stand: Vec<(String, SecretValue, String)> = phantoms
+        .iter()
+        .map(|p| (p.var.clone(), p.standin.clone(), p.base_url_var.clone()))
+        .collect();
+    let addr = phantom::start(phantoms).context("starting the phantom proxy")?;
+    for (var, standin, base_var) in stand {
+        inject.push((var, standin));
+        inject.push((base_var, SecretValue::new(format!("http://{addr}"))));
+    }
+    Ok(reals)
 }
 
 /// `NAME` or `VAR=NAME`: (variable, value from the store). `from_project`: the request comes
