@@ -47,12 +47,13 @@ PY
 
 echo "== masking throughput: 1 GiB through run -- cat"
 # base64 text, so the masker sees printable output with many near-misses of the value.
-head -c 805306368 /dev/urandom | base64 -w 100 | head -c 1073741824 > "$work/1g"
+head -c 790000000 /dev/urandom | base64 -w 100 > "$work/1g"   # about 1 GiB
 hyperfine -N --warmup 1 -r 5 --output=null --export-json "$work/mask.json" \
   "cat $work/1g" "$kf run --inject BENCH_TOKEN -- cat $work/1g" >/dev/null
-python3 - "$work/mask.json" <<'PY'
+python3 - "$work/mask.json" "$(stat -c %s "$work/1g")" <<'PY'
 import json, sys
 rows = json.load(open(sys.argv[1]))["results"]
+size = int(sys.argv[2])
 for name, r in zip(["cat", "keyfence run -- cat (masking)"], rows):
-    print(f"{name:32} {r['median']*1000:8.1f} ms  {1/r['median']:.2f} GiB/s")
+    print(f"{name:32} {r['median']*1000:8.1f} ms  {size/r['median']/(1<<30):.2f} GiB/s")
 PY
