@@ -57,6 +57,19 @@ fn claude(fx: &Fixture, stub: &Stub, wrap: &[&str], env: &[(&str, &str)]) -> Run
     Run::from(out)
 }
 
+/// The Messages API requests of one `claude -p` run: at least the tool call and its result.
+fn round_trip(stub: &Stub, r: &Run) -> Vec<claude_stub::Request> {
+    let msgs = stub.messages();
+    assert!(
+        msgs.len() >= 2,
+        "stub saw {} requests; claude said: {} {}",
+        msgs.len(),
+        r.stdout,
+        r.stderr
+    );
+    msgs
+}
+
 /// What the Bash tool call reported back to the API (the tool_result of the second request).
 fn tool_results(stub: &Stub) -> String {
     stub.messages()
@@ -74,14 +87,7 @@ fn baseline_an_exported_key_reaches_the_tool_call() {
         "env | grep -c '^ANTHROPIC_API_KEY=sk-ant-' ; tr '\\0' '\\n' < /proc/$PPID/environ | grep -c ANTHROPIC_API_KEY",
     );
     let r = claude(&fx, &stub, &[], &[("ANTHROPIC_API_KEY", &key)]);
-    let msgs = stub.messages();
-    assert!(
-        msgs.len() >= 2,
-        "stub saw {} requests; claude said: {} {}",
-        msgs.len(),
-        r.stdout,
-        r.stderr
-    );
+    let msgs = round_trip(&stub, &r);
     assert_eq!(msgs[0].header("x-api-key"), Some(key.as_str()));
     let results = tool_results(&stub);
     // The problem keyfence exists for: the command run by the Bash tool sees the key.
@@ -123,14 +129,7 @@ fn api_key_helper_keeps_the_key_out_of_every_environment() {
     );
     let stub = Stub::start(LOOK_FOR_KEY);
     let r = claude(&fx, &stub, &[], &[]);
-    let msgs = stub.messages();
-    assert!(
-        msgs.len() >= 2,
-        "stub saw {} requests: {} {}",
-        msgs.len(),
-        r.stdout,
-        r.stderr
-    );
+    let msgs = round_trip(&stub, &r);
     // The API got the stored key from the helper...
     assert!(
         msgs.iter()
@@ -157,14 +156,7 @@ fn run_inject_gives_claude_the_stored_key() {
         &[BIN, "run", "--inject", "ANTHROPIC_API_KEY", "--"],
         &[],
     );
-    let msgs = stub.messages();
-    assert!(
-        msgs.len() >= 2,
-        "stub saw {} requests: {} {}",
-        msgs.len(),
-        r.stdout,
-        r.stderr
-    );
+    let msgs = round_trip(&stub, &r);
     assert_eq!(msgs[0].header("x-api-key"), Some(key.as_str()));
     assert!(!r.stdout.contains(&key) && !r.stderr.contains(&key));
 }
@@ -226,14 +218,7 @@ fn setup_claude_stores_the_key_sets_the_helper_and_lists_what_is_left() {
     // Claude Code, with no key in its environment, reaches the API with the stored key.
     let stub = Stub::start(LOOK_FOR_KEY);
     let r = claude(&fx, &stub, &[], &[]);
-    let msgs = stub.messages();
-    assert!(
-        msgs.len() >= 2,
-        "stub saw {} requests: {} {}",
-        msgs.len(),
-        r.stdout,
-        r.stderr
-    );
+    let msgs = round_trip(&stub, &r);
     assert_eq!(msgs[0].header("x-api-key"), Some(key.as_str()));
     // The export left in ~/.bashrc still reaches the tool call: Claude Code sources it for its
     // shell. That is why setup lists it, and what `keyfence fix` is for.
@@ -307,14 +292,7 @@ fn phantom_claude_holds_only_a_stand_in() {
         ],
         &[],
     );
-    let msgs = stub.messages();
-    assert!(
-        msgs.len() >= 2,
-        "stub saw {} requests: {} {}",
-        msgs.len(),
-        r.stdout,
-        r.stderr
-    );
+    let msgs = round_trip(&stub, &r);
     // Upstream gets the real key, swapped in by the proxy.
     for m in &msgs {
         assert_eq!(m.header("x-api-key"), Some(key.as_str()));

@@ -28,29 +28,19 @@ pub struct Policy {
     pub writable: Vec<PathBuf>,
 }
 
-/// Credential stores under a home directory, denied by default: the `credfile` list's
-/// directories and files, SSH and GPG keys, cloud CLIs, agents' credential files, and
+/// Credential stores under a home directory denied by default beyond the `credfile` audit's
+/// list (`audit::credfile::HOME_FILES`): whole directories of keys and cloud CLIs, and
 /// keyfence's own store and key file.
 pub const DENIED_IN_HOME: &[&str] = &[
     ".aws",
     ".ssh",
     ".gnupg",
-    ".npmrc",
-    ".yarnrc.yml",
-    ".pypirc",
-    ".netrc",
-    ".git-credentials",
-    ".docker/config.json",
     ".kube",
     ".azure",
     ".config/gcloud",
     ".config/gh",
     ".config/hub",
-    ".claude/.credentials.json",
-    ".codex/auth.json",
-    ".cargo/credentials.toml",
     ".cargo/credentials",
-    ".terraform.d/credentials.tfrc.json",
     ".vault-token",
     ".local/share/keyfence",
     ".local/state/keyfence",
@@ -69,7 +59,11 @@ pub const WRITABLE_IN_HOME: &[&str] = &[
 impl Policy {
     /// The default policy for a command run in `project` by a user whose home is `home`.
     pub fn default_for(home: &Path, project: &Path, store_dirs: &[PathBuf]) -> Policy {
-        let mut deny_read: Vec<PathBuf> = DENIED_IN_HOME.iter().map(|r| home.join(r)).collect();
+        let mut deny_read: Vec<PathBuf> = crate::audit::credfile::HOME_FILES
+            .iter()
+            .chain(DENIED_IN_HOME)
+            .map(|r| home.join(r))
+            .collect();
         deny_read.extend(store_dirs.iter().cloned());
         let mut writable = vec![
             project.to_path_buf(),
