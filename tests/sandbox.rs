@@ -88,3 +88,24 @@ fn sandbox_denies_credential_stores_and_keyfence_store_only() {
     );
     assert!(r.stdout.contains("npmrc=1"), "{}{}", r.stdout, r.stderr);
 }
+
+// Broke once: with --sandbox the supervisor could no longer blank its own environment block
+// (Landlock forbade /proc/self/mem), so self-protection now happens before the sandbox.
+#[test]
+fn supervisor_protects_itself_before_the_sandbox_closes_proc() {
+    let mut fx = Fixture::outside_tmp();
+    let tok = fx.key("token");
+    let r = fx.run(
+        &[
+            "run",
+            "--sandbox",
+            "--",
+            "sh",
+            "-c",
+            "tr '\\0' '\\n' < /proc/$PPID/environ | grep -c '^SERVICE_TOKEN=\\**$'",
+        ],
+        &[("SERVICE_TOKEN", &tok)],
+    );
+    assert_eq!(r.stdout.trim(), "1", "{}{}", r.stdout, r.stderr);
+    assert!(!r.stderr.contains("warning"), "{}", r.stderr);
+}

@@ -14,15 +14,19 @@ use std::io::IsTerminal;
 
 pub fn run(g: &GlobalArgs, args: &RunArgs) -> Result<Exit> {
     match prepare(args).and_then(|(plan, mask, sandbox)| {
-        // The network first: mapping the user into a new namespace writes to /proc, which the
-        // sandbox then forbids.
+        let supervise = mask && !plan.secrets.is_empty();
+        // Order matters: self-protection and the network namespace both write to /proc/self,
+        // which the sandbox then forbids.
+        if supervise {
+            protect_supervisor(&plan);
+        }
         restrict_network(&args.net)?;
         if sandbox {
             enter_sandbox(g)?;
         }
-        Ok((plan, mask))
+        Ok((plan, supervise))
     }) {
-        Ok((plan, mask)) => Ok(start(g, args, plan, mask)),
+        Ok((plan, supervise)) => Ok(start(g, args, plan, supervise)),
         Err(e) => {
             eprintln!("keyfence: error: {e:#}");
             Ok(Exit::Code(process::EXIT_CANNOT_RUN))
@@ -204,7 +208,19 @@ fn resolve_injections(
     Ok(out)
 }
 
-fn start(g: &GlobalArgs, args: &RunArgs, plan: env::Plan, mask: bool) -> Exit {
+/// A supervising keyfence holds the values it dropped and injected: make it non-dumpable and
+/// blank them in its own initial environment block.
+fn protect_supervisor(plan: &env::Plan) {
+    if let Err(e) = protect::non_dumpable() {
+        eprintln!("keyfence: warning: cannot make the supervisor non-dumpable: {e}");
+    }
+    let names: Vec<String> = plan.secrets.iter().map(|(n, _)| n.clone()).collect();
+    if let Err(e) = protect::blank_initial_environ(&names) {
+        eprintln!("keyfence: warning: cannot blank the supervisor's environment block: {e}");
+    }
+}
+
+fn start(g: &GlobalArgs, args: &RunArgs, plan: env::Plan, supervise: bool) -> Exit {
     if g.verbose {
         // Names only, never values.
         if !plan.dropped.is_empty() {
@@ -214,19 +230,10 @@ fn start(g: &GlobalArgs, args: &RunArgs, plan: env::Plan, mask: bool) -> Exit {
             eprintln!("keyfence: injected {}", plan.injected.join(", "));
         }
     }
-    let mask = mask && !plan.secrets.is_empty();
-    if !mask {
+    if !supervise {
         let (code, msg) = process::exec_in_place(&args.command, &plan.env);
         eprintln!("keyfence: {msg}");
         return Exit::Code(code);
-    }
-    // Supervising: this process holds the values from here on.
-    if let Err(e) = protect::non_dumpable() {
-        eprintln!("keyfence: warning: cannot make the supervisor non-dumpable: {e}");
-    }
-    let names: Vec<String> = plan.secrets.iter().map(|(n, _)| n.clone()).collect();
-    if let Err(e) = protect::blank_initial_environ(&names) {
-        eprintln!("keyfence: warning: cannot blank the supervisor's environment block: {e}");
     }
     let supervised = if std::io::stdout().is_terminal() {
         process::supervise_pty(&args.command, &plan.env, &plan.secrets)
