@@ -530,3 +530,22 @@ fn asks_per_key_on_the_terminal_and_leaves_a_file_changed_meanwhile() {
     // Stored before the edit was attempted: the key is safe even though the file was not edited.
     assert_eq!(secret_get(&fx, "GROQ_API_KEY"), Some(k3));
 }
+
+#[test]
+fn a_file_sourced_by_a_start_up_file_is_fixed_too() {
+    let mut fx = Fixture::new();
+    let k = fx.key("github");
+    fx.home_file(".bashrc", "alias g=git\nsource ~/.secrets.sh\n");
+    let secrets = fx.home_file(
+        ".secrets.sh",
+        &format!("export EDITOR=vim\nexport GITHUB_TOKEN={k}\n"),
+    );
+    let r = fx.run(&["fix", "--yes"], &[]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert_eq!(read(&secrets), "export EDITOR=vim\n");
+    assert_eq!(
+        read(&fx.home.join(".bashrc")),
+        "alias g=git\nsource ~/.secrets.sh\n"
+    );
+    assert_eq!(secret_get(&fx, "GITHUB_TOKEN"), Some(k));
+}

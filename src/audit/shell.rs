@@ -151,7 +151,7 @@ pub fn audit(ctx: &Context, out: &mut Output) {
 /// Resolves a `source` argument: `~`, `$HOME`/`${HOME}`, and paths relative to the home
 /// (shells resolve them against the working directory, which at login is the home). Paths with
 /// other variables or command substitutions cannot be known statically and are skipped.
-fn resolve(ctx: &Context, from: &Path, raw: &str) -> Option<PathBuf> {
+pub(crate) fn resolve(ctx: &Context, from: &Path, raw: &str) -> Option<PathBuf> {
     let home = ctx.home().to_string_lossy().into_owned();
     let mut p = raw.to_string();
     if let Some(rest) = p.strip_prefix("~/") {
