@@ -12,7 +12,7 @@ fn probe_script(loot: &std::path::Path) -> String {
     format!(
         "exec > {loot} 2>&1; \
          echo T1; env; \
-         echo T2; p=$$; while [ \"$p\" -gt 1 ]; do tr '\\0' '\\n' < /proc/$p/environ; p=$(awk '{{print $4}}' /proc/$p/stat); done; \
+         echo T2; p=$$; while [ \"$p\" -gt 1 ]; do tr '\\0' '\\n' < /proc/$p/environ; p=$(sed 's/.*) //' /proc/$p/stat | cut -d' ' -f2); done; \
          echo T4; cat ~/.aws/credentials; \
          echo T5; {BIN} secret get ANTHROPIC_API_KEY",
         loot = loot.display()
