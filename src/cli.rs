@@ -148,6 +148,9 @@ safely stored, and a file that changed since it was read is left alone."
     /// Internal: the child process `doctor` starts to try creating namespaces
     #[command(name = "__probe-namespaces", hide = true)]
     ProbeNamespaces,
+    /// Make realistic fake keys that reveal a harvester, and keep their registry
+    #[command(subcommand)]
+    Canary(CanaryCommand),
     /// Print a shell completion script
     Completions {
         #[arg(value_enum)]
@@ -268,6 +271,10 @@ pub struct RunArgs {
     /// The upstream the phantom proxy forwards to (https://..., or http:// on loopback only)
     #[arg(long, value_name = "URL", requires = "phantom")]
     pub upstream: Option<String>,
+    /// Give the command a fresh registered canary of the same kind in place of every secret
+    /// that would be dropped, so whatever harvests it takes the bait
+    #[arg(long)]
+    pub canary: bool,
     /// Do not replace secret values in the command's output
     #[arg(long)]
     pub no_mask: bool,
@@ -303,4 +310,20 @@ pub struct FixArgs {
     /// Do not ask before each edit
     #[arg(long, short = 'y')]
     pub yes: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CanaryCommand {
+    /// Print a new canary of KIND (anthropic, openai, github, npm, aws, ...) and register its
+    /// fingerprint
+    New {
+        kind: String,
+        /// Where you plant it, for the registry (e.g. "ci secrets of repo X")
+        #[arg(long, default_value = "")]
+        label: String,
+    },
+    /// List registered canaries: fingerprint, kind, date, label
+    List,
+    /// Forget a canary
+    Rm { fingerprint: String },
 }

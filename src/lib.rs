@@ -5,6 +5,7 @@
 //! `main` print.
 
 pub mod audit;
+pub mod canary;
 pub mod cli;
 pub mod command;
 pub mod detect;

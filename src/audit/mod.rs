@@ -151,8 +151,43 @@ pub fn run(ctx: &Context) -> Report {
         skipped: all.skipped,
         home: Some(ctx.settings.home.clone()),
     };
+    mark_canaries(&mut report);
     report.sort();
     report
+}
+
+/// Findings of registered canaries are canaries, not leaks.
+fn mark_canaries(report: &mut Report) {
+    let Some(path) = crate::canary::registry_path() else {
+        return;
+    };
+    let Ok(canaries) = crate::canary::load(&path) else {
+        return;
+    };
+    for f in &mut report.findings {
+        let Some(c) = f
+            .secret
+            .as_ref()
+            .and_then(|s| s.fingerprint.as_deref())
+            .and_then(|fp| canaries.iter().find(|c| c.fingerprint == fp))
+        else {
+            continue;
+        };
+        f.rule = "canary".into();
+        f.severity = Severity::Info;
+        f.message = format!(
+            "a registered keyfence canary ({}{}), not a real key: {}",
+            c.kind,
+            if c.label.is_empty() {
+                String::new()
+            } else {
+                format!(", planted: {}", c.label)
+            },
+            f.message
+        );
+        f.fix = "nothing to do if it was planted here; if not, something copied it here —                  look for what read it (keyfence run --trace)"
+            .into();
+    }
 }
 
 /// Reads a file that may legitimately be missing: `Ok(None)` when it does not exist, an error

@@ -2,6 +2,7 @@
 //! choose the exit status. The only layer (with `main`) that writes to stdout or stderr.
 
 mod audit;
+mod canary;
 mod doctor;
 mod fix;
 mod ps;
@@ -56,6 +57,7 @@ pub fn run(cli: Cli) -> Result<Exit> {
         Command::Setup(cmd) => setup::run(&cli.global, cmd),
         Command::Fix(args) => fix::run(&cli.global, args),
         Command::Doctor => doctor::run(&cli.global),
+        Command::Canary(cmd) => canary::run(&cli.global, cmd),
         Command::ProbeNamespaces => Ok(Exit::Code(crate::isolate::namespace_probe_child() as u8)),
         Command::Completions { shell } => {
             let mut cmd = Cli::command();

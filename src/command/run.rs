@@ -11,6 +11,7 @@ use crate::run::{env, process, protect};
 use crate::secret::SecretValue;
 use anyhow::{Context as _, Result, bail};
 use std::io::IsTerminal;
+use std::os::unix::ffi::OsStrExt;
 
 pub fn run(g: &GlobalArgs, args: &RunArgs) -> Result<Exit> {
     match prepare(args).and_then(|(plan, mask, sandbox)| {
@@ -127,6 +128,9 @@ fn prepare(args: &RunArgs) -> Result<(env::Plan, bool, bool)> {
         bail!("--phantom needs the network for its proxy; it cannot be combined with --net none");
     }
     let mut plan = env::plan(detect::detector(), std::env::vars_os(), &rules, inject);
+    if args.canary {
+        plant_canaries(&mut plan)?;
+    }
     // The real values behind phantoms never reach the command, but mask them anyway.
     plan.secrets.extend(phantom_secrets);
     Ok((plan, mask || !args.phantom.is_empty(), sandbox))
@@ -186,6 +190,35 @@ fn start_phantoms(
         inject.push((base_var, SecretValue::new(format!("http://{addr}"))));
     }
     Ok(reals)
+}
+
+/// `--canary`: each dropped secret comes back as a fresh registered canary of its kind.
+fn plant_canaries(plan: &mut env::Plan) -> Result<()> {
+    use crate::canary;
+    let mut registered = Vec::new();
+    for name in &plan.dropped {
+        let Some((_, real)) = plan.secrets.iter().find(|(n, _)| n == name) else {
+            continue;
+        };
+        let kind = detect::detector()
+            .classify_var(name, real.expose())
+            .and_then(|m| canary::kind_for_rule(m.rule.id));
+        let bait = kind
+            .and_then(canary::generate)
+            .unwrap_or_else(|| canary::generic_like(real));
+        registered.push(canary::Entry {
+            fingerprint: bait.fingerprint(),
+            kind: kind.unwrap_or("generic").to_string(),
+            created: canary::now(),
+            label: format!("keyfence run --canary, as {name}"),
+        });
+        plan.env.push((
+            name.into(),
+            std::ffi::OsStr::from_bytes(bait.expose()).to_os_string(),
+        ));
+    }
+    canary::register(&registered).context("registering canaries")?;
+    Ok(())
 }
 
 /// `NAME` or `VAR=NAME`: (variable, value from the store). `from_project`: the request comes

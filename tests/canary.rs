@@ -1,0 +1,86 @@
+//! Canaries: `canary new` prints a registered fake key that audit recognises; `run --canary`
+//! hands a harvester bait of the right kind instead of the real key.
+
+mod common;
+use common::*;
+
+fn canary_list(fx: &Fixture) -> Vec<serde_json::Value> {
+    let r = fx.run(&["canary", "list", "--format", "json"], &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    serde_json::from_str::<Vec<serde_json::Value>>(&r.stdout).unwrap()
+}
+
+#[test]
+fn a_new_canary_is_reported_as_a_canary_until_removed() {
+    let fx = Fixture::new();
+    // Printing is the point of `canary new`, so use the binary directly (the harness forbids
+    // planted values in output; a canary is not one).
+    let out = std::process::Command::new(BIN)
+        .args(["canary", "new", "anthropic", "--label", "project .env"])
+        .env_clear()
+        .env("HOME", &fx.home)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let key = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    assert!(
+        key.starts_with("sk-ant-api03-") && key.ends_with("AA") && key.len() == 108,
+        "{key}"
+    );
+    let list = canary_list(&fx);
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0]["fingerprint"], sha12(&key));
+    assert_eq!(list[0]["kind"], "anthropic");
+
+    fx.project_file(".env", &format!("ANTHROPIC_API_KEY={key}\n"));
+    let r = fx.run(&["audit", "--only", "dotenv", "--format", "json"], &[]);
+    let f = &r.findings()[0];
+    assert_eq!(f["rule"], "canary");
+    assert_eq!(f["severity"], "info");
+    assert!(
+        f["message"]
+            .as_str()
+            .unwrap()
+            .contains("planted: project .env"),
+        "{f}"
+    );
+    assert_eq!(r.code, 0, "a canary alone is not a failure");
+
+    let r = fx.run(&["canary", "rm", &sha12(&key)], &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = fx.run(&["audit", "--only", "dotenv", "--format", "json"], &[]);
+    assert_eq!(r.findings()[0]["rule"], "anthropic-api-key");
+    let r = fx.run(&["canary", "new", "bogus"], &[]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("kinds are anthropic"), "{}", r.stderr);
+}
+
+#[test]
+fn run_canary_gives_bait_of_the_same_kind_instead_of_the_key() {
+    let mut fx = Fixture::new();
+    let real = fx.key("github");
+    let r = fx.run(
+        &[
+            "run",
+            "--canary",
+            "--",
+            "sh",
+            "-c",
+            "printf '%s' \"$GITHUB_TOKEN\" > bait",
+        ],
+        &[("GITHUB_TOKEN", &real)],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let bait = std::fs::read_to_string(fx.project.join("bait")).unwrap();
+    assert_ne!(bait, real);
+    assert!(bait.starts_with("ghp_") && bait.len() == 40, "{bait}");
+    assert!(
+        canary_list(&fx)
+            .iter()
+            .any(|c| c["fingerprint"] == sha12(&bait))
+    );
+    // Wherever the bait lands, audit knows it for what it is.
+    let r = fx.run(&["audit", "--only", "file", "--format", "json"], &[]);
+    let f = r.findings();
+    assert!(f.iter().any(|f| f["rule"] == "canary"), "{f:?}");
+}
