@@ -36,22 +36,7 @@ fn setup() -> (Fixture, Keys) {
         ".aws/credentials",
         &format!("[default]\naws_secret_access_key = {}\n", keys.in_file),
     );
-    {
-        use std::io::Write;
-        let mut c = std::process::Command::new(BIN)
-            .args(["secret", "set", "ANTHROPIC_API_KEY"])
-            .env_clear()
-            .env("HOME", &fx.home)
-            .stdin(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        c.stdin
-            .take()
-            .unwrap()
-            .write_all(keys.stored.as_bytes())
-            .unwrap();
-        assert!(c.wait().unwrap().success());
-    }
+    fx.store_secret("ANTHROPIC_API_KEY", &keys.stored);
     (fx, keys)
 }
 

@@ -94,27 +94,6 @@ fn baseline_an_exported_key_reaches_the_tool_call() {
     assert!(results.contains("1\\n1"), "{results}");
 }
 
-/// Stores `key` as ANTHROPIC_API_KEY in the fixture home's vault, through stdin.
-fn store_key(fx: &Fixture, key: &str) {
-    use std::io::Write;
-    let mut c = Command::new(BIN)
-        .args(["secret", "set", "ANTHROPIC_API_KEY"])
-        .env_clear()
-        .env("HOME", &fx.home)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    c.stdin.take().unwrap().write_all(key.as_bytes()).unwrap();
-    let out = c.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// What the tool call checks: the key in its own environment, and in its ancestors'.
 const LOOK_FOR_KEY: &str = "env | grep -c ANTHROPIC_API_KEY; for p in $PPID $(ps -o ppid= -p $PPID); do tr '\\0' '\\n' < /proc/$p/environ; done | grep -c sk-ant-api03; echo checked";
 
@@ -122,7 +101,7 @@ const LOOK_FOR_KEY: &str = "env | grep -c ANTHROPIC_API_KEY; for p in $PPID $(ps
 fn api_key_helper_keeps_the_key_out_of_every_environment() {
     let mut fx = Fixture::new();
     let key = fx.key("anthropic");
-    store_key(&fx, &key);
+    fx.store_secret("ANTHROPIC_API_KEY", &key);
     fx.home_file(
         ".claude/settings.json",
         &format!("{{\"apiKeyHelper\": \"{BIN} secret get ANTHROPIC_API_KEY\"}}"),
@@ -148,7 +127,7 @@ fn api_key_helper_keeps_the_key_out_of_every_environment() {
 fn run_inject_gives_claude_the_stored_key() {
     let mut fx = Fixture::new();
     let key = fx.key("anthropic");
-    store_key(&fx, &key);
+    fx.store_secret("ANTHROPIC_API_KEY", &key);
     let stub = Stub::start("echo hello from the tool");
     let r = claude(
         &fx,
@@ -269,7 +248,7 @@ fn setup_claude_refuses_invalid_settings() {
 fn phantom_claude_holds_only_a_stand_in() {
     let mut fx = Fixture::new();
     let key = fx.key("anthropic");
-    store_key(&fx, &key);
+    fx.store_secret("ANTHROPIC_API_KEY", &key);
     // The tool call reports the key it can see (a stand-in, same shape) and searches its
     // ancestors' environments for the real one.
     let look = format!(

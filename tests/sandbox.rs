@@ -22,22 +22,7 @@ fn sandbox_denies_credential_stores_and_keyfence_store_only() {
     fx.home_file(".bashrc", "alias ll='ls -l'\n");
     fx.home_file(".config/app/settings.toml", "theme = 'dark'\n");
     // A secret in the store, which the sandboxed command tries to get back out.
-    {
-        use std::io::Write;
-        let mut c = std::process::Command::new(BIN)
-            .args(["secret", "set", "ANTHROPIC_API_KEY"])
-            .env_clear()
-            .env("HOME", &fx.home)
-            .stdin(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        c.stdin
-            .take()
-            .unwrap()
-            .write_all(stored.as_bytes())
-            .unwrap();
-        assert!(c.wait().unwrap().success());
-    }
+    fx.store_secret("ANTHROPIC_API_KEY", &stored);
     let probe = format!(
         "cat ~/.aws/credentials; echo aws=$?; cat ~/.npmrc; echo npmrc=$?; \
          cat ~/.local/share/keyfence/vault >/dev/null; echo vault=$?; \

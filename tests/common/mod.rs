@@ -188,6 +188,31 @@ impl Fixture {
         run
     }
 
+    /// `keyfence secret set NAME` in this fixture's home, the value through stdin.
+    pub fn store_secret(&self, name: &str, value: &str) {
+        use std::io::Write;
+        let mut c = Command::new(BIN)
+            .args(["secret", "set", name])
+            .env_clear()
+            .env("HOME", &self.home)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("keyfence secret set");
+        c.stdin
+            .take()
+            .expect("stdin")
+            .write_all(value.as_bytes())
+            .expect("write the value");
+        let out = c.wait_with_output().expect("wait");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     pub fn git(&self, args: &[&str]) {
         let st = Command::new("git")
             .current_dir(&self.project)
