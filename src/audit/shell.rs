@@ -75,14 +75,20 @@ pub fn start_up_files(ctx: &Context) -> Vec<(PathBuf, Dialect)> {
     files
 }
 
-pub fn audit(ctx: &Context, out: &mut Output) {
+/// Visits the start-up files, then the files they `source`, breadth-first, at most
+/// `max_depth` levels below the start-up files (deeper chains are rare and risk loops through
+/// odd paths), each file once. `visit` reads and handles one file and returns its `source`
+/// lines (`None`: not read, nothing to follow).
+pub(crate) fn walk_start_up_files(
+    ctx: &Context,
+    max_depth: u32,
+    mut visit: impl FnMut(PathBuf, Dialect) -> Option<Vec<shell_syntax::Sourced>>,
+) {
     let mut seen: HashSet<PathBuf> = HashSet::new();
     let mut queue: Vec<(PathBuf, Dialect, u32)> = start_up_files(ctx)
         .into_iter()
         .map(|(p, d)| (p, d, 0))
         .collect();
-    // Breadth-first over `source` lines: start-up files are depth 0, what they source is 1, what
-    // that sources is 2; deeper chains are rare and risk loops through odd paths.
     let mut i = 0;
     while i < queue.len() {
         let (path, dialect, depth) = queue[i].clone();
@@ -91,60 +97,77 @@ pub fn audit(ctx: &Context, out: &mut Output) {
         if !seen.insert(key) {
             continue;
         }
-        let Some(text) = super::read_optional(ctx, out, Source::Shell, &path) else {
+        let Some(sources) = visit(path.clone(), dialect) else {
             continue;
         };
-        let parsed = shell_syntax::parse(&text, dialect);
-        if depth < 2 {
-            for s in &parsed.sources {
+        if depth < max_depth {
+            for s in &sources {
                 if let Some(p) = resolve(ctx, &path, &s.path) {
                     queue.push((p, dialect, depth + 1));
                 }
             }
         }
-        let shown = display_path(ctx.home(), &path);
-        let all_exported = always_exported(&path);
-        for a in parsed.assignments {
-            let Some(m) = ctx.detector.classify_var(&a.name, &a.value) else {
-                continue;
-            };
-            let exported = a.exported || all_exported;
-            let severity = match (exported, m.rule.password) {
-                (true, false) => Severity::High,
-                (true, true) | (false, false) => Severity::Medium,
-                (false, true) => Severity::Low,
-            };
-            let message = if exported {
-                format!(
-                    "{} exported as {} in {shown}: every process your shell starts inherits it, \
+    }
+}
+
+pub fn audit(ctx: &Context, out: &mut Output) {
+    walk_start_up_files(ctx, 2, |path, dialect| {
+        let text = super::read_optional(ctx, out, Source::Shell, &path)?;
+        let parsed = shell_syntax::parse(&text, dialect);
+        report(ctx, out, &path, parsed.assignments);
+        Some(parsed.sources)
+    });
+}
+
+/// Findings for the secret-holding assignments of one start-up file.
+fn report(
+    ctx: &Context,
+    out: &mut Output,
+    path: &Path,
+    assignments: Vec<shell_syntax::Assignment>,
+) {
+    let shown = display_path(ctx.home(), path);
+    let all_exported = always_exported(path);
+    for a in assignments {
+        let Some(m) = ctx.detector.classify_var(&a.name, &a.value) else {
+            continue;
+        };
+        let exported = a.exported || all_exported;
+        let severity = match (exported, m.rule.password) {
+            (true, false) => Severity::High,
+            (true, true) | (false, false) => Severity::Medium,
+            (false, true) => Severity::Low,
+        };
+        let message = if exported {
+            format!(
+                "{} exported as {} in {shown}: every process your shell starts inherits it, \
                      including agents and install scripts",
-                    m.rule.kind, a.name
-                )
-            } else {
-                format!(
-                    "{} assigned to {} in {shown}: not exported, but plaintext at rest that any \
+                m.rule.kind, a.name
+            )
+        } else {
+            format!(
+                "{} assigned to {} in {shown}: not exported, but plaintext at rest that any \
                      process of yours can read",
-                    m.rule.kind, a.name
-                )
-            };
-            out.secret(
-                Source::Shell,
-                &m,
-                severity,
-                Location::File {
-                    path: path.clone(),
-                    line: a.line,
-                    column: Some(a.column),
-                },
-                message,
-                format!(
-                    "move it into keyfence's store (`keyfence secret set {0} --from-env {0}`), \
+                m.rule.kind, a.name
+            )
+        };
+        out.secret(
+            Source::Shell,
+            &m,
+            severity,
+            Location::File {
+                path: path.to_path_buf(),
+                line: a.line,
+                column: Some(a.column),
+            },
+            message,
+            format!(
+                "move it into keyfence's store (`keyfence secret set {0} --from-env {0}`), \
                      delete the line from {shown}, and run what needs it with \
                      `keyfence run --inject {0} -- COMMAND`",
-                    a.name
-                ),
-            );
-        }
+                a.name
+            ),
+        );
     }
 }
 

@@ -142,15 +142,11 @@ fn still_exposed(home: &std::path::Path, fingerprint: &str) -> Result<Vec<(Strin
         home: home.to_path_buf(),
         etc: "/etc".into(),
         projects: vec![std::env::current_dir()?],
-        sources: vec![
-            Source::Env,
-            Source::Shell,
-            Source::History,
-            Source::Dotenv,
-            Source::Credfile,
-            Source::Agent,
-            Source::Proc,
-        ],
+        // Everywhere but the project's own files: those are the project's business.
+        sources: Source::ALL
+            .into_iter()
+            .filter(|s| *s != Source::File)
+            .collect(),
         env: std::env::vars_os().collect(),
         max_filesize: 10 << 20,
         threads: threads(None),

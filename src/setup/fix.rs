@@ -159,34 +159,20 @@ pub fn scan(places: &Places) -> Result<Scan, FixError> {
         threads: 1,
     };
     let ctx = Context::new(&settings);
-    // Start-up files, then the files they `source` (one level, as the audit does).
-    let mut queue: Vec<(PathBuf, Dialect, u32)> = audit::shell::start_up_files(&ctx)
-        .into_iter()
-        .map(|(p, d)| (p, d, 0))
-        .collect();
-    let mut i = 0;
-    while i < queue.len() {
-        let (path, dialect, depth) = queue[i].clone();
-        i += 1;
+    // Start-up files, then the files they `source` (one level).
+    audit::shell::walk_start_up_files(&ctx, 1, |path, dialect| {
         // System files are the administrator's; fix edits only the user's.
         if !path.starts_with(&places.home) || path.starts_with(&settings.etc) {
-            continue;
+            return None;
         }
-        let Some((real, text)) = read(&path, &mut seen, &mut out.warnings) else {
-            continue;
-        };
-        if depth == 0 {
-            for s in shell_syntax::parse(&text, dialect).sources {
-                if let Some(p) = audit::shell::resolve(&ctx, &path, &s.path) {
-                    queue.push((p, dialect, depth + 1));
-                }
-            }
-        }
+        let (real, text) = read(&path, &mut seen, &mut out.warnings)?;
+        let sources = shell_syntax::parse(&text, dialect).sources;
         let shown = shown_path(places, &path, &real, false);
         if let Some(f) = scan_shell(path, real, shown, text, dialect) {
             out.files.push(f);
         }
-    }
+        Some(sources)
+    });
     let claude = places.home.join(".claude");
     let project = places.project.join(".claude");
     for (path, in_project) in [
