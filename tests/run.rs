@@ -310,3 +310,27 @@ fn profiles_from_keyfence_toml() {
         r.stderr
     );
 }
+
+#[test]
+fn a_key_pasted_as_an_inject_name_is_not_echoed() {
+    let mut fx = Fixture::new();
+    let key = fx.key("anthropic");
+    // The harness checks the key appears nowhere in stdout or stderr.
+    let r = run_cmd(
+        &fx,
+        &[
+            "run",
+            "--inject",
+            &format!("ANTHROPIC_API_KEY={key}"),
+            "--",
+            "true",
+        ],
+        &[],
+    );
+    assert_eq!(r.code, 125);
+    assert!(
+        r.stderr.contains("looks like a secret value"),
+        "{}",
+        r.stderr
+    );
+}

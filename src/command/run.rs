@@ -231,6 +231,17 @@ fn resolve_injections(
 ) -> Result<Vec<(String, SecretValue)>> {
     let mut out = Vec::new();
     for spec in specs {
+        // A key pasted where a name belongs must not be echoed back in an error message.
+        if !detect::detector()
+            .scan(spec.as_bytes(), detect::Mode::Text)
+            .is_empty()
+        {
+            bail!(
+                "--inject: that looks like a secret value, not a store entry name; it was not \
+                 used\nhint: store it with `keyfence secret set NAME` (from stdin), then \
+                 `--inject NAME`"
+            );
+        }
         let (var, name) = spec.split_once('=').unwrap_or((spec, spec));
         if var.is_empty() || name.is_empty() || var.contains('\0') {
             bail!("--inject {spec}: expected NAME or VAR=NAME");
