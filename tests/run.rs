@@ -315,6 +315,8 @@ fn profiles_from_keyfence_toml() {
 fn a_key_pasted_as_an_inject_name_is_not_echoed() {
     let mut fx = Fixture::new();
     let key = fx.key("anthropic");
+    // With a vault present, an unknown name would be quoted in "no secret named ...".
+    fx.store_secret("OTHER", "Hq3vT9xLm2Zr8WbK5nYp4Jc7");
     // The harness checks the key appears nowhere in stdout or stderr.
     let r = run_cmd(
         &fx,
