@@ -14,8 +14,11 @@ use std::io::IsTerminal;
 use std::os::unix::ffi::OsStrExt;
 
 pub fn run(g: &GlobalArgs, args: &RunArgs) -> Result<Exit> {
-    match prepare(args).and_then(|(plan, mask, sandbox)| {
-        let supervise = mask && !plan.secrets.is_empty();
+    match prepare(args).and_then(|(plan, mask, sandbox, guard)| {
+        if guard {
+            crate::guard::available().map_err(|e| anyhow::anyhow!(e))?;
+        }
+        let supervise = (mask && !plan.secrets.is_empty()) || guard;
         // Order matters: self-protection and the network namespace both write to /proc/self,
         // which the sandbox then forbids.
         if supervise {
@@ -25,9 +28,9 @@ pub fn run(g: &GlobalArgs, args: &RunArgs) -> Result<Exit> {
         if sandbox {
             enter_sandbox(g)?;
         }
-        Ok((plan, supervise))
+        Ok((plan, supervise, mask, guard))
     }) {
-        Ok((plan, supervise)) => Ok(start(g, args, plan, supervise)),
+        Ok((plan, supervise, mask, guard)) => Ok(start(g, args, plan, supervise, mask, guard)),
         Err(e) => {
             eprintln!("keyfence: error: {e:#}");
             Ok(Exit::Code(process::EXIT_CANNOT_RUN))
@@ -93,8 +96,8 @@ fn enter_sandbox(_g: &GlobalArgs) -> Result<()> {
     bail!("--sandbox needs Linux (Landlock); refusing to run unprotected")
 }
 
-/// The environment to run with, whether to mask output, and whether to sandbox.
-fn prepare(args: &RunArgs) -> Result<(env::Plan, bool, bool)> {
+/// The environment to run with, and whether to mask output, sandbox and guard.
+fn prepare(args: &RunArgs) -> Result<(env::Plan, bool, bool, bool)> {
     let cwd = std::env::current_dir()?;
     let config = policy::Config::load(
         policy::project_file(&cwd).as_deref(),
@@ -124,6 +127,7 @@ fn prepare(args: &RunArgs) -> Result<(env::Plan, bool, bool)> {
     let phantom_secrets = start_phantoms(&mut store, args, &p.name, &mut inject)?;
     let mask = !args.no_mask && p.mask.unwrap_or(true);
     let sandbox = args.sandbox || p.sandbox.unwrap_or(false);
+    let guard = args.guard || p.guard.unwrap_or(false);
     if !args.phantom.is_empty() && args.net == "none" {
         bail!("--phantom needs the network for its proxy; it cannot be combined with --net none");
     }
@@ -133,7 +137,7 @@ fn prepare(args: &RunArgs) -> Result<(env::Plan, bool, bool)> {
     }
     // The real values behind phantoms never reach the command, but mask them anyway.
     plan.secrets.extend(phantom_secrets);
-    Ok((plan, mask || !args.phantom.is_empty(), sandbox))
+    Ok((plan, mask || !args.phantom.is_empty(), sandbox, guard))
 }
 
 /// Starts the phantom proxy for `--phantom` names: each gets a stand-in (added to `inject`
@@ -255,16 +259,25 @@ fn resolve_injections(
 /// A supervising keyfence holds the values it dropped and injected: make it non-dumpable and
 /// blank them in its own initial environment block.
 fn protect_supervisor(plan: &env::Plan) {
-    if let Err(e) = protect::non_dumpable() {
-        eprintln!("keyfence: warning: cannot make the supervisor non-dumpable: {e}");
-    }
+    // Blank first: once non-dumpable, /proc/self/mem belongs to root and a normal user can no
+    // longer open it.
     let names: Vec<String> = plan.secrets.iter().map(|(n, _)| n.clone()).collect();
     if let Err(e) = protect::blank_initial_environ(&names) {
         eprintln!("keyfence: warning: cannot blank the supervisor's environment block: {e}");
     }
+    if let Err(e) = protect::non_dumpable() {
+        eprintln!("keyfence: warning: cannot make the supervisor non-dumpable: {e}");
+    }
 }
 
-fn start(g: &GlobalArgs, args: &RunArgs, plan: env::Plan, supervise: bool) -> Exit {
+fn start(
+    g: &GlobalArgs,
+    args: &RunArgs,
+    plan: env::Plan,
+    supervise: bool,
+    mask: bool,
+    guard: bool,
+) -> Exit {
     if g.verbose {
         // Names only, never values.
         if !plan.dropped.is_empty() {
@@ -279,10 +292,15 @@ fn start(g: &GlobalArgs, args: &RunArgs, plan: env::Plan, supervise: bool) -> Ex
         eprintln!("keyfence: {msg}");
         return Exit::Code(code);
     }
+    let guard = guard.then(|| process::Guard {
+        protected: crate::guard::Protected::new(&plan.secrets),
+        verbose: g.verbose,
+    });
+    let masked: &[(String, SecretValue)] = if mask { &plan.secrets } else { &[] };
     let supervised = if std::io::stdout().is_terminal() {
-        process::supervise_pty(&args.command, &plan.env, &plan.secrets)
+        process::supervise_pty(&args.command, &plan.env, masked, guard.as_ref())
     } else {
-        process::supervise(&args.command, &plan.env, &plan.secrets)
+        process::supervise(&args.command, &plan.env, masked, guard.as_ref())
     };
     match supervised {
         Ok(code) => Exit::Code(code),
@@ -314,4 +332,20 @@ fn fetch_for_run(
         store.get_for_profile(name, profile)?
     };
     Ok(entry.value.clone())
+}
+
+/// `keyfence __guard-exec -- COMMAND...`: the helper `run --guard` starts.
+pub fn guard_helper(command: &[std::ffi::OsString]) -> Exit {
+    #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+    {
+        let (code, msg) = crate::guard::helper_exec(command);
+        eprintln!("keyfence: {msg}");
+        Exit::Code(code)
+    }
+    #[cfg(not(all(target_os = "linux", target_arch = "x86_64")))]
+    {
+        let _ = command;
+        eprintln!("keyfence: --guard needs Linux on x86-64");
+        Exit::Code(process::EXIT_CANNOT_RUN)
+    }
 }
