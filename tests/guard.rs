@@ -104,7 +104,9 @@ impl Attack {
         let mut got = String::new();
         for suffix in ["", ".untraced", ".daemon"] {
             let p = format!("{}{suffix}", loot.display());
-            got.push_str(&String::from_utf8_lossy(&std::fs::read(&p).unwrap_or_default()));
+            got.push_str(&String::from_utf8_lossy(
+                &std::fs::read(&p).unwrap_or_default(),
+            ));
         }
         Some((r, got))
     }
@@ -117,7 +119,11 @@ fn without_guard_every_descendant_gets_the_injected_key() {
         eprintln!("setpriv missing or not root: skipped");
         return;
     };
-    assert!(loot.contains("done"), "probe did not finish: {loot}\n{}", r.stderr);
+    assert!(
+        loot.contains("done"),
+        "probe did not finish: {loot}\n{}",
+        r.stderr
+    );
     // The baseline the guard changes: T1 and T2 both see the key.
     assert!(loot.contains(&a.key), "expected a leak without --guard");
 }
@@ -137,7 +143,11 @@ fn guard_keeps_the_key_from_every_descendant() {
         r.stdout,
         r.stderr
     );
-    assert!(loot.contains("done"), "probe did not finish: {loot}\n{}", r.stderr);
+    assert!(
+        loot.contains("done"),
+        "probe did not finish: {loot}\n{}",
+        r.stderr
+    );
     assert!(
         !loot.contains(&a.key),
         "the key leaked to a descendant under --guard:\n{loot}"
@@ -147,12 +157,21 @@ fn guard_keeps_the_key_from_every_descendant() {
         "the variable reached a descendant:\n{loot}"
     );
     // Each path was really tried, and refused by the kernel.
-    assert!(loot.contains("T2") && loot.contains("refused Permission denied"), "{loot}");
+    assert!(
+        loot.contains("T2") && loot.contains("refused Permission denied"),
+        "{loot}"
+    );
     assert!(loot.contains("T3 mem"), "{loot}");
     assert!(loot.contains("T3 ptrace"), "{loot}");
     assert!(!loot.contains("attached"), "{loot}");
-    assert!(loot.contains("T8 clone3 -1 Function not implemented"), "{loot}");
-    assert!(loot.contains("T8 untraced -1 Operation not permitted"), "{loot}");
+    assert!(
+        loot.contains("T8 clone3 -1 Function not implemented"),
+        "{loot}"
+    );
+    assert!(
+        loot.contains("T8 untraced -1 Operation not permitted"),
+        "{loot}"
+    );
     // The double-forked, setsid daemon still ran, without the key.
     assert!(loot.contains("PATH="), "the daemon did not run: {loot}");
 }
@@ -216,16 +235,28 @@ print("intact", os.environ["ANTHROPIC_API_KEY"] == k and len(k))
         return;
     };
     assert_eq!(r.code, 0, "{}", r.stderr);
-    assert!(r.stdout.contains("intact 108"), "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains("intact 108"),
+        "{}\n{}",
+        r.stdout,
+        r.stderr
+    );
     for how in ["spawn", "fork", "thread"] {
         let got = std::fs::read_to_string(format!("{}.{how}", out.display())).unwrap();
-        assert!(got.contains("PATH="), "{how}: no environment captured: {got}");
+        assert!(
+            got.contains("PATH="),
+            "{how}: no environment captured: {got}"
+        );
         assert!(
             !got.contains("ANTHROPIC_API_KEY") && !got.contains(&key),
             "{how}: the key reached the child"
         );
     }
-    assert!(r.stderr.contains("environment(s) rewritten"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("environment(s) rewritten"),
+        "{}",
+        r.stderr
+    );
 }
 
 /// The variable is removed by value too: a child given the key under another name gets
@@ -317,7 +348,14 @@ fn guard_ends_the_tree_with_the_command() {
     let script = format!("(sleep 1; touch {}) & exit 3", marker.display());
     let Some(r) = fx.run_unprivileged(
         &[
-            "run", "--guard", "--inject", "ANTHROPIC_API_KEY", "--", "sh", "-c", &script,
+            "run",
+            "--guard",
+            "--inject",
+            "ANTHROPIC_API_KEY",
+            "--",
+            "sh",
+            "-c",
+            &script,
         ],
         &[],
     ) else {
@@ -328,7 +366,10 @@ fn guard_ends_the_tree_with_the_command() {
     assert_eq!(r.code, 3, "{}", r.stderr);
     assert!(r.stderr.contains("left running"), "{}", r.stderr);
     std::thread::sleep(std::time::Duration::from_millis(1500));
-    assert!(!marker.exists(), "a background process outlived the guarded command");
+    assert!(
+        !marker.exists(),
+        "a background process outlived the guarded command"
+    );
 }
 
 #[test]
@@ -338,7 +379,14 @@ fn guard_exit_status_and_signals_are_the_commands() {
     fx.store_secret("ANTHROPIC_API_KEY", &key);
     let Some(r) = fx.run_unprivileged(
         &[
-            "run", "--guard", "--inject", "ANTHROPIC_API_KEY", "--", "sh", "-c", "kill -TERM $$",
+            "run",
+            "--guard",
+            "--inject",
+            "ANTHROPIC_API_KEY",
+            "--",
+            "sh",
+            "-c",
+            "kill -TERM $$",
         ],
         &[],
     ) else {
@@ -355,4 +403,119 @@ fn guard_exit_status_and_signals_are_the_commands() {
         .unwrap();
     assert_eq!(r.code, 127, "{}", r.stderr);
     assert!(r.stderr.contains("command not found"), "{}", r.stderr);
+}
+
+/// Fail closed: when the supervisor dies, the tree dies with it (PTRACE_O_EXITKILL), and no
+/// process can start a program without it (the filter's exec stops fail with ENOSYS).
+#[test]
+fn guard_tree_dies_with_its_supervisor() {
+    if !nix_is_root() || !std::path::Path::new("/usr/bin/setpriv").exists() {
+        eprintln!("setpriv missing or not root: skipped");
+        return;
+    }
+    let mut fx = Fixture::outside_tmp();
+    let key = fx.key("anthropic");
+    fx.store_secret("ANTHROPIC_API_KEY", &key);
+    let pidfile = fx.project.join("pid");
+    let st = std::process::Command::new("chown")
+        .args(["-R", "65534:65534"])
+        .arg(fx.dir.path())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let mut kf = std::process::Command::new("/usr/bin/setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", BIN])
+        .args([
+            "run",
+            "--guard",
+            "--inject",
+            "ANTHROPIC_API_KEY",
+            "--",
+            "sh",
+            "-c",
+        ])
+        .arg(format!("echo $$ > {}; exec sleep 60", pidfile.display()))
+        .current_dir(&fx.project)
+        .env_clear()
+        .env("HOME", &fx.home)
+        .env("PATH", "/usr/bin:/bin")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let pid = loop {
+        if let Ok(s) = std::fs::read_to_string(&pidfile)
+            && let Ok(p) = s.trim().parse::<u32>()
+        {
+            break p;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the command never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let proc_dir = std::path::PathBuf::from(format!("/proc/{pid}"));
+    assert!(proc_dir.exists());
+    kf.kill().unwrap();
+    kf.wait().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    // Gone, or a zombie waiting for its reaper.
+    while proc_dir.exists()
+        && !std::fs::read_to_string(proc_dir.join("stat"))
+            .unwrap_or_default()
+            .contains(") Z")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the command outlived its supervisor"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// Guard keeps the key out of the tree's processes; the store and credential files are the
+/// sandbox's job. Together, a descendant gets nothing.
+#[test]
+fn guard_with_sandbox_leaves_no_path_to_the_key() {
+    let mut fx = Fixture::outside_tmp();
+    let key = fx.key("anthropic");
+    fx.store_secret("ANTHROPIC_API_KEY", &key);
+    let aws = fx.key("aws-secret");
+    fx.home_file(
+        ".aws/credentials",
+        &format!("[default]\naws_secret_access_key = {aws}\n"),
+    );
+    let loot = fx.project.join("loot");
+    let probe =
+        format!("env; cat ~/.aws/credentials; {BIN} secret get ANTHROPIC_API_KEY; echo done",);
+    let target = format!(
+        "sh -c '{}' > {} 2>&1",
+        probe.replace('\'', "'\\''"),
+        loot.display()
+    );
+    let run = |mode: &[&str]| {
+        let mut args = vec!["run"];
+        args.extend_from_slice(mode);
+        args.extend(["--inject", "ANTHROPIC_API_KEY", "--", "sh", "-c", &target]);
+        fx.run_unprivileged(&args, &[("PATH", "/usr/bin:/bin")])
+            .map(|r| (r, std::fs::read_to_string(&loot).unwrap_or_default()))
+    };
+    let Some((_, guarded)) = run(&["--guard"]) else {
+        eprintln!("setpriv missing or not root: skipped");
+        return;
+    };
+    // Guard alone: the environment is clean, but the store answers anyone who asks.
+    assert!(guarded.contains("done"), "{guarded}");
+    assert!(
+        guarded.contains(&key),
+        "expected the store to answer without a sandbox"
+    );
+    let (_, both) = run(&["--guard", "--sandbox"]).unwrap();
+    assert!(both.contains("done"), "{both}");
+    assert!(
+        !both.contains(&key) && !both.contains(&aws),
+        "leaked:\n{both}"
+    );
 }

@@ -132,7 +132,7 @@ mod tests {
         let mut pc = 0usize;
         let mut a = 0u32;
         loop {
-            let i = p[pc];
+            let i = &p[pc];
             match i.code {
                 LD_W_ABS => {
                     a = match i.k {

@@ -1,11 +1,11 @@
 //! The Linux x86-64 side of guard: the helper, attaching, and serving the tree.
 
 use super::{Protected, filter, tracer};
-pub use tracer::Summary;
 use nix::sys::wait::WaitStatus;
 use nix::unistd::Pid;
 use std::ffi::OsString;
 use std::time::{Duration, Instant};
+pub use tracer::Summary;
 
 /// The helper's side: filter, wait for the tracer, exec. Returns only on failure, with the
 /// exit status and message.
@@ -28,9 +28,7 @@ pub fn helper_exec(argv: &[OsString]) -> (u8, String) {
         }
         std::thread::sleep(Duration::from_micros(200));
     }
-    let err = std::process::Command::new(&argv[0])
-        .args(&argv[1..])
-        .exec();
+    let err = std::process::Command::new(&argv[0]).args(&argv[1..]).exec();
     crate::run::process::start_error(&argv[0], &err)
 }
 
@@ -62,4 +60,3 @@ pub fn supervise(pid: Pid, protected: &Protected) -> nix::Result<(u8, Summary)> 
     };
     Ok((code, t.summary))
 }
-

@@ -11,8 +11,8 @@
 //!
 //! x86-64 only: the registers are read and written with `PTRACE_GETREGS`.
 
-use super::filter::nr;
 use super::Protected;
+use super::filter::nr;
 use super::memory::{self, Fault};
 use nix::errno::Errno;
 use nix::libc;
@@ -262,7 +262,11 @@ impl<'a> Tracer<'a> {
             }
             return;
         }
-        let envp = if tag == nr::EXECVE { regs.rdx } else { regs.r10 } as usize;
+        let envp = if tag == nr::EXECVE {
+            regs.rdx
+        } else {
+            regs.r10
+        } as usize;
         match rewrite_env(pid, regs, envp, self.protected, tag) {
             Ok(changed) => {
                 if changed {
@@ -401,7 +405,14 @@ fn contain(pid: Pid, saved: libc::user_regs_struct) -> Result<(), String> {
         libc::SYS_landlock_restrict_self,
         [fd as u64, 0, 0],
     )?;
-    inject(pid, &mut pending, saved, false, libc::SYS_close, [fd as u64, 0, 0])?;
+    inject(
+        pid,
+        &mut pending,
+        saved,
+        false,
+        libc::SYS_close,
+        [fd as u64, 0, 0],
+    )?;
     restore(pid, saved)?;
     // Signals that arrived meanwhile were held back; they are delivered now.
     for sig in pending {

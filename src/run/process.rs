@@ -88,7 +88,7 @@ pub fn supervise(
     {
         let _ = nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_SETPIPE_SZ(1 << 20));
     }
-    let status = std::thread::scope(|s| {
+    std::thread::scope(|s| {
         s.spawn(move || forward_signals(&mut signals, pid, None));
         if let Some(o) = out {
             s.spawn(move || pump(o, io::stdout(), secrets));
@@ -99,8 +99,7 @@ pub fn supervise(
         let status = wait(&mut child, pid, guard);
         handle.close();
         status
-    });
-    status
+    })
 }
 
 /// Passes signals on to the child until the handle is closed; with a pty, SIGWINCH resizes it.
@@ -233,8 +232,12 @@ pub struct Guard {
 fn wrap_for_guard(argv: &[OsString], guard: Option<&Guard>) -> Result<Vec<OsString>, (u8, String)> {
     match guard {
         None => Ok(argv.to_vec()),
-        Some(_) => crate::guard::wrap(argv)
-            .map_err(|e| (EXIT_CANNOT_RUN, format!("guard: cannot find keyfence itself: {e}"))),
+        Some(_) => crate::guard::wrap(argv).map_err(|e| {
+            (
+                EXIT_CANNOT_RUN,
+                format!("guard: cannot find keyfence itself: {e}"),
+            )
+        }),
     }
 }
 
@@ -260,8 +263,12 @@ fn wait(
 ) -> Result<u8, (u8, String)> {
     #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
     if let Some(g) = guard {
-        let (code, summary) = crate::guard::supervise(pid, &g.protected)
-            .map_err(|e| (EXIT_CANNOT_RUN, format!("guard: supervising the command: {e}")))?;
+        let (code, summary) = crate::guard::supervise(pid, &g.protected).map_err(|e| {
+            (
+                EXIT_CANNOT_RUN,
+                format!("guard: supervising the command: {e}"),
+            )
+        })?;
         crate::guard::report(&summary, g.verbose);
         return Ok(code);
     }
