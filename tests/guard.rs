@@ -519,3 +519,34 @@ fn guard_with_sandbox_leaves_no_path_to_the_key() {
         "leaked:\n{both}"
     );
 }
+
+/// The nested Landlock domain restricts nothing a program does with files: moving a file
+/// across directories (which every Landlock domain forbids unless it grants "refer") works.
+#[test]
+fn guard_lets_descendants_rename_across_directories() {
+    let mut fx = Fixture::outside_tmp();
+    let key = fx.key("anthropic");
+    fx.store_secret("ANTHROPIC_API_KEY", &key);
+    let Some(r) = fx.run_unprivileged(
+        &[
+            "run",
+            "--guard",
+            "--inject",
+            "ANTHROPIC_API_KEY",
+            "--",
+            "sh",
+            "-c",
+            "mkdir -p a b && touch a/f && sh -c 'mv a/f b/f && ln b/f a/g' && ls b a",
+        ],
+        &[("PATH", "/usr/bin:/bin")],
+    ) else {
+        eprintln!("setpriv missing or not root: skipped");
+        return;
+    };
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout.contains('f') && r.stdout.contains('g'),
+        "{}",
+        r.stdout
+    );
+}

@@ -15,10 +15,11 @@ use std::os::unix::ffi::OsStrExt;
 
 pub fn run(g: &GlobalArgs, args: &RunArgs) -> Result<Exit> {
     match prepare(args).and_then(|(plan, mask, sandbox, guard)| {
-        if guard {
-            crate::guard::available().map_err(|e| anyhow::anyhow!(e))?;
-        }
-        let supervise = (mask && !plan.secrets.is_empty()) || guard;
+        let guard = match guard {
+            true => Some(crate::guard::available().map_err(|e| anyhow::anyhow!(e))?),
+            false => None,
+        };
+        let supervise = (mask && !plan.secrets.is_empty()) || guard.is_some();
         // Order matters: self-protection and the network namespace both write to /proc/self,
         // which the sandbox then forbids.
         if supervise {
@@ -276,7 +277,7 @@ fn start(
     plan: env::Plan,
     supervise: bool,
     mask: bool,
-    guard: bool,
+    guard: Option<u32>,
 ) -> Exit {
     if g.verbose {
         // Names only, never values.
@@ -292,8 +293,9 @@ fn start(
         eprintln!("keyfence: {msg}");
         return Exit::Code(code);
     }
-    let guard = guard.then(|| process::Guard {
+    let guard = guard.map(|landlock_abi| process::Guard {
         protected: crate::guard::Protected::new(&plan.secrets),
+        landlock_abi,
         verbose: g.verbose,
     });
     let masked: &[(String, SecretValue)] = if mask { &plan.secrets } else { &[] };

@@ -50,8 +50,8 @@ pub fn attach(pid: Pid) -> nix::Result<()> {
 }
 
 /// Serves the tree until the command ends; its exit status (128+N for signal N).
-pub fn supervise(pid: Pid, protected: &Protected) -> nix::Result<(u8, Summary)> {
-    let mut t = tracer::Tracer::new(pid, protected);
+pub fn supervise(pid: Pid, protected: &Protected, landlock_abi: u32) -> nix::Result<(u8, Summary)> {
+    let mut t = tracer::Tracer::new(pid, protected, landlock_abi);
     let status = t.run()?;
     let code = match status {
         WaitStatus::Exited(_, c) => c as u8,

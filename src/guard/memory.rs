@@ -41,6 +41,21 @@ pub fn read_exact(pid: Pid, mut addr: usize, out: &mut [u8]) -> Result<(), Fault
     Ok(())
 }
 
+/// As many bytes as can be read from `addr` on, up to `len` (stops at the first unmapped page).
+pub fn read_upto(pid: Pid, addr: usize, len: usize) -> Vec<u8> {
+    let mut out = vec![0u8; len];
+    let mut done = 0;
+    while done < len {
+        // Up to a page boundary at a time after the first short read, so a fault ends it.
+        match read_some(pid, addr + done, &mut out[done..]) {
+            Ok(n) => done += n,
+            Err(Fault) => break,
+        }
+    }
+    out.truncate(done);
+    out
+}
+
 /// A NULL-terminated array of pointers (argv, envp).
 pub fn read_pointers(pid: Pid, mut addr: usize) -> Result<Vec<usize>, Fault> {
     if addr == 0 {

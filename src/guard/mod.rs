@@ -60,12 +60,13 @@ impl Protected {
 /// The hidden subcommand the helper runs as.
 pub const HELPER: &str = "__guard-exec";
 
-/// Whether guard can work here; the reason when not. Guard never runs a command unprotected.
-pub fn available() -> Result<(), String> {
+/// Whether guard can work here: the Landlock ABI version, or why not. Guard never runs a
+/// command unprotected.
+pub fn available() -> Result<u32, String> {
     if !cfg!(all(target_os = "linux", target_arch = "x86_64")) {
         return Err("--guard needs Linux on x86-64; refusing to run unprotected".into());
     }
-    let caps = crate::isolate::probe();
+    let caps = crate::isolate::probe_without_namespaces();
     if !caps.seccomp_filter {
         return Err("--guard needs seccomp filters, which this kernel lacks".into());
     }
@@ -85,7 +86,7 @@ pub fn available() -> Result<(), String> {
                 .unwrap_or("not available on this kernel")
         ));
     }
-    Ok(())
+    Ok(caps.landlock_abi)
 }
 
 /// The command line that starts `argv` through the helper.

@@ -49,6 +49,7 @@ pub struct Tracer<'a> {
     early: HashSet<Pid>,
     pub summary: Summary,
     warned_ptrace: bool,
+    landlock_abi: u32,
     setuid_seen: HashSet<std::path::PathBuf>,
 }
 
@@ -63,9 +64,14 @@ pub const OPTIONS: Options = Options::PTRACE_O_TRACESECCOMP
 /// Landlock's "make block device" right: a domain that handles only it changes nothing a
 /// program normally does, but is a domain, which is what the ptrace check looks at.
 const LANDLOCK_ACCESS_FS_MAKE_BLOCK: u64 = 1 << 11;
+const LANDLOCK_ACCESS_FS_REFER: u64 = 1 << 13;
+const LANDLOCK_RULE_PATH_BENEATH: u64 = 1;
+
+/// Environment strings spread wider than this are read one by one.
+const BULK_LIMIT: usize = 1 << 20;
 
 impl<'a> Tracer<'a> {
-    pub fn new(command: Pid, protected: &'a Protected) -> Self {
+    pub fn new(command: Pid, protected: &'a Protected, landlock_abi: u32) -> Self {
         let mut tasks = HashMap::new();
         tasks.insert(
             command,
@@ -81,6 +87,7 @@ impl<'a> Tracer<'a> {
             early: HashSet::new(),
             summary: Summary::default(),
             warned_ptrace: false,
+            landlock_abi,
             setuid_seen: HashSet::new(),
         }
     }
@@ -251,14 +258,18 @@ impl<'a> Tracer<'a> {
             return;
         }
         if !task.contained {
-            match contain(pid, regs) {
+            match contain(pid, regs, self.landlock_abi) {
                 Ok(()) => {
                     if let Some(t) = self.tasks.get_mut(&pid) {
                         t.contained = true;
                     }
                     // The tracee re-issues the exec, which stops here again.
                 }
-                Err(why) => self.deny(pid, regs, &format!("cannot contain it: {why}")),
+                // `contain` has already failed the exec.
+                Err(why) => self.summary.denied.push(format!(
+                    "{} (pid {pid}): exec refused, cannot contain it: {why}",
+                    comm(pid)
+                )),
             }
             return;
         }
@@ -339,10 +350,28 @@ fn rewrite_env(
     tag: u32,
 ) -> Result<bool, Fault> {
     let pointers = memory::read_pointers(pid, envp)?;
+    // The strings usually sit together (a process's initial environment is one block on its
+    // stack): read their span in one call, and only strings outside it one by one.
+    let (lo, hi) = match (pointers.iter().min(), pointers.iter().max()) {
+        (Some(&lo), Some(&hi)) if hi - lo < BULK_LIMIT => (lo, hi),
+        _ => (0, 0),
+    };
+    let block = if hi > lo {
+        memory::read_upto(pid, lo, hi - lo + 4096 - hi % 4096)
+    } else {
+        Vec::new()
+    };
     let mut kept = Vec::with_capacity(pointers.len() + 1);
     for &p in &pointers {
-        let entry = memory::read_cstring(pid, p)?;
-        if !protected.drops(&entry) {
+        let in_block = p.checked_sub(lo).and_then(|off| {
+            let rest = block.get(off..)?;
+            memchr::memchr(0, rest).map(|end| &rest[..end])
+        });
+        let drop = match in_block {
+            Some(entry) => protected.drops(entry),
+            None => protected.drops(&memory::read_cstring(pid, p)?),
+        };
+        if !drop {
             kept.push(p);
         }
     }
@@ -365,8 +394,14 @@ fn rewrite_env(
 }
 
 /// Puts the stopped tracee (at an exec's seccomp stop) into a nested Landlock domain by making
-/// it run three system calls, then rewinds it to issue the exec again.
-fn contain(pid: Pid, saved: libc::user_regs_struct) -> Result<(), String> {
+/// it run system calls, then rewinds it to issue the exec again.
+///
+/// The domain handles "make block device" and, from ABI 2, "refer" (every Landlock domain
+/// forbids renaming and linking across directories unless it handles and grants "refer"), and
+/// grants both beneath `/`: it restricts nothing a program does with files, yet is a domain,
+/// which is what the kernel's ptrace check looks at. Both file descriptors are close-on-exec,
+/// so the exec that follows closes them.
+fn contain(pid: Pid, saved: libc::user_regs_struct, abi: u32) -> Result<(), String> {
     // The exec must have come from a two-byte `syscall` instruction, which is re-executed.
     let mut insn = [0u8; 2];
     memory::read_exact(pid, saved.rip as usize - 2, &mut insn)
@@ -374,57 +409,100 @@ fn contain(pid: Pid, saved: libc::user_regs_struct) -> Result<(), String> {
     if insn != [0x0f, 0x05] {
         return Err("the exec did not come from a syscall instruction".into());
     }
-    // struct landlock_ruleset_attr, ABI 1 size: handled_access_fs only.
-    let attr = LANDLOCK_ACCESS_FS_MAKE_BLOCK.to_ne_bytes();
+    let handled = LANDLOCK_ACCESS_FS_MAKE_BLOCK
+        | if abi >= 2 {
+            LANDLOCK_ACCESS_FS_REFER
+        } else {
+            0
+        };
+    // Scratch space below the red zone: "/\0" at +0, the ruleset attribute (ABI 1 size:
+    // handled_access_fs only) at +16, the path-beneath attribute (packed: u64 access, i32 fd)
+    // at +32, its fd filled in once known.
     let scratch = (saved.rsp as usize - 128 - 64) & !15;
-    memory::write_all(pid, scratch, &attr).map_err(|_| "cannot write to its stack".to_string())?;
+    let write = |at: usize, bytes: &[u8]| {
+        memory::write_all(pid, at, bytes).map_err(|_| "cannot write to its stack".to_string())
+    };
+    write(scratch, b"/\0")?;
+    write(scratch + 16, &handled.to_ne_bytes())?;
 
+    let mut pending = Vec::new();
+    let mut call = |first: bool, number: i64, args: [u64; 4]| {
+        inject(pid, &mut pending, saved, first, number, args)
+    };
     // The first call replaces the exec at its seccomp stop; the next ones re-enter the kernel
     // from the same instruction.
-    let mut pending = Vec::new();
-    let fd = inject(
-        pid,
-        &mut pending,
-        saved,
+    let root = call(
         true,
-        libc::SYS_landlock_create_ruleset,
-        [scratch as u64, attr.len() as u64, 0],
+        libc::SYS_openat,
+        [
+            libc::AT_FDCWD as u64,
+            scratch as u64,
+            (libc::O_PATH | libc::O_CLOEXEC) as u64,
+            0,
+        ],
     )?;
-    if fd < 0 {
-        restore(pid, saved)?;
-        return Err(format!(
-            "landlock_create_ruleset failed: {}",
-            Errno::from_raw(-fd as i32)
-        ));
+    let result = (|| {
+        if root < 0 {
+            return Err(format!("cannot open /: {}", Errno::from_raw(-root as i32)));
+        }
+        let ruleset = call(
+            false,
+            libc::SYS_landlock_create_ruleset,
+            [(scratch + 16) as u64, 8, 0, 0],
+        )?;
+        if ruleset < 0 {
+            return Err(format!(
+                "landlock_create_ruleset failed: {}",
+                Errno::from_raw(-ruleset as i32)
+            ));
+        }
+        let mut beneath = handled.to_ne_bytes().to_vec();
+        beneath.extend_from_slice(&(root as i32).to_ne_bytes());
+        write(scratch + 32, &beneath)?;
+        let added = call(
+            false,
+            libc::SYS_landlock_add_rule,
+            [
+                ruleset as u64,
+                LANDLOCK_RULE_PATH_BENEATH,
+                (scratch + 32) as u64,
+                0,
+            ],
+        )?;
+        if added < 0 {
+            return Err(format!(
+                "landlock_add_rule failed: {}",
+                Errno::from_raw(-added as i32)
+            ));
+        }
+        let restricted = call(
+            false,
+            libc::SYS_landlock_restrict_self,
+            [ruleset as u64, 0, 0, 0],
+        )?;
+        if restricted < 0 {
+            return Err(format!(
+                "landlock_restrict_self failed: {}",
+                Errno::from_raw(-restricted as i32)
+            ));
+        }
+        Ok(())
+    })();
+    match &result {
+        Ok(()) => restore(pid, saved)?,
+        // What cannot be contained does not run: the exec fails with EPERM.
+        Err(_) => {
+            let mut r = saved;
+            r.rax = (-(libc::EPERM as i64)) as u64;
+            ptrace::setregs(pid, r).map_err(|e| format!("setregs: {e}"))?;
+            ptrace::cont(pid, None).map_err(|e| format!("resume: {e}"))?;
+        }
     }
-    let restricted = inject(
-        pid,
-        &mut pending,
-        saved,
-        false,
-        libc::SYS_landlock_restrict_self,
-        [fd as u64, 0, 0],
-    )?;
-    inject(
-        pid,
-        &mut pending,
-        saved,
-        false,
-        libc::SYS_close,
-        [fd as u64, 0, 0],
-    )?;
-    restore(pid, saved)?;
     // Signals that arrived meanwhile were held back; they are delivered now.
     for sig in pending {
         let _ = nix::sys::signal::kill(pid, sig);
     }
-    if restricted < 0 {
-        return Err(format!(
-            "landlock_restrict_self failed: {}",
-            Errno::from_raw(-restricted as i32)
-        ));
-    }
-    Ok(())
+    result
 }
 
 /// Runs one system call in the tracee and returns its result (negative errno on failure).
@@ -436,12 +514,13 @@ fn inject(
     saved: libc::user_regs_struct,
     at_entry: bool,
     number: i64,
-    args: [u64; 3],
+    args: [u64; 4],
 ) -> Result<i64, String> {
     let mut r = saved;
     r.rdi = args[0];
     r.rsi = args[1];
     r.rdx = args[2];
+    r.r10 = args[3];
     if at_entry {
         r.orig_rax = number as u64;
     } else {

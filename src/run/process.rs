@@ -225,6 +225,7 @@ pub fn supervise_pty(
 /// What `--guard` protects, and whether to report on it in detail.
 pub struct Guard {
     pub protected: crate::guard::Protected,
+    pub landlock_abi: u32,
     pub verbose: bool,
 }
 
@@ -263,12 +264,13 @@ fn wait(
 ) -> Result<u8, (u8, String)> {
     #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
     if let Some(g) = guard {
-        let (code, summary) = crate::guard::supervise(pid, &g.protected).map_err(|e| {
-            (
-                EXIT_CANNOT_RUN,
-                format!("guard: supervising the command: {e}"),
-            )
-        })?;
+        let (code, summary) =
+            crate::guard::supervise(pid, &g.protected, g.landlock_abi).map_err(|e| {
+                (
+                    EXIT_CANNOT_RUN,
+                    format!("guard: supervising the command: {e}"),
+                )
+            })?;
         crate::guard::report(&summary, g.verbose);
         return Ok(code);
     }
