@@ -227,8 +227,10 @@ pub enum SecretCommand {
         #[arg(long = "profile", value_name = "PROFILE")]
         profiles: Vec<String>,
     },
-    /// Print a secret's value (only when stdout is not a terminal, unless --reveal)
+    /// Print a secret's value (only when stdout is not a terminal, unless --reveal): a store
+    /// entry, or a reference (openbao://MOUNT/PATH#FIELD, cmd:PROGRAM ARGS; see `run --help`)
     Get {
+        #[arg(value_name = "NAME|REFERENCE")]
         name: String,
         /// Print even to a terminal
         #[arg(long)]
@@ -260,8 +262,16 @@ pub struct RunArgs {
     /// Also drop variables with this name or glob (repeatable)
     #[arg(long, value_name = "VAR|GLOB")]
     pub drop: Vec<String>,
-    /// Add a store entry to the environment: NAME, or VAR=NAME to rename (repeatable)
-    #[arg(long, value_name = "[VAR=]NAME")]
+    /// Add a secret to the environment: NAME (a store entry), VAR=NAME to rename, or
+    /// VAR=REFERENCE (repeatable). References: store:NAME; openbao://MOUNT/PATH#FIELD (KV v2;
+    /// vault:// too); openbao+lease://PATH#FIELD (a dynamic secret such as
+    /// database/creds/ROLE, revoked when the command ends); openbao+token://POLICY[,POLICY]
+    /// [?ttl=1h] (a child token, revoked when the command ends); cmd:PROGRAM ARGS (its stdout,
+    /// no shell, KEYFENCE_CMD_TIMEOUT seconds at most, default 30). OpenBao is found through
+    /// BAO_ADDR, BAO_TOKEN or ~/.vault-token or an AppRole (KEYFENCE_BAO_ROLE_ID_FILE,
+    /// KEYFENCE_BAO_SECRET_ID_FILE), BAO_NAMESPACE, BAO_CACERT (VAULT_* too); these are
+    /// dropped from the command's environment unless allowed
+    #[arg(long, value_name = "[VAR=]NAME|VAR=REF")]
     pub inject: Vec<String>,
     /// Give the command a stand-in for this key (from the store, or the current environment)
     /// and a loopback proxy that swaps in the real key on requests to the provider (repeatable;

@@ -13,6 +13,7 @@ pub mod finding;
 pub mod isolate;
 pub mod phantom;
 pub mod policy;
+pub mod provider;
 pub mod report;
 pub mod run;
 pub mod secret;

@@ -7,6 +7,7 @@ use super::Exit;
 use crate::cli::{GlobalArgs, RunArgs};
 use crate::detect;
 use crate::policy;
+use crate::provider;
 use crate::run::{env, process, protect};
 use crate::secret::SecretValue;
 use anyhow::{Context as _, Result, bail};
@@ -14,8 +15,17 @@ use std::io::IsTerminal;
 use std::os::unix::ffi::OsStrExt;
 
 pub fn run(g: &GlobalArgs, args: &RunArgs) -> Result<Exit> {
-    match prepare(args).and_then(|(plan, mask, sandbox)| {
-        let supervise = mask && !plan.secrets.is_empty();
+    match prepare(args).and_then(|(plan, mask, sandbox, leases)| {
+        // Leases and child tokens are revoked when the command ends, so keyfence stays to do it.
+        let supervise = (mask && !plan.secrets.is_empty()) || !leases.is_empty();
+        if !leases.is_empty() && args.net != "allow" {
+            bail!(
+                "short-lived credentials (openbao+lease://, openbao+token://) need keyfence to \
+                 reach OpenBao when the command ends, to revoke them; they cannot be combined \
+                 with --net {}",
+                args.net
+            );
+        }
         // Order matters: self-protection and the network namespace both write to /proc/self,
         // which the sandbox then forbids.
         if supervise {
@@ -25,9 +35,21 @@ pub fn run(g: &GlobalArgs, args: &RunArgs) -> Result<Exit> {
         if sandbox {
             enter_sandbox(g)?;
         }
-        Ok((plan, supervise))
+        Ok((plan, supervise, mask, leases))
     }) {
-        Ok((plan, supervise)) => Ok(start(g, args, plan, supervise)),
+        Ok((plan, supervise, mask, mut leases)) => {
+            let keep_alive = leases.keep_alive();
+            let exit = start(g, args, plan, supervise, mask);
+            drop(keep_alive);
+            let (revoked, errors) = leases.revoke_all();
+            for e in errors {
+                eprintln!("keyfence: warning: {e}");
+            }
+            if g.verbose && revoked > 0 {
+                eprintln!("keyfence: revoked {revoked} lease(s) and token(s)");
+            }
+            Ok(exit)
+        }
         Err(e) => {
             eprintln!("keyfence: error: {e:#}");
             Ok(Exit::Code(process::EXIT_CANNOT_RUN))
@@ -93,8 +115,9 @@ fn enter_sandbox(_g: &GlobalArgs) -> Result<()> {
     bail!("--sandbox needs Linux (Landlock); refusing to run unprotected")
 }
 
-/// The environment to run with, whether to mask output, and whether to sandbox.
-fn prepare(args: &RunArgs) -> Result<(env::Plan, bool, bool)> {
+/// The environment to run with, whether to mask output, whether to sandbox, and the leases
+/// to revoke when the command ends.
+fn prepare(args: &RunArgs) -> Result<(env::Plan, bool, bool, provider::Leases)> {
     let cwd = std::env::current_dir()?;
     let config = policy::Config::load(
         policy::project_file(&cwd).as_deref(),
@@ -109,14 +132,21 @@ fn prepare(args: &RunArgs) -> Result<(env::Plan, bool, bool)> {
     let chosen = config.select(args.profile.as_deref(), &command_line)?;
     let p = &chosen.profile;
     let allow = [args.allow.as_slice(), p.allow.as_slice()].concat();
-    let drop = [args.drop.as_slice(), p.drop.as_slice()].concat();
+    // The OpenBao settings are credentials too: gone unless allowed.
+    let bao_settings: Vec<String> = provider::openbao::SETTINGS_VARS
+        .iter()
+        .map(|v| v.to_string())
+        .collect();
+    let drop = [args.drop.as_slice(), p.drop.as_slice(), &bao_settings].concat();
     let rules = env::EnvRules::new(&allow, &drop)
         .map_err(|e| anyhow::anyhow!("bad --drop pattern: {e}"))?;
     // The store is opened once, and only when something is injected.
     let mut store = None;
-    let mut inject = resolve_injections(&mut store, &args.inject, &p.name, false)?;
+    let mut resolver = provider::Resolver::new();
+    let mut inject = resolve_injections(&mut store, &mut resolver, &args.inject, &p.name, false)?;
     inject.extend(resolve_injections(
         &mut store,
+        &mut resolver,
         &p.inject,
         &p.name,
         chosen.origin == policy::Origin::Project,
@@ -133,7 +163,12 @@ fn prepare(args: &RunArgs) -> Result<(env::Plan, bool, bool)> {
     }
     // The real values behind phantoms never reach the command, but mask them anyway.
     plan.secrets.extend(phantom_secrets);
-    Ok((plan, mask || !args.phantom.is_empty(), sandbox))
+    Ok((
+        plan,
+        mask || !args.phantom.is_empty(),
+        sandbox,
+        resolver.take_leases(),
+    ))
 }
 
 /// Starts the phantom proxy for `--phantom` names: each gets a stand-in (added to `inject`
@@ -221,10 +256,12 @@ fn plant_canaries(plan: &mut env::Plan) -> Result<()> {
     Ok(())
 }
 
-/// `NAME` or `VAR=NAME`: (variable, value from the store). `from_project`: the request comes
-/// from a project's keyfence.toml, so only entries that allow `profile` by name are given.
+/// `NAME`, `VAR=NAME` or `VAR=REFERENCE` (see `provider`): (variable, value). `from_project`:
+/// the request comes from a project's keyfence.toml, so only store entries that allow
+/// `profile` by name are given, and no `cmd:` is run.
 fn resolve_injections(
     store: &mut Option<crate::store::Store>,
+    resolver: &mut provider::Resolver,
     specs: &[String],
     profile: &str,
     from_project: bool,
@@ -242,11 +279,29 @@ fn resolve_injections(
                  `--inject NAME`"
             );
         }
-        let (var, name) = spec.split_once('=').unwrap_or((spec, spec));
+        // VAR is a variable name: no ':' or '/', which every reference with a '=' has first.
+        let (var, name) = match spec.split_once('=') {
+            Some((v, n)) if !v.contains([':', '/']) => (v, n),
+            _ => (spec.as_str(), spec.as_str()),
+        };
         if var.is_empty() || name.is_empty() || var.contains('\0') {
-            bail!("--inject {spec}: expected NAME or VAR=NAME");
+            bail!("--inject {spec}: expected NAME, VAR=NAME or VAR=REFERENCE");
         }
-        let value = fetch_for_run(store, name, profile, from_project)?;
+        let reference = provider::Reference::parse(name)?;
+        let value = match &reference {
+            provider::Reference::Store(name) => fetch_for_run(store, name, profile, from_project)?,
+            _ if var == name => {
+                bail!("--inject {spec}: name the variable to set, as in --inject VAR={spec}")
+            }
+            provider::Reference::Cmd { .. } if from_project => bail!(
+                "profile '{profile}' in the project's keyfence.toml runs '{name}'; a project \
+                 file may not run commands to fetch secrets\nhint: if you trust it, put the \
+                 profile in ~/.config/keyfence/config.toml, or pass --inject {var}={name} yourself"
+            ),
+            r => resolver
+                .resolve(r, name)
+                .with_context(|| format!("fetching {var} from {name}"))?,
+        };
         out.push((var.to_string(), value));
     }
     Ok(out)
@@ -264,7 +319,7 @@ fn protect_supervisor(plan: &env::Plan) {
     }
 }
 
-fn start(g: &GlobalArgs, args: &RunArgs, plan: env::Plan, supervise: bool) -> Exit {
+fn start(g: &GlobalArgs, args: &RunArgs, plan: env::Plan, supervise: bool, mask: bool) -> Exit {
     if g.verbose {
         // Names only, never values.
         if !plan.dropped.is_empty() {
@@ -279,10 +334,12 @@ fn start(g: &GlobalArgs, args: &RunArgs, plan: env::Plan, supervise: bool) -> Ex
         eprintln!("keyfence: {msg}");
         return Exit::Code(code);
     }
+    // Supervised only to revoke leases: nothing to mask.
+    let secrets = if mask { plan.secrets.as_slice() } else { &[] };
     let supervised = if std::io::stdout().is_terminal() {
-        process::supervise_pty(&args.command, &plan.env, &plan.secrets)
+        process::supervise_pty(&args.command, &plan.env, secrets)
     } else {
-        process::supervise(&args.command, &plan.env, &plan.secrets)
+        process::supervise(&args.command, &plan.env, secrets)
     };
     match supervised {
         Ok(code) => Exit::Code(code),

@@ -9,6 +9,7 @@
 use super::Exit;
 use crate::cli::{Format, GlobalArgs, InitArgs, SecretCommand};
 use crate::detect::{self, entropy};
+use crate::provider;
 use crate::secret::SecretValue;
 use crate::store::{
     self, InitMode, Interactive, NewValue, Paths, SetOutcome, Store, StoreError, Time, Ttl,
@@ -126,10 +127,21 @@ fn get(name: &str, reveal: bool) -> Result<Exit> {
              hint: pipe or redirect it (`keyfence secret get {name} | ...`), or pass --reveal"
         );
     }
-    let store = Store::open_default()?;
-    let entry = store.get(name)?;
+    let reference = provider::Reference::parse(name)?;
+    let value = match &reference {
+        provider::Reference::Store(name) => {
+            let store = Store::open_default()?;
+            store.get(name)?.value.clone()
+        }
+        r if r.is_leased() => bail!(
+            "{name} is a short-lived credential, revoked when the command using it ends; \
+             `secret get` would leave it running until it expires\n\
+             hint: use it with `keyfence run --inject VAR={name} -- COMMAND`"
+        ),
+        r => provider::Resolver::new().resolve(r, name)?,
+    };
     let mut out = stdout.lock();
-    out.write_all(entry.value.expose())?;
+    out.write_all(value.expose())?;
     out.write_all(b"\n")?;
     out.flush()?;
     Ok(Exit::Clean)
