@@ -109,7 +109,8 @@ dotenv    .env, .env.*, .envrc in the project (also ones .gitignore ignores)\n  
 credfile  credential files: ~/.aws/credentials, ~/.npmrc, ~/.netrc, ...\n  \
 agent     Claude Code and Codex settings and MCP server definitions\n  \
 proc      environments of running processes (/proc/PID/environ)\n  \
-file      secrets in the project's files\n\n\
+file      secrets in the project's files\n  \
+store     entries of keyfence's vault due for rotation\n\n\
 The same key found in several places is one exposure, grouped by its fingerprint."
     )]
     Audit(AuditArgs),
@@ -226,6 +227,21 @@ pub enum SecretCommand {
         /// Profiles allowed to receive this secret (repeatable; default: any)
         #[arg(long = "profile", value_name = "PROFILE")]
         profiles: Vec<String>,
+        /// `keyfence audit` reports the value as due for rotation this long after it was last
+        /// set (default 90d; `never` turns it off)
+        #[arg(long, value_name = "DURATION")]
+        rotate_after: Option<String>,
+    },
+    /// Record a new value for an existing secret (read like `set`: prompt, stdin or
+    /// --from-env, never the command line); its rotation time restarts
+    Rotate {
+        name: String,
+        /// Read the new value from this environment variable
+        #[arg(long, value_name = "VAR")]
+        from_env: Option<String>,
+        /// Also change the rotation age (30d, 12w, `never`)
+        #[arg(long, value_name = "DURATION")]
+        rotate_after: Option<String>,
     },
     /// Print a secret's value (only when stdout is not a terminal, unless --reveal): a store
     /// entry, or a reference (openbao://MOUNT/PATH#FIELD, cmd:PROGRAM ARGS; see `run --help`)
