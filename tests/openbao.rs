@@ -52,10 +52,20 @@ struct Bao {
 
 impl Bao {
     fn start() -> Bao {
+        Bao::start_with(false)
+    }
+
+    /// `tls`: `-dev-tls`, its CA certificate in `ca()`.
+    fn start_with(tls: bool) -> Bao {
         let dir = tempfile::tempdir().expect("tempdir");
         let root = fake("token");
         let port = free_port();
-        let addr = format!("http://127.0.0.1:{port}");
+        let addr = format!("{}://127.0.0.1:{port}", if tls { "https" } else { "http" });
+        let mut tls_args = Vec::new();
+        if tls {
+            tls_args.push("-dev-tls".to_string());
+            tls_args.push(format!("-dev-tls-cert-dir={}", dir.path().display()));
+        }
         let log = std::fs::File::create(dir.path().join("bao.log")).expect("log");
         let child = Command::new(bao_bin())
             .args([
@@ -64,6 +74,7 @@ impl Bao {
                 &format!("-dev-listen-address=127.0.0.1:{port}"),
                 &format!("-dev-root-token-id={root}"),
             ])
+            .args(&tls_args)
             .env_clear()
             .env("HOME", dir.path())
             .stdout(Stdio::from(log.try_clone().expect("log")))
@@ -82,16 +93,22 @@ impl Bao {
         bao
     }
 
+    fn ca(&self) -> PathBuf {
+        self._dir.path().join("vault-ca.pem")
+    }
+
     /// `bao ARGS` as root.
     fn cmd(&self, args: &[&str]) -> std::process::Output {
-        Command::new(bao_bin())
-            .args(args)
+        let mut c = Command::new(bao_bin());
+        c.args(args)
             .env_clear()
             .env("BAO_ADDR", &self.addr)
             .env("BAO_TOKEN", &self.root)
-            .env("HOME", self._dir.path())
-            .output()
-            .expect("run bao")
+            .env("HOME", self._dir.path());
+        if self.addr.starts_with("https") {
+            c.env("BAO_CACERT", self.ca());
+        }
+        c.output().expect("run bao")
     }
 
     fn ok(&self, args: &[&str]) -> String {
@@ -781,10 +798,19 @@ fn child_tokens_are_revoked_when_the_command_ends() {
     }
 }
 
+fn token_count(bao: &Bao) -> usize {
+    let out = bao.ok(&["list", "-format=json", "auth/token/accessors"]);
+    serde_json::from_str::<Vec<String>>(&out)
+        .expect("accessors")
+        .len()
+}
+
 #[test]
-fn dynamic_credentials_cannot_go_without_network() {
+fn credentials_created_before_a_failure_are_revoked() {
     let bao = Bao::start();
     let fx = fixture(&bao);
+    let before = token_count(&bao);
+    // The child token is created, then keyfence refuses to go on: it must not stay behind.
     let r = fx.run(
         &[
             "run",
@@ -799,4 +825,86 @@ fn dynamic_credentials_cannot_go_without_network() {
     );
     assert_eq!(r.code, 125, "{}", r.stderr);
     assert!(r.stderr.contains("revoke"), "{}", r.stderr);
+    assert_eq!(token_count(&bao), before);
+    let r = fx.run(
+        &[
+            "run",
+            "--inject",
+            "T=openbao+token://default",
+            "--inject",
+            "X=openbao://secret/missing#f",
+            "--",
+            "true",
+        ],
+        &bao.env(&bao.root),
+    );
+    assert_eq!(r.code, 125, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("nothing at secret/missing"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(token_count(&bao), before);
+}
+
+#[test]
+fn tls_with_a_private_ca_and_a_namespace() {
+    let bao = Bao::start_with(true);
+    let mut fx = fixture(&bao);
+    let v = put_kv(&bao, &mut fx, "app", "key");
+    let ca = bao.ca();
+    let mut env = bao.env(&bao.root);
+    env.push(("BAO_CACERT", ca.to_str().unwrap()));
+    let seen = fx.dir.path().join("seen");
+    let script = format!("printf '%s' \"$K\" > {}", seen.display());
+    let r = fx.run(
+        &[
+            "run",
+            "--inject",
+            "K=openbao://secret/app#key",
+            "--",
+            "sh",
+            "-c",
+            &script,
+        ],
+        &env,
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(std::fs::read_to_string(&seen).unwrap(), v);
+    // Without the CA the server is not trusted, and the error says what to set.
+    assert_refused(
+        &fx,
+        &bao.env(&bao.root),
+        "openbao://secret/app#key",
+        &["not trusted", "BAO_CACERT"],
+    );
+
+    // The same path in a namespace is another secret.
+    bao.ok(&["namespace", "create", "team"]);
+    bao.ok(&["secrets", "enable", "-ns=team", "-path=secret", "kv-v2"]);
+    let team = fx.key("anthropic");
+    bao.ok(&[
+        "kv",
+        "put",
+        "-ns=team",
+        "-mount=secret",
+        "app",
+        &format!("key={team}"),
+    ]);
+    let mut ns_env = env.clone();
+    ns_env.push(("BAO_NAMESPACE", "team"));
+    let r = fx.run(
+        &[
+            "run",
+            "--inject",
+            "K=openbao://secret/app#key",
+            "--",
+            "sh",
+            "-c",
+            &script,
+        ],
+        &ns_env,
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(std::fs::read_to_string(&seen).unwrap(), team);
 }

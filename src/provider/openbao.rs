@@ -50,8 +50,8 @@ pub enum BaoError {
     #[error("{}: no PEM certificate in it (BAO_CACERT)", path.display())]
     BadCaCert { path: PathBuf },
     #[error(
-        "cannot reach OpenBao at {addr}: {reason}\n\
-         hint: check that the server is running and that BAO_ADDR points at it"
+        "cannot reach OpenBao at {addr}: {reason}\nhint: {}",
+        unreachable_hint(reason)
     )]
     Unreachable { addr: String, reason: String },
     #[error(
@@ -78,6 +78,14 @@ pub enum BaoError {
     },
     #[error("OpenBao's answer to {what} is not what keyfence expected: {reason}")]
     Malformed { what: String, reason: &'static str },
+}
+
+fn unreachable_hint(reason: &str) -> &'static str {
+    if reason.contains("certificate") || reason.contains("UnknownIssuer") {
+        "the server's certificate is not trusted: set BAO_CACERT to its CA certificate (PEM)"
+    } else {
+        "check that the server is running and that BAO_ADDR points at it"
+    }
 }
 
 /// How keyfence authenticates.
