@@ -848,6 +848,46 @@ fn credentials_created_before_a_failure_are_revoked() {
 }
 
 #[test]
+fn a_signal_while_credentials_are_fetched_revokes_them_and_starts_nothing() {
+    let bao = Bao::start();
+    let fx = fixture(&bao);
+    let before = token_count(&bao);
+    let marker = fx.dir.path().join("started");
+    // The token is created first; the `cmd:` after it keeps keyfence busy for 2 s.
+    let child = Command::new(BIN)
+        .args([
+            "run",
+            "--inject",
+            "T=openbao+token://default",
+            "--inject",
+            "X=cmd:sh -c 'sleep 2; echo slow-value-0123456789'",
+            "--",
+            "touch",
+            marker.to_str().unwrap(),
+        ])
+        .current_dir(&fx.project)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", &fx.home)
+        .env("BAO_ADDR", &bao.addr)
+        .env("BAO_TOKEN", &bao.root)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("keyfence run");
+    wait_until("the child token", 20, || token_count(&bao) > before);
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let r = finish(&fx, child);
+    assert_eq!(r.code, 143, "{}", r.stderr);
+    assert!(r.stderr.contains("revoked"), "{}", r.stderr);
+    assert!(!marker.exists(), "the command started");
+    assert_eq!(token_count(&bao), before);
+}
+
+#[test]
 fn tls_with_a_private_ca_and_a_namespace() {
     let bao = Bao::start_with(true);
     let mut fx = fixture(&bao);

@@ -38,6 +38,14 @@ pub fn run(g: &GlobalArgs, args: &RunArgs) -> Result<Exit> {
         Ok((plan, supervise, mask, leases))
     }) {
         Ok((plan, supervise, mask, mut leases)) => {
+            if let Some(sig) = provider::interrupted() {
+                drop(leases);
+                eprintln!(
+                    "keyfence: interrupted (signal {sig}) before the command started; its \
+                     credentials were revoked"
+                );
+                return Ok(Exit::Code(128u8.wrapping_add(sig as u8)));
+            }
             let keep_alive = leases.keep_alive();
             let exit = start(g, args, plan, supervise, mask);
             drop(keep_alive);

@@ -21,7 +21,8 @@ pub mod openbao;
 use crate::secret::SecretValue;
 use openbao::{BaoError, Client, Config};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, mpsc};
 use std::time::{Duration, Instant};
 
 /// A child token's lifetime when the reference does not give one.
@@ -161,6 +162,33 @@ impl Reference {
     pub fn is_leased(&self) -> bool {
         matches!(self, Reference::Lease { .. } | Reference::Token { .. })
     }
+}
+
+/// The signal (SIGINT, SIGTERM, SIGHUP) that arrived once credentials started being leased.
+static INTERRUPT: OnceLock<Arc<AtomicUsize>> = OnceLock::new();
+
+/// From the first lease on, SIGINT, SIGTERM and SIGHUP no longer kill keyfence outright: a
+/// lease taken before the command starts must still be revoked. They are recorded, and
+/// [`interrupted`] tells the caller not to start the command. Armed only then, so a Ctrl-C at a
+/// passphrase prompt before any lease still ends keyfence at once.
+fn arm_signals() {
+    INTERRUPT.get_or_init(|| {
+        let flag = Arc::new(AtomicUsize::new(0));
+        for sig in [
+            signal_hook::consts::SIGINT,
+            signal_hook::consts::SIGTERM,
+            signal_hook::consts::SIGHUP,
+        ] {
+            let _ = signal_hook::flag::register_usize(sig, Arc::clone(&flag), sig as usize);
+        }
+        flag
+    });
+}
+
+/// The signal received while leases were being taken, if any.
+pub fn interrupted() -> Option<i32> {
+    let sig = INTERRUPT.get()?.load(Ordering::SeqCst);
+    (sig != 0).then_some(sig as i32)
 }
 
 /// A lease or child token to renew while the command runs and revoke after.
@@ -368,6 +396,7 @@ impl Resolver {
             Reference::Lease { path, field } => {
                 if !self.leased.contains_key(path) {
                     let client = self.client()?;
+                    arm_signals();
                     let mut answer = client.read(path)?;
                     let id = answer.0["lease_id"].as_str().unwrap_or("").to_string();
                     let ttl = answer.0["lease_duration"].as_u64().unwrap_or(0);
@@ -397,6 +426,7 @@ impl Resolver {
                     return Ok(t.clone());
                 }
                 let client = self.client()?;
+                arm_signals();
                 let (token, granted, renewable) = client.create_token(policies, *ttl)?;
                 if let Ok(mut items) = self.leases.items.lock() {
                     items.push(Item {
