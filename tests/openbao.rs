@@ -739,10 +739,12 @@ fn child_tokens_are_revoked_when_the_command_ends() {
     )
     .unwrap();
     bao.ok(&["policy", "write", "deploy", &policy.display().to_string()]);
-    for (how, sleep, sig, code) in [
-        ("normal", "2", None, 0),
-        ("SIGINT", "60", Some("INT"), 130),
-        ("SIGTERM", "60", Some("TERM"), 143),
+    // "renewed": a 3 s token outlives its TTL while the command runs 6 s.
+    for (how, ttl, sleep, sig, code) in [
+        ("normal", "10m", "2", None, 0),
+        ("renewed", "3s", "6", None, 0),
+        ("SIGINT", "10m", "60", Some("INT"), 130),
+        ("SIGTERM", "10m", "60", Some("TERM"), 143),
     ] {
         // The command records its token where the test can look it up: a test-only file.
         let (child, seen) = {
@@ -751,7 +753,7 @@ fn child_tokens_are_revoked_when_the_command_ends() {
                 .args([
                     "run",
                     "--inject",
-                    "BAO_TOKEN=openbao+token://deploy?ttl=10m",
+                    &format!("BAO_TOKEN=openbao+token://deploy?ttl={ttl}"),
                     "--",
                     "sh",
                     "-c",
@@ -780,6 +782,13 @@ fn child_tokens_are_revoked_when_the_command_ends() {
         );
         let policies = bao.ok(&["token", "lookup", "-format=json", &token]);
         assert!(policies.contains("\"deploy\""), "{how}: {policies}");
+        if how == "renewed" {
+            std::thread::sleep(Duration::from_secs(5));
+            assert!(
+                token_alive(&bao, &token),
+                "{how}: expired while the command runs"
+            );
+        }
         if let Some(sig) = sig {
             Command::new("kill")
                 .args([&format!("-{sig}"), &child.id().to_string()])

@@ -96,7 +96,16 @@ impl Reference {
             }
             return Ok(Reference::Cmd { argv });
         }
-        let Some((scheme, rest)) = s.split_once("://") else {
+        // DESIGN.md §3 writes `openbao:PATH#FIELD`: the same as `openbao://`.
+        let s_full = ["openbao:", "vault:"]
+            .iter()
+            .find_map(|p| {
+                s.strip_prefix(p)
+                    .filter(|r| !r.starts_with("//"))
+                    .map(|r| format!("{p}//{r}"))
+            })
+            .unwrap_or_else(|| s.to_string());
+        let Some((scheme, rest)) = s_full.split_once("://") else {
             return Ok(Reference::Store(s.to_string()));
         };
         let path_field = |rest: &str| -> Result<(String, String), ProviderError> {
