@@ -149,6 +149,12 @@ safely stored, and a file that changed since it was read is left alone."
     /// Internal: the child process `doctor` starts to try creating namespaces
     #[command(name = "__probe-namespaces", hide = true)]
     ProbeNamespaces,
+    /// Internal: the helper `run --guard` starts, which execs the command under its supervisor
+    #[command(name = "__guard-exec", hide = true)]
+    GuardExec {
+        #[arg(required = true, last = true)]
+        command: Vec<std::ffi::OsString>,
+    },
     /// Make realistic fake keys that reveal a harvester, and keep their registry
     #[command(subcommand)]
     Canary(CanaryCommand),
@@ -308,6 +314,12 @@ pub struct RunArgs {
     /// keyfence's own store, ...), writes only in the project, temp and cache directories
     #[arg(long)]
     pub sandbox: bool,
+    /// The command gets its secrets, nothing it starts does: every program started below it
+    /// runs without the protected variables and cannot read the command's environment or
+    /// memory (seccomp + ptrace + Landlock; Linux x86-64). Setuid programs and debuggers do
+    /// not work inside a guarded tree
+    #[arg(long)]
+    pub guard: bool,
     /// Network for the command: allow (default), none (no TCP, UDP or DNS: a new network
     /// namespace), or tcp:PORT,... (TCP connections to those ports only; UDP is not limited)
     #[arg(long, value_name = "allow|none|tcp:PORTS", default_value = "allow")]

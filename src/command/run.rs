@@ -15,9 +15,12 @@ use std::io::IsTerminal;
 use std::os::unix::ffi::OsStrExt;
 
 pub fn run(g: &GlobalArgs, args: &RunArgs) -> Result<Exit> {
-    match prepare(args).and_then(|(plan, mask, sandbox, leases)| {
+    match prepare(args).and_then(|(plan, mask, sandbox, guard, leases)| {
+        if guard {
+            crate::guard::available().map_err(|e| anyhow::anyhow!(e))?;
+        }
         // Leases and child tokens are revoked when the command ends, so keyfence stays to do it.
-        let supervise = (mask && !plan.secrets.is_empty()) || !leases.is_empty();
+        let supervise = (mask && !plan.secrets.is_empty()) || guard || !leases.is_empty();
         if !leases.is_empty() && args.net != "allow" {
             bail!(
                 "short-lived credentials (openbao+lease://, openbao+token://) need keyfence to \
@@ -35,9 +38,9 @@ pub fn run(g: &GlobalArgs, args: &RunArgs) -> Result<Exit> {
         if sandbox {
             enter_sandbox(g)?;
         }
-        Ok((plan, supervise, mask, leases))
+        Ok((plan, supervise, mask, guard, leases))
     }) {
-        Ok((plan, supervise, mask, mut leases)) => {
+        Ok((plan, supervise, mask, guard, mut leases)) => {
             if let Some(sig) = provider::interrupted() {
                 drop(leases);
                 eprintln!(
@@ -47,7 +50,7 @@ pub fn run(g: &GlobalArgs, args: &RunArgs) -> Result<Exit> {
                 return Ok(Exit::Code(128u8.wrapping_add(sig as u8)));
             }
             let keep_alive = leases.keep_alive();
-            let exit = start(g, args, plan, supervise, mask);
+            let exit = start(g, args, plan, supervise, mask, guard);
             drop(keep_alive);
             let (revoked, errors) = leases.revoke_all();
             for e in errors {
@@ -123,9 +126,9 @@ fn enter_sandbox(_g: &GlobalArgs) -> Result<()> {
     bail!("--sandbox needs Linux (Landlock); refusing to run unprotected")
 }
 
-/// The environment to run with, whether to mask output, whether to sandbox, and the leases
-/// to revoke when the command ends.
-fn prepare(args: &RunArgs) -> Result<(env::Plan, bool, bool, provider::Leases)> {
+/// The environment to run with, whether to mask output, sandbox and guard, and the leases to
+/// revoke when the command ends.
+fn prepare(args: &RunArgs) -> Result<(env::Plan, bool, bool, bool, provider::Leases)> {
     let cwd = std::env::current_dir()?;
     let config = policy::Config::load(
         policy::project_file(&cwd).as_deref(),
@@ -162,6 +165,7 @@ fn prepare(args: &RunArgs) -> Result<(env::Plan, bool, bool, provider::Leases)> 
     let phantom_secrets = start_phantoms(&mut store, args, &p.name, &mut inject)?;
     let mask = !args.no_mask && p.mask.unwrap_or(true);
     let sandbox = args.sandbox || p.sandbox.unwrap_or(false);
+    let guard = args.guard || p.guard.unwrap_or(false);
     if !args.phantom.is_empty() && args.net == "none" {
         bail!("--phantom needs the network for its proxy; it cannot be combined with --net none");
     }
@@ -175,6 +179,7 @@ fn prepare(args: &RunArgs) -> Result<(env::Plan, bool, bool, provider::Leases)> 
         plan,
         mask || !args.phantom.is_empty(),
         sandbox,
+        guard,
         resolver.take_leases(),
     ))
 }
@@ -318,16 +323,25 @@ fn resolve_injections(
 /// A supervising keyfence holds the values it dropped and injected: make it non-dumpable and
 /// blank them in its own initial environment block.
 fn protect_supervisor(plan: &env::Plan) {
-    if let Err(e) = protect::non_dumpable() {
-        eprintln!("keyfence: warning: cannot make the supervisor non-dumpable: {e}");
-    }
+    // Blank first: once non-dumpable, /proc/self/mem belongs to root and a normal user can no
+    // longer open it.
     let names: Vec<String> = plan.secrets.iter().map(|(n, _)| n.clone()).collect();
     if let Err(e) = protect::blank_initial_environ(&names) {
         eprintln!("keyfence: warning: cannot blank the supervisor's environment block: {e}");
     }
+    if let Err(e) = protect::non_dumpable() {
+        eprintln!("keyfence: warning: cannot make the supervisor non-dumpable: {e}");
+    }
 }
 
-fn start(g: &GlobalArgs, args: &RunArgs, plan: env::Plan, supervise: bool, mask: bool) -> Exit {
+fn start(
+    g: &GlobalArgs,
+    args: &RunArgs,
+    plan: env::Plan,
+    supervise: bool,
+    mask: bool,
+    guard: bool,
+) -> Exit {
     if g.verbose {
         // Names only, never values.
         if !plan.dropped.is_empty() {
@@ -342,12 +356,15 @@ fn start(g: &GlobalArgs, args: &RunArgs, plan: env::Plan, supervise: bool, mask:
         eprintln!("keyfence: {msg}");
         return Exit::Code(code);
     }
-    // Supervised only to revoke leases: nothing to mask.
-    let secrets = if mask { plan.secrets.as_slice() } else { &[] };
+    let guard = guard.then(|| process::Guard {
+        protected: crate::guard::Protected::new(&plan.secrets),
+        verbose: g.verbose,
+    });
+    let masked: &[(String, SecretValue)] = if mask { &plan.secrets } else { &[] };
     let supervised = if std::io::stdout().is_terminal() {
-        process::supervise_pty(&args.command, &plan.env, secrets)
+        process::supervise_pty(&args.command, &plan.env, masked, guard.as_ref())
     } else {
-        process::supervise(&args.command, &plan.env, secrets)
+        process::supervise(&args.command, &plan.env, masked, guard.as_ref())
     };
     match supervised {
         Ok(code) => Exit::Code(code),
@@ -379,4 +396,20 @@ fn fetch_for_run(
         store.get_for_profile(name, profile)?
     };
     Ok(entry.value.clone())
+}
+
+/// `keyfence __guard-exec -- COMMAND...`: the helper `run --guard` starts.
+pub fn guard_helper(command: &[std::ffi::OsString]) -> Exit {
+    #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+    {
+        let (code, msg) = crate::guard::helper_exec(command);
+        eprintln!("keyfence: {msg}");
+        Exit::Code(code)
+    }
+    #[cfg(not(all(target_os = "linux", target_arch = "x86_64")))]
+    {
+        let _ = command;
+        eprintln!("keyfence: --guard needs Linux on x86-64");
+        Exit::Code(process::EXIT_CANNOT_RUN)
+    }
 }
