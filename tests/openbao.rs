@@ -437,6 +437,32 @@ fn cmd_provider_output_failure_hang_and_silence() {
         &["cmd:sh failed (exit status 3)"],
     );
     assert_refused(&fx, &[], "cmd:true", &["cmd:true printed nothing"]);
+    // Piped input belongs to the command, not to the provider.
+    let mut c = Command::new(BIN)
+        .args([
+            "run",
+            "--inject",
+            "X=cmd:sh -c 'cat; echo provider-value-42'",
+            "--",
+            "cat",
+        ])
+        .current_dir(&fx.project)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", &fx.home)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("keyfence run");
+    {
+        use std::io::Write;
+        let mut stdin = c.stdin.take().expect("stdin");
+        stdin.write_all(b"for the command\n").expect("write");
+    }
+    let r = finish(&fx, c);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stdout, "for the command\n");
     assert_refused(
         &fx,
         &[],

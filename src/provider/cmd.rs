@@ -1,11 +1,12 @@
 //! `cmd:PROGRAM ARGS...`: a value printed by another program (`op read op://...`,
-//! `pass show ...`, a cloud CLI). The program runs without a shell, with keyfence's stdin and
-//! stderr (so it can prompt), its stdout captured and trimmed, and a time limit.
+//! `pass show ...`, a cloud CLI). The program runs without a shell, with keyfence's stderr and,
+//! when it is a terminal, its stdin (so it can prompt), its stdout captured and trimmed, and a
+//! time limit. Piped input is left for the command keyfence runs: the provider gets none.
 //!
 //! Errors name the program and what went wrong, never what it printed.
 
 use crate::secret::SecretValue;
-use std::io::Read;
+use std::io::{IsTerminal, Read};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use zeroize::Zeroizing;
@@ -90,9 +91,14 @@ pub fn split(s: &str) -> Option<Vec<String>> {
 /// Runs `argv` and returns its stdout, trimmed of surrounding whitespace.
 pub fn run(argv: &[String], timeout: Duration) -> Result<SecretValue, CmdError> {
     let program = argv.first().cloned().unwrap_or_default();
+    let stdin = if std::io::stdin().is_terminal() {
+        Stdio::inherit()
+    } else {
+        Stdio::null()
+    };
     let mut child = Command::new(&program)
         .args(&argv[1..])
-        .stdin(Stdio::inherit())
+        .stdin(stdin)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
