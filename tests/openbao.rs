@@ -429,6 +429,16 @@ fn cmd_provider_output_failure_hang_and_silence() {
     );
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(std::fs::read_to_string(&out).unwrap(), v);
+    // The same reference as Claude Code's apiKeyHelper.
+    let o = Command::new(BIN)
+        .args(["secret", "get", &format!("cmd:cat '{}'", file.display())])
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", &fx.home)
+        .output()
+        .expect("keyfence secret get");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), format!("{v}\n"));
 
     assert_refused(
         &fx,

@@ -311,13 +311,12 @@ impl Client {
             } => {
                 let role = read_file(role_id, "KEYFENCE_BAO_ROLE_ID_FILE")?;
                 let secret = read_file(secret_id, "KEYFENCE_BAO_SECRET_ID_FILE")?;
-                let body = Zeroizing::new(
-                    serde_json::json!({
-                        "role_id": String::from_utf8_lossy(role.expose()),
-                        "secret_id": String::from_utf8_lossy(secret.expose()),
-                    })
-                    .to_string(),
-                );
+                // Both the JSON value and its text are wiped when dropped.
+                let login = Json(serde_json::json!({
+                    "role_id": String::from_utf8_lossy(role.expose()),
+                    "secret_id": String::from_utf8_lossy(secret.expose()),
+                }));
+                let body = Zeroizing::new(login.0.to_string());
                 let what = format!("the AppRole login (auth/{mount}/login)");
                 client.token_from = "AppRole login";
                 let v = client.call(
