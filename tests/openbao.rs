@@ -510,9 +510,14 @@ struct Postgres {
 
 impl Postgres {
     fn start() -> Postgres {
-        let bin = ["/usr/lib/postgresql/15/bin", "/usr/lib/postgresql/16/bin"]
-            .iter()
-            .map(PathBuf::from)
+        // Debian's layout: /usr/lib/postgresql/VERSION/bin, the newest first.
+        let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+            .map(|d| d.flatten().map(|e| e.path().join("bin")).collect())
+            .unwrap_or_default();
+        versions.sort();
+        let bin = versions
+            .into_iter()
+            .rev()
             .find(|p| p.join("initdb").exists())
             .expect("PostgreSQL is needed: run .ci/run (apt-get install postgresql)");
         let dir = tempfile::tempdir().expect("tempdir");
