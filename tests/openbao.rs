@@ -504,6 +504,9 @@ struct Postgres {
     bin: PathBuf,
     data: PathBuf,
     port: u16,
+    /// The superuser's password: loopback TCP connections need one (scram-sha-256), so the
+    /// credentials OpenBao issues are really checked; the unix socket trusts.
+    password: String,
     as_user: bool,
     _dir: tempfile::TempDir,
 }
@@ -529,10 +532,14 @@ impl Postgres {
                 .expect("chown");
             assert!(st.success());
         }
+        let password = fake("token");
+        let pwfile = dir.path().join("pw");
+        std::fs::write(&pwfile, &password).expect("password file");
         let pg = Postgres {
             bin,
             data: dir.path().join("data"),
             port: free_port(),
+            password,
             as_user,
             _dir: dir,
         };
@@ -543,7 +550,9 @@ impl Postgres {
                 pg.data.to_str().unwrap(),
                 "-U",
                 "postgres",
-                "--auth=trust",
+                "--auth-local=trust",
+                "--auth-host=scram-sha-256",
+                &format!("--pwfile={}", pwfile.display()),
                 "-E",
                 "UTF8",
             ],
@@ -594,7 +603,7 @@ impl Postgres {
             "psql",
             &[
                 "-h",
-                "127.0.0.1",
+                self._dir.path().to_str().unwrap_or(""),
                 "-p",
                 &port,
                 "-U",
@@ -648,7 +657,15 @@ impl Postgres {
 
 /// keyfence running a command that writes the user it got to a file, then sleeps; returns
 /// the child and the file.
-fn spawn_run(fx: &Fixture, bao: &Bao, injects: &[&str], sleep: &str) -> (Child, PathBuf) {
+/// keyfence running a command that logs in to PostgreSQL with the credentials it got and
+/// records who it is, then sleeps; returns keyfence's process and that record.
+fn spawn_run(
+    fx: &Fixture,
+    bao: &Bao,
+    pg: &Postgres,
+    injects: &[&str],
+    sleep: &str,
+) -> (Child, PathBuf) {
     let seen = fx
         .dir
         .path()
@@ -663,7 +680,11 @@ fn spawn_run(fx: &Fixture, bao: &Bao, injects: &[&str], sleep: &str) -> (Child, 
         "sh".into(),
         "-c".into(),
         format!(
-            "printf '%s' \"$DB_USER\" > {s}.tmp; mv {s}.tmp {s}; exec sleep {sleep}",
+            "printf '%s' \"$PGPASSWORD\" > {s}.pw; \
+             {psql} -h 127.0.0.1 -p {port} -d postgres -tAc 'select current_user' > {s}.tmp \
+             && mv {s}.tmp {s}; exec sleep {sleep}",
+            psql = pg.bin.join("psql").display(),
+            port = pg.port,
             s = seen.display()
         ),
     ]);
@@ -689,11 +710,26 @@ fn finish(fx: &Fixture, child: Child) -> Run {
     r
 }
 
+/// Like `finish`, and the issued password (recorded by the command) is not in the output
+/// either.
+fn finish_db(fx: &Fixture, child: Child, seen: &Path) -> Run {
+    let r = finish(fx, child);
+    let pw = std::fs::read_to_string(seen.with_extension("pw")).expect("password record");
+    assert!(
+        pw.len() >= 16,
+        "issued password too short to check: {}",
+        pw.len()
+    );
+    r.assert_no_secret(&[pw]);
+    r
+}
+
 #[test]
 fn database_user_lives_as_long_as_the_command() {
     let pg = Postgres::start();
     let bao = Bao::start();
-    let fx = fixture(&bao);
+    let mut fx = fixture(&bao);
+    fx.planted.push(pg.password.clone());
     bao.ok(&["secrets", "enable", "database"]);
     bao.ok(&[
         "write",
@@ -705,7 +741,7 @@ fn database_user_lives_as_long_as_the_command() {
             pg.port
         ),
         "username=postgres",
-        "password=unused-with-trust-auth",
+        &format!("password={}", pg.password),
     ]);
     bao.ok(&[
         "write",
@@ -716,13 +752,13 @@ fn database_user_lives_as_long_as_the_command() {
         "max_ttl=1h",
     ]);
     let injects = [
-        "DB_USER=openbao+lease://database/creds/app#username",
-        "DB_PASSWORD=openbao+lease://database/creds/app#password",
+        "PGUSER=openbao+lease://database/creds/app#username",
+        "PGPASSWORD=openbao+lease://database/creds/app#password",
     ];
     // Normal exit, after the 3 s lease had to be renewed twice.
-    let (child, seen) = spawn_run(&fx, &bao, &injects, "6");
+    let (child, seen) = spawn_run(&fx, &bao, &pg, &injects, "6");
     wait_until("the command to start", 20, || seen.exists());
-    let user = std::fs::read_to_string(&seen).unwrap();
+    let user = std::fs::read_to_string(&seen).unwrap().trim().to_string();
     assert!(user.starts_with("v-"), "{user}");
     assert!(
         pg.role_exists(&user),
@@ -733,7 +769,7 @@ fn database_user_lives_as_long_as_the_command() {
         pg.role_exists(&user),
         "{user} gone before the command ended: not renewed"
     );
-    let r = finish(&fx, child);
+    let r = finish_db(&fx, child, &seen);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(r.stderr.contains("revoked 1 lease"), "{}", r.stderr);
     assert!(
@@ -743,9 +779,9 @@ fn database_user_lives_as_long_as_the_command() {
 
     // Interrupted: SIGINT and SIGTERM reach keyfence, the command ends, the user is dropped.
     for (sig, code) in [("INT", 130), ("TERM", 143)] {
-        let (child, seen) = spawn_run(&fx, &bao, &injects, "60");
+        let (child, seen) = spawn_run(&fx, &bao, &pg, &injects, "60");
         wait_until("the command to start", 20, || seen.exists());
-        let user = std::fs::read_to_string(&seen).unwrap();
+        let user = std::fs::read_to_string(&seen).unwrap().trim().to_string();
         assert!(
             pg.role_exists(&user),
             "{sig}: {user} missing while the command runs"
@@ -755,7 +791,7 @@ fn database_user_lives_as_long_as_the_command() {
             .status()
             .unwrap();
         assert!(st.success());
-        let r = finish(&fx, child);
+        let r = finish_db(&fx, child, &seen);
         assert_eq!(r.code, code, "{sig}: {}", r.stderr);
         assert!(
             !pg.role_exists(&user),
