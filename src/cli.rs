@@ -126,7 +126,8 @@ The same key found in several places is one exposure, grouped by its fingerprint
     /// Run a command with secrets scrubbed from its environment and only the named ones injected
     #[command(
         long_about = "Run COMMAND with every variable that looks like a secret removed from its \
-environment, except those kept with --allow, and the store entries named with --inject added.\n\n\
+environment, except those kept with --allow, and the secrets named with --inject added (store \
+entries, or references to OpenBao/Vault and to other programs: see --inject).\n\n\
 With nothing to supervise keyfence replaces itself with the command (same pid, signals and exit \
 status). Exit status: the command's; 128+N when it dies of signal N; 125 when keyfence fails \
 before starting it, 126 when it cannot be executed, 127 when it is not found."
@@ -287,8 +288,9 @@ pub struct RunArgs {
     /// Add a secret to the environment: NAME (a store entry), VAR=NAME to rename, or
     /// VAR=REFERENCE (repeatable). References: store:NAME; openbao://MOUNT/PATH#FIELD (KV v2;
     /// vault:// too); openbao+lease://PATH#FIELD (a dynamic secret such as
-    /// database/creds/ROLE, revoked when the command ends); openbao+token://POLICY[,POLICY]
-    /// [?ttl=1h] (a child token, revoked when the command ends); cmd:PROGRAM ARGS (its stdout,
+    /// database/creds/ROLE, revoked when the command ends);
+    /// openbao+token://POLICY[,POLICY][?ttl=1h] (a child token, revoked when the command
+    /// ends); cmd:PROGRAM ARGS (its stdout,
     /// no shell, KEYFENCE_CMD_TIMEOUT seconds at most, default 30). OpenBao is found through
     /// BAO_ADDR, BAO_TOKEN or ~/.vault-token or an AppRole (KEYFENCE_BAO_ROLE_ID_FILE,
     /// KEYFENCE_BAO_SECRET_ID_FILE), BAO_NAMESPACE, BAO_CACERT (VAULT_* too); these are
