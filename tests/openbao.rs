@@ -931,6 +931,22 @@ fn credentials_created_before_a_failure_are_revoked() {
         r.stderr
     );
     assert_eq!(token_count(&bao), before);
+    // Inside the Landlock sandbox keyfence still reaches OpenBao to revoke.
+    let r = fx.run(
+        &[
+            "run",
+            "-v",
+            "--sandbox",
+            "--inject",
+            "T=openbao+token://default",
+            "--",
+            "true",
+        ],
+        &bao.env(&bao.root),
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stderr.contains("revoked 1 lease"), "{}", r.stderr);
+    assert_eq!(token_count(&bao), before);
 }
 
 #[test]
