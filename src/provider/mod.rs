@@ -342,7 +342,6 @@ type Fields = openbao::Json;
 /// Fetches values for one run, each source once, and holds the leases it created.
 #[derive(Default)]
 pub struct Resolver {
-    config: Option<Config>,
     kv: HashMap<(String, String), Fields>,
     leased: HashMap<String, Fields>,
     tokens: HashMap<(Vec<String>, u64), SecretValue>,
@@ -359,13 +358,7 @@ impl Resolver {
         if let Some(c) = &self.leases.client {
             return Ok(c.clone());
         }
-        if self.config.is_none() {
-            self.config = Some(Config::from_env()?);
-        }
-        let Some(cfg) = &self.config else {
-            unreachable!("set above")
-        };
-        let c = Client::connect(cfg)?;
+        let c = Client::connect(&Config::from_env()?)?;
         self.leases.client = Some(c.clone());
         Ok(c)
     }
@@ -393,7 +386,12 @@ impl Resolver {
             })
         };
         match reference {
-            Reference::Store(_) => unreachable!("store entries are resolved by the caller"),
+            // The caller reads the store: it has its own profile rules.
+            Reference::Store(name) => Err(ProviderError::Syntax {
+                reference: shown.to_string(),
+                message: format!("'{name}' is a store entry, read from the store"),
+                hint: SYNTAX_HINT,
+            }),
             Reference::Kv { mount, path, field } => {
                 let key = (mount.clone(), path.clone());
                 if !self.kv.contains_key(&key) {
