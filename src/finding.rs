@@ -41,10 +41,11 @@ pub enum Source {
     Agent,
     Proc,
     File,
+    Store,
 }
 
 impl Source {
-    pub const ALL: [Source; 8] = [
+    pub const ALL: [Source; 9] = [
         Source::Env,
         Source::Shell,
         Source::History,
@@ -53,6 +54,7 @@ impl Source {
         Source::Agent,
         Source::Proc,
         Source::File,
+        Source::Store,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -65,6 +67,7 @@ impl Source {
             Source::Agent => "agent",
             Source::Proc => "proc",
             Source::File => "file",
+            Source::Store => "store",
         }
     }
 }

@@ -14,6 +14,7 @@ pub mod guard;
 pub mod isolate;
 pub mod phantom;
 pub mod policy;
+pub mod provider;
 pub mod report;
 pub mod run;
 pub mod secret;

@@ -15,6 +15,7 @@ pub mod history_syntax;
 pub mod proc;
 pub mod shell;
 pub mod shell_syntax;
+pub mod store;
 pub mod walk;
 
 use crate::detect::{self, Detector, Match};
@@ -123,6 +124,7 @@ fn run_source(ctx: &Context, source: Source) -> Output {
         Source::Agent => agent::audit(ctx, &mut out),
         Source::Proc => proc::audit(ctx, &mut out),
         Source::File => file::audit(ctx, &mut out),
+        Source::Store => store::audit(ctx, &mut out),
     }
     out
 }

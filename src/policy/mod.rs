@@ -26,7 +26,8 @@ pub struct Profile {
     /// Variables (names or globs) dropped in addition to detected secrets.
     #[serde(default)]
     pub drop: Vec<String>,
-    /// Store entries to inject: `NAME` or `VAR=NAME`.
+    /// Secrets to inject: `NAME` or `VAR=NAME` (store entries), or `VAR=REFERENCE`
+    /// (`openbao://...`, `openbao+lease://...`, `openbao+token://...`, `cmd:...`; see `provider`).
     #[serde(default)]
     pub inject: Vec<String>,
     /// Mask secret values in the command's output (default true).
