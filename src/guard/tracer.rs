@@ -184,8 +184,14 @@ impl<'a> Tracer<'a> {
         const STOP: i32 = Event::PTRACE_EVENT_STOP as i32;
         match ev {
             SECCOMP => {
-                let tag = ptrace::getevent(pid).unwrap_or(-1) as u32;
-                self.seccomp_stop(pid, tag);
+                // The registers say which call stopped (orig_rax), so the event message (the
+                // filter's tag) is not fetched: every ptrace request costs a round trip.
+                match ptrace::getregs(pid) {
+                    Ok(regs) => self.seccomp_stop(pid, regs.orig_rax as u32, regs),
+                    Err(_) => {
+                        let _ = ptrace::cont(pid, None);
+                    }
+                }
             }
             FORK | VFORK | CLONE => {
                 self.new_child(pid, ev == CLONE);
@@ -249,13 +255,11 @@ impl<'a> Tracer<'a> {
         }
     }
 
-    fn seccomp_stop(&mut self, pid: Pid, tag: u32) {
+    fn seccomp_stop(&mut self, pid: Pid, tag: u32, regs: libc::user_regs_struct) {
         match tag {
-            nr::EXECVE | nr::EXECVEAT => self.exec_stop(pid, tag),
+            nr::EXECVE | nr::EXECVEAT => self.exec_stop(pid, tag, regs),
             nr::OPEN | nr::OPENAT | nr::CONNECT | nr::SENDTO | nr::SENDMSG => {
-                if let Ok(regs) = ptrace::getregs(pid) {
-                    self.observe(pid, tag, regs);
-                }
+                self.observe(pid, tag, regs);
                 let _ = ptrace::cont(pid, None);
             }
             nr::PTRACE => {
@@ -275,16 +279,13 @@ impl<'a> Tracer<'a> {
         }
     }
 
-    fn exec_stop(&mut self, pid: Pid, tag: u32) {
+    fn exec_stop(&mut self, pid: Pid, tag: u32, regs: libc::user_regs_struct) {
         self.summary.execs += 1;
         let task = self
             .tasks
             .entry(pid)
             .or_insert_with(|| Task::new(pid, Pid::from_raw(0)))
             .clone();
-        let Ok(regs) = ptrace::getregs(pid) else {
-            return;
-        };
         self.note_setuid(pid, regs, tag);
         let envp = if tag == nr::EXECVE {
             regs.rdx
