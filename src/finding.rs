@@ -41,10 +41,12 @@ pub enum Source {
     Agent,
     Proc,
     File,
+    Ci,
+    Package,
 }
 
 impl Source {
-    pub const ALL: [Source; 8] = [
+    pub const ALL: [Source; 10] = [
         Source::Env,
         Source::Shell,
         Source::History,
@@ -53,6 +55,8 @@ impl Source {
         Source::Agent,
         Source::Proc,
         Source::File,
+        Source::Ci,
+        Source::Package,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -65,6 +69,8 @@ impl Source {
             Source::Agent => "agent",
             Source::Proc => "proc",
             Source::File => "file",
+            Source::Ci => "ci",
+            Source::Package => "package",
         }
     }
 }

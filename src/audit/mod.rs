@@ -5,6 +5,7 @@
 //! `run_source`.
 
 pub mod agent;
+pub mod ci;
 pub mod credfile;
 pub mod dotenv;
 pub mod env;
@@ -12,10 +13,12 @@ pub mod file;
 pub mod git;
 pub mod history;
 pub mod history_syntax;
+pub mod package;
 pub mod proc;
 pub mod shell;
 pub mod shell_syntax;
 pub mod walk;
+pub mod yaml;
 
 use crate::detect::{self, Detector, Match};
 use crate::finding::{AuditError, Finding, Location, Report, Severity, Skipped, Source};
@@ -123,6 +126,8 @@ fn run_source(ctx: &Context, source: Source) -> Output {
         Source::Agent => agent::audit(ctx, &mut out),
         Source::Proc => proc::audit(ctx, &mut out),
         Source::File => file::audit(ctx, &mut out),
+        Source::Ci => ci::audit(ctx, &mut out),
+        Source::Package => package::audit(ctx, &mut out),
     }
     out
 }
