@@ -477,3 +477,53 @@ fn keyfence_reports_everything_zizmors_secret_audits_report() {
     println!("zizmor secret-audit findings compared: {compared}");
     assert!(compared >= 3, "zizmor reported {compared}: {found}");
 }
+
+/// Snapshots of the three formats over the ci fixture (with its npm lockfile for `package`).
+fn snapshot_run(format: &str) -> String {
+    let (fx, values) = ci_fixture();
+    let r = fx.run(
+        &[
+            "audit",
+            "--only",
+            "ci,package",
+            "--format",
+            format,
+            "--color",
+            "never",
+            "-v",
+        ],
+        &[],
+    );
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    r.assert_no_secret(&values);
+    r.stdout
+        .replace(&fx.dir.path().display().to_string(), "[TMP]")
+        .replace(env!("CARGO_PKG_VERSION"), "[VERSION]")
+}
+
+#[test]
+fn snapshot_human() {
+    insta::assert_snapshot!(snapshot_run("human"));
+}
+
+#[test]
+fn snapshot_json() {
+    insta::assert_snapshot!(snapshot_run("json"));
+}
+
+#[test]
+fn snapshot_sarif() {
+    let out = snapshot_run("sarif");
+    let doc: Value = serde_json::from_str(&out).unwrap();
+    let schema: Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/sarif-schema-2.1.0.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let validator = jsonschema::validator_for(&schema).expect("schema compiles");
+    let errors: Vec<String> = validator.iter_errors(&doc).map(|e| e.to_string()).collect();
+    assert!(errors.is_empty(), "{}", errors.join("\n"));
+    insta::assert_snapshot!(out);
+}

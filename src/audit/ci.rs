@@ -134,18 +134,32 @@ fn load(ctx: &Context, out: &mut Output, path: &Path) -> Option<(String, Vec<std
 struct Doc<'a> {
     path: PathBuf,
     text: &'a str,
+    /// Byte offset where each line starts, for positions in O(log n).
+    line_starts: Vec<usize>,
 }
 
 impl<'a> Doc<'a> {
     fn new(path: &Path, text: &'a str) -> Self {
+        let line_starts = std::iter::once(0)
+            .chain(memchr::memchr_iter(b'\n', text.as_bytes()).map(|i| i + 1))
+            .collect();
         Doc {
             path: walk::clean(path),
             text,
+            line_starts,
         }
     }
 
     fn at(&self, offset: usize) -> Location {
-        let (line, column) = yaml::line_col(self.text, offset);
+        let offset = offset.min(self.text.len());
+        let i = self.line_starts.partition_point(|&s| s <= offset).max(1) - 1;
+        let start = self.line_starts[i];
+        let column = self
+            .text
+            .get(start..offset)
+            .map_or(offset - start, |s| s.chars().count())
+            + 1;
+        let (line, column) = (i as u32 + 1, column as u32);
         Location::File {
             path: self.path.clone(),
             line,
@@ -376,12 +390,7 @@ impl<'n> Step<'n> {
 
     /// Whether this step refers to the environment variable `var` (in its script, its inputs
     /// or an `env.VAR` expression).
-    fn uses_var(&self, doc: &Doc, var: &str) -> bool {
-        let word = Regex::new(&format!(
-            r"(?:^|[^A-Za-z0-9_]){}(?:$|[^A-Za-z0-9_])",
-            regex::escape(var)
-        ));
-        let Ok(word) = word else { return false };
+    fn uses_var(&self, doc: &Doc, var: &str, word: &Regex) -> bool {
         if self
             .run
             .and_then(Node::as_str)
@@ -588,7 +597,17 @@ fn env_block(out: &mut Output, doc: &Doc, env: &Node, scope: Scope, steps: &[&St
                 if risky.len() > 3 { ", ..." } else { "" }
             )
         };
-        let users: Vec<&&Step> = steps.iter().filter(|s| s.uses_var(doc, var)).collect();
+        let word = Regex::new(&format!(
+            r"(?:^|[^A-Za-z0-9_]){}(?:$|[^A-Za-z0-9_])",
+            regex::escape(var)
+        ));
+        let users: Vec<&&Step> = match &word {
+            Ok(word) => steps
+                .iter()
+                .filter(|s| s.uses_var(doc, var, word))
+                .collect(),
+            Err(_) => Vec::new(),
+        };
         let snippet = format!("{var}: ${{{{{}}}}}", e.body);
         let from = match scope {
             Scope::Workflow => "the workflow's env:".to_string(),
