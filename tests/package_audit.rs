@@ -437,9 +437,9 @@ fn cargo_and_python_build_time_code_is_an_inventory() {
     let fx = Fixture::new();
     fx.project_file(
         "Cargo.lock",
-        "version = 4\n\n[[package]]\nname = \"app\"\nversion = \"0.1.0\"\n\n[[package]]\nname = \"withbuild\"\nversion = \"1.0.0\"\nsource = \"registry+https://github.com/rust-lang/crates.io-index\"\n\n[[package]]\nname = \"macros\"\nversion = \"2.0.0\"\nsource = \"registry+https://github.com/rust-lang/crates.io-index\"\n\n[[package]]\nname = \"plain\"\nversion = \"1.0.0\"\nsource = \"registry+https://github.com/rust-lang/crates.io-index\"\n",
+        "version = 4\n\n[[package]]\nname = \"app\"\nversion = \"0.1.0\"\n\n[[package]]\nname = \"withbuild\"\nversion = \"1.0.0\"\nsource = \"registry+https://index.crates.invalid/\"\n\n[[package]]\nname = \"macros\"\nversion = \"2.0.0\"\nsource = \"registry+https://index.crates.invalid/\"\n\n[[package]]\nname = \"plain\"\nversion = \"1.0.0\"\nsource = \"registry+https://index.crates.invalid/\"\n",
     );
-    let src = "home/.cargo/registry/src/index.crates.io-0000000000000000";
+    let src = "home/.cargo/registry/src/index.crates.invalid-0000000000000000";
     fx.write(
         &fx.dir
             .path()
@@ -462,7 +462,7 @@ fn cargo_and_python_build_time_code_is_an_inventory() {
     );
     fx.project_file(
         "uv.lock",
-        "version = 1\n\n[[package]]\nname = \"wheelonly\"\nversion = \"1.0\"\nsource = { registry = \"https://pypi.org/simple\" }\nwheels = [{ url = \"https://files.invalid/w.whl\" }]\n\n[[package]]\nname = \"sdistonly\"\nversion = \"1.0\"\nsource = { registry = \"https://pypi.org/simple\" }\nsdist = { url = \"https://files.invalid/s.tar.gz\" }\n",
+        "version = 1\n\n[[package]]\nname = \"wheelonly\"\nversion = \"1.0\"\nsource = { registry = \"https://pypi.invalid/simple\" }\nwheels = [{ url = \"https://files.invalid/w.whl\" }]\n\n[[package]]\nname = \"sdistonly\"\nversion = \"1.0\"\nsource = { registry = \"https://pypi.invalid/simple\" }\nsdist = { url = \"https://files.invalid/s.tar.gz\" }\n",
     );
     fx.project_file(
         "requirements.txt",
