@@ -993,3 +993,92 @@ fn gitlab_variables(ctx: &Context, out: &mut Output, doc: &Doc, vars: &Node, job
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn run_rules(text: &str) -> Output {
+        let settings = crate::audit::Settings {
+            home: PathBuf::from("/nonexistent-home"),
+            etc: PathBuf::from("/nonexistent-etc"),
+            projects: vec![PathBuf::from("/nonexistent-project")],
+            sources: vec![Source::Ci],
+            env: Vec::new(),
+            max_filesize: 1 << 20,
+            threads: 1,
+        };
+        let ctx = Context::new(&settings);
+        let mut out = Output::default();
+        let doc = Doc::new(Path::new("w.yml"), text);
+        plaintext(&ctx, &mut out, &doc);
+        if let Ok(docs) = yaml::parse(text) {
+            for root in &docs {
+                workflow(&mut out, &doc, root);
+                action(&mut out, &doc, root);
+                gitlab_doc(&ctx, &mut out, &doc, root);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn pinning_and_third_party() {
+        let sha = "0123456789abcdef0123456789abcdef01234567";
+        for (uses, pinned, third) in [
+            ("actions/checkout@v4", false, false),
+            (&*format!("actions/checkout@{sha}"), true, false),
+            ("some/action@main", false, true),
+            (&*format!("some/action/sub@{sha}"), true, true),
+            ("./local", true, false),
+            ("docker://alpine:3", false, true),
+            ("docker://alpine@sha256:abc", true, false),
+            ("some/action", false, true),
+        ] {
+            assert_eq!(is_pinned(uses), pinned, "{uses}");
+            assert_eq!(is_third_party(uses), third, "{uses}");
+        }
+    }
+
+    #[test]
+    fn expressions_that_read_secrets() {
+        for (body, refs, all) in [
+            (" secrets.A ", vec!["A"], false),
+            (" SECRETS.b_c-d ", vec!["b_c-d"], false),
+            (" secrets['X'] ", vec!["X"], false),
+            (" toJSON(secrets) ", vec![], true),
+            (" secrets[format('{0}', inputs.n)] ", vec![], true),
+            (" inputs.secrets.A ", vec![], false),
+            (" github.token ", vec![], false),
+        ] {
+            assert_eq!(secret_refs(body), refs, "{body}");
+            let p = patterns();
+            assert_eq!(
+                p.to_json.is_match(body) || p.dynamic_index.is_match(body),
+                all,
+                "{body}"
+            );
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn rules_never_panic_on_arbitrary_text(s in "\\PC{0,400}") {
+            let out = run_rules(&s);
+            let lines = s.lines().count().max(1) as u32 + 1;
+            for f in out.findings {
+                if let Location::File { line, .. } = f.location {
+                    prop_assert!(line >= 1 && line <= lines);
+                }
+            }
+        }
+
+        #[test]
+        fn rules_never_panic_on_workflow_shaped_text(
+            s in "on: (push|pull_request_target|\\[workflow_run\\])\n(env:\n  [A-Z]{1,4}: \\$\\{\\{ (secrets\\.[A-Z]{1,3}|toJSON\\(secrets\\)|fromJSON\\(secrets\\.X\\)\\.y) \\}\\}\n)?jobs:\n(  j[a-z]{0,2}:\n(    (uses|secrets|env): [a-z./@\\$\\{\\} ]{0,12}\n)?    steps:\n(      - (run|uses): [a-zé\\$\\{\\}. @/]{0,20}\n(        with:\n          ref: \\$\\{\\{ github\\.head_ref \\}\\}\n)?)*)*"
+        ) {
+            let _ = run_rules(&s);
+        }
+    }
+}
