@@ -492,3 +492,32 @@ fn cargo_and_python_build_time_code_is_an_inventory() {
     );
     assert!(f.iter().all(|x| x["severity"] == "info"));
 }
+
+#[test]
+fn global_installs_in_the_home_are_an_inventory() {
+    let mut fx = Fixture::new();
+    fx.home_file(
+        ".npm-global/lib/node_modules/gtool/package.json",
+        "{\"name\": \"gtool\", \"version\": \"3.0.0\",\n \"scripts\": {\"postinstall\": \"node setup.js\"}}\n",
+    );
+    fx.home_file(
+        ".npm-global/lib/node_modules/quiet/package.json",
+        r#"{"name": "quiet", "version": "1.0.0"}"#,
+    );
+    let f = audit(&fx, &[]);
+    assert_eq!(f.len(), 1, "{f:#?}");
+    assert_eq!(f[0]["rule"], "global-install-script");
+    assert_eq!(f[0]["severity"], "info");
+    assert!(
+        f[0]["location"]["path"]
+            .as_str()
+            .unwrap()
+            .ends_with(".npm-global/lib/node_modules/gtool/package.json")
+    );
+    assert_eq!(f[0]["location"]["line"], 2);
+    // With a secret exported, the next `npm update -g` hands it over: low.
+    let k = fx.key("github");
+    let f = audit(&fx, &[("GITHUB_TOKEN", &k)]);
+    assert_eq!(f[0]["severity"], "low", "{f:#?}");
+    assert!(f[0]["message"].as_str().unwrap().contains("$GITHUB_TOKEN"));
+}

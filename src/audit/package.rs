@@ -32,6 +32,77 @@ pub fn audit(ctx: &Context, out: &mut Output) {
         cargo(ctx, out, root);
         python(ctx, out, root);
     }
+    global_npm(ctx, out, &exposed);
+}
+
+/// npm prefixes in the home where `npm install -g` puts packages: the user's `prefix=` in
+/// `~/.npmrc`, and the usual user-level prefixes (nvm's per-version ones included).
+fn global_prefixes(ctx: &Context) -> Vec<PathBuf> {
+    let home = ctx.home();
+    let mut v = Vec::new();
+    if let Ok(rc) = std::fs::read_to_string(home.join(".npmrc")) {
+        for l in rc.lines() {
+            if let Some((k, val)) = l.split_once('=')
+                && k.trim() == "prefix"
+            {
+                let val = val.trim();
+                let p = match val.strip_prefix("~/") {
+                    Some(rest) => home.join(rest),
+                    None => PathBuf::from(val),
+                };
+                v.push(p);
+            }
+        }
+    }
+    v.push(home.join(".npm-global"));
+    v.push(home.join(".local"));
+    if let Ok(rd) = std::fs::read_dir(home.join(".nvm/versions/node")) {
+        let mut versions: Vec<PathBuf> = rd.filter_map(|e| e.ok().map(|e| e.path())).collect();
+        versions.sort();
+        v.extend(versions);
+    }
+    v.dedup();
+    v
+}
+
+/// Globally installed packages with install-time code: their scripts ran when they were
+/// installed and run again on every `npm install -g` / `npm update -g`.
+fn global_npm(ctx: &Context, out: &mut Output, exposed: &[String]) {
+    for prefix in global_prefixes(ctx) {
+        let lib = prefix.join("lib");
+        if !lib.join("node_modules").is_dir() {
+            continue;
+        }
+        let mut pkgs: BTreeMap<String, Pkg> = BTreeMap::new();
+        read_installed(ctx, out, &lib, &mut pkgs);
+        for p in pkgs.values().filter(|p| !p.events.is_empty()) {
+            let (severity, why) = match severity_for(&State::Runs(String::new()), exposed) {
+                (Severity::High, why) => (Severity::Low, why),
+                (_, why) => (Severity::Info, why),
+            };
+            let location = p
+                .location
+                .clone()
+                .unwrap_or_else(|| Location::file(lib.join("node_modules"), 1));
+            out.findings.push(Finding {
+                rule: "global-install-script".into(),
+                severity,
+                source: Source::Package,
+                location,
+                secret: None,
+                message: format!(
+                    "global package {}@{} runs {} at install time: it ran when installed and runs                      again on `npm install -g` or `npm update -g`{why}",
+                    p.name,
+                    if p.version.is_empty() { "?" } else { &p.version },
+                    p.events.join(", ")
+                ),
+                fix: format!(
+                    "update global packages as `keyfence run --profile install -- npm install -g                      {}` so their scripts get no secrets",
+                    p.name
+                ),
+            });
+        }
+    }
 }
 
 /// Secrets an install started from here would inherit: the environment's, and those exported
