@@ -265,12 +265,18 @@ fn npm_tree_without_lockfile_v2_git_prepare_scoped_and_gypfile_false() {
         ],
         "{f:#?}"
     );
+    // Located at the v1 lockfile's entry; packages missing from it at their package.json.
     let a = f
         .iter()
         .find(|x| x["message"].as_str().unwrap().starts_with("a@"))
         .unwrap();
-    assert_eq!(a["location"]["path"], "node_modules/a/package.json");
-    assert_eq!(a["location"]["line"], 6, "{a}");
+    assert_eq!(a["location"]["path"], "package-lock.json");
+    assert_eq!(a["location"]["column"], 49, "{a}");
+    let b = f
+        .iter()
+        .find(|x| x["message"].as_str().unwrap().starts_with("@scope/b@"))
+        .unwrap();
+    assert_eq!(b["location"]["path"], "node_modules/@scope/b/package.json");
     let n = f
         .iter()
         .find(|x| x["message"].as_str().unwrap().starts_with("native@"))

@@ -403,8 +403,15 @@ fn read_lockfile(ctx: &Context, out: &mut Output, path: &Path, pkgs: &mut BTreeM
     let version = lock.get("lockfileVersion").and_then(Value::as_u64);
     match version {
         Some(2 | 3) => {}
-        // v1 records no install-script flag; node_modules tells.
-        Some(1) => return,
+        // v1 records no install-script flag (node_modules tells), but where each package is
+        // and where it came from (`prepare` runs for git dependencies).
+        Some(1) => {
+            if let Some(deps) = lock.get("dependencies").and_then(Value::as_object) {
+                let base = find_key(&text, "dependencies", 0).unwrap_or(0);
+                lockfile_v1(&text, &shown, deps, "node_modules", base, 0, pkgs);
+            }
+            return;
+        }
         other => {
             let at = find_key(&text, "lockfileVersion", 0).unwrap_or(0);
             let (line, col) = crate::detect::line_col(text.as_bytes(), at);
@@ -458,6 +465,59 @@ fn read_lockfile(ctx: &Context, out: &mut Output, path: &Path, pkgs: &mut BTreeM
             line,
             column: Some(column),
         });
+    }
+}
+
+/// One level of a v1 lockfile's nested `dependencies`, keyed like v2 paths.
+fn lockfile_v1(
+    text: &str,
+    shown: &Path,
+    deps: &serde_json::Map<String, Value>,
+    prefix: &str,
+    from: usize,
+    depth: usize,
+    pkgs: &mut BTreeMap<String, Pkg>,
+) {
+    if depth > MAX_DEPTH {
+        return;
+    }
+    for (name, entry) in deps {
+        let key = format!("{prefix}/{name}");
+        let at = find_key(text, name, from).unwrap_or(from);
+        let (line, column) = crate::detect::line_col(text.as_bytes(), at);
+        let p = pkgs.entry(key.clone()).or_default();
+        p.name = name.clone();
+        p.version = entry
+            .get("version")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        p.resolved = entry
+            .get("resolved")
+            .or_else(|| {
+                entry
+                    .get("version")
+                    .filter(|v| v.as_str().is_some_and(is_git))
+            })
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        p.location = Some(Location::File {
+            path: shown.to_path_buf(),
+            line,
+            column: Some(column),
+        });
+        if let Some(sub) = entry.get("dependencies").and_then(Value::as_object) {
+            let sub_from = find_key(text, "dependencies", at).unwrap_or(at);
+            lockfile_v1(
+                text,
+                shown,
+                sub,
+                &format!("{key}/node_modules"),
+                sub_from,
+                depth + 1,
+                pkgs,
+            );
+        }
     }
 }
 
