@@ -297,6 +297,19 @@ fn reads_secrets(body: &str) -> bool {
     !secret_refs(body).is_empty() || p.to_json.is_match(body) || p.dynamic_index.is_match(body)
 }
 
+/// An expression as messages may quote it: as written when it holds no string literal (which
+/// could be a key written inline), else rebuilt from the secrets it names.
+fn shown_expr(body: &str) -> String {
+    if body.contains(['\'', '"', '`']) || body.len() > 120 {
+        let refs = secret_refs(body);
+        return match refs.first() {
+            Some(r) => format!(" secrets.{r} "),
+            None => " secrets ".to_string(),
+        };
+    }
+    body.to_string()
+}
+
 /// A short name for a secret reference in messages: `secrets.X`, or `secrets` for the lot.
 fn refs_text(body: &str) -> String {
     let refs = secret_refs(body);
@@ -352,19 +365,21 @@ impl<'n> Step<'n> {
         let label = node
             .get("name")
             .and_then(Node::as_str)
-            .map(str::to_string)
-            .or_else(|| uses.map(str::to_string))
+            .or(uses)
             .or_else(|| {
-                run.and_then(Node::as_str).map(|r| {
-                    r.lines()
-                        .next()
-                        .unwrap_or("")
-                        .trim()
-                        .chars()
-                        .take(40)
-                        .collect()
-                })
+                run.and_then(Node::as_str)
+                    .map(|r| r.lines().next().unwrap_or(""))
             })
+            .map(str::trim)
+            // A label goes into messages: never one that holds a secret (a key inline in the
+            // script's first line).
+            .filter(|l| {
+                !l.is_empty()
+                    && crate::detect::detector()
+                        .scan(l.as_bytes(), Mode::Text)
+                        .is_empty()
+            })
+            .map(|l| l.chars().take(40).collect())
             .unwrap_or_else(|| format!("#{}", index + 1));
         Step {
             node,
@@ -527,7 +542,7 @@ fn whole_context(out: &mut Output, doc: &Doc, root: &Node) {
                 format!(
                     "`${{{{{}}}}}` hands every secret of the repository and organisation to this \
                      step at once, not just the ones it needs",
-                    e.body
+                    shown_expr(e.body)
                 ),
                 "name the secrets the step needs one by one (`${{ secrets.NAME }}`), in the env: \
                  of that step"
@@ -608,7 +623,7 @@ fn env_block(out: &mut Output, doc: &Doc, env: &Node, scope: Scope, steps: &[&St
                 .collect(),
             Err(_) => Vec::new(),
         };
-        let snippet = format!("{var}: ${{{{{}}}}}", e.body);
+        let snippet = format!("{var}: ${{{{{}}}}}", shown_expr(e.body));
         let from = match scope {
             Scope::Workflow => "the workflow's env:".to_string(),
             Scope::Job(id) => format!("the env: of job {id}"),
@@ -1021,6 +1036,31 @@ mod tests {
             }
         }
         out
+    }
+
+    #[test]
+    fn quoted_literals_in_expressions_are_not_echoed() {
+        assert_eq!(shown_expr(" secrets.A "), " secrets.A ");
+        assert_eq!(shown_expr(" secrets.A || 'sk-live-x' "), " secrets.A ");
+        assert_eq!(shown_expr(" toJSON(secrets) "), " toJSON(secrets) ");
+        let out = run_rules(
+            "on: push\nenv:\n  K: ${{ secrets.K || 'zq8Vw3Rt6Yp1Lm4Nx7Bc2Df5Gh9Jk0Qs' }}\njobs: {}\n", // keyfence:allow (made-up fake)
+        );
+        assert_eq!(out.findings.len(), 1, "{:?}", out.findings);
+        let f = &out.findings[0];
+        assert!(
+            !format!("{}{}", f.message, f.fix).contains("zq8Vw3Rt6Yp1"),
+            "{f:?}"
+        );
+    }
+
+    #[test]
+    fn step_labels_never_hold_a_secret() {
+        let text = "steps:\n  - run: ANTHROPIC_API_KEY=sk-ant-api03-zq8Vw3Rt6Yp1Lm4Nx7Bc2Df5Gh9Jk0QszQ8vW3rT6yP1lM4nX7bC2dF5gH9jK0qSzq8Vw3Rt6Yp1Lm4Nx7Bc2Df5Gh9Jk0QsAA ./x\n  - run: make\n"; // keyfence:allow (made-up fake)
+        let docs = yaml::parse(text).unwrap();
+        let steps = steps_of(docs[0].get("steps"));
+        assert_eq!(steps[0].label, "#1");
+        assert_eq!(steps[1].label, "make");
     }
 
     #[test]
