@@ -110,6 +110,7 @@ credfile  credential files: ~/.aws/credentials, ~/.npmrc, ~/.netrc, ...\n  \
 agent     Claude Code and Codex settings and MCP server definitions\n  \
 proc      environments of running processes (/proc/PID/environ)\n  \
 file      secrets in the project's files\n  \
+store     entries of keyfence's vault due for rotation\n  \
 ci        GitHub Actions workflows and actions, GitLab CI: where secrets reach steps\n  \
 package   dependencies that run code at install time, and whether secrets reach them\n\n\
 The same key found in several places is one exposure, grouped by its fingerprint."
@@ -127,7 +128,8 @@ The same key found in several places is one exposure, grouped by its fingerprint
     /// Run a command with secrets scrubbed from its environment and only the named ones injected
     #[command(
         long_about = "Run COMMAND with every variable that looks like a secret removed from its \
-environment, except those kept with --allow, and the store entries named with --inject added.\n\n\
+environment, except those kept with --allow, and the secrets named with --inject added (store \
+entries, or references to OpenBao/Vault and to other programs: see --inject).\n\n\
 With nothing to supervise keyfence replaces itself with the command (same pid, signals and exit \
 status). Exit status: the command's; 128+N when it dies of signal N; 125 when keyfence fails \
 before starting it, 126 when it cannot be executed, 127 when it is not found."
@@ -150,6 +152,12 @@ safely stored, and a file that changed since it was read is left alone."
     /// Internal: the child process `doctor` starts to try creating namespaces
     #[command(name = "__probe-namespaces", hide = true)]
     ProbeNamespaces,
+    /// Internal: the helper `run --guard` starts, which execs the command under its supervisor
+    #[command(name = "__guard-exec", hide = true)]
+    GuardExec {
+        #[arg(required = true, last = true)]
+        command: Vec<std::ffi::OsString>,
+    },
     /// Make realistic fake keys that reveal a harvester, and keep their registry
     #[command(subcommand)]
     Canary(CanaryCommand),
@@ -228,9 +236,26 @@ pub enum SecretCommand {
         /// Profiles allowed to receive this secret (repeatable; default: any)
         #[arg(long = "profile", value_name = "PROFILE")]
         profiles: Vec<String>,
+        /// `keyfence audit` reports the value as due for rotation this long after it was last
+        /// set (default 90d; `never` turns it off)
+        #[arg(long, value_name = "DURATION")]
+        rotate_after: Option<String>,
     },
-    /// Print a secret's value (only when stdout is not a terminal, unless --reveal)
+    /// Record a new value for an existing secret (read like `set`: prompt, stdin or
+    /// --from-env, never the command line); its rotation time restarts
+    Rotate {
+        name: String,
+        /// Read the new value from this environment variable
+        #[arg(long, value_name = "VAR")]
+        from_env: Option<String>,
+        /// Also change the rotation age (30d, 12w, `never`)
+        #[arg(long, value_name = "DURATION")]
+        rotate_after: Option<String>,
+    },
+    /// Print a secret's value (only when stdout is not a terminal, unless --reveal): a store
+    /// entry, or a reference (openbao://MOUNT/PATH#FIELD, cmd:PROGRAM ARGS; see `run --help`)
     Get {
+        #[arg(value_name = "NAME|REFERENCE")]
         name: String,
         /// Print even to a terminal
         #[arg(long)]
@@ -262,8 +287,17 @@ pub struct RunArgs {
     /// Also drop variables with this name or glob (repeatable)
     #[arg(long, value_name = "VAR|GLOB")]
     pub drop: Vec<String>,
-    /// Add a store entry to the environment: NAME, or VAR=NAME to rename (repeatable)
-    #[arg(long, value_name = "[VAR=]NAME")]
+    /// Add a secret to the environment: NAME (a store entry), VAR=NAME to rename, or
+    /// VAR=REFERENCE (repeatable). References: store:NAME; openbao://MOUNT/PATH#FIELD (KV v2;
+    /// vault:// too); openbao+lease://PATH#FIELD (a dynamic secret such as
+    /// database/creds/ROLE, revoked when the command ends);
+    /// openbao+token://POLICY[,POLICY][?ttl=1h] (a child token, revoked when the command
+    /// ends); cmd:PROGRAM ARGS (its stdout,
+    /// no shell, KEYFENCE_CMD_TIMEOUT seconds at most, default 30). OpenBao is found through
+    /// BAO_ADDR, BAO_TOKEN or ~/.vault-token or an AppRole (KEYFENCE_BAO_ROLE_ID_FILE,
+    /// KEYFENCE_BAO_SECRET_ID_FILE), BAO_NAMESPACE, BAO_CACERT (VAULT_* too); these are
+    /// dropped from the command's environment unless allowed
+    #[arg(long, value_name = "[VAR=]NAME|VAR=REF")]
     pub inject: Vec<String>,
     /// Give the command a stand-in for this key (from the store, or the current environment)
     /// and a loopback proxy that swaps in the real key on requests to the provider (repeatable;
@@ -284,6 +318,12 @@ pub struct RunArgs {
     /// keyfence's own store, ...), writes only in the project, temp and cache directories
     #[arg(long)]
     pub sandbox: bool,
+    /// The command gets its secrets, nothing it starts does: every program started below it
+    /// runs without the protected variables and cannot read the command's environment or
+    /// memory (seccomp + ptrace + Landlock; Linux x86-64). Setuid programs and debuggers do
+    /// not work inside a guarded tree
+    #[arg(long)]
+    pub guard: bool,
     /// Network for the command: allow (default), none (no TCP, UDP or DNS: a new network
     /// namespace), or tcp:PORT,... (TCP connections to those ports only; UDP is not limited)
     #[arg(long, value_name = "allow|none|tcp:PORTS", default_value = "allow")]

@@ -41,12 +41,13 @@ pub enum Source {
     Agent,
     Proc,
     File,
+    Store,
     Ci,
     Package,
 }
 
 impl Source {
-    pub const ALL: [Source; 10] = [
+    pub const ALL: [Source; 11] = [
         Source::Env,
         Source::Shell,
         Source::History,
@@ -55,6 +56,7 @@ impl Source {
         Source::Agent,
         Source::Proc,
         Source::File,
+        Source::Store,
         Source::Ci,
         Source::Package,
     ];
@@ -69,6 +71,7 @@ impl Source {
             Source::Agent => "agent",
             Source::Proc => "proc",
             Source::File => "file",
+            Source::Store => "store",
             Source::Ci => "ci",
             Source::Package => "package",
         }

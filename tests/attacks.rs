@@ -98,11 +98,11 @@ fn sandbox_stops_env_ancestors_files_and_the_store() {
 }
 
 #[test]
-fn inject_reaches_descendants_until_guard_exists() {
+fn inject_alone_reaches_every_descendant() {
     let (fx, keys) = setup();
     let loot = attack(&fx, &keys, &["--sandbox", "--inject", "ANTHROPIC_API_KEY"]);
     assert!(!loot.contains(&keys.exported) && !loot.contains(&keys.in_file));
-    // Inherited by every descendant: this is what --guard (not built yet) is for.
+    // Inherited by every descendant: this is what --guard is for (tests/guard.rs).
     assert!(
         loot.contains(&keys.stored),
         "T1 expected to see an injected key"

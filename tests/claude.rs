@@ -281,3 +281,57 @@ fn phantom_claude_holds_only_a_stand_in() {
     assert!(!results.contains(&key));
     assert!(!r.stdout.contains(&key) && !r.stderr.contains(&key));
 }
+
+/// `--profile agent` guards: Claude Code gets the stored key and sends it to the API, while the
+/// command its Bash tool runs finds it neither in its own environment nor in Claude's (or any
+/// other ancestor's). As nobody: root passes the kernel's ptrace checks (DESIGN.md §5).
+#[test]
+fn agent_profile_guards_the_key_from_the_bash_tool() {
+    if !nix_is_root() || !std::path::Path::new("/usr/bin/setpriv").exists() {
+        eprintln!("needs root and setpriv to drop to nobody: skipped");
+        return;
+    }
+    let mut fx = Fixture::new();
+    let key = fx.key("anthropic");
+    fx.store_secret("ANTHROPIC_API_KEY", &key);
+    let st = Command::new("chown")
+        .args(["-R", "65534:65534"])
+        .arg(fx.dir.path())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let stub = Stub::start(LOOK_FOR_KEY);
+    let r = claude(
+        &fx,
+        &stub,
+        &[
+            "/usr/bin/setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            BIN,
+            "run",
+            "--profile",
+            "agent",
+            "--inject",
+            "ANTHROPIC_API_KEY",
+            "--",
+        ],
+        &[],
+    );
+    let msgs = round_trip(&stub, &r);
+    for m in &msgs {
+        assert_eq!(m.header("x-api-key"), Some(key.as_str()));
+    }
+    let results = tool_results(&stub);
+    let Some(at) = results.find("\"tool_result\",\"content\":\"") else {
+        panic!("no tool result in what the API received");
+    };
+    let report = &results[at..results.len().min(at + 400)];
+    // No key in its own environment; its ancestors' environments refused by the kernel.
+    assert!(report.contains("content\":\"0\\n"), "{report}");
+    assert!(report.contains("environ: Permission denied"), "{report}");
+    assert!(report.contains("\\n0\\nchecked"), "{report}");
+    assert!(!results.contains(&key));
+    assert!(!r.stdout.contains(&key) && !r.stderr.contains(&key));
+}

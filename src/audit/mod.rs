@@ -17,6 +17,7 @@ pub mod package;
 pub mod proc;
 pub mod shell;
 pub mod shell_syntax;
+pub mod store;
 pub mod walk;
 pub mod yaml;
 
@@ -126,6 +127,7 @@ fn run_source(ctx: &Context, source: Source) -> Output {
         Source::Agent => agent::audit(ctx, &mut out),
         Source::Proc => proc::audit(ctx, &mut out),
         Source::File => file::audit(ctx, &mut out),
+        Source::Store => store::audit(ctx, &mut out),
         Source::Ci => ci::audit(ctx, &mut out),
         Source::Package => package::audit(ctx, &mut out),
     }

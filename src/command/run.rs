@@ -7,6 +7,7 @@ use super::Exit;
 use crate::cli::{GlobalArgs, RunArgs};
 use crate::detect;
 use crate::policy;
+use crate::provider;
 use crate::run::{env, process, protect};
 use crate::secret::SecretValue;
 use anyhow::{Context as _, Result, bail};
@@ -14,8 +15,21 @@ use std::io::IsTerminal;
 use std::os::unix::ffi::OsStrExt;
 
 pub fn run(g: &GlobalArgs, args: &RunArgs) -> Result<Exit> {
-    match prepare(args).and_then(|(plan, mask, sandbox)| {
-        let supervise = mask && !plan.secrets.is_empty();
+    match prepare(args).and_then(|(plan, mask, sandbox, guard, leases)| {
+        let guard = match guard {
+            true => Some(crate::guard::available().map_err(|e| anyhow::anyhow!(e))?),
+            false => None,
+        };
+        // Leases and child tokens are revoked when the command ends, so keyfence stays to do it.
+        let supervise = (mask && !plan.secrets.is_empty()) || guard.is_some() || !leases.is_empty();
+        if !leases.is_empty() && args.net != "allow" {
+            bail!(
+                "short-lived credentials (openbao+lease://, openbao+token://) need keyfence to \
+                 reach OpenBao when the command ends, to revoke them; they cannot be combined \
+                 with --net {}",
+                args.net
+            );
+        }
         // Order matters: self-protection and the network namespace both write to /proc/self,
         // which the sandbox then forbids.
         if supervise {
@@ -25,9 +39,29 @@ pub fn run(g: &GlobalArgs, args: &RunArgs) -> Result<Exit> {
         if sandbox {
             enter_sandbox(g)?;
         }
-        Ok((plan, supervise))
+        Ok((plan, supervise, mask, guard, leases))
     }) {
-        Ok((plan, supervise)) => Ok(start(g, args, plan, supervise)),
+        Ok((plan, supervise, mask, guard, mut leases)) => {
+            if let Some(sig) = provider::interrupted() {
+                drop(leases);
+                eprintln!(
+                    "keyfence: interrupted (signal {sig}) before the command started; its \
+                     credentials were revoked"
+                );
+                return Ok(Exit::Code(128u8.wrapping_add(sig as u8)));
+            }
+            let keep_alive = leases.keep_alive();
+            let exit = start(g, args, plan, supervise, mask, guard);
+            drop(keep_alive);
+            let (revoked, errors) = leases.revoke_all();
+            for e in errors {
+                eprintln!("keyfence: warning: {e}");
+            }
+            if g.verbose && revoked > 0 {
+                eprintln!("keyfence: revoked {revoked} lease(s) and token(s)");
+            }
+            Ok(exit)
+        }
         Err(e) => {
             eprintln!("keyfence: error: {e:#}");
             Ok(Exit::Code(process::EXIT_CANNOT_RUN))
@@ -93,8 +127,9 @@ fn enter_sandbox(_g: &GlobalArgs) -> Result<()> {
     bail!("--sandbox needs Linux (Landlock); refusing to run unprotected")
 }
 
-/// The environment to run with, whether to mask output, and whether to sandbox.
-fn prepare(args: &RunArgs) -> Result<(env::Plan, bool, bool)> {
+/// The environment to run with, whether to mask output, sandbox and guard, and the leases to
+/// revoke when the command ends.
+fn prepare(args: &RunArgs) -> Result<(env::Plan, bool, bool, bool, provider::Leases)> {
     let cwd = std::env::current_dir()?;
     let config = policy::Config::load(
         policy::project_file(&cwd).as_deref(),
@@ -109,14 +144,21 @@ fn prepare(args: &RunArgs) -> Result<(env::Plan, bool, bool)> {
     let chosen = config.select(args.profile.as_deref(), &command_line)?;
     let p = &chosen.profile;
     let allow = [args.allow.as_slice(), p.allow.as_slice()].concat();
-    let drop = [args.drop.as_slice(), p.drop.as_slice()].concat();
+    // The OpenBao settings are credentials too: gone unless allowed.
+    let bao_settings: Vec<String> = provider::openbao::SETTINGS_VARS
+        .iter()
+        .map(|v| v.to_string())
+        .collect();
+    let drop = [args.drop.as_slice(), p.drop.as_slice(), &bao_settings].concat();
     let rules = env::EnvRules::new(&allow, &drop)
         .map_err(|e| anyhow::anyhow!("bad --drop pattern: {e}"))?;
     // The store is opened once, and only when something is injected.
     let mut store = None;
-    let mut inject = resolve_injections(&mut store, &args.inject, &p.name, false)?;
+    let mut resolver = provider::Resolver::new();
+    let mut inject = resolve_injections(&mut store, &mut resolver, &args.inject, &p.name, false)?;
     inject.extend(resolve_injections(
         &mut store,
+        &mut resolver,
         &p.inject,
         &p.name,
         chosen.origin == policy::Origin::Project,
@@ -124,6 +166,7 @@ fn prepare(args: &RunArgs) -> Result<(env::Plan, bool, bool)> {
     let phantom_secrets = start_phantoms(&mut store, args, &p.name, &mut inject)?;
     let mask = !args.no_mask && p.mask.unwrap_or(true);
     let sandbox = args.sandbox || p.sandbox.unwrap_or(false);
+    let guard = args.guard || p.guard.unwrap_or(false);
     if !args.phantom.is_empty() && args.net == "none" {
         bail!("--phantom needs the network for its proxy; it cannot be combined with --net none");
     }
@@ -133,7 +176,13 @@ fn prepare(args: &RunArgs) -> Result<(env::Plan, bool, bool)> {
     }
     // The real values behind phantoms never reach the command, but mask them anyway.
     plan.secrets.extend(phantom_secrets);
-    Ok((plan, mask || !args.phantom.is_empty(), sandbox))
+    Ok((
+        plan,
+        mask || !args.phantom.is_empty(),
+        sandbox,
+        guard,
+        resolver.take_leases(),
+    ))
 }
 
 /// Starts the phantom proxy for `--phantom` names: each gets a stand-in (added to `inject`
@@ -221,10 +270,12 @@ fn plant_canaries(plan: &mut env::Plan) -> Result<()> {
     Ok(())
 }
 
-/// `NAME` or `VAR=NAME`: (variable, value from the store). `from_project`: the request comes
-/// from a project's keyfence.toml, so only entries that allow `profile` by name are given.
+/// `NAME`, `VAR=NAME` or `VAR=REFERENCE` (see `provider`): (variable, value). `from_project`:
+/// the request comes from a project's keyfence.toml, so only store entries that allow
+/// `profile` by name are given, and no `cmd:` is run.
 fn resolve_injections(
     store: &mut Option<crate::store::Store>,
+    resolver: &mut provider::Resolver,
     specs: &[String],
     profile: &str,
     from_project: bool,
@@ -242,11 +293,29 @@ fn resolve_injections(
                  `--inject NAME`"
             );
         }
-        let (var, name) = spec.split_once('=').unwrap_or((spec, spec));
+        // VAR is a variable name: no ':' or '/', which every reference with a '=' has first.
+        let (var, name) = match spec.split_once('=') {
+            Some((v, n)) if !v.contains([':', '/']) => (v, n),
+            _ => (spec.as_str(), spec.as_str()),
+        };
         if var.is_empty() || name.is_empty() || var.contains('\0') {
-            bail!("--inject {spec}: expected NAME or VAR=NAME");
+            bail!("--inject {spec}: expected NAME, VAR=NAME or VAR=REFERENCE");
         }
-        let value = fetch_for_run(store, name, profile, from_project)?;
+        let reference = provider::Reference::parse(name)?;
+        let value = match &reference {
+            provider::Reference::Store(name) => fetch_for_run(store, name, profile, from_project)?,
+            _ if var == name => {
+                bail!("--inject {spec}: name the variable to set, as in --inject VAR={spec}")
+            }
+            provider::Reference::Cmd { .. } if from_project => bail!(
+                "profile '{profile}' in the project's keyfence.toml runs '{name}'; a project \
+                 file may not run commands to fetch secrets\nhint: if you trust it, put the \
+                 profile in ~/.config/keyfence/config.toml, or pass --inject {var}={name} yourself"
+            ),
+            r => resolver
+                .resolve(r, name)
+                .with_context(|| format!("fetching {var} from {name}"))?,
+        };
         out.push((var.to_string(), value));
     }
     Ok(out)
@@ -255,16 +324,25 @@ fn resolve_injections(
 /// A supervising keyfence holds the values it dropped and injected: make it non-dumpable and
 /// blank them in its own initial environment block.
 fn protect_supervisor(plan: &env::Plan) {
-    if let Err(e) = protect::non_dumpable() {
-        eprintln!("keyfence: warning: cannot make the supervisor non-dumpable: {e}");
-    }
+    // Blank first: once non-dumpable, /proc/self/mem belongs to root and a normal user can no
+    // longer open it.
     let names: Vec<String> = plan.secrets.iter().map(|(n, _)| n.clone()).collect();
     if let Err(e) = protect::blank_initial_environ(&names) {
         eprintln!("keyfence: warning: cannot blank the supervisor's environment block: {e}");
     }
+    if let Err(e) = protect::non_dumpable() {
+        eprintln!("keyfence: warning: cannot make the supervisor non-dumpable: {e}");
+    }
 }
 
-fn start(g: &GlobalArgs, args: &RunArgs, plan: env::Plan, supervise: bool) -> Exit {
+fn start(
+    g: &GlobalArgs,
+    args: &RunArgs,
+    plan: env::Plan,
+    supervise: bool,
+    mask: bool,
+    guard: Option<u32>,
+) -> Exit {
     if g.verbose {
         // Names only, never values.
         if !plan.dropped.is_empty() {
@@ -279,10 +357,16 @@ fn start(g: &GlobalArgs, args: &RunArgs, plan: env::Plan, supervise: bool) -> Ex
         eprintln!("keyfence: {msg}");
         return Exit::Code(code);
     }
+    let guard = guard.map(|landlock_abi| process::Guard {
+        protected: crate::guard::Protected::new(&plan.secrets),
+        landlock_abi,
+        verbose: g.verbose,
+    });
+    let masked: &[(String, SecretValue)] = if mask { &plan.secrets } else { &[] };
     let supervised = if std::io::stdout().is_terminal() {
-        process::supervise_pty(&args.command, &plan.env, &plan.secrets)
+        process::supervise_pty(&args.command, &plan.env, masked, guard.as_ref())
     } else {
-        process::supervise(&args.command, &plan.env, &plan.secrets)
+        process::supervise(&args.command, &plan.env, masked, guard.as_ref())
     };
     match supervised {
         Ok(code) => Exit::Code(code),
@@ -314,4 +398,20 @@ fn fetch_for_run(
         store.get_for_profile(name, profile)?
     };
     Ok(entry.value.clone())
+}
+
+/// `keyfence __guard-exec -- COMMAND...`: the helper `run --guard` starts.
+pub fn guard_helper(command: &[std::ffi::OsString]) -> Exit {
+    #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+    {
+        let (code, msg) = crate::guard::helper_exec(command);
+        eprintln!("keyfence: {msg}");
+        Exit::Code(code)
+    }
+    #[cfg(not(all(target_os = "linux", target_arch = "x86_64")))]
+    {
+        let _ = command;
+        eprintln!("keyfence: --guard needs Linux on x86-64");
+        Exit::Code(process::EXIT_CANNOT_RUN)
+    }
 }

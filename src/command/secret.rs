@@ -9,6 +9,7 @@
 use super::Exit;
 use crate::cli::{Format, GlobalArgs, InitArgs, SecretCommand};
 use crate::detect::{self, entropy};
+use crate::provider;
 use crate::secret::SecretValue;
 use crate::store::{
     self, InitMode, Interactive, NewValue, Paths, SetOutcome, Store, StoreError, Time, Ttl,
@@ -62,7 +63,20 @@ pub fn run(g: &GlobalArgs, cmd: &SecretCommand) -> Result<Exit> {
             from_env,
             ttl,
             profiles,
-        } => set(g, name, from_env.as_deref(), ttl.as_deref(), profiles),
+            rotate_after,
+        } => set(
+            g,
+            name,
+            from_env.as_deref(),
+            ttl.as_deref(),
+            profiles,
+            rotate_after.as_deref(),
+        ),
+        SecretCommand::Rotate {
+            name,
+            from_env,
+            rotate_after,
+        } => rotate(g, name, from_env.as_deref(), rotate_after.as_deref()),
         SecretCommand::Get { name, reveal } => get(name, *reveal),
         SecretCommand::List => list(g),
         SecretCommand::Rm { name } => rm(g, name),
@@ -79,6 +93,7 @@ fn set(
     from_env: Option<&str>,
     ttl: Option<&str>,
     profiles: &[String],
+    rotate_after: Option<&str>,
 ) -> Result<Exit> {
     check_name(name)?;
     refuse_secret_like_name(name)?;
@@ -86,6 +101,7 @@ fn set(
         .map(store::parse_ttl)
         .transpose()
         .map_err(|e| anyhow::anyhow!("--ttl: {e}"))?;
+    let rotate_after = parse_rotate_after(rotate_after)?;
     for p in profiles {
         check_profile(p)?;
     }
@@ -101,7 +117,13 @@ fn set(
     );
     let shown = describe(&new);
     let paths = Paths::from_env()?;
-    let outcome = Store::update(&paths, &Interactive, |e| Ok(e.set(new, Time::now())))?;
+    let outcome = Store::update(&paths, &Interactive, |e| {
+        let o = e.set(new, Time::now());
+        if let Some(age) = rotate_after {
+            e.set_rotate_after(name, age);
+        }
+        Ok(o)
+    })?;
     if !g.quiet {
         match outcome {
             SetOutcome::Created => eprintln!(
@@ -118,6 +140,66 @@ fn set(
     Ok(Exit::Clean)
 }
 
+fn parse_rotate_after(s: Option<&str>) -> Result<Option<Ttl>> {
+    s.map(store::parse_ttl)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("--rotate-after: {e}"))
+}
+
+/// A new value for an existing entry: like `set`, but the entry must exist and the value must
+/// change, so a typo makes no new entry and a rotation that rotated nothing is not recorded.
+fn rotate(
+    g: &GlobalArgs,
+    name: &str,
+    from_env: Option<&str>,
+    rotate_after: Option<&str>,
+) -> Result<Exit> {
+    check_name(name)?;
+    let rotate_after = parse_rotate_after(rotate_after)?;
+    let paths = Paths::from_env()?;
+    // Fail before asking for the value when there is nothing to rotate.
+    Store::open(paths.clone(), &Interactive)?
+        .get(name)
+        .map(drop)
+        .or_else(|e| match e {
+            StoreError::Expired { .. } => Ok(()),
+            e => Err(e),
+        })?;
+    let value = match from_env {
+        Some(var) => value_from_env(var)?,
+        None => read_value(name)?,
+    };
+    let new = new_value(name, value, None, None);
+    let shown = describe(&new);
+    let changed = Store::update(&paths, &Interactive, |e| {
+        match e.get(name) {
+            None => {
+                return Err(StoreError::NotFound {
+                    name: name.to_string(),
+                    path: paths.vault.clone(),
+                });
+            }
+            Some(old) if old.value == new.value => return Ok(false),
+            Some(_) => {}
+        }
+        e.set(new, Time::now());
+        if let Some(age) = rotate_after {
+            e.set_rotate_after(name, age);
+        }
+        Ok(true)
+    })?;
+    if !changed {
+        bail!(
+            "{name} already holds this value: nothing rotated\n\
+             hint: create a new key with its provider first, then store that one"
+        );
+    }
+    if !g.quiet {
+        eprintln!("keyfence: rotated {name} ({shown}); revoke the old key with its provider");
+    }
+    Ok(Exit::Clean)
+}
+
 fn get(name: &str, reveal: bool) -> Result<Exit> {
     let stdout = std::io::stdout();
     if stdout.is_terminal() && !reveal {
@@ -126,13 +208,29 @@ fn get(name: &str, reveal: bool) -> Result<Exit> {
              hint: pipe or redirect it (`keyfence secret get {name} | ...`), or pass --reveal"
         );
     }
-    let store = Store::open_default()?;
-    let entry = store.get(name)?;
+    let reference = provider::Reference::parse(name)?;
+    let value = match &reference {
+        provider::Reference::Store(name) => {
+            let store = Store::open_default()?;
+            store.get(name)?.value.clone()
+        }
+        r if r.is_leased() => bail!(
+            "{name} is a short-lived credential, revoked when the command using it ends; \
+             `secret get` would leave it running until it expires\n\
+             hint: use it with `keyfence run --inject VAR={name} -- COMMAND`"
+        ),
+        r => provider::Resolver::new().resolve(r, name)?,
+    };
     let mut out = stdout.lock();
-    out.write_all(entry.value.expose())?;
+    out.write_all(value.expose())?;
     out.write_all(b"\n")?;
     out.flush()?;
     Ok(Exit::Clean)
+}
+
+fn rotation_due_at(e: &store::Entry) -> Option<String> {
+    let age = e.rotate_after.unwrap_or(store::DEFAULT_ROTATION_AGE);
+    (age != 0).then(|| Time(e.rotated.unwrap_or(e.created).0.saturating_add(age)).to_string())
 }
 
 /// One row of `secret list --format json`.
@@ -145,6 +243,8 @@ struct Listed<'a> {
     rotated: Option<String>,
     expires: Option<String>,
     expired: bool,
+    /// When `audit` starts reporting it as due for rotation; absent: never.
+    rotation_due: Option<String>,
     /// Empty: any profile.
     profiles: &'a [String],
 }
@@ -170,6 +270,7 @@ fn list(g: &GlobalArgs) -> Result<Exit> {
             rotated: e.rotated.map(|t| t.to_string()),
             expires: e.expires.map(|t| t.to_string()),
             expired: e.is_expired(now),
+            rotation_due: rotation_due_at(e),
             profiles: &e.profiles,
         })
         .collect();

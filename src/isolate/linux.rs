@@ -79,6 +79,16 @@ fn namespaces() -> bool {
 }
 
 pub fn probe() -> Capabilities {
+    let ns = namespaces();
+    Capabilities {
+        user_namespaces: ns,
+        network_namespaces: ns,
+        ..probe_without_namespaces()
+    }
+}
+
+/// Everything but the namespace probe, which starts a process: what guard checks on each run.
+pub fn probe_without_namespaces() -> Capabilities {
     let (landlock_abi, landlock_note) = match landlock_abi() {
         Ok(v) => (v, None),
         Err(why) => (0, Some(why)),
@@ -88,7 +98,6 @@ pub fn probe() -> Capabilities {
     let ptrace_scope = std::fs::read_to_string("/proc/sys/kernel/yama/ptrace_scope")
         .ok()
         .and_then(|s| s.trim().parse().ok());
-    let ns = namespaces();
     Capabilities {
         landlock_abi,
         landlock_note,
@@ -97,8 +106,8 @@ pub fn probe() -> Capabilities {
         // Scope 3 forbids ptrace attach entirely; 1 and 2 still let a parent (or a process with
         // CAP_SYS_PTRACE) trace, which is what a supervisor does.
         ptrace_children: ptrace_scope != Some(3),
-        user_namespaces: ns,
-        network_namespaces: ns,
+        user_namespaces: false,
+        network_namespaces: false,
         root: nix::unistd::geteuid().is_root(),
     }
 }

@@ -19,3 +19,7 @@ pub fn probe() -> Capabilities {
 pub fn namespace_probe_child() -> i32 {
     1
 }
+
+pub fn probe_without_namespaces() -> Capabilities {
+    probe()
+}

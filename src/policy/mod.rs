@@ -11,7 +11,7 @@ use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
 /// Profiles every installation has, before any file is read.
-pub const BUILTIN: &[&str] = &["default", "install"];
+pub const BUILTIN: &[&str] = &["default", "install", "agent"];
 
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -26,7 +26,8 @@ pub struct Profile {
     /// Variables (names or globs) dropped in addition to detected secrets.
     #[serde(default)]
     pub drop: Vec<String>,
-    /// Store entries to inject: `NAME` or `VAR=NAME`.
+    /// Secrets to inject: `NAME` or `VAR=NAME` (store entries), or `VAR=REFERENCE`
+    /// (`openbao://...`, `openbao+lease://...`, `openbao+token://...`, `cmd:...`; see `provider`).
     #[serde(default)]
     pub inject: Vec<String>,
     /// Mask secret values in the command's output (default true).
@@ -35,6 +36,10 @@ pub struct Profile {
     /// Run in the Landlock sandbox (default false; true for the built-in `install`).
     #[serde(default)]
     pub sandbox: Option<bool>,
+    /// Guard the command's descendants: they never receive its secrets nor read them from it
+    /// (default false; true for the built-in `agent`).
+    #[serde(default)]
+    pub guard: Option<bool>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -82,7 +87,7 @@ pub enum PolicyError {
     },
     #[error(
         "unknown profile '{0}'\nhint: define it in keyfence.toml or \
-         ~/.config/keyfence/config.toml; built-in profiles are default, install"
+         ~/.config/keyfence/config.toml; built-in profiles are default, install, agent"
     )]
     Unknown(String),
 }
@@ -200,6 +205,8 @@ fn builtin(name: &str) -> Resolved {
             name: name.to_string(),
             // Installs run other people's code: keep it away from credential stores.
             sandbox: (name == "install").then_some(true),
+            // An agent gets its key; the commands it runs must not.
+            guard: (name == "agent").then_some(true),
             ..Profile::default()
         },
         origin: Origin::Builtin,

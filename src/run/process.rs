@@ -54,7 +54,9 @@ pub fn supervise(
     argv: &[OsString],
     env: &[(OsString, OsString)],
     secrets: &[(String, SecretValue)],
+    guard: Option<&Guard>,
 ) -> Result<u8, (u8, String)> {
+    let wrapped = wrap_for_guard(argv, guard)?;
     // Subscribe before the child exists, so no signal between spawn and subscription is lost.
     let mut signals =
         SignalsInfo::<WithOrigin>::new([SIGTERM, SIGHUP, SIGINT, SIGQUIT, SIGUSR1, SIGUSR2])
@@ -65,13 +67,14 @@ pub fn supervise(
                 )
             })?;
     let handle = signals.handle();
-    let mut child = command(argv, env)
+    let mut child = command(&wrapped, env)
         .stdin(Stdio::inherit())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| start_error(&argv[0], &e))?;
     let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    attach_guard(pid, guard)?;
     let out = child.stdout.take();
     let err = child.stderr.take();
     // A 1 MiB pipe instead of 64 KiB: fewer hand-offs between the command and the masker,
@@ -85,7 +88,7 @@ pub fn supervise(
     {
         let _ = nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_SETPIPE_SZ(1 << 20));
     }
-    let status = std::thread::scope(|s| {
+    std::thread::scope(|s| {
         s.spawn(move || forward_signals(&mut signals, pid, None));
         if let Some(o) = out {
             s.spawn(move || pump(o, io::stdout(), secrets));
@@ -93,14 +96,10 @@ pub fn supervise(
         if let Some(e) = err {
             s.spawn(move || pump(e, io::stderr(), secrets));
         }
-        let status = child.wait();
+        let status = wait(&mut child, pid, guard);
         handle.close();
         status
-    });
-    match status {
-        Ok(st) => Ok(exit_code(st)),
-        Err(e) => Err((EXIT_CANNOT_RUN, format!("waiting for the command: {e}"))),
-    }
+    })
 }
 
 /// Passes signals on to the child until the handle is closed; with a pty, SIGWINCH resizes it.
@@ -169,7 +168,11 @@ pub fn supervise_pty(
     argv: &[OsString],
     env: &[(OsString, OsString)],
     secrets: &[(String, SecretValue)],
+    guard: Option<&Guard>,
 ) -> Result<u8, (u8, String)> {
+    let wrapped = wrap_for_guard(argv, guard)?;
+    let argv_shown = argv;
+    let argv = &wrapped[..];
     let fail = |what: &str, e: &dyn std::fmt::Display| (EXIT_CANNOT_RUN, format!("{what}: {e}"));
     let (pty, pts) = pty_process::blocking::open().map_err(|e| fail("cannot open a pty", &e))?;
     if let Some(size) = terminal_size() {
@@ -190,10 +193,11 @@ pub fn supervise_pty(
         cmd = cmd.stdin(Stdio::inherit());
     }
     let mut child = cmd.spawn(pts).map_err(|e| match e {
-        pty_process::Error::Io(io) => start_error(&argv[0], &io),
+        pty_process::Error::Io(io) => start_error(&argv_shown[0], &io),
         other => fail("cannot start the command on a pty", &other),
     })?;
     let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    attach_guard(pid, guard)?;
     // From here until the guard drops, keystrokes go to the command untranslated: its own
     // terminal does the line editing and turns Ctrl-C into its SIGINT, exactly once.
     let raw = if stdin_is_tty { RawMode::enter() } else { None };
@@ -209,16 +213,85 @@ pub fn supervise_pty(
                 .spawn(move || copy_input(input))
                 .ok();
         }
-        let status = child.wait();
+        let status = wait(&mut child, pid, guard);
         handle.close();
         let _ = output.join();
         status
     });
     drop(raw);
-    match status {
-        Ok(st) => Ok(exit_code(st)),
-        Err(e) => Err((EXIT_CANNOT_RUN, format!("waiting for the command: {e}"))),
+    status
+}
+
+/// What `--guard` protects, and whether to report on it in detail.
+pub struct Guard {
+    pub protected: crate::guard::Protected,
+    pub landlock_abi: u32,
+    pub verbose: bool,
+}
+
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+fn wrap_for_guard(argv: &[OsString], guard: Option<&Guard>) -> Result<Vec<OsString>, (u8, String)> {
+    match guard {
+        None => Ok(argv.to_vec()),
+        Some(_) => crate::guard::wrap(argv).map_err(|e| {
+            (
+                EXIT_CANNOT_RUN,
+                format!("guard: cannot find keyfence itself: {e}"),
+            )
+        }),
     }
+}
+
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+fn attach_guard(pid: nix::unistd::Pid, guard: Option<&Guard>) -> Result<(), (u8, String)> {
+    if guard.is_none() {
+        return Ok(());
+    }
+    crate::guard::attach(pid).map_err(|e| {
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+        (
+            EXIT_CANNOT_RUN,
+            format!("guard: cannot trace the command ({e}); it was not started"),
+        )
+    })
+}
+
+/// Waits for the command: plainly, or as the tracer of its whole tree under guard.
+fn wait(
+    child: &mut std::process::Child,
+    pid: nix::unistd::Pid,
+    guard: Option<&Guard>,
+) -> Result<u8, (u8, String)> {
+    #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+    if let Some(g) = guard {
+        let (code, summary) =
+            crate::guard::supervise(pid, &g.protected, g.landlock_abi).map_err(|e| {
+                (
+                    EXIT_CANNOT_RUN,
+                    format!("guard: supervising the command: {e}"),
+                )
+            })?;
+        crate::guard::report(&summary, g.verbose);
+        return Ok(code);
+    }
+    let _ = (pid, guard);
+    child
+        .wait()
+        .map(exit_code)
+        .map_err(|e| (EXIT_CANNOT_RUN, format!("waiting for the command: {e}")))
+}
+
+#[cfg(not(all(target_os = "linux", target_arch = "x86_64")))]
+fn wrap_for_guard(argv: &[OsString], guard: Option<&Guard>) -> Result<Vec<OsString>, (u8, String)> {
+    match guard {
+        None => Ok(argv.to_vec()),
+        Some(_) => Err((EXIT_CANNOT_RUN, "--guard needs Linux on x86-64".into())),
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_arch = "x86_64")))]
+fn attach_guard(_pid: nix::unistd::Pid, _guard: Option<&Guard>) -> Result<(), (u8, String)> {
+    Ok(())
 }
 
 /// A second handle on the pty's controller side, for the input thread that outlives the scope.

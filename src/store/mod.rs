@@ -130,11 +130,28 @@ pub struct Entry {
     pub ttl: Option<u64>,
     /// Profiles allowed to receive it; empty means any (but see [`Store::get_listed_for_profile`]).
     pub profiles: Vec<String>,
+    /// Seconds after which `audit` reports the value as due for rotation; absent: the default
+    /// ([`DEFAULT_ROTATION_AGE`]); 0: never.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotate_after: Option<u64>,
 }
+
+/// How old a value may get before `audit` says to rotate it: 90 days.
+pub const DEFAULT_ROTATION_AGE: u64 = 90 * 86_400;
 
 impl Entry {
     pub fn is_expired(&self, now: Time) -> bool {
         self.expires.is_some_and(|at| now >= at)
+    }
+
+    /// When the value became due for rotation, if it is by `now`.
+    pub fn rotation_due(&self, now: Time) -> Option<Time> {
+        let age = self.rotate_after.unwrap_or(DEFAULT_ROTATION_AGE);
+        if age == 0 {
+            return None;
+        }
+        let due = Time(self.rotated.unwrap_or(self.created).0.saturating_add(age));
+        (now >= due).then_some(due)
     }
 
     /// Whether a profile that is not from a project file may receive it.
@@ -214,6 +231,20 @@ impl Entries {
         self.0.remove(name)
     }
 
+    /// Sets the rotation age of an entry (`Never`: never due). Returns false if there is none.
+    pub fn set_rotate_after(&mut self, name: &str, age: Ttl) -> bool {
+        match self.0.get_mut(name) {
+            Some(e) => {
+                e.rotate_after = Some(match age {
+                    Ttl::Seconds(s) => s,
+                    Ttl::Never => 0,
+                });
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Stores a value. Setting an existing name again keeps `created`, sets `rotated` if the
     /// value changed, and restarts the expiry; a lifetime or profile list not given is kept,
     /// so rotating a key never silently widens who may receive it.
@@ -257,6 +288,7 @@ impl Entries {
                         expires: ttl.map(Time::after),
                         ttl,
                         profiles: new.profiles.unwrap_or_default(),
+                        rotate_after: None,
                     },
                 );
                 SetOutcome::Created
@@ -760,6 +792,29 @@ mod tests {
         set(&p, never);
         let s = Store::open(p, &Fixed("x")).unwrap();
         assert_eq!(s.get("A").unwrap().expires, None);
+    }
+
+    #[test]
+    fn rotation_is_due_after_the_age_from_the_last_change() {
+        let d = tempfile::tempdir().unwrap();
+        let p = paths(&d);
+        set(&p, new_value("A", "one"));
+        let s = Store::open(p.clone(), &Fixed("x")).unwrap();
+        let e = s.get("A").unwrap().clone();
+        assert_eq!(e.rotation_due(Time::now()), None);
+        let later = Time(e.created.0 + DEFAULT_ROTATION_AGE);
+        assert_eq!(e.rotation_due(later), Some(later));
+        let mut rotated = e.clone();
+        rotated.rotated = Some(Time(e.created.0 + 86_400));
+        assert_eq!(rotated.rotation_due(later), None);
+        Store::update(&p, &Fixed("x"), |en| {
+            assert!(en.set_rotate_after("A", Ttl::Never));
+            assert!(!en.set_rotate_after("B", Ttl::Never));
+            Ok(())
+        })
+        .unwrap();
+        let s = Store::open(p, &Fixed("x")).unwrap();
+        assert_eq!(s.get("A").unwrap().rotation_due(Time(u64::MAX)), None);
     }
 
     #[test]

@@ -171,7 +171,28 @@ impl Fixture {
 
     /// `keyfence ARGS` in the project directory, with only PATH, HOME and `env` set.
     pub fn run(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
-        let mut c = Command::new(BIN);
+        self.run_command(Command::new(BIN), args, env)
+    }
+
+    /// Like `run`, as the unprivileged user nobody (root passes kernel checks keyfence relies
+    /// on, DESIGN.md §5). The fixture tree is handed to nobody first. None when setpriv is
+    /// missing.
+    pub fn run_unprivileged(&self, args: &[&str], env: &[(&str, &str)]) -> Option<Run> {
+        if !Path::new("/usr/bin/setpriv").exists() || !nix_is_root() {
+            return None;
+        }
+        let st = Command::new("chown")
+            .args(["-R", "65534:65534"])
+            .arg(self.dir.path())
+            .status()
+            .expect("chown");
+        assert!(st.success());
+        let mut c = Command::new("/usr/bin/setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups", BIN]);
+        Some(self.run_command(c, args, env))
+    }
+
+    fn run_command(&self, mut c: Command, args: &[&str], env: &[(&str, &str)]) -> Run {
         c.current_dir(&self.project)
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
@@ -300,4 +321,16 @@ pub fn find_at<'a>(
 
 pub fn sha12(s: &str) -> String {
     keyfence::secret::fingerprint(s.as_bytes())
+}
+
+pub fn nix_is_root() -> bool {
+    // The effective uid, from /proc (the tests do not link nix).
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .map(|v| v.split_whitespace().nth(1) == Some("0"))
+        })
+        .unwrap_or(false)
 }

@@ -1,0 +1,62 @@
+//! The Linux x86-64 side of guard: the helper, attaching, and serving the tree.
+
+use super::{Protected, filter, tracer};
+use nix::sys::wait::WaitStatus;
+use nix::unistd::Pid;
+use std::ffi::OsString;
+use std::time::{Duration, Instant};
+pub use tracer::Summary;
+
+/// The helper's side: filter, wait for the tracer, exec. Returns only on failure, with the
+/// exit status and message.
+pub fn helper_exec(argv: &[OsString]) -> (u8, String) {
+    use std::os::unix::process::CommandExt;
+    if let Err(e) = filter::install(&[]) {
+        return (
+            crate::run::process::EXIT_CANNOT_RUN,
+            format!("guard: cannot install the seccomp filter: {e}"),
+        );
+    }
+    // Without a tracer the exec would fail with ENOSYS; wait for keyfence to attach.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !traced() {
+        if Instant::now() > deadline {
+            return (
+                crate::run::process::EXIT_CANNOT_RUN,
+                "guard: the supervisor did not attach".into(),
+            );
+        }
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    let err = std::process::Command::new(&argv[0]).args(&argv[1..]).exec();
+    crate::run::process::start_error(&argv[0], &err)
+}
+
+fn traced() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("TracerPid:"))
+                .map(|v| v.trim() != "0")
+        })
+        .unwrap_or(false)
+}
+
+/// Becomes the tracer of the freshly spawned helper. Must run on the thread that then calls
+/// `supervise`: ptrace requests come from the tracing thread.
+pub fn attach(pid: Pid) -> nix::Result<()> {
+    nix::sys::ptrace::seize(pid, tracer::OPTIONS)
+}
+
+/// Serves the tree until the command ends; its exit status (128+N for signal N).
+pub fn supervise(pid: Pid, protected: &Protected, landlock_abi: u32) -> nix::Result<(u8, Summary)> {
+    let mut t = tracer::Tracer::new(pid, protected, landlock_abi);
+    let status = t.run()?;
+    let code = match status {
+        WaitStatus::Exited(_, c) => c as u8,
+        WaitStatus::Signaled(_, sig, _) => 128u8.wrapping_add(sig as u8),
+        _ => crate::run::process::EXIT_CANNOT_RUN,
+    };
+    Ok((code, t.summary))
+}

@@ -1,0 +1,122 @@
+//! `run --guard`: the command gets its secrets; nothing it starts can get them (DESIGN.md §1,
+//! level guard).
+//!
+//! keyfence starts itself as a small helper (`keyfence __guard-exec -- COMMAND...`), which
+//! installs the seccomp filter (`filter.rs`), waits until keyfence is its tracer, and execs the
+//! command with the secrets. From then on keyfence is the ptrace tracer of the whole tree
+//! (`tracer.rs`): at every exec below the command it removes the protected variables (by name
+//! and by value) from the new program's environment, and it puts every descendant in a nested
+//! Landlock domain, so the kernel refuses them the command's `/proc/PID/environ` and memory.
+//!
+//! Re-executing keyfence (about 2 ms) instead of a `pre_exec` hook keeps this free of `unsafe`
+//! and of the deadlock a traced exec inside `Command::spawn` would cause (spawn waits for the
+//! exec, the exec waits for the tracer).
+//!
+//! What breaks under guard, said at run time when it happens: setuid programs run without
+//! their privileges (no_new_privs), debuggers and tracers inside the tree, 32-bit programs
+//! starting programs, and job-control stops (Ctrl-Z).
+
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+pub mod filter;
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+mod linux;
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+mod memory;
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+pub mod tracer;
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+pub use linux::*;
+
+use crate::secret::SecretValue;
+use std::ffi::OsString;
+
+/// What must not cross an exec boundary below the command. Zeroed when dropped.
+pub struct Protected {
+    names: Vec<Vec<u8>>,
+    values: Vec<SecretValue>,
+}
+
+impl Protected {
+    pub fn new(secrets: &[(String, SecretValue)]) -> Protected {
+        Protected {
+            names: secrets.iter().map(|(n, _)| n.as_bytes().to_vec()).collect(),
+            values: secrets.iter().map(|(_, v)| v.clone()).collect(),
+        }
+    }
+
+    /// Whether the `NAME=value` entry must be removed.
+    pub fn drops(&self, entry: &[u8]) -> bool {
+        let (name, value) = match memchr::memchr(b'=', entry) {
+            Some(eq) => (&entry[..eq], &entry[eq + 1..]),
+            None => (entry, &entry[..0]),
+        };
+        self.names.iter().any(|n| n == name)
+            || self.values.iter().any(|v| {
+                !v.expose().is_empty() && memchr::memmem::find(value, v.expose()).is_some()
+            })
+    }
+}
+
+/// The hidden subcommand the helper runs as.
+pub const HELPER: &str = "__guard-exec";
+
+/// Whether guard can work here: the Landlock ABI version, or why not. Guard never runs a
+/// command unprotected.
+pub fn available() -> Result<u32, String> {
+    if !cfg!(all(target_os = "linux", target_arch = "x86_64")) {
+        return Err("--guard needs Linux on x86-64; refusing to run unprotected".into());
+    }
+    let caps = crate::isolate::probe_without_namespaces();
+    if !caps.seccomp_filter {
+        return Err("--guard needs seccomp filters, which this kernel lacks".into());
+    }
+    if !caps.ptrace_children {
+        return Err(
+            "--guard needs ptrace of child processes (Yama ptrace_scope is 3); refusing to run \
+             unprotected"
+                .into(),
+        );
+    }
+    if caps.landlock_abi < 1 {
+        return Err(format!(
+            "--guard needs Landlock to keep descendants out of the command's memory ({}); \
+             refusing to run unprotected",
+            caps.landlock_note
+                .as_deref()
+                .unwrap_or("not available on this kernel")
+        ));
+    }
+    Ok(caps.landlock_abi)
+}
+
+/// The command line that starts `argv` through the helper.
+pub fn wrap(argv: &[OsString]) -> std::io::Result<Vec<OsString>> {
+    let exe = std::env::current_exe()?;
+    let mut out = vec![exe.into_os_string(), HELPER.into(), "--".into()];
+    out.extend(argv.iter().cloned());
+    Ok(out)
+}
+
+/// What the user should know after a guarded run, one line each.
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+pub fn report(summary: &Summary, verbose: bool) {
+    for n in &summary.notices {
+        eprintln!("keyfence: guard: {n}");
+    }
+    for d in &summary.denied {
+        eprintln!("keyfence: guard: {d}");
+    }
+    if summary.left_running > 0 {
+        eprintln!(
+            "keyfence: guard: stopped {} process(es) the command left running (a guarded tree \
+             ends with its command)",
+            summary.left_running
+        );
+    }
+    if verbose {
+        eprintln!(
+            "keyfence: guard: {} exec(s) checked, {} environment(s) rewritten",
+            summary.execs, summary.rewritten
+        );
+    }
+}

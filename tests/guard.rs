@@ -1,0 +1,552 @@
+//! `run --guard`: the command gets its key; no process below it can get it — not from its own
+//! environment (T1), not from an ancestor's /proc/PID/environ (T2), not from an ancestor's
+//! memory or by ptrace (T3), and not by escaping supervision (T8: clone3, CLONE_UNTRACED,
+//! unshare, double fork + setsid). Every probe writes what it got to a file, which masking does
+//! not touch, and runs as the unprivileged user nobody: root passes the kernel checks guard
+//! relies on (DESIGN.md §5).
+
+mod common;
+use common::*;
+
+/// The untrusted descendant: tries every path and writes what it got to `loot`.
+const PROBE: &str = r#"
+import ctypes, os, sys
+loot = open(sys.argv[1], "w")
+def say(*a):
+    loot.write(" ".join(str(x) for x in a) + "\n"); loot.flush()
+libc = ctypes.CDLL(None, use_errno=True)
+libc.syscall.restype = ctypes.c_long
+
+say("T1", dict(os.environ))
+
+def ancestors():
+    p = os.getppid()
+    while p > 1:
+        yield p
+        with open(f"/proc/{p}/stat") as f:
+            p = int(f.read().rsplit(")", 1)[1].split()[1])
+
+for p in ancestors():
+    try:
+        with open(f"/proc/{p}/environ", "rb") as f:
+            say("T2", p, f.read())
+    except OSError as e:
+        say("T2", p, "refused", e.strerror)
+    try:
+        with open(f"/proc/{p}/maps") as f:
+            stack = [l.split()[0] for l in f if "[stack]" in l][0]
+        lo, hi = (int(x, 16) for x in stack.split("-"))
+        with open(f"/proc/{p}/mem", "rb") as f:
+            f.seek(lo)
+            say("T3 mem", p, f.read(hi - lo))
+    except (OSError, IndexError, ValueError) as e:
+        say("T3 mem", p, "refused", getattr(e, "strerror", e))
+    # PTRACE_SEIZE: attaches without stopping the process (an ATTACH would leave it stopped).
+    r = libc.ptrace(0x4206, p, 0, 0)
+    say("T3 ptrace", p, r, os.strerror(ctypes.get_errno()) if r != 0 else "attached")
+
+# T8: escape supervision, then look again.
+r = libc.syscall(435, 0, 0)  # clone3
+say("T8 clone3", r, os.strerror(ctypes.get_errno()))
+CLONE_UNTRACED, SIGCHLD = 0x00800000, 17
+r = libc.syscall(56, CLONE_UNTRACED | SIGCHLD, 0, 0, 0, 0)
+if r == 0:
+    os.execv("/bin/sh", ["sh", "-c", f"env >> {sys.argv[1]}.untraced"])
+say("T8 untraced", r, os.strerror(ctypes.get_errno()) if r < 0 else "child started")
+if r > 0:
+    os.waitpid(r, 0)
+if libc.unshare(0x10000000) == 0:  # CLONE_NEWUSER
+    for p in ancestors():
+        try:
+            with open(f"/proc/{p}/environ", "rb") as f:
+                say("T8 unshare", p, f.read())
+        except OSError as e:
+            say("T8 unshare", p, "refused", e.strerror)
+else:
+    say("T8 unshare", "not allowed", os.strerror(ctypes.get_errno()))
+if os.fork() == 0:
+    os.setsid()
+    if os.fork() == 0:
+        os.execv("/bin/sh", ["sh", "-c", f"env > {sys.argv[1]}.daemon; tr '\\0' '\\n' < /proc/{os.getppid()}/environ >> {sys.argv[1]}.daemon 2>&1"])
+    os._exit(0)
+os.wait()
+import time; time.sleep(0.3)
+say("done")
+"#;
+
+struct Attack {
+    fx: Fixture,
+    key: String,
+}
+
+fn setup() -> Attack {
+    let mut fx = Fixture::outside_tmp();
+    let key = fx.key("anthropic");
+    fx.store_secret("ANTHROPIC_API_KEY", &key);
+    fx.project_file("probe.py", PROBE);
+    Attack { fx, key }
+}
+
+impl Attack {
+    /// Runs the probe as a grandchild of the command (command -> sh -> python3) under `mode`;
+    /// returns the command's report and everything the probe collected.
+    fn run(&self, mode: &[&str]) -> Option<(Run, String)> {
+        let loot = self.fx.project.join("loot");
+        let mut args = vec!["run"];
+        args.extend_from_slice(mode);
+        let target = format!(
+            "echo command-sees-key:${{#ANTHROPIC_API_KEY}}; sh -c 'python3 {}/probe.py {}'",
+            self.fx.project.display(),
+            loot.display()
+        );
+        args.extend(["--inject", "ANTHROPIC_API_KEY", "--", "sh", "-c", &target]);
+        let r = self.fx.run_unprivileged(&args, &[])?;
+        let mut got = String::new();
+        for suffix in ["", ".untraced", ".daemon"] {
+            let p = format!("{}{suffix}", loot.display());
+            got.push_str(&String::from_utf8_lossy(
+                &std::fs::read(&p).unwrap_or_default(),
+            ));
+        }
+        Some((r, got))
+    }
+}
+
+#[test]
+fn without_guard_every_descendant_gets_the_injected_key() {
+    let a = setup();
+    let Some((r, loot)) = a.run(&[]) else {
+        eprintln!("setpriv missing or not root: skipped");
+        return;
+    };
+    assert!(
+        loot.contains("done"),
+        "probe did not finish: {loot}\n{}",
+        r.stderr
+    );
+    // The baseline the guard changes: T1 and T2 both see the key.
+    assert!(loot.contains(&a.key), "expected a leak without --guard");
+}
+
+#[test]
+fn guard_keeps_the_key_from_every_descendant() {
+    let a = setup();
+    let Some((r, loot)) = a.run(&["--guard"]) else {
+        eprintln!("setpriv missing or not root: skipped");
+        return;
+    };
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    // The command itself got its key (its length, masked output aside).
+    assert!(
+        r.stdout.contains("command-sees-key:108"),
+        "{}\n{}",
+        r.stdout,
+        r.stderr
+    );
+    assert!(
+        loot.contains("done"),
+        "probe did not finish: {loot}\n{}",
+        r.stderr
+    );
+    assert!(
+        !loot.contains(&a.key),
+        "the key leaked to a descendant under --guard:\n{loot}"
+    );
+    assert!(
+        !loot.contains("ANTHROPIC_API_KEY"),
+        "the variable reached a descendant:\n{loot}"
+    );
+    // Each path was really tried, and refused by the kernel.
+    assert!(
+        loot.contains("T2") && loot.contains("refused Permission denied"),
+        "{loot}"
+    );
+    assert!(loot.contains("T3 mem"), "{loot}");
+    assert!(loot.contains("T3 ptrace"), "{loot}");
+    assert!(!loot.contains("attached"), "{loot}");
+    assert!(
+        loot.contains("T8 clone3 -1 Function not implemented"),
+        "{loot}"
+    );
+    assert!(
+        loot.contains("T8 untraced -1 Operation not permitted"),
+        "{loot}"
+    );
+    // The double-forked, setsid daemon still ran, without the key.
+    assert!(loot.contains("PATH="), "the daemon did not run: {loot}");
+}
+
+/// The command itself starting programs in every way a runtime does: fork+exec, posix_spawn
+/// (vfork: the child shares the command's memory, so the environment array must be replaced,
+/// never edited in place), and from a second thread. The command keeps its key throughout.
+#[test]
+fn guard_scrubs_every_kind_of_child_and_leaves_the_command_intact() {
+    let mut fx = Fixture::outside_tmp();
+    let key = fx.key("anthropic");
+    fx.store_secret("ANTHROPIC_API_KEY", &key);
+    let out = fx.project.join("children");
+    fx.project_file(
+        "target.py",
+        &format!(
+            r#"
+import os, subprocess, threading
+k = os.environ["ANTHROPIC_API_KEY"]
+out = "{out}"
+def env_to(path, how):
+    if how == "posix_spawn":
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        pid = os.posix_spawn("/usr/bin/env", ["env"], os.environ, file_actions=[(os.POSIX_SPAWN_DUP2, fd, 1)])
+        os.waitpid(pid, 0)
+        os.close(fd)
+    elif how == "fork":
+        pid = os.fork()
+        if pid == 0:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            os.dup2(fd, 1)
+            os.execve("/usr/bin/env", ["env"], os.environ)
+        os.waitpid(pid, 0)
+    else:
+        with open(path, "wb") as f:
+            f.write(subprocess.run(["env"], capture_output=True).stdout)
+env_to(out + ".spawn", "posix_spawn")
+env_to(out + ".fork", "fork")
+t = threading.Thread(target=env_to, args=(out + ".thread", "subprocess"))
+t.start(); t.join()
+print("intact", os.environ["ANTHROPIC_API_KEY"] == k and len(k))
+"#,
+            out = out.display()
+        ),
+    );
+    let target = fx.project.join("target.py");
+    let Some(r) = fx.run_unprivileged(
+        &[
+            "run",
+            "--guard",
+            "-v",
+            "--inject",
+            "ANTHROPIC_API_KEY",
+            "--",
+            "python3",
+            target.to_str().unwrap(),
+        ],
+        &[],
+    ) else {
+        eprintln!("setpriv missing or not root: skipped");
+        return;
+    };
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout.contains("intact 108"),
+        "{}\n{}",
+        r.stdout,
+        r.stderr
+    );
+    for how in ["spawn", "fork", "thread"] {
+        let got = std::fs::read_to_string(format!("{}.{how}", out.display())).unwrap();
+        assert!(
+            got.contains("PATH="),
+            "{how}: no environment captured: {got}"
+        );
+        assert!(
+            !got.contains("ANTHROPIC_API_KEY") && !got.contains(&key),
+            "{how}: the key reached the child"
+        );
+    }
+    assert!(
+        r.stderr.contains("environment(s) rewritten"),
+        "{}",
+        r.stderr
+    );
+}
+
+/// The variable is removed by value too: a child given the key under another name gets
+/// neither.
+#[test]
+fn guard_removes_the_value_under_any_name() {
+    let mut fx = Fixture::outside_tmp();
+    let key = fx.key("anthropic");
+    fx.store_secret("ANTHROPIC_API_KEY", &key);
+    let Some(r) = fx.run_unprivileged(
+        &[
+            "run",
+            "--guard",
+            "--inject",
+            "ANTHROPIC_API_KEY",
+            "--",
+            "sh",
+            "-c",
+            "COPY=\"x $ANTHROPIC_API_KEY\" env | grep -c -e COPY -e ANTHROPIC; true",
+        ],
+        &[],
+    ) else {
+        eprintln!("setpriv missing or not root: skipped");
+        return;
+    };
+    assert_eq!(r.stdout.trim(), "0", "{}\n{}", r.stdout, r.stderr);
+}
+
+#[test]
+fn guard_says_why_a_debugger_fails_and_a_setuid_program_loses_privileges() {
+    let mut fx = Fixture::outside_tmp();
+    let key = fx.key("anthropic");
+    fx.store_secret("ANTHROPIC_API_KEY", &key);
+    let Some(r) = fx.run_unprivileged(
+        &[
+            "run",
+            "--guard",
+            "--inject",
+            "ANTHROPIC_API_KEY",
+            "--",
+            "sh",
+            "-c",
+            &format!(
+                "python3 -c 'import ctypes; ctypes.CDLL(None).ptrace(0, 0, 0, 0)'; {} && echo ok",
+                setuid_true().display()
+            ),
+        ],
+        &[],
+    ) else {
+        eprintln!("setpriv missing or not root: skipped");
+        return;
+    };
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("used ptrace") && r.stderr.contains("debugger"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stdout.contains("ok"), "{}", r.stdout);
+    assert!(
+        r.stderr.contains("setuid-true is setuid/setgid") && r.stderr.contains("no_new_privs"),
+        "{}",
+        r.stderr
+    );
+}
+
+/// A root-owned setuid copy of `true`, outside the fixture (which is handed to nobody, and
+/// chown clears setuid bits).
+fn setuid_true() -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
+    std::fs::create_dir_all(dir).unwrap();
+    let p = dir.join("setuid-true");
+    if !p.exists() {
+        let tmp = dir.join(format!("setuid-true.{}", std::process::id()));
+        std::fs::copy("/bin/true", &tmp).unwrap();
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o4755)).unwrap();
+        std::fs::rename(&tmp, &p).unwrap();
+    }
+    p
+}
+
+#[test]
+fn guard_ends_the_tree_with_the_command() {
+    let mut fx = Fixture::outside_tmp();
+    let key = fx.key("anthropic");
+    fx.store_secret("ANTHROPIC_API_KEY", &key);
+    let marker = fx.project.join("survived");
+    let script = format!("(sleep 1; touch {}) & exit 3", marker.display());
+    let Some(r) = fx.run_unprivileged(
+        &[
+            "run",
+            "--guard",
+            "--inject",
+            "ANTHROPIC_API_KEY",
+            "--",
+            "sh",
+            "-c",
+            &script,
+        ],
+        &[],
+    ) else {
+        eprintln!("setpriv missing or not root: skipped");
+        return;
+    };
+    // The command's own status comes back, and what it left behind was stopped.
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(r.stderr.contains("left running"), "{}", r.stderr);
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    assert!(
+        !marker.exists(),
+        "a background process outlived the guarded command"
+    );
+}
+
+#[test]
+fn guard_exit_status_and_signals_are_the_commands() {
+    let mut fx = Fixture::outside_tmp();
+    let key = fx.key("anthropic");
+    fx.store_secret("ANTHROPIC_API_KEY", &key);
+    let Some(r) = fx.run_unprivileged(
+        &[
+            "run",
+            "--guard",
+            "--inject",
+            "ANTHROPIC_API_KEY",
+            "--",
+            "sh",
+            "-c",
+            "kill -TERM $$",
+        ],
+        &[],
+    ) else {
+        eprintln!("setpriv missing or not root: skipped");
+        return;
+    };
+    assert_eq!(r.code, 128 + 15, "{}", r.stderr);
+    let r = fx
+        .run_unprivileged(
+            &["run", "--guard", "--", "no-such-program-here"],
+            // Only directories nobody can search: root's PATH has some it cannot.
+            &[("PATH", "/usr/bin:/bin")],
+        )
+        .unwrap();
+    assert_eq!(r.code, 127, "{}", r.stderr);
+    assert!(r.stderr.contains("command not found"), "{}", r.stderr);
+}
+
+/// Fail closed: when the supervisor dies, the tree dies with it (PTRACE_O_EXITKILL), and no
+/// process can start a program without it (the filter's exec stops fail with ENOSYS).
+#[test]
+fn guard_tree_dies_with_its_supervisor() {
+    if !nix_is_root() || !std::path::Path::new("/usr/bin/setpriv").exists() {
+        eprintln!("setpriv missing or not root: skipped");
+        return;
+    }
+    let mut fx = Fixture::outside_tmp();
+    let key = fx.key("anthropic");
+    fx.store_secret("ANTHROPIC_API_KEY", &key);
+    let pidfile = fx.project.join("pid");
+    let st = std::process::Command::new("chown")
+        .args(["-R", "65534:65534"])
+        .arg(fx.dir.path())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let mut kf = std::process::Command::new("/usr/bin/setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", BIN])
+        .args([
+            "run",
+            "--guard",
+            "--inject",
+            "ANTHROPIC_API_KEY",
+            "--",
+            "sh",
+            "-c",
+        ])
+        .arg(format!("echo $$ > {}; exec sleep 60", pidfile.display()))
+        .current_dir(&fx.project)
+        .env_clear()
+        .env("HOME", &fx.home)
+        .env("PATH", "/usr/bin:/bin")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let pid = loop {
+        if let Ok(s) = std::fs::read_to_string(&pidfile)
+            && let Ok(p) = s.trim().parse::<u32>()
+        {
+            break p;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the command never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let proc_dir = std::path::PathBuf::from(format!("/proc/{pid}"));
+    assert!(proc_dir.exists());
+    kf.kill().unwrap();
+    kf.wait().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    // Gone, or a zombie waiting for its reaper.
+    while proc_dir.exists()
+        && !std::fs::read_to_string(proc_dir.join("stat"))
+            .unwrap_or_default()
+            .contains(") Z")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the command outlived its supervisor"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// Guard keeps the key out of the tree's processes; the store and credential files are the
+/// sandbox's job. Together, a descendant gets nothing.
+#[test]
+fn guard_with_sandbox_leaves_no_path_to_the_key() {
+    let mut fx = Fixture::outside_tmp();
+    let key = fx.key("anthropic");
+    fx.store_secret("ANTHROPIC_API_KEY", &key);
+    let aws = fx.key("aws-secret");
+    fx.home_file(
+        ".aws/credentials",
+        &format!("[default]\naws_secret_access_key = {aws}\n"),
+    );
+    let loot = fx.project.join("loot");
+    let probe =
+        format!("env; cat ~/.aws/credentials; {BIN} secret get ANTHROPIC_API_KEY; echo done",);
+    let target = format!(
+        "sh -c '{}' > {} 2>&1",
+        probe.replace('\'', "'\\''"),
+        loot.display()
+    );
+    let run = |mode: &[&str]| {
+        let mut args = vec!["run"];
+        args.extend_from_slice(mode);
+        args.extend(["--inject", "ANTHROPIC_API_KEY", "--", "sh", "-c", &target]);
+        fx.run_unprivileged(&args, &[("PATH", "/usr/bin:/bin")])
+            .map(|r| (r, std::fs::read_to_string(&loot).unwrap_or_default()))
+    };
+    let Some((_, guarded)) = run(&["--guard"]) else {
+        eprintln!("setpriv missing or not root: skipped");
+        return;
+    };
+    // Guard alone: the environment is clean, but the store answers anyone who asks.
+    assert!(guarded.contains("done"), "{guarded}");
+    assert!(
+        guarded.contains(&key),
+        "expected the store to answer without a sandbox"
+    );
+    let (_, both) = run(&["--guard", "--sandbox"]).unwrap();
+    assert!(both.contains("done"), "{both}");
+    assert!(
+        !both.contains(&key) && !both.contains(&aws),
+        "leaked:\n{both}"
+    );
+}
+
+/// The nested Landlock domain restricts nothing a program does with files: moving a file
+/// across directories (which every Landlock domain forbids unless it grants "refer") works.
+#[test]
+fn guard_lets_descendants_rename_across_directories() {
+    let mut fx = Fixture::outside_tmp();
+    let key = fx.key("anthropic");
+    fx.store_secret("ANTHROPIC_API_KEY", &key);
+    let Some(r) = fx.run_unprivileged(
+        &[
+            "run",
+            "--guard",
+            "--inject",
+            "ANTHROPIC_API_KEY",
+            "--",
+            "sh",
+            "-c",
+            "mkdir -p a b && touch a/f && sh -c 'mv a/f b/f && ln b/f a/g' && ls b a",
+        ],
+        &[("PATH", "/usr/bin:/bin")],
+    ) else {
+        eprintln!("setpriv missing or not root: skipped");
+        return;
+    };
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout.contains('f') && r.stdout.contains('g'),
+        "{}",
+        r.stdout
+    );
+}
