@@ -155,6 +155,8 @@ safely stored, and a file that changed since it was read is left alone."
     /// Internal: the helper `run --guard` starts, which execs the command under its supervisor
     #[command(name = "__guard-exec", hide = true)]
     GuardExec {
+        #[arg(long)]
+        trace: bool,
         #[arg(required = true, last = true)]
         command: Vec<std::ffi::OsString>,
     },
@@ -324,6 +326,11 @@ pub struct RunArgs {
     /// not work inside a guarded tree
     #[arg(long)]
     pub guard: bool,
+    /// Record what the command's tree does with keys: execs, opens of credential files and
+    /// .env files, connects, DNS queries, and secret, stand-in or canary values sent out. A
+    /// summary by package goes to stderr; with =FILE every event as JSON lines too (Linux x86-64)
+    #[arg(long, value_name = "FILE", num_args = 0..=1, require_equals = true, default_missing_value = "")]
+    pub trace: Option<std::path::PathBuf>,
     /// Network for the command: allow (default), none (no TCP, UDP or DNS: a new network
     /// namespace), or tcp:PORT,... (TCP connections to those ports only; UDP is not limited)
     #[arg(long, value_name = "allow|none|tcp:PORTS", default_value = "allow")]

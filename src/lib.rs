@@ -20,3 +20,4 @@ pub mod run;
 pub mod secret;
 pub mod setup;
 pub mod store;
+pub mod trace;

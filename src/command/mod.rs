@@ -59,7 +59,7 @@ pub fn run(cli: Cli) -> Result<Exit> {
         Command::Doctor => doctor::run(&cli.global),
         Command::Canary(cmd) => canary::run(&cli.global, cmd),
         Command::ProbeNamespaces => Ok(Exit::Code(crate::isolate::namespace_probe_child() as u8)),
-        Command::GuardExec { command } => Ok(run::guard_helper(command)),
+        Command::GuardExec { command, trace } => Ok(run::guard_helper(command, *trace)),
         Command::Completions { shell } => {
             let mut cmd = Cli::command();
             clap_complete::generate(*shell, &mut cmd, "keyfence", &mut std::io::stdout());

@@ -16,8 +16,12 @@ use std::os::unix::ffi::OsStrExt;
 
 pub fn run(g: &GlobalArgs, args: &RunArgs) -> Result<Exit> {
     match prepare(args).and_then(|(plan, mask, sandbox, guard, leases)| {
-        let guard = match guard {
-            true => Some(crate::guard::available().map_err(|e| anyhow::anyhow!(e))?),
+        // Guard and trace share the supervisor: a tracer of the whole tree.
+        let guard = match guard || args.trace.is_some() {
+            true => Some((
+                crate::guard::available().map_err(|e| anyhow::anyhow!(e))?,
+                guard,
+            )),
             false => None,
         };
         // Leases and child tokens are revoked when the command ends, so keyfence stays to do it.
@@ -341,7 +345,7 @@ fn start(
     plan: env::Plan,
     supervise: bool,
     mask: bool,
-    guard: Option<u32>,
+    guard: Option<(u32, bool)>,
 ) -> Exit {
     if g.verbose {
         // Names only, never values.
@@ -357,9 +361,21 @@ fn start(
         eprintln!("keyfence: {msg}");
         return Exit::Code(code);
     }
-    let guard = guard.map(|landlock_abi| process::Guard {
+    let trace = match &args.trace {
+        Some(file) => match recorder(args, &plan, file) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                eprintln!("keyfence: error: --trace={}: {e}", file.display());
+                return Exit::Code(process::EXIT_CANNOT_RUN);
+            }
+        },
+        None => None,
+    };
+    let guard = guard.map(|(landlock_abi, contain)| process::Guard {
         protected: crate::guard::Protected::new(&plan.secrets),
         landlock_abi,
+        contain,
+        trace: std::sync::Mutex::new(trace),
         verbose: g.verbose,
     });
     let masked: &[(String, SecretValue)] = if mask { &plan.secrets } else { &[] };
@@ -400,17 +416,81 @@ fn fetch_for_run(
     Ok(entry.value.clone())
 }
 
+/// The trace recorder: which values to look for in outgoing data (every dropped or injected
+/// secret, and the canaries and stand-ins given in their place) and which paths are sensitive
+/// (the sandbox's list of credential stores).
+fn recorder(
+    args: &RunArgs,
+    plan: &env::Plan,
+    file: &std::path::Path,
+) -> std::io::Result<crate::trace::Recorder> {
+    use crate::trace::{Recorder, Watched};
+    let value_in_env = |name: &str| {
+        plan.env
+            .iter()
+            .find(|(k, _)| k.as_bytes() == name.as_bytes())
+            .map(|(_, v)| SecretValue::new(v.as_bytes()))
+    };
+    let mut watched: Vec<Watched> = plan
+        .secrets
+        .iter()
+        .map(|(n, v)| Watched {
+            label: n.clone(),
+            canary: false,
+            value: v.clone(),
+        })
+        .collect();
+    if args.canary {
+        for name in &plan.dropped {
+            if let Some(value) = value_in_env(name) {
+                watched.push(Watched {
+                    label: name.clone(),
+                    canary: true,
+                    value,
+                });
+            }
+        }
+    }
+    for name in &args.phantom {
+        if let Some(value) = value_in_env(name) {
+            watched.push(Watched {
+                label: format!("{name} (stand-in)"),
+                canary: false,
+                value,
+            });
+        }
+    }
+    let home = std::env::var_os("HOME")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_default();
+    let mut store_dirs = Vec::new();
+    if let Ok(p) = crate::store::Paths::from_env() {
+        store_dirs.push(p.dir.clone());
+        if let Some(k) = p.key.parent() {
+            store_dirs.push(k.to_path_buf());
+        }
+    }
+    #[cfg(target_os = "linux")]
+    let sensitive =
+        crate::isolate::sandbox::Policy::default_for(&home, &std::env::current_dir()?, &store_dirs)
+            .deny_read;
+    #[cfg(not(target_os = "linux"))]
+    let sensitive = store_dirs;
+    let file = (!file.as_os_str().is_empty()).then_some(file);
+    Recorder::new(file, watched, sensitive)
+}
+
 /// `keyfence __guard-exec -- COMMAND...`: the helper `run --guard` starts.
-pub fn guard_helper(command: &[std::ffi::OsString]) -> Exit {
+pub fn guard_helper(command: &[std::ffi::OsString], trace: bool) -> Exit {
     #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
     {
-        let (code, msg) = crate::guard::helper_exec(command);
+        let (code, msg) = crate::guard::helper_exec(command, trace);
         eprintln!("keyfence: {msg}");
         Exit::Code(code)
     }
     #[cfg(not(all(target_os = "linux", target_arch = "x86_64")))]
     {
-        let _ = command;
+        let _ = (command, trace);
         eprintln!("keyfence: --guard needs Linux on x86-64");
         Exit::Code(process::EXIT_CANNOT_RUN)
     }

@@ -45,6 +45,13 @@ pub mod nr {
     pub const PTRACE: u32 = 101;
     pub const CLONE: u32 = 56;
     pub const CLONE3: u32 = 435;
+    pub const OPEN: u32 = 2;
+    pub const OPENAT: u32 = 257;
+    pub const CONNECT: u32 = 42;
+    pub const SENDTO: u32 = 44;
+    pub const SENDMSG: u32 = 46;
+    /// What `--trace` adds to the filter.
+    pub const TRACED: &[u32] = &[OPENAT, CONNECT, SENDTO, SENDMSG, OPEN];
 }
 
 mod nr_i386 {

@@ -9,9 +9,10 @@ pub use tracer::Summary;
 
 /// The helper's side: filter, wait for the tracer, exec. Returns only on failure, with the
 /// exit status and message.
-pub fn helper_exec(argv: &[OsString]) -> (u8, String) {
+pub fn helper_exec(argv: &[OsString], trace: bool) -> (u8, String) {
     use std::os::unix::process::CommandExt;
-    if let Err(e) = filter::install(&[]) {
+    let extra = if trace { filter::nr::TRACED } else { &[] };
+    if let Err(e) = filter::install(extra) {
         return (
             crate::run::process::EXIT_CANNOT_RUN,
             format!("guard: cannot install the seccomp filter: {e}"),
@@ -50,13 +51,20 @@ pub fn attach(pid: Pid) -> nix::Result<()> {
 }
 
 /// Serves the tree until the command ends; its exit status (128+N for signal N).
-pub fn supervise(pid: Pid, protected: &Protected, landlock_abi: u32) -> nix::Result<(u8, Summary)> {
-    let mut t = tracer::Tracer::new(pid, protected, landlock_abi);
+pub fn supervise(
+    pid: Pid,
+    protected: &Protected,
+    landlock_abi: u32,
+    contain: bool,
+    trace: Option<crate::trace::Recorder>,
+) -> nix::Result<(u8, Summary, Option<crate::trace::Recorder>)> {
+    let mut t = tracer::Tracer::new(pid, protected, landlock_abi, contain, trace);
     let status = t.run()?;
     let code = match status {
         WaitStatus::Exited(_, c) => c as u8,
         WaitStatus::Signaled(_, sig, _) => 128u8.wrapping_add(sig as u8),
         _ => crate::run::process::EXIT_CANNOT_RUN,
     };
-    Ok((code, t.summary))
+    let trace = t.trace.take();
+    Ok((code, t.summary, trace))
 }

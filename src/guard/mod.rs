@@ -90,9 +90,13 @@ pub fn available() -> Result<u32, String> {
 }
 
 /// The command line that starts `argv` through the helper.
-pub fn wrap(argv: &[OsString]) -> std::io::Result<Vec<OsString>> {
+pub fn wrap(argv: &[OsString], trace: bool) -> std::io::Result<Vec<OsString>> {
     let exe = std::env::current_exe()?;
-    let mut out = vec![exe.into_os_string(), HELPER.into(), "--".into()];
+    let mut out = vec![exe.into_os_string(), HELPER.into()];
+    if trace {
+        out.push("--trace".into());
+    }
+    out.push("--".into());
     out.extend(argv.iter().cloned());
     Ok(out)
 }

@@ -23,12 +23,27 @@ use nix::unistd::Pid;
 use std::collections::{HashMap, HashSet};
 
 /// One process (thread group leader or thread) in the tree.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Task {
     /// The thread group: the command is the group whose id is the first pid.
     tgid: Pid,
     /// Already inside the nested Landlock domain (inherited by children).
     contained: bool,
+    /// The process that created it (for the trace).
+    ppid: Pid,
+    /// The package script or top-level command it belongs to (for the trace).
+    group: std::rc::Rc<str>,
+}
+
+impl Task {
+    fn new(tgid: Pid, ppid: Pid) -> Task {
+        Task {
+            tgid,
+            contained: false,
+            ppid,
+            group: "".into(),
+        }
+    }
 }
 
 /// What a guarded run reports at the end, for the user.
@@ -50,6 +65,11 @@ pub struct Tracer<'a> {
     pub summary: Summary,
     warned_ptrace: bool,
     landlock_abi: u32,
+    /// Contain descendants and rewrite their environment (guard); false: only observe.
+    contain: bool,
+    pub trace: Option<crate::trace::Recorder>,
+    /// Sockets' destinations by (process, fd), for sends on connected sockets.
+    connected: HashMap<(Pid, u64), (String, Option<u16>)>,
     setuid_seen: HashSet<std::path::PathBuf>,
 }
 
@@ -71,15 +91,15 @@ const LANDLOCK_RULE_PATH_BENEATH: u64 = 1;
 const BULK_LIMIT: usize = 1 << 20;
 
 impl<'a> Tracer<'a> {
-    pub fn new(command: Pid, protected: &'a Protected, landlock_abi: u32) -> Self {
+    pub fn new(
+        command: Pid,
+        protected: &'a Protected,
+        landlock_abi: u32,
+        contain: bool,
+        trace: Option<crate::trace::Recorder>,
+    ) -> Self {
         let mut tasks = HashMap::new();
-        tasks.insert(
-            command,
-            Task {
-                tgid: command,
-                contained: false,
-            },
-        );
+        tasks.insert(command, Task::new(command, Pid::from_raw(0)));
         Tracer {
             command,
             protected,
@@ -88,6 +108,9 @@ impl<'a> Tracer<'a> {
             summary: Summary::default(),
             warned_ptrace: false,
             landlock_abi,
+            contain,
+            trace,
+            connected: HashMap::new(),
             setuid_seen: HashSet::new(),
         }
     }
@@ -178,6 +201,7 @@ impl<'a> Tracer<'a> {
                         self.tasks.insert(pid, t);
                     }
                 }
+                self.trace_exec(pid);
                 let _ = ptrace::cont(pid, None);
             }
             STOP => {
@@ -202,10 +226,11 @@ impl<'a> Tracer<'a> {
             return;
         };
         let child = Pid::from_raw(msg as i32);
-        let parent_task = self.tasks.get(&parent).copied().unwrap_or(Task {
-            tgid: parent,
-            contained: false,
-        });
+        let parent_task = self
+            .tasks
+            .get(&parent)
+            .cloned()
+            .unwrap_or_else(|| Task::new(parent, Pid::from_raw(0)));
         let thread = clone
             && ptrace::getregs(parent)
                 .map(|r| r.rdi & libc::CLONE_THREAD as u64 != 0)
@@ -215,6 +240,8 @@ impl<'a> Tracer<'a> {
             Task {
                 tgid: if thread { parent_task.tgid } else { child },
                 contained: parent_task.contained,
+                ppid: parent,
+                group: parent_task.group.clone(),
             },
         );
         if self.early.remove(&child) {
@@ -225,6 +252,12 @@ impl<'a> Tracer<'a> {
     fn seccomp_stop(&mut self, pid: Pid, tag: u32) {
         match tag {
             nr::EXECVE | nr::EXECVEAT => self.exec_stop(pid, tag),
+            nr::OPEN | nr::OPENAT | nr::CONNECT | nr::SENDTO | nr::SENDMSG => {
+                if let Ok(regs) = ptrace::getregs(pid) {
+                    self.observe(pid, tag, regs);
+                }
+                let _ = ptrace::cont(pid, None);
+            }
             nr::PTRACE => {
                 if !self.warned_ptrace {
                     self.warned_ptrace = true;
@@ -244,16 +277,23 @@ impl<'a> Tracer<'a> {
 
     fn exec_stop(&mut self, pid: Pid, tag: u32) {
         self.summary.execs += 1;
-        let task = *self.tasks.entry(pid).or_insert(Task {
-            tgid: pid,
-            contained: false,
-        });
+        let task = self
+            .tasks
+            .entry(pid)
+            .or_insert_with(|| Task::new(pid, Pid::from_raw(0)))
+            .clone();
         let Ok(regs) = ptrace::getregs(pid) else {
             return;
         };
         self.note_setuid(pid, regs, tag);
-        if task.tgid == self.command {
-            // The command itself (also through its own later execs) keeps its secrets.
+        let envp = if tag == nr::EXECVE {
+            regs.rdx
+        } else {
+            regs.r10
+        } as usize;
+        if task.tgid == self.command || !self.contain {
+            // The command itself (also through its own later execs) keeps its secrets; with
+            // trace alone nothing is changed.
             let _ = ptrace::cont(pid, None);
             return;
         }
@@ -273,11 +313,6 @@ impl<'a> Tracer<'a> {
             }
             return;
         }
-        let envp = if tag == nr::EXECVE {
-            regs.rdx
-        } else {
-            regs.r10
-        } as usize;
         match rewrite_env(pid, regs, envp, self.protected, tag) {
             Ok(changed) => {
                 if changed {
@@ -333,6 +368,197 @@ impl<'a> Tracer<'a> {
         let _ = ptrace::cont(pid, None);
     }
 }
+
+impl Tracer<'_> {
+    fn group_of(&self, pid: Pid) -> String {
+        self.tasks
+            .get(&pid)
+            .map(|t| t.group.to_string())
+            .unwrap_or_default()
+    }
+
+    /// An exec that succeeded (the new program is loaded, not yet running): record it from
+    /// /proc, and name the group its process belongs to from here on (a package manager's
+    /// lifecycle script, or the command itself).
+    fn trace_exec(&mut self, pid: Pid) {
+        let Some(rec) = &self.trace else { return };
+        let split = |b: Vec<u8>| -> Vec<String> {
+            b.split(|&c| c == 0)
+                .filter(|a| !a.is_empty())
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect()
+        };
+        let argv: Vec<String> =
+            split(std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default())
+                .into_iter()
+                .take(64)
+                .map(|a| rec.mask(&a))
+                .collect();
+        let program = std::fs::read_link(format!("/proc/{pid}/exe"))
+            .map(|p| p.display().to_string())
+            .unwrap_or_default();
+        let cwd = std::fs::read_link(format!("/proc/{pid}/cwd"))
+            .map(|p| p.display().to_string())
+            .unwrap_or_default();
+        let env = split(std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default());
+        let var = |name: &str| {
+            env.iter()
+                .find_map(|e| e.strip_prefix(name)?.strip_prefix('=').map(str::to_string))
+        };
+        let task = self.tasks.get(&pid).cloned();
+        let mut group = task
+            .as_ref()
+            .map(|t| t.group.to_string())
+            .unwrap_or_default();
+        if let (Some(name), Some(event)) = (var("npm_package_name"), var("npm_lifecycle_event")) {
+            group = match var("npm_package_version") {
+                Some(v) => format!("{name}@{v} {event}"),
+                None => format!("{name} {event}"),
+            };
+        } else if group.is_empty() {
+            group = argv.first().cloned().unwrap_or_else(|| program.clone());
+        }
+        if let Some(t) = self.tasks.get_mut(&pid) {
+            t.group = group.as_str().into();
+        }
+        let ppid = task.map_or(0, |t| t.ppid.as_raw());
+        if let Some(rec) = &mut self.trace {
+            rec.record(crate::trace::Event::Exec {
+                pid: pid.as_raw(),
+                ppid,
+                program,
+                argv,
+                cwd,
+                group,
+            });
+        }
+    }
+
+    /// An open, connect or send the trace filter stopped.
+    fn observe(&mut self, pid: Pid, tag: u32, r: libc::user_regs_struct) {
+        use crate::trace::{Event, dns_query_name, sockaddr};
+        if self.trace.is_none() {
+            return;
+        }
+        let group = self.group_of(pid);
+        let tgid = self.tasks.get(&pid).map_or(pid, |t| t.tgid);
+        let read = |at: u64, len: u64| {
+            memory::read_upto(pid, at as usize, len.min(MAX_PAYLOAD as u64) as usize)
+        };
+        match tag {
+            nr::OPEN | nr::OPENAT => {
+                let (dirfd, path_at, flags) = if tag == nr::OPEN {
+                    (libc::AT_FDCWD as i64, r.rdi, r.rsi)
+                } else {
+                    (r.rdi as i32 as i64, r.rsi, r.rdx)
+                };
+                let Ok(raw) = memory::read_cstring(pid, path_at as usize) else {
+                    return;
+                };
+                let path = std::path::PathBuf::from(String::from_utf8_lossy(&raw).into_owned());
+                let base = if dirfd == libc::AT_FDCWD as i64 {
+                    format!("/proc/{pid}/cwd")
+                } else {
+                    format!("/proc/{pid}/fd/{dirfd}")
+                };
+                let full = if path.is_absolute() {
+                    path
+                } else {
+                    std::fs::read_link(&base)
+                        .map(|b| b.join(&path))
+                        .unwrap_or(path)
+                };
+                let Some(rec) = &mut self.trace else { return };
+                if let Some(why) = rec.sensitive(&full, pid.as_raw()) {
+                    let write = flags as i32 & (libc::O_WRONLY | libc::O_RDWR) != 0;
+                    rec.record(Event::Open {
+                        pid: pid.as_raw(),
+                        path: full.display().to_string(),
+                        write,
+                        why,
+                        group,
+                    });
+                }
+            }
+            nr::CONNECT => {
+                let Some((address, port)) = sockaddr(&read(r.rsi, r.rdx)) else {
+                    return;
+                };
+                self.connected
+                    .insert((tgid, r.rdi), (address.clone(), port));
+                if let Some(rec) = &mut self.trace {
+                    rec.record(Event::Connect {
+                        pid: pid.as_raw(),
+                        address,
+                        group,
+                    });
+                }
+            }
+            nr::SENDTO | nr::SENDMSG => {
+                let (data, dest) = if tag == nr::SENDTO {
+                    let dest = (r.r8 != 0).then(|| sockaddr(&read(r.r8, r.r9))).flatten();
+                    (read(r.rsi, r.rdx), dest)
+                } else {
+                    // struct msghdr: name, namelen, iov, iovlen.
+                    let hdr = read(r.rsi, 32);
+                    if hdr.len() < 32 {
+                        return;
+                    }
+                    let word = |i: usize| {
+                        u64::from_ne_bytes(hdr[i * 8..i * 8 + 8].try_into().unwrap_or([0; 8]))
+                    };
+                    let dest = (word(0) != 0)
+                        .then(|| sockaddr(&read(word(0), word(1) & 0xffff_ffff)))
+                        .flatten();
+                    let iovs = read(word(2), word(3).min(16) * 16);
+                    let mut data = Vec::new();
+                    for iov in iovs.chunks_exact(16) {
+                        let base = u64::from_ne_bytes(iov[..8].try_into().unwrap_or([0; 8]));
+                        let len = u64::from_ne_bytes(iov[8..].try_into().unwrap_or([0; 8]));
+                        data.extend(read(base, len));
+                        if data.len() >= MAX_PAYLOAD {
+                            break;
+                        }
+                    }
+                    (data, dest)
+                };
+                let dest = dest.or_else(|| self.connected.get(&(tgid, r.rdi)).cloned());
+                let (destination, port) = dest.unwrap_or_else(|| ("a socket".into(), None));
+                let Some(rec) = &mut self.trace else { return };
+                if port == Some(53)
+                    && let Some(name) = dns_query_name(&data)
+                {
+                    rec.record(Event::Dns {
+                        pid: pid.as_raw(),
+                        name,
+                        group: group.clone(),
+                    });
+                }
+                let found: Vec<(String, bool)> = rec
+                    .find_watched(&data)
+                    .into_iter()
+                    .map(|(l, c)| (l.to_string(), c))
+                    .collect();
+                for (label, canary) in found {
+                    rec.record(Event::SecretSent {
+                        pid: pid.as_raw(),
+                        what: if canary {
+                            format!("the canary for {label}")
+                        } else {
+                            format!("the value of {label}")
+                        },
+                        destination: destination.clone(),
+                        group: group.clone(),
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// How much of one send the trace inspects.
+const MAX_PAYLOAD: usize = 64 * 1024;
 
 fn comm(pid: Pid) -> String {
     std::fs::read_to_string(format!("/proc/{pid}/comm"))

