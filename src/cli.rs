@@ -110,7 +110,9 @@ credfile  credential files: ~/.aws/credentials, ~/.npmrc, ~/.netrc, ...\n  \
 agent     Claude Code and Codex settings and MCP server definitions\n  \
 proc      environments of running processes (/proc/PID/environ)\n  \
 file      secrets in the project's files\n  \
-store     entries of keyfence's vault due for rotation\n\n\
+store     entries of keyfence's vault due for rotation\n  \
+ci        GitHub Actions workflows and actions, GitLab CI: where secrets reach steps\n  \
+package   dependencies that run code at install time, and whether secrets reach them\n\n\
 The same key found in several places is one exposure, grouped by its fingerprint."
     )]
     Audit(AuditArgs),

@@ -42,10 +42,12 @@ pub enum Source {
     Proc,
     File,
     Store,
+    Ci,
+    Package,
 }
 
 impl Source {
-    pub const ALL: [Source; 9] = [
+    pub const ALL: [Source; 11] = [
         Source::Env,
         Source::Shell,
         Source::History,
@@ -55,6 +57,8 @@ impl Source {
         Source::Proc,
         Source::File,
         Source::Store,
+        Source::Ci,
+        Source::Package,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -68,6 +72,8 @@ impl Source {
             Source::Proc => "proc",
             Source::File => "file",
             Source::Store => "store",
+            Source::Ci => "ci",
+            Source::Package => "package",
         }
     }
 }

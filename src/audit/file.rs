@@ -13,6 +13,7 @@ fn owned_by_other_source(ctx: &Context, path: &Path) -> bool {
     (ctx.enabled(Source::Dotenv) && dotenv::is_dotenv_name(name))
         || (ctx.enabled(Source::Agent) && super::agent::is_project_agent_file(path))
         || (ctx.enabled(Source::Credfile) && name == ".npmrc")
+        || (ctx.enabled(Source::Ci) && super::ci::is_ci_file(path))
 }
 
 pub fn audit(ctx: &Context, out: &mut Output) {

@@ -5,6 +5,7 @@
 //! `run_source`.
 
 pub mod agent;
+pub mod ci;
 pub mod credfile;
 pub mod dotenv;
 pub mod env;
@@ -12,11 +13,13 @@ pub mod file;
 pub mod git;
 pub mod history;
 pub mod history_syntax;
+pub mod package;
 pub mod proc;
 pub mod shell;
 pub mod shell_syntax;
 pub mod store;
 pub mod walk;
+pub mod yaml;
 
 use crate::detect::{self, Detector, Match};
 use crate::finding::{AuditError, Finding, Location, Report, Severity, Skipped, Source};
@@ -125,6 +128,8 @@ fn run_source(ctx: &Context, source: Source) -> Output {
         Source::Proc => proc::audit(ctx, &mut out),
         Source::File => file::audit(ctx, &mut out),
         Source::Store => store::audit(ctx, &mut out),
+        Source::Ci => ci::audit(ctx, &mut out),
+        Source::Package => package::audit(ctx, &mut out),
     }
     out
 }

@@ -27,7 +27,12 @@ pub fn run(g: &GlobalArgs, args: &AuditArgs) -> Result<Exit> {
     // user owns (caches, toolchains, other projects): look at the home's known places only.
     let canon = |p: &std::path::Path| p.canonicalize().unwrap_or_else(|_| p.to_path_buf());
     if args.paths.is_empty() && canon(std::path::Path::new(".")) == canon(&home) {
-        sources.retain(|s| !matches!(s, Source::File | Source::Dotenv));
+        sources.retain(|s| {
+            !matches!(
+                s,
+                Source::File | Source::Dotenv | Source::Ci | Source::Package
+            )
+        });
         if !g.quiet {
             eprintln!(
                 "keyfence: note: the current directory is your home, so project files are not \

@@ -145,7 +145,7 @@ fn still_exposed(home: &std::path::Path, fingerprint: &str) -> Result<Vec<(Strin
         // Everywhere but the project's own files: those are the project's business.
         sources: Source::ALL
             .into_iter()
-            .filter(|s| *s != Source::File)
+            .filter(|s| !matches!(s, Source::File | Source::Ci | Source::Package))
             .collect(),
         env: std::env::vars_os().collect(),
         max_filesize: 10 << 20,
