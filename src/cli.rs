@@ -163,6 +163,14 @@ safely stored, and a file that changed since it was read is left alone."
     /// Make realistic fake keys that reveal a harvester, and keep their registry
     #[command(subcommand)]
     Canary(CanaryCommand),
+    /// Print shell functions that route package-manager commands through `keyfence run`, which
+    /// picks the profile by command line (installs get the `install` profile's sandbox). Use
+    /// `eval "$(keyfence shell-init bash)"` in ~/.bashrc (zsh alike; fish: `keyfence shell-init
+    /// fish | source`)
+    ShellInit {
+        #[arg(value_enum)]
+        shell: InitShell,
+    },
     /// Print a shell completion script
     Completions {
         #[arg(value_enum)]
@@ -375,4 +383,11 @@ pub enum CanaryCommand {
     List,
     /// Forget a canary
     Rm { fingerprint: String },
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum InitShell {
+    Bash,
+    Zsh,
+    Fish,
 }

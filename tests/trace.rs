@@ -76,6 +76,9 @@ fn trace_names_the_package_that_harvests_and_alerts_on_the_canary() {
     let r = fx.run(
         &[
             "run",
+            // The default profile: this test watches the scripts, not the install sandbox.
+            "--profile",
+            "default",
             "--canary",
             &trace_arg,
             "--",

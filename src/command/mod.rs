@@ -10,6 +10,7 @@ mod run;
 mod scan;
 mod secret;
 mod setup;
+mod shell_init;
 
 use crate::cli::{Cli, ColorWhen, Command, Format, GlobalArgs};
 use crate::finding::{Report, Source};
@@ -60,6 +61,7 @@ pub fn run(cli: Cli) -> Result<Exit> {
         Command::Canary(cmd) => canary::run(&cli.global, cmd),
         Command::ProbeNamespaces => Ok(Exit::Code(crate::isolate::namespace_probe_child() as u8)),
         Command::GuardExec { command, trace } => Ok(run::guard_helper(command, *trace)),
+        Command::ShellInit { shell } => shell_init::run(*shell),
         Command::Completions { shell } => {
             let mut cmd = Cli::command();
             clap_complete::generate(*shell, &mut cmd, "keyfence", &mut std::io::stdout());

@@ -13,6 +13,34 @@ use std::path::{Path, PathBuf};
 /// Profiles every installation has, before any file is read.
 pub const BUILTIN: &[&str] = &["default", "install", "agent"];
 
+/// Command lines the built-in `install` profile applies to when no profile file matches first:
+/// package managers' install steps, which run other people's code.
+pub const INSTALL_MATCHES: &[&str] = &[
+    "npm install*",
+    "npm i *",
+    "npm ci*",
+    "npm exec *",
+    "npx *",
+    "pnpm install*",
+    "pnpm i *",
+    "pnpm add*",
+    "pnpm dlx *",
+    "yarn",
+    "yarn install*",
+    "yarn add*",
+    "yarn dlx *",
+    "bun install*",
+    "bun add*",
+    "bunx *",
+    "pip install*",
+    "pip3 install*",
+    "uv pip install*",
+    "uv sync*",
+    "uv add*",
+    "uvx *",
+    "cargo install*",
+];
+
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct Profile {
@@ -157,6 +185,28 @@ fn load_file(path: &Path, origin: Origin) -> Result<Vec<Resolved>, PolicyError> 
 }
 
 impl Config {
+    /// The programs whose command lines some profile matches (the first word of each `match`
+    /// pattern, built-in ones included), for `keyfence shell-init`.
+    pub fn matched_programs(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        let patterns = self
+            .profiles
+            .iter()
+            .flat_map(|r| r.profile.matches.iter().map(String::as_str))
+            .chain(INSTALL_MATCHES.iter().copied());
+        for m in patterns {
+            let word = m.split(' ').next().unwrap_or("");
+            let plain = !word.is_empty()
+                && word
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.+".contains(c));
+            if plain && !out.iter().any(|w| w == word) {
+                out.push(word.to_string());
+            }
+        }
+        out
+    }
+
     pub fn load(project: Option<&Path>, user: Option<&Path>) -> Result<Config, PolicyError> {
         let mut profiles = Vec::new();
         if let Some(p) = project {
@@ -189,6 +239,14 @@ impl Config {
             if hit {
                 return Ok(r.clone());
             }
+        }
+        let install = INSTALL_MATCHES.iter().any(|m| {
+            globset::Glob::new(m)
+                .map(|g| g.compile_matcher().is_match(command_line))
+                .unwrap_or(false)
+        });
+        if install && !self.profiles.iter().any(|r| r.profile.name == "install") {
+            return Ok(builtin("install"));
         }
         Ok(self
             .profiles

@@ -1,0 +1,86 @@
+//! `keyfence shell-init`: real bash runs package managers through `keyfence run`, and the
+//! profile follows the command line: an install gets the `install` sandbox, a test run only the
+//! scrub.
+
+mod common;
+use common::*;
+use std::process::Command;
+
+#[test]
+fn bash_functions_route_installs_through_the_install_profile() {
+    let mut fx = Fixture::outside_tmp();
+    let key = fx.key("anthropic");
+    let aws = fx.key("aws-secret");
+    fx.home_file(
+        ".aws/credentials",
+        &format!("[default]\naws_secret_access_key = {aws}\n"),
+    );
+    // A stand-in npm that reports what it can reach.
+    let bin = fx.dir.path().join("bin");
+    let npm = bin.join("npm");
+    fx.write(
+        &npm,
+        "#!/bin/sh\necho \"npm $1: key=${ANTHROPIC_API_KEY:-none}\"\nif cat ~/.aws/credentials >/dev/null 2>&1; then echo \"npm $1: credentials readable\"; else echo \"npm $1: credentials denied\"; fi\n",
+    );
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&npm, std::fs::Permissions::from_mode(0o755)).unwrap();
+
+    let init = fx.run(&["shell-init", "bash"], &[]);
+    assert_eq!(init.code, 0, "{}", init.stderr);
+    for p in [
+        "npm() {", "npx() {", "pnpm() {", "pip() {", "uv() {", "bun() {", "yarn() {",
+    ] {
+        assert!(init.stdout.contains(p), "{p} missing:\n{}", init.stdout);
+    }
+    let path = format!("{}:/usr/bin:/bin", bin.display());
+    let out = Command::new("bash")
+        .args([
+            "--norc",
+            "-c",
+            "eval \"$(\"$KF\" shell-init bash)\"; npm install left-pad; npm test",
+        ])
+        .current_dir(&fx.project)
+        .env_clear()
+        .env("KF", BIN)
+        .env("HOME", &fx.home)
+        .env("PATH", &path)
+        .env("ANTHROPIC_API_KEY", &key)
+        .output()
+        .unwrap();
+    let r = Run::from(out);
+    r.assert_no_secret(&fx.planted);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("npm install: key=none"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("npm install: credentials denied"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("npm test: key=none"), "{}", r.stdout);
+    // `npm test` matches no install pattern: the default profile, which only scrubs.
+    assert!(
+        r.stdout.contains("npm test: credentials readable"),
+        "{}",
+        r.stdout
+    );
+}
+
+#[test]
+fn fish_and_zsh_scripts_define_the_same_functions() {
+    let fx = Fixture::new();
+    let fish = fx.run(&["shell-init", "fish"], &[]);
+    assert!(
+        fish.stdout.contains("function npm --wraps npm;"),
+        "{}",
+        fish.stdout
+    );
+    assert!(
+        fish.stdout.contains(" run -- npm $argv; end"),
+        "{}",
+        fish.stdout
+    );
+    let zsh = fx.run(&["shell-init", "zsh"], &[]);
+    assert!(zsh.stdout.contains("npm() {"), "{}", zsh.stdout);
+    let bad = fx.run(&["shell-init", "tcsh"], &[]);
+    assert_eq!(bad.code, 2);
+}
