@@ -152,6 +152,9 @@ safely stored, and a file that changed since it was read is left alone."
     /// Internal: the child process `doctor` starts to try creating namespaces
     #[command(name = "__probe-namespaces", hide = true)]
     ProbeNamespaces,
+    /// Internal: Claude Code's PreToolUse hook (reads the hook's JSON on stdin)
+    #[command(name = "__hook-claude", hide = true)]
+    HookClaude,
     /// Internal: the helper `run --guard` starts, which execs the command under its supervisor
     #[command(name = "__guard-exec", hide = true)]
     GuardExec {
@@ -356,6 +359,10 @@ pub enum SetupCommand {
         /// Show what would change, change nothing
         #[arg(long)]
         dry_run: bool,
+        /// Instead: add a PreToolUse hook for the Bash tool that runs every command matching a
+        /// profile (installs, and your own profiles' `match`) under `keyfence run --profile P`
+        #[arg(long)]
+        hook: bool,
     },
 }
 

@@ -335,3 +335,57 @@ fn agent_profile_guards_the_key_from_the_bash_tool() {
     assert!(!results.contains(&key));
     assert!(!r.stdout.contains(&key) && !r.stderr.contains(&key));
 }
+
+/// `setup claude --hook`: the real Claude Code runs its PreToolUse hook, and the Bash tool runs
+/// the rewritten command — an install under the `install` profile, whose sandbox keeps it out
+/// of ~/.aws — while a command that matches no profile runs as written.
+#[test]
+fn setup_claude_hook_wraps_install_commands_run_by_the_bash_tool() {
+    let mut fx = Fixture::outside_tmp();
+    let aws = fx.key("aws-secret");
+    fx.home_file(
+        ".aws/credentials",
+        &format!("[default]\naws_secret_access_key = {aws}\n"),
+    );
+    fx.home_file(".claude/settings.json", "{\"model\": \"opus\"}\n");
+    let bin = fx.dir.path().join("bin");
+    let npm = bin.join("npm");
+    fx.write(
+        &npm,
+        "#!/bin/sh\nif cat ~/.aws/credentials >/dev/null 2>&1; then echo \"npm $1: credentials readable\"; else echo \"npm $1: credentials denied\"; fi\n",
+    );
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&npm, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let setup = fx.run(&["setup", "claude", "--hook"], &[]);
+    assert_eq!(setup.code, 0, "{}", setup.stderr);
+    let settings = std::fs::read_to_string(fx.home.join(".claude/settings.json")).unwrap();
+    assert!(
+        settings.contains("__hook-claude") && settings.contains("\"model\""),
+        "{settings}"
+    );
+    // Idempotent.
+    let again = fx.run(&["setup", "claude", "--hook"], &[]);
+    assert!(again.stdout.contains("already there"), "{}", again.stdout);
+
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    for (command, expect) in [
+        ("npm install left-pad", "npm install: credentials denied"),
+        ("npm test", "npm test: credentials readable"),
+    ] {
+        let stub = Stub::start(command);
+        let r = claude(
+            &fx,
+            &stub,
+            &[],
+            &[("PATH", &path), ("ANTHROPIC_API_KEY", &fake("anthropic"))],
+        );
+        round_trip(&stub, &r);
+        let results = tool_results(&stub);
+        assert!(results.contains(expect), "{command}: {results}");
+        assert!(!results.contains(&aws));
+    }
+}

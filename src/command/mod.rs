@@ -62,6 +62,7 @@ pub fn run(cli: Cli) -> Result<Exit> {
         Command::ProbeNamespaces => Ok(Exit::Code(crate::isolate::namespace_probe_child() as u8)),
         Command::GuardExec { command, trace } => Ok(run::guard_helper(command, *trace)),
         Command::ShellInit { shell } => shell_init::run(*shell),
+        Command::HookClaude => setup::hook_claude(),
         Command::Completions { shell } => {
             let mut cmd = Cli::command();
             clap_complete::generate(*shell, &mut cmd, "keyfence", &mut std::io::stdout());

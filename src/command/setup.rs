@@ -12,7 +12,14 @@ use std::os::unix::ffi::OsStrExt;
 
 pub fn run(g: &GlobalArgs, cmd: &SetupCommand) -> Result<Exit> {
     match cmd {
-        SetupCommand::Claude { dry_run } => setup_claude(g, *dry_run),
+        SetupCommand::Claude {
+            dry_run,
+            hook: true,
+        } => setup_claude_hook(*dry_run),
+        SetupCommand::Claude {
+            dry_run,
+            hook: false,
+        } => setup_claude(g, *dry_run),
     }
 }
 
@@ -159,4 +166,79 @@ fn still_exposed(home: &std::path::Path, fingerprint: &str) -> Result<Vec<(Strin
         .filter(|f| f.secret.as_ref().and_then(|s| s.fingerprint.as_deref()) == Some(fingerprint))
         .map(|f| (crate::report::location_text(Some(home), f), f.fix.clone()))
         .collect())
+}
+
+/// `setup claude --hook`: the PreToolUse hook in ~/.claude/settings.json.
+fn setup_claude_hook(dry_run: bool) -> Result<Exit> {
+    use crate::setup::claude;
+    let home = std::env::var_os("HOME")
+        .map(std::path::PathBuf::from)
+        .ok_or_else(|| anyhow::anyhow!("HOME is not set"))?;
+    let exe = std::env::current_exe()?;
+    let change = claude::plan_hook(&home, &exe)?;
+    if !change.changes_anything() {
+        println!(
+            "{}: the keyfence hook is already there",
+            change.path.display()
+        );
+        return Ok(Exit::Clean);
+    }
+    if dry_run {
+        println!(
+            "would add a PreToolUse hook for Bash to {}: `{}`",
+            change.path.display(),
+            change.helper
+        );
+        return Ok(Exit::Clean);
+    }
+    let backup = claude::apply(&change)?;
+    println!(
+        "added a PreToolUse hook for Bash to {}: commands that match a profile now run under \
+         `keyfence run --profile P`",
+        change.path.display()
+    );
+    if let Some(b) = backup {
+        println!("backup: {}", b.display());
+    }
+    Ok(Exit::Clean)
+}
+
+/// `keyfence __hook-claude`: Claude Code passes the tool call as JSON on stdin; a Bash command
+/// that matches a profile comes back rewritten (`updatedInput`) to run under that profile.
+/// Anything else, including input this does not understand, is left alone (no output).
+pub fn hook_claude() -> Result<Exit> {
+    use std::io::Read;
+    let mut input = String::new();
+    std::io::stdin().read_to_string(&mut input)?;
+    let Ok(call) = serde_json::from_str::<serde_json::Value>(&input) else {
+        return Ok(Exit::Clean);
+    };
+    if call["tool_name"] != "Bash" {
+        return Ok(Exit::Clean);
+    }
+    let Some(command) = call["tool_input"]["command"].as_str() else {
+        return Ok(Exit::Clean);
+    };
+    let cwd = call["cwd"]
+        .as_str()
+        .map(std::path::PathBuf::from)
+        .unwrap_or(std::env::current_dir()?);
+    let config = crate::policy::Config::load(
+        crate::policy::project_file(&cwd).as_deref(),
+        crate::policy::user_file().as_deref(),
+    )?;
+    let exe = std::env::current_exe()?;
+    let Some(wrapped) = crate::setup::claude::wrap_command(&config, &exe, command) else {
+        return Ok(Exit::Clean);
+    };
+    let mut updated = call["tool_input"].clone();
+    updated["command"] = serde_json::Value::String(wrapped);
+    let out = serde_json::json!({
+        "hookSpecificOutput": {
+            "hookEventName": "PreToolUse",
+            "updatedInput": updated,
+        }
+    });
+    println!("{out}");
+    Ok(Exit::Clean)
 }

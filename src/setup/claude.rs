@@ -108,6 +108,81 @@ pub fn plan_settings(home: &Path, exe: &Path) -> Result<SettingsChange, SetupErr
     })
 }
 
+/// The hook command line, quoted for `/bin/sh` like the helper.
+pub fn hook_command(exe: &Path) -> String {
+    let helper = helper_command(exe);
+    let exe_part = helper.trim_end_matches(&format!(" secret get {KEY_NAME}")[..]);
+    format!("{exe_part} __hook-claude")
+}
+
+/// `~/.claude/settings.json` with keyfence's PreToolUse hook for Bash added (other settings and
+/// hooks unchanged). `previous_helper` is the hook command when it is already there.
+pub fn plan_hook(home: &Path, exe: &Path) -> Result<SettingsChange, SetupError> {
+    let mut change = plan_settings(home, exe)?;
+    let mut doc: Value = match &change.original {
+        Some(b) if !b.iter().all(u8::is_ascii_whitespace) => {
+            serde_json::from_slice(b).unwrap_or(Value::Object(serde_json::Map::new()))
+        }
+        _ => Value::Object(serde_json::Map::new()),
+    };
+    let hook = hook_command(exe);
+    let present = doc["hooks"]["PreToolUse"]
+        .as_array()
+        .is_some_and(|entries| {
+            entries.iter().any(|e| {
+                e["hooks"]
+                    .as_array()
+                    .is_some_and(|hs| hs.iter().any(|h| h["command"] == hook.as_str()))
+            })
+        });
+    change.helper = hook.clone();
+    change.previous_helper = present.then(|| hook.clone());
+    if !present {
+        let Some(obj) = doc.as_object_mut() else {
+            return Err(SetupError::NotAnObject { path: change.path });
+        };
+        let hooks = obj
+            .entry("hooks")
+            .or_insert_with(|| Value::Object(serde_json::Map::new()));
+        let Some(hooks) = hooks.as_object_mut() else {
+            return Err(SetupError::NotAnObject { path: change.path });
+        };
+        let pre = hooks
+            .entry("PreToolUse")
+            .or_insert_with(|| Value::Array(Vec::new()));
+        if let Some(pre) = pre.as_array_mut() {
+            pre.push(serde_json::json!({
+                "matcher": "Bash",
+                "hooks": [{"type": "command", "command": hook}],
+            }));
+        }
+    }
+    let mut new_text = serde_json::to_string_pretty(&doc).unwrap_or_default();
+    new_text.push('\n');
+    change.new_text = new_text;
+    Ok(change)
+}
+
+/// The Bash command rewritten to run under the profile it matches, or None when it matches
+/// none (the built-in `default` is left alone) or already goes through keyfence.
+pub fn wrap_command(config: &crate::policy::Config, exe: &Path, command: &str) -> Option<String> {
+    let hook = hook_command(exe);
+    let exe = hook.trim_end_matches(" __hook-claude");
+    let trimmed = command.trim();
+    if trimmed.is_empty() || trimmed.starts_with(exe) || trimmed.starts_with("keyfence ") {
+        return None;
+    }
+    let chosen = config.select(None, trimmed).ok()?;
+    if chosen.origin == crate::policy::Origin::Builtin && chosen.profile.name == "default" {
+        return None;
+    }
+    let quoted = format!("'{}'", command.replace('\'', "'\\''"));
+    Some(format!(
+        "{exe} run --profile {} -- bash -c {quoted}",
+        chosen.profile.name
+    ))
+}
+
 /// Writes the change: a backup of the old file first, then the new content atomically (temp
 /// file in the same directory, fsync, rename) with the old file's mode (0600 for a new one).
 /// Refuses when the file changed since it was read. Returns the backup's path.
