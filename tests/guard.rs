@@ -80,9 +80,7 @@ struct Attack {
 }
 
 fn setup() -> Attack {
-    let mut fx = Fixture::outside_tmp();
-    let key = fx.key("anthropic");
-    fx.store_secret("ANTHROPIC_API_KEY", &key);
+    let (fx, key) = with_stored_key();
     fx.project_file("probe.py", PROBE);
     Attack { fx, key }
 }
@@ -116,7 +114,7 @@ impl Attack {
 fn without_guard_every_descendant_gets_the_injected_key() {
     let a = setup();
     let Some((r, loot)) = a.run(&[]) else {
-        eprintln!("setpriv missing or not root: skipped");
+        skipped();
         return;
     };
     assert!(
@@ -132,7 +130,7 @@ fn without_guard_every_descendant_gets_the_injected_key() {
 fn guard_keeps_the_key_from_every_descendant() {
     let a = setup();
     let Some((r, loot)) = a.run(&["--guard"]) else {
-        eprintln!("setpriv missing or not root: skipped");
+        skipped();
         return;
     };
     assert_eq!(r.code, 0, "{}", r.stderr);
@@ -181,9 +179,7 @@ fn guard_keeps_the_key_from_every_descendant() {
 /// never edited in place), and from a second thread. The command keeps its key throughout.
 #[test]
 fn guard_scrubs_every_kind_of_child_and_leaves_the_command_intact() {
-    let mut fx = Fixture::outside_tmp();
-    let key = fx.key("anthropic");
-    fx.store_secret("ANTHROPIC_API_KEY", &key);
+    let (fx, key) = with_stored_key();
     let out = fx.project.join("children");
     fx.project_file(
         "target.py",
@@ -231,7 +227,7 @@ print("intact", os.environ["ANTHROPIC_API_KEY"] == k and len(k))
         ],
         &[],
     ) else {
-        eprintln!("setpriv missing or not root: skipped");
+        skipped();
         return;
     };
     assert_eq!(r.code, 0, "{}", r.stderr);
@@ -263,9 +259,7 @@ print("intact", os.environ["ANTHROPIC_API_KEY"] == k and len(k))
 /// neither.
 #[test]
 fn guard_removes_the_value_under_any_name() {
-    let mut fx = Fixture::outside_tmp();
-    let key = fx.key("anthropic");
-    fx.store_secret("ANTHROPIC_API_KEY", &key);
+    let (fx, _key) = with_stored_key();
     let Some(r) = fx.run_unprivileged(
         &[
             "run",
@@ -279,7 +273,7 @@ fn guard_removes_the_value_under_any_name() {
         ],
         &[],
     ) else {
-        eprintln!("setpriv missing or not root: skipped");
+        skipped();
         return;
     };
     assert_eq!(r.stdout.trim(), "0", "{}\n{}", r.stdout, r.stderr);
@@ -287,9 +281,7 @@ fn guard_removes_the_value_under_any_name() {
 
 #[test]
 fn guard_says_why_a_debugger_fails_and_a_setuid_program_loses_privileges() {
-    let mut fx = Fixture::outside_tmp();
-    let key = fx.key("anthropic");
-    fx.store_secret("ANTHROPIC_API_KEY", &key);
+    let (fx, _key) = with_stored_key();
     let Some(r) = fx.run_unprivileged(
         &[
             "run",
@@ -306,7 +298,7 @@ fn guard_says_why_a_debugger_fails_and_a_setuid_program_loses_privileges() {
         ],
         &[],
     ) else {
-        eprintln!("setpriv missing or not root: skipped");
+        skipped();
         return;
     };
     assert_eq!(r.code, 0, "{}", r.stderr);
@@ -341,9 +333,7 @@ fn setuid_true() -> std::path::PathBuf {
 
 #[test]
 fn guard_ends_the_tree_with_the_command() {
-    let mut fx = Fixture::outside_tmp();
-    let key = fx.key("anthropic");
-    fx.store_secret("ANTHROPIC_API_KEY", &key);
+    let (fx, _key) = with_stored_key();
     let marker = fx.project.join("survived");
     let script = format!("(sleep 1; touch {}) & exit 3", marker.display());
     let Some(r) = fx.run_unprivileged(
@@ -359,7 +349,7 @@ fn guard_ends_the_tree_with_the_command() {
         ],
         &[],
     ) else {
-        eprintln!("setpriv missing or not root: skipped");
+        skipped();
         return;
     };
     // The command's own status comes back, and what it left behind was stopped.
@@ -374,9 +364,7 @@ fn guard_ends_the_tree_with_the_command() {
 
 #[test]
 fn guard_exit_status_and_signals_are_the_commands() {
-    let mut fx = Fixture::outside_tmp();
-    let key = fx.key("anthropic");
-    fx.store_secret("ANTHROPIC_API_KEY", &key);
+    let (fx, _key) = with_stored_key();
     let Some(r) = fx.run_unprivileged(
         &[
             "run",
@@ -390,7 +378,7 @@ fn guard_exit_status_and_signals_are_the_commands() {
         ],
         &[],
     ) else {
-        eprintln!("setpriv missing or not root: skipped");
+        skipped();
         return;
     };
     assert_eq!(r.code, 128 + 15, "{}", r.stderr);
@@ -410,12 +398,10 @@ fn guard_exit_status_and_signals_are_the_commands() {
 #[test]
 fn guard_tree_dies_with_its_supervisor() {
     if !nix_is_root() || !std::path::Path::new("/usr/bin/setpriv").exists() {
-        eprintln!("setpriv missing or not root: skipped");
+        skipped();
         return;
     }
-    let mut fx = Fixture::outside_tmp();
-    let key = fx.key("anthropic");
-    fx.store_secret("ANTHROPIC_API_KEY", &key);
+    let (fx, _key) = with_stored_key();
     let pidfile = fx.project.join("pid");
     let st = std::process::Command::new("chown")
         .args(["-R", "65534:65534"])
@@ -479,9 +465,7 @@ fn guard_tree_dies_with_its_supervisor() {
 /// sandbox's job. Together, a descendant gets nothing.
 #[test]
 fn guard_with_sandbox_leaves_no_path_to_the_key() {
-    let mut fx = Fixture::outside_tmp();
-    let key = fx.key("anthropic");
-    fx.store_secret("ANTHROPIC_API_KEY", &key);
+    let (mut fx, key) = with_stored_key();
     let aws = fx.key("aws-secret");
     fx.home_file(
         ".aws/credentials",
@@ -503,7 +487,7 @@ fn guard_with_sandbox_leaves_no_path_to_the_key() {
             .map(|r| (r, std::fs::read_to_string(&loot).unwrap_or_default()))
     };
     let Some((_, guarded)) = run(&["--guard"]) else {
-        eprintln!("setpriv missing or not root: skipped");
+        skipped();
         return;
     };
     // Guard alone: the environment is clean, but the store answers anyone who asks.
@@ -524,9 +508,7 @@ fn guard_with_sandbox_leaves_no_path_to_the_key() {
 /// across directories (which every Landlock domain forbids unless it grants "refer") works.
 #[test]
 fn guard_lets_descendants_rename_across_directories() {
-    let mut fx = Fixture::outside_tmp();
-    let key = fx.key("anthropic");
-    fx.store_secret("ANTHROPIC_API_KEY", &key);
+    let (fx, _key) = with_stored_key();
     let Some(r) = fx.run_unprivileged(
         &[
             "run",
@@ -540,7 +522,7 @@ fn guard_lets_descendants_rename_across_directories() {
         ],
         &[("PATH", "/usr/bin:/bin")],
     ) else {
-        eprintln!("setpriv missing or not root: skipped");
+        skipped();
         return;
     };
     assert_eq!(r.code, 0, "{}", r.stderr);
@@ -549,4 +531,16 @@ fn guard_lets_descendants_rename_across_directories() {
         "{}",
         r.stdout
     );
+}
+
+/// A fixture outside /tmp with a fresh fake Anthropic key in its store.
+fn with_stored_key() -> (Fixture, String) {
+    let mut fx = Fixture::outside_tmp();
+    let key = fx.key("anthropic");
+    fx.store_secret("ANTHROPIC_API_KEY", &key);
+    (fx, key)
+}
+
+fn skipped() {
+    eprintln!("setpriv missing or not running as root (needed to drop to nobody): skipped");
 }
