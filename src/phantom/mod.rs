@@ -7,7 +7,7 @@
 //!
 //! The HTTP handling is deliberately small and hand-written over `httparse` and blocking
 //! sockets: one request per connection (`Connection: close` upstream), request bodies by
-//! `Content-Length`, responses copied byte for byte. That is what API clients send, and it
+//! `Content-Length` or relayed chunk by chunk, responses copied byte for byte. That is what API clients send, and it
 //! keeps an async runtime out of a tool whose other paths start in a millisecond.
 
 use crate::secret::SecretValue;
@@ -235,13 +235,6 @@ fn serve(conn: TcpStream, phantoms: &[Phantom], tls: &Arc<rustls::ClientConfig>)
                 "this proxy forwards only requests that carry the stand-in key it issued",
             );
         };
-        if chunked {
-            return respond(
-                &mut client,
-                "411 Length Required",
-                "chunked request bodies are not supported",
-            );
-        }
         // Rebuild the head for the upstream: the stand-in swapped for the real key, Host and
         // the path set for the upstream, one request per connection.
         let up = &phantom.upstream;
@@ -296,11 +289,15 @@ fn serve(conn: TcpStream, phantoms: &[Phantom], tls: &Arc<rustls::ClientConfig>)
         };
         upstream.write_all(&out)?;
         out.fill(0);
-        // The body, streamed.
-        io::copy(
-            &mut (&mut reader).take(content_length as u64),
-            &mut upstream,
-        )?;
+        // The body, streamed: chunk by chunk as the client sends it, or by Content-Length.
+        if chunked {
+            relay_chunked(&mut reader, &mut upstream)?;
+        } else {
+            io::copy(
+                &mut (&mut reader).take(content_length as u64),
+                &mut upstream,
+            )?;
+        }
         upstream.flush()?;
         // The response, byte for byte as it arrives (server-sent events stay live). With a
         // Content-Length, stop after that many body bytes (a server may keep the connection
@@ -354,12 +351,69 @@ fn serve(conn: TcpStream, phantoms: &[Phantom], tls: &Arc<rustls::ClientConfig>)
     }
 }
 
+/// Copies a chunked body (RFC 9112 §7.1) as it arrives, framing included, up to and with the
+/// last chunk and its trailer section. Each chunk is forwarded as soon as it is complete, so a
+/// streaming upload stays a stream.
+fn relay_chunked(from: &mut impl BufRead, to: &mut impl Write) -> io::Result<()> {
+    let bad = |what: &str| io::Error::new(io::ErrorKind::InvalidData, what.to_string());
+    loop {
+        let mut line = Vec::new();
+        from.read_until(b'\n', &mut line)?;
+        if line.len() > 4096 || !line.ends_with(b"\n") {
+            return Err(bad("malformed chunk size line"));
+        }
+        let text = std::str::from_utf8(&line).map_err(|_| bad("malformed chunk size line"))?;
+        let hex = text.trim_end().split(';').next().unwrap_or("").trim();
+        let size = u64::from_str_radix(hex, 16).map_err(|_| bad("malformed chunk size"))?;
+        to.write_all(&line)?;
+        if size == 0 {
+            // Trailer fields, then the empty line that ends the message.
+            loop {
+                let mut t = Vec::new();
+                from.read_until(b'\n', &mut t)?;
+                if t.is_empty() {
+                    return Err(bad("body ended inside the trailer section"));
+                }
+                to.write_all(&t)?;
+                if t == b"\r\n" || t == b"\n" {
+                    return to.flush();
+                }
+            }
+        }
+        // The chunk's data and its CRLF.
+        let copied = io::copy(&mut from.take(size + 2), to)?;
+        if copied != size + 2 {
+            return Err(bad("body ended inside a chunk"));
+        }
+        to.flush()?;
+    }
+}
+
 trait ReadWrite: Read + Write {}
 impl<T: Read + Write> ReadWrite for T {}
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn relays_a_chunked_body_with_its_framing() {
+        let body = b"4\r\nWiki\r\n7;ext=1\r\npedia i\r\n0\r\nx-trailer: 1\r\n\r\nNEXT";
+        let mut from = std::io::BufReader::new(&body[..]);
+        let mut to = Vec::new();
+        relay_chunked(&mut from, &mut to).unwrap();
+        assert_eq!(&to[..], &body[..body.len() - 4]);
+        let mut rest = String::new();
+        from.read_to_string(&mut rest).unwrap();
+        assert_eq!(rest, "NEXT");
+        for broken in [&b"zz\r\n"[..], b"5\r\nabc", b"0\r\n"] {
+            let mut from = std::io::BufReader::new(broken);
+            assert!(
+                relay_chunked(&mut from, &mut Vec::new()).is_err(),
+                "{broken:?}"
+            );
+        }
+    }
 
     #[test]
     fn standin_keeps_the_shape() {

@@ -73,6 +73,7 @@ fn serve(stream: TcpStream, recorded: &Mutex<Vec<Request>>, command: &str) {
         let path = parts.next().unwrap_or("").to_string();
         let mut headers = Vec::new();
         let mut len = 0usize;
+        let mut chunked = false;
         loop {
             let mut h = String::new();
             if reader.read_line(&mut h).unwrap_or(0) == 0 {
@@ -88,13 +89,24 @@ fn serve(stream: TcpStream, recorded: &Mutex<Vec<Request>>, command: &str) {
                 if k == "content-length" {
                     len = v.parse().unwrap_or(0);
                 }
+                if k == "transfer-encoding" && v.eq_ignore_ascii_case("chunked") {
+                    chunked = true;
+                }
                 headers.push((k, v));
             }
         }
-        let mut body = vec![0u8; len];
-        if reader.read_exact(&mut body).is_err() {
-            return;
-        }
+        let body = if chunked {
+            match read_chunked(&mut reader) {
+                Some(b) => b,
+                None => return,
+            }
+        } else {
+            let mut body = vec![0u8; len];
+            if reader.read_exact(&mut body).is_err() {
+                return;
+            }
+            body
+        };
         let body = String::from_utf8_lossy(&body).into_owned();
         let req = Request {
             method,
@@ -121,6 +133,28 @@ fn serve(stream: TcpStream, recorded: &Mutex<Vec<Request>>, command: &str) {
         if stream.write_all(response.as_bytes()).is_err() {
             return;
         }
+    }
+}
+
+/// A chunked request body, decoded (RFC 9112 §7.1; extensions and trailers ignored).
+fn read_chunked(reader: &mut impl BufRead) -> Option<Vec<u8>> {
+    let mut body = Vec::new();
+    loop {
+        let mut size = String::new();
+        reader.read_line(&mut size).ok()?;
+        let size = usize::from_str_radix(size.trim().split(';').next()?, 16).ok()?;
+        if size == 0 {
+            loop {
+                let mut trailer = String::new();
+                reader.read_line(&mut trailer).ok()?;
+                if trailer.trim().is_empty() {
+                    return Some(body);
+                }
+            }
+        }
+        let mut chunk = vec![0u8; size + 2];
+        reader.read_exact(&mut chunk).ok()?;
+        body.extend_from_slice(&chunk[..size]);
     }
 }
 
