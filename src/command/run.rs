@@ -167,11 +167,19 @@ fn prepare(args: &RunArgs) -> Result<(env::Plan, bool, bool, bool, provider::Lea
         &p.name,
         chosen.origin == policy::Origin::Project,
     )?);
-    let phantom_secrets = start_phantoms(&mut store, args, &p.name, &mut inject)?;
+    let phantom_secrets = start_phantoms(
+        &mut store,
+        args,
+        &p.name,
+        &p.phantom,
+        chosen.origin == policy::Origin::Project,
+        &mut inject,
+    )?;
+    let phantoms = !phantom_secrets.is_empty();
     let mask = !args.no_mask && p.mask.unwrap_or(true);
     let sandbox = args.sandbox || p.sandbox.unwrap_or(false);
     let guard = args.guard || p.guard.unwrap_or(false);
-    if !args.phantom.is_empty() && args.net == "none" {
+    if phantoms && args.net == "none" {
         bail!("--phantom needs the network for its proxy; it cannot be combined with --net none");
     }
     let mut plan = env::plan(detect::detector(), std::env::vars_os(), &rules, inject);
@@ -182,7 +190,7 @@ fn prepare(args: &RunArgs) -> Result<(env::Plan, bool, bool, bool, provider::Lea
     plan.secrets.extend(phantom_secrets);
     Ok((
         plan,
-        mask || !args.phantom.is_empty(),
+        mask || phantoms,
         sandbox,
         guard,
         resolver.take_leases(),
@@ -196,22 +204,66 @@ fn start_phantoms(
     store: &mut Option<crate::store::Store>,
     args: &RunArgs,
     profile: &str,
+    profile_phantoms: &[crate::policy::PhantomSpec],
+    from_project: bool,
     inject: &mut Vec<(String, SecretValue)>,
 ) -> Result<Vec<(String, SecretValue)>> {
     use crate::phantom::{self, Phantom, Upstream};
-    if args.phantom.is_empty() {
+    // From the command line (names, one --upstream for all), then the profile's entries.
+    let mut specs: Vec<crate::policy::PhantomSpec> = args
+        .phantom
+        .iter()
+        .map(|n| crate::policy::PhantomSpec {
+            var: n.clone(),
+            upstream: args.upstream.clone(),
+            ..Default::default()
+        })
+        .collect();
+    let from_cli = specs.len();
+    for s in profile_phantoms {
+        // A project's file comes with the code it configures: letting it choose where the
+        // real key is sent would hand the key to whoever wrote the file.
+        if from_project && s.upstream.is_some() {
+            bail!(
+                "phantom {}: a project's keyfence.toml may not set upstream (where the real key \
+                 is sent); set it in ~/.config/keyfence/config.toml",
+                s.var
+            );
+        }
+        if !specs.iter().any(|c| c.var == s.var) {
+            specs.push(s.clone());
+        }
+    }
+    if specs.is_empty() {
         return Ok(Vec::new());
     }
     let mut phantoms = Vec::new();
-    for name in &args.phantom {
+    for (i, spec) in specs.iter().enumerate() {
+        let name = &spec.var;
+        let project_entry = from_project && i >= from_cli;
         let defaults = phantom::provider_defaults(name);
-        let Some((base_url_var, default_upstream)) = defaults else {
-            bail!("--phantom {name}: keyfence knows the API of ANTHROPIC_* and OPENAI_* keys only");
+        let base_url_var = match (&spec.base_url_var, defaults) {
+            (Some(v), _) => v.clone(),
+            (None, Some((v, _))) => v.to_string(),
+            (None, None) => bail!(
+                "phantom {name}: keyfence knows the API of ANTHROPIC_* and OPENAI_* keys; for \
+                 others give base_url_var and upstream in a [[profile.phantom]] entry"
+            ),
         };
-        let upstream = Upstream::parse(args.upstream.as_deref().unwrap_or(default_upstream))
-            .map_err(|e| anyhow::anyhow!("--upstream {e}"))?;
+        let upstream_url = match (&spec.upstream, defaults) {
+            (Some(u), _) => u.clone(),
+            (None, Some((_, u))) => u.to_string(),
+            (None, None) => bail!("phantom {name}: no upstream (set upstream in the profile)"),
+        };
+        let upstream =
+            Upstream::parse(&upstream_url).map_err(|e| anyhow::anyhow!("phantom {name}: {e}"))?;
+        let headers = match &spec.headers {
+            Some(h) if h.is_empty() => bail!("phantom {name}: headers must name at least one"),
+            Some(h) => h.iter().map(|h| h.to_ascii_lowercase()).collect(),
+            None => phantom::default_headers(),
+        };
         // The real key: the store's entry, else the variable in the current environment.
-        let real = match fetch_for_run(store, name, profile, false) {
+        let real = match fetch_for_run(store, name, profile, project_entry) {
             Ok(v) => v,
             Err(store_err) => match std::env::var_os(name).filter(|v| !v.is_empty()) {
                 Some(v) => SecretValue::new(std::os::unix::ffi::OsStrExt::as_bytes(v.as_os_str())),
@@ -225,8 +277,9 @@ fn start_phantoms(
             var: name.clone(),
             real,
             standin,
-            base_url_var: base_url_var.to_string(),
+            base_url_var,
             upstream,
+            headers,
         });
     }
     let reals: Vec<(String, SecretValue)> = phantoms

@@ -75,6 +75,13 @@ pub struct Phantom {
     /// Variable that tells the client where the API is (`ANTHROPIC_BASE_URL`).
     pub base_url_var: String,
     pub upstream: Upstream,
+    /// Request headers that carry the key (lowercase); the stand-in is swapped only there.
+    pub headers: Vec<String>,
+}
+
+/// The headers API clients send keys in, for phantoms not configured otherwise.
+pub fn default_headers() -> Vec<String> {
+    AUTH_HEADERS.iter().map(|h| h.to_string()).collect()
 }
 
 /// The provider defaults for a variable name: base-URL variable and upstream.
@@ -221,11 +228,12 @@ fn serve(conn: TcpStream, phantoms: &[Phantom], tls: &Arc<rustls::ClientConfig>)
             if name == "transfer-encoding" && h.value.eq_ignore_ascii_case(b"chunked") {
                 chunked = true;
             }
-            if AUTH_HEADERS.contains(&name.as_str()) {
-                let v = h.value.strip_prefix(b"Bearer ").unwrap_or(h.value);
-                if let Some(p) = phantoms.iter().find(|p| p.standin.expose() == v) {
-                    chosen = Some(p);
-                }
+            let v = h.value.strip_prefix(b"Bearer ").unwrap_or(h.value);
+            if let Some(p) = phantoms
+                .iter()
+                .find(|p| p.headers.contains(&name) && p.standin.expose() == v)
+            {
+                chosen = Some(p);
             }
         }
         let Some(phantom) = chosen else {
@@ -250,7 +258,9 @@ fn serve(conn: TcpStream, phantoms: &[Phantom], tls: &Arc<rustls::ClientConfig>)
             }
             out.extend_from_slice(h.name.as_bytes());
             out.extend_from_slice(b": ");
-            if AUTH_HEADERS.contains(&name.as_str()) {
+            let carries_standin = phantom.headers.contains(&name)
+                && h.value.strip_prefix(b"Bearer ").unwrap_or(h.value) == phantom.standin.expose();
+            if carries_standin {
                 if h.value.starts_with(b"Bearer ") {
                     out.extend_from_slice(b"Bearer ");
                 }

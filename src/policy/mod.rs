@@ -68,6 +68,26 @@ pub struct Profile {
     /// (default false; true for the built-in `agent`).
     #[serde(default)]
     pub guard: Option<bool>,
+    /// Keys given to the command as stand-ins, swapped for the real key by a loopback proxy.
+    #[serde(default)]
+    pub phantom: Vec<PhantomSpec>,
+}
+
+/// One `[[profile.phantom]]`: which key, where its API is, and which headers carry it.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct PhantomSpec {
+    /// The variable (and store entry) holding the key, e.g. `MISTRAL_API_KEY`.
+    pub var: String,
+    /// The variable telling the client where the API is (default for ANTHROPIC_*/OPENAI_*).
+    #[serde(default)]
+    pub base_url_var: Option<String>,
+    /// The real API's base URL (https://, or http:// on loopback only).
+    #[serde(default)]
+    pub upstream: Option<String>,
+    /// Request headers that carry the key (default: x-api-key, authorization, api-key).
+    #[serde(default)]
+    pub headers: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize, Default)]
