@@ -544,3 +544,62 @@ fn with_stored_key() -> (Fixture, String) {
 fn skipped() {
     eprintln!("setpriv missing or not running as root (needed to drop to nobody): skipped");
 }
+
+/// The 32-bit system call ABI (`int 0x80` from a 64-bit process) cannot exec under guard: its
+/// registers are not rewritten, so the filter refuses it (EPERM) instead of letting a program
+/// start with the protected environment.
+const INT80_EXEC: &str = r#"
+import ctypes, struct, sys
+libc = ctypes.CDLL(None, use_errno=True)
+libc.mmap.restype = ctypes.c_void_p
+libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
+# Read, write, execute; private, anonymous, below 4 GiB (MAP_32BIT) so 32-bit pointers reach it.
+base = libc.mmap(None, 4096, 7, 0x22 | 0x40, -1, 0)
+path, argv = base + 0x100, base + 0x200
+ctypes.memmove(path, b"/usr/bin/env\0", 13)
+ctypes.memmove(argv, struct.pack("<II", path, 0), 8)
+code = (b"\x53" + b"\xb8\x0b\x00\x00\x00" + b"\xbb" + struct.pack("<I", path)
+        + b"\xb9" + struct.pack("<I", argv) + b"\x31\xd2" + b"\xcd\x80" + b"\x5b\xc3")
+ctypes.memmove(base, code, len(code))
+f = ctypes.CFUNCTYPE(ctypes.c_int)(base)
+print("int80 execve returned", f(), flush=True)
+"#;
+
+#[test]
+fn guard_refuses_32_bit_execs() {
+    let (fx, _key) = with_stored_key();
+    fx.project_file("int80.py", INT80_EXEC);
+    let script = format!("sh -c 'python3 {}/int80.py'", fx.project.display());
+    let Some(r) = fx.run_unprivileged(
+        &[
+            "run",
+            "--guard",
+            "--inject",
+            "ANTHROPIC_API_KEY",
+            "--",
+            "sh",
+            "-c",
+            &script,
+        ],
+        &[("PATH", "/usr/bin:/bin")],
+    ) else {
+        skipped();
+        return;
+    };
+    assert!(
+        r.stdout.contains("int80 execve returned -1"),
+        "{}\n{}",
+        r.stdout,
+        r.stderr
+    );
+    assert!(!r.stdout.contains("ANTHROPIC_API_KEY"), "{}", r.stdout);
+    // Without guard the same call is not refused (it runs env, or the kernel lacks the 32-bit
+    // ABI and says ENOSYS): the -1 above is the filter's doing.
+    let r = fx
+        .run_unprivileged(
+            &["run", "--", "sh", "-c", &script],
+            &[("PATH", "/usr/bin:/bin")],
+        )
+        .unwrap();
+    assert!(!r.stdout.contains("returned -1"), "{}", r.stdout);
+}
