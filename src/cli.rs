@@ -385,6 +385,10 @@ pub enum CanaryCommand {
         /// Where you plant it, for the registry (e.g. "ci secrets of repo X")
         #[arg(long, default_value = "")]
         label: String,
+        /// The file you plant it in (repeatable): `keyfence audit` then reports it anywhere
+        /// else as a sign that something copied it
+        #[arg(long, value_name = "FILE")]
+        planted_in: Vec<std::path::PathBuf>,
     },
     /// List registered canaries: fingerprint, kind, date, label
     List,

@@ -79,8 +79,93 @@ fn run_canary_gives_bait_of_the_same_kind_instead_of_the_key() {
             .iter()
             .any(|c| c["fingerprint"] == sha12(&bait))
     );
-    // Wherever the bait lands, audit knows it for what it is.
+    // Wherever the bait lands, audit knows it for what it is: bait planted in an environment
+    // and found in a file was copied there.
     let r = fx.run(&["audit", "--only", "file", "--format", "json"], &[]);
     let f = r.findings();
-    assert!(f.iter().any(|f| f["rule"] == "canary"), "{f:?}");
+    assert!(
+        f.iter().any(|f| f["rule"] == "canary-out-of-place"),
+        "{f:?}"
+    );
+}
+
+/// A canary planted in one file and found in another was copied there: critical. The planted
+/// copy stays an informational canary.
+#[test]
+fn a_canary_found_where_it_was_not_planted_is_critical() {
+    let fx = Fixture::new();
+    let planted = fx.project.join(".env");
+    let out = std::process::Command::new(BIN)
+        .args(["canary", "new", "anthropic", "--planted-in"])
+        .arg(&planted)
+        .env_clear()
+        .env("HOME", &fx.home)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let key = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    fx.project_file(".env", &format!("ANTHROPIC_API_KEY={key}\n"));
+    fx.project_file(
+        "logs/debug.log",
+        &format!("request headers: x-api-key={key}\n"),
+    );
+    let r = fx.run(
+        &[
+            "audit",
+            "--only",
+            "dotenv,file",
+            "--format",
+            "json",
+            "--fail-on",
+            "critical",
+        ],
+        &[],
+    );
+    assert!(!r.stdout.contains(&key));
+    let findings = r.findings();
+    let at = |name: &str| {
+        findings
+            .iter()
+            .find(|f| {
+                f["location"]["path"]
+                    .as_str()
+                    .is_some_and(|p| p.ends_with(name))
+            })
+            .unwrap_or_else(|| panic!("no finding in {name}: {findings:?}"))
+    };
+    assert_eq!(at(".env")["rule"], "canary");
+    assert_eq!(at(".env")["severity"], "info");
+    assert_eq!(at("debug.log")["rule"], "canary-out-of-place");
+    assert_eq!(at("debug.log")["severity"], "critical");
+    assert_eq!(r.code, 1, "a critical finding fails the audit");
+}
+
+/// `run --canary` plants bait in a process environment only: a file holding it is a copy made
+/// by whatever ran (here, a command dumping its environment).
+#[test]
+fn a_run_canary_written_to_a_file_is_critical() {
+    let mut fx = Fixture::new();
+    let key = fx.key("openai");
+    let r = fx.run(
+        &["run", "--canary", "--", "sh", "-c", "env > harvested.txt"],
+        &[("OPENAI_API_KEY", &key)],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let dump = std::fs::read_to_string(fx.project.join("harvested.txt")).unwrap();
+    assert!(
+        dump.contains("OPENAI_API_KEY=sk-") && !dump.contains(&key),
+        "{dump}"
+    );
+    let r = fx.run(&["audit", "--only", "file", "--format", "json"], &[]);
+    let f = r
+        .findings()
+        .into_iter()
+        .find(|f| {
+            f["location"]["path"]
+                .as_str()
+                .is_some_and(|p| p.ends_with("harvested.txt"))
+        })
+        .expect("the dump is found");
+    assert_eq!(f["rule"], "canary-out-of-place");
+    assert_eq!(f["severity"], "critical");
 }

@@ -180,6 +180,32 @@ fn mark_canaries(report: &mut Report) {
         else {
             continue;
         };
+        let out_of_place = match &f.location {
+            // Project files are reported relative to the directory audit runs in.
+            Location::File { path, .. } => {
+                c.out_of_place(&std::path::absolute(path).unwrap_or_else(|_| path.clone()))
+            }
+            _ => false,
+        };
+        if out_of_place {
+            f.rule = "canary-out-of-place".into();
+            f.severity = Severity::Critical;
+            f.message = format!(
+                "a registered keyfence canary ({}{}) found where it was not planted: something \
+                 copied it here, a sign that a key harvester ran: {}",
+                c.kind,
+                if c.label.is_empty() {
+                    String::new()
+                } else {
+                    format!(", planted: {}", c.label)
+                },
+                f.message
+            );
+            f.fix = "find what read it (`keyfence run --trace` on the installs and tools you ran \
+                     since it was planted), and rotate the real key it stood in for"
+                .into();
+            continue;
+        }
         f.rule = "canary".into();
         f.severity = Severity::Info;
         f.message = format!(

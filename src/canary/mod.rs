@@ -115,6 +115,24 @@ pub struct Entry {
     pub created: u64,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub label: String,
+    /// The files it was planted in (absolute paths). Found in any other file, it was copied
+    /// there: a sign that something harvested it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub planted_in: Vec<std::path::PathBuf>,
+    /// Planted only in a process environment (`run --canary`): any file holding it is a copy.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub env_only: bool,
+}
+
+impl Entry {
+    /// Whether a sighting in `path` is somewhere it was not planted. Without a recorded place,
+    /// nothing can be said.
+    pub fn out_of_place(&self, path: &std::path::Path) -> bool {
+        if self.env_only {
+            return true;
+        }
+        !self.planted_in.is_empty() && !self.planted_in.iter().any(|p| p == path)
+    }
 }
 
 /// The registry: fingerprints only, never values (a canary's value is the bait; its

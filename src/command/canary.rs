@@ -8,7 +8,16 @@ use anyhow::{Context as _, Result, bail};
 pub fn run(g: &GlobalArgs, cmd: &CanaryCommand) -> Result<Exit> {
     let path = canary::registry_path().context("finding the data directory")?;
     match cmd {
-        CanaryCommand::New { kind, label } => {
+        CanaryCommand::New {
+            kind,
+            label,
+            planted_in,
+        } => {
+            let planted_in = planted_in
+                .iter()
+                .map(std::path::absolute)
+                .collect::<std::io::Result<Vec<_>>>()
+                .context("--planted-in")?;
             let Some(value) = canary::generate(kind) else {
                 let kinds: Vec<&str> = KINDS.iter().map(|(k, _)| *k).collect();
                 bail!(
@@ -21,6 +30,8 @@ pub fn run(g: &GlobalArgs, cmd: &CanaryCommand) -> Result<Exit> {
                 kind: kind.clone(),
                 created: canary::now(),
                 label: label.clone(),
+                planted_in,
+                env_only: false,
             }])
             .with_context(|| format!("writing {}", path.display()))?;
             // The one place keyfence prints a key: a canary is bait, meant to be planted.

@@ -317,6 +317,8 @@ fn plant_canaries(plan: &mut env::Plan) -> Result<()> {
             kind: kind.unwrap_or("generic").to_string(),
             created: canary::now(),
             label: format!("keyfence run --canary, as {name}"),
+            planted_in: Vec::new(),
+            env_only: true,
         });
         plan.env.push((
             name.into(),
