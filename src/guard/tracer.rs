@@ -488,6 +488,7 @@ impl Tracer<'_> {
                 self.connected
                     .insert((tgid, r.rdi), (address.clone(), port));
                 if let Some(rec) = &mut self.trace {
+                    let address = rec.mask(&address);
                     rec.record(Event::Connect {
                         pid: pid.as_raw(),
                         address,
@@ -529,6 +530,8 @@ impl Tracer<'_> {
                 if port == Some(53)
                     && let Some(name) = dns_query_name(&data)
                 {
+                    // A harvester may put the key itself in the labels.
+                    let name = rec.mask(&name);
                     rec.record(Event::Dns {
                         pid: pid.as_raw(),
                         name,

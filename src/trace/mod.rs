@@ -98,10 +98,19 @@ impl Recorder {
         })
     }
 
-    /// Replaces watched values in a string (argv) with `<keyfence:LABEL>`.
+    /// Replaces watched values in a string (argv, DNS names, socket paths) with
+    /// `<keyfence:LABEL>`, also when a DNS name has split the value across labels.
     pub fn mask(&self, s: &str) -> String {
         let mut s = s.to_string();
         for w in &self.watched {
+            if let Ok(v) = std::str::from_utf8(w.value.expose())
+                && v.len() >= 8
+                && !s.contains(v)
+                && s.replace('.', "").contains(v)
+            {
+                // Split by dots (DNS labels hold at most 63 bytes): say so, keep no piece.
+                return format!("<keyfence:{} split across labels>", w.label);
+            }
             if let Ok(v) = std::str::from_utf8(w.value.expose())
                 && !v.is_empty()
                 && s.contains(v)
@@ -301,6 +310,32 @@ mod tests {
         q[2] |= 0x80; // a response
         assert_eq!(dns_query_name(&q), None);
         assert_eq!(dns_query_name(b"GET / HTTP/1.1\r\n\r\n"), None);
+    }
+
+    #[test]
+    fn masks_values_whole_or_split_across_dns_labels() {
+        let value = "sk-test-0123456789abcdefghij";
+        let rec = Recorder::new(
+            None,
+            vec![Watched {
+                label: "OPENAI_API_KEY".into(),
+                canary: true,
+                value: SecretValue::new(value),
+            }],
+            Vec::new(),
+        )
+        .unwrap();
+        assert_eq!(
+            rec.mask(&format!("--key={value}")),
+            "--key=<keyfence:OPENAI_API_KEY>"
+        );
+        let split = format!("{}.{}.exfil.example", &value[..10], &value[10..]);
+        let masked = rec.mask(&split);
+        assert!(
+            !masked.contains(&value[..10]) && masked.contains("split"),
+            "{masked}"
+        );
+        assert_eq!(rec.mask("registry.npmjs.org"), "registry.npmjs.org");
     }
 
     #[test]
