@@ -341,7 +341,7 @@ pub struct RunArgs {
     /// .env files, connects, DNS queries, and secret, stand-in or canary values sent out. A
     /// summary by package goes to stderr; with =FILE every event as JSON lines too (Linux x86-64)
     #[arg(long, value_name = "FILE", num_args = 0..=1, require_equals = true, default_missing_value = "")]
-    pub trace: Option<std::path::PathBuf>,
+    pub trace: Option<String>,
     /// Network for the command: allow (default), none (no TCP, UDP or DNS: a new network
     /// namespace), or tcp:PORT,... (TCP connections to those ports only; UDP is not limited)
     #[arg(long, value_name = "allow|none|tcp:PORTS", default_value = "allow")]

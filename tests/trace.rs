@@ -108,6 +108,14 @@ fn trace_names_the_package_that_harvests_and_alerts_on_the_canary() {
             .filter(|e| e["event"] == kind && e["group"] == group)
             .collect()
     };
+    // The first event is the command itself, not keyfence's helper.
+    assert_eq!(events[0]["event"], "exec");
+    assert_eq!(events[0]["group"], "npm", "{:?}", events[0]);
+    assert!(
+        !events[0].to_string().contains("__guard-exec"),
+        "{:?}",
+        events[0]
+    );
     let evil_group = "evil-helper@1.0.0 postinstall";
     let opened: Vec<String> = of(evil_group, "open")
         .iter()
@@ -155,4 +163,35 @@ fn trace_names_the_package_that_harvests_and_alerts_on_the_canary() {
             "a planted value is in the trace"
         );
     }
+}
+
+/// `--trace` without a file: the summary alone, under the top-level command's name (not
+/// keyfence's own helper).
+#[test]
+fn trace_without_a_file_prints_the_summary() {
+    let mut fx = Fixture::new();
+    let token = fx.key("npm");
+    fx.home_file(
+        ".npmrc",
+        &format!("//registry.npmjs.org/:_authToken={token}\n"),
+    );
+    let r = fx.run(
+        &[
+            "run",
+            "--trace",
+            "--",
+            "sh",
+            "-c",
+            "cat ~/.npmrc > /dev/null; echo ok",
+        ],
+        &[],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("ok"));
+    assert!(
+        r.stderr.contains("keyfence: trace: sh: read ~/.npmrc"),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("__guard-exec"), "{}", r.stderr);
 }

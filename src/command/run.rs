@@ -417,10 +417,10 @@ fn start(
         return Exit::Code(code);
     }
     let trace = match &args.trace {
-        Some(file) => match recorder(args, &plan, file) {
+        Some(file) => match recorder(args, &plan, std::path::Path::new(file)) {
             Ok(r) => Some(r),
             Err(e) => {
-                eprintln!("keyfence: error: --trace={}: {e}", file.display());
+                eprintln!("keyfence: error: --trace={file}: {e}");
                 return Exit::Code(process::EXIT_CANNOT_RUN);
             }
         },
@@ -532,7 +532,13 @@ fn recorder(
     #[cfg(not(target_os = "linux"))]
     let sensitive = store_dirs;
     let file = (!file.as_os_str().is_empty()).then_some(file);
-    Recorder::new(file, watched, sensitive)
+    let mut rec = Recorder::new(file, watched, sensitive)?;
+    // The command as the user named it (`npm`, not the `/usr/bin/env node` its shebang runs).
+    rec.top = std::path::Path::new(&args.command[0])
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    Ok(rec)
 }
 
 /// `keyfence __guard-exec -- COMMAND...`: the helper `run --guard` starts.

@@ -99,7 +99,11 @@ impl<'a> Tracer<'a> {
         trace: Option<crate::trace::Recorder>,
     ) -> Self {
         let mut tasks = HashMap::new();
-        tasks.insert(command, Task::new(command, Pid::from_raw(0)));
+        let mut first = Task::new(command, Pid::from_raw(0));
+        if let Some(rec) = &trace {
+            first.group = rec.top.as_str().into();
+        }
+        tasks.insert(command, first);
         Tracer {
             command,
             protected,
@@ -395,6 +399,11 @@ impl Tracer<'_> {
                 .take(64)
                 .map(|a| rec.mask(&a))
                 .collect();
+        // keyfence's own helper, caught finishing its exec when the tracer attached: not part
+        // of the command's story.
+        if pid == self.command && argv.get(1).map(String::as_str) == Some(super::HELPER) {
+            return;
+        }
         let program = std::fs::read_link(format!("/proc/{pid}/exe"))
             .map(|p| p.display().to_string())
             .unwrap_or_default();

@@ -69,6 +69,8 @@ pub struct Recorder {
     /// Per group, what it did, in first-seen order, without repeats.
     summary: BTreeMap<String, Vec<String>>,
     pub alerts: Vec<String>,
+    /// The name the command's own events are grouped under (what the user typed).
+    pub top: String,
 }
 
 impl Recorder {
@@ -95,6 +97,7 @@ impl Recorder {
             sensitive,
             summary: BTreeMap::new(),
             alerts: Vec::new(),
+            top: String::new(),
         })
     }
 
