@@ -389,3 +389,60 @@ fn setup_claude_hook_wraps_install_commands_run_by_the_bash_tool() {
         assert!(!results.contains(&aws));
     }
 }
+
+/// The `agent` profile with phantom opted in: Claude Code holds only a stand-in, the upstream
+/// gets the real key, and the Bash tool's command has neither the key nor a way into Claude's
+/// environment (guard), as nobody.
+#[test]
+fn agent_profile_with_phantom_keeps_the_real_key_out_of_the_whole_tree() {
+    if !nix_is_root() || !std::path::Path::new("/usr/bin/setpriv").exists() {
+        eprintln!("needs root and setpriv to drop to nobody: skipped");
+        return;
+    }
+    let mut fx = Fixture::new();
+    let key = fx.key("anthropic");
+    fx.store_secret("ANTHROPIC_API_KEY", &key);
+    let st = Command::new("chown")
+        .args(["-R", "65534:65534"])
+        .arg(fx.dir.path())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let stub = Stub::start(LOOK_FOR_KEY);
+    let upstream = stub.url.clone();
+    let r = claude(
+        &fx,
+        &stub,
+        &[
+            "/usr/bin/setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            BIN,
+            "run",
+            "--profile",
+            "agent",
+            "--phantom",
+            "ANTHROPIC_API_KEY",
+            "--upstream",
+            &upstream,
+            "--",
+        ],
+        &[],
+    );
+    let msgs = round_trip(&stub, &r);
+    for m in &msgs {
+        assert_eq!(m.header("x-api-key"), Some(key.as_str()));
+    }
+    let results = tool_results(&stub);
+    assert!(!results.contains(&key));
+    let Some(at) = results.find("\"tool_result\",\"content\":\"") else {
+        panic!("no tool result in what the API received");
+    };
+    let report = &results[at..results.len().min(at + 400)];
+    // Under guard the stand-in is not passed down either; the ancestors' environments are
+    // refused.
+    assert!(report.contains("content\":\"0\\n"), "{report}");
+    assert!(report.contains("environ: Permission denied"), "{report}");
+    assert!(!r.stdout.contains(&key) && !r.stderr.contains(&key));
+}
