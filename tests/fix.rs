@@ -549,3 +549,47 @@ fn a_file_sourced_by_a_start_up_file_is_fixed_too() {
     );
     assert_eq!(secret_get(&fx, "GITHUB_TOKEN"), Some(k));
 }
+
+/// `--format json`: names, fingerprints and places of what was stored, the lines removed and
+/// the backups — never a value.
+#[test]
+fn json_output_lists_what_was_stored_and_changed() {
+    let mut fx = Fixture::new();
+    let key = fx.key("anthropic");
+    fx.home_file(
+        ".bashrc",
+        &format!("alias ll='ls -l'\nexport ANTHROPIC_API_KEY=\"{key}\"\n"),
+    );
+    let dry = fx.run(&["fix", "--dry-run", "--format", "json"], &[]);
+    assert_eq!(dry.code, 0, "{}", dry.stderr);
+    let d = dry.json();
+    assert_eq!(d["dry_run"], true);
+    assert_eq!(d["would_store"][0]["fingerprint"], sha12(&key));
+    assert!(
+        read(&fx.home.join(".bashrc")).contains("export"),
+        "dry run changed the file"
+    );
+    let r = fx.run(&["fix", "--yes", "--format", "json"], &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let v = r.json();
+    assert_eq!(v["version"], 1);
+    let stored = v["stored"].as_array().unwrap();
+    assert_eq!(stored.len(), 1, "{v}");
+    assert_eq!(stored[0]["variable"], "ANTHROPIC_API_KEY");
+    assert_eq!(stored[0]["stored_as"], "ANTHROPIC_API_KEY");
+    assert_eq!(stored[0]["fingerprint"], sha12(&key));
+    assert!(
+        stored[0]["found_in"][0]
+            .as_str()
+            .unwrap()
+            .ends_with(".bashrc:2"),
+        "{v}"
+    );
+    assert!(
+        v["removed"][0].as_str().unwrap().contains(".bashrc:2"),
+        "{v}"
+    );
+    assert_eq!(v["backups"].as_array().unwrap().len(), 1, "{v}");
+    assert_eq!(secret_get(&fx, "ANTHROPIC_API_KEY"), Some(key));
+    assert_eq!(read(&fx.home.join(".bashrc")), "alias ll='ls -l'\n");
+}

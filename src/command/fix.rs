@@ -140,10 +140,12 @@ pub fn run(g: &GlobalArgs, args: &FixArgs) -> Result<Exit> {
             Err(e) => report.failed.push(format!("{e:#}")),
         }
     }
-    if !g.quiet {
+    if g.format == crate::cli::Format::Json {
+        print_json(&scan, &selected, &stored, &report)?;
+    } else if !g.quiet {
         print_done(&paths, &keys, &selected, &stored, &store_name, &report)?;
     }
-    if g.quiet {
+    if g.quiet && g.format != crate::cli::Format::Json {
         for f in &report.failed {
             eprintln!("keyfence: {f}");
         }
@@ -165,6 +167,50 @@ struct Report {
     failed: Vec<String>,
     backups: Vec<String>,
     notes: Vec<String>,
+}
+
+/// One key for `--format json`: its variable, store name, fingerprint and places, never its
+/// value.
+fn key_json(scan: &Scan, k: &Key, stored_as: &str) -> serde_json::Value {
+    let places: Vec<String> = k
+        .places
+        .iter()
+        .map(|&(fi, ki)| {
+            let file = &scan.files[fi];
+            format!("{}:{}", file.shown, file.found[ki].line)
+        })
+        .collect();
+    serde_json::json!({
+        "variable": k.name,
+        "stored_as": stored_as,
+        "fingerprint": k.value.fingerprint(),
+        "found_in": places,
+    })
+}
+
+/// `--format json`: what was stored (names and fingerprints, never values) and what changed.
+fn print_json(
+    scan: &Scan,
+    selected: &[(usize, &Key)],
+    stored: &[(String, SetOutcome)],
+    report: &Report,
+) -> Result<()> {
+    let keys: Vec<serde_json::Value> = selected
+        .iter()
+        .zip(stored)
+        .map(|((_, k), (name, _))| key_json(scan, k, name))
+        .collect();
+    let out = serde_json::json!({
+        "version": 1,
+        "stored": keys,
+        "removed": report.removed,
+        "left_in_place": report.manual,
+        "failed": report.failed,
+        "backups": report.backups,
+        "notes": report.notes,
+    });
+    println!("{}", serde_json::to_string_pretty(&out)?);
+    Ok(())
 }
 
 /// Indexes of `file.found` whose key was chosen.
@@ -278,6 +324,16 @@ fn dry_run(g: &GlobalArgs, scan: &Scan, keys: &[Key], paths: &Paths, pw: &AskOnc
         .iter()
         .map(|file| fix::plan_edit(file, &(0..file.found.len()).collect::<Vec<_>>()))
         .collect();
+    if g.format == crate::cli::Format::Json {
+        let would: Vec<serde_json::Value> = keys
+            .iter()
+            .zip(&names)
+            .map(|(k, (name, _))| key_json(scan, k, name))
+            .collect();
+        let out = serde_json::json!({"version": 1, "dry_run": true, "would_store": would});
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(Exit::Clean);
+    }
     let mut out = std::io::stdout().lock();
     if !g.quiet {
         writeln!(out, "dry run: nothing is changed, the store included\n")?;
