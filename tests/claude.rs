@@ -287,52 +287,37 @@ fn phantom_claude_holds_only_a_stand_in() {
 /// other ancestor's). As nobody: root passes the kernel's ptrace checks (DESIGN.md §5).
 #[test]
 fn agent_profile_guards_the_key_from_the_bash_tool() {
-    if !nix_is_root() || !std::path::Path::new("/usr/bin/setpriv").exists() {
-        eprintln!("needs root and setpriv to drop to nobody: skipped");
-        return;
-    }
     let mut fx = Fixture::new();
     let key = fx.key("anthropic");
     fx.store_secret("ANTHROPIC_API_KEY", &key);
-    let st = Command::new("chown")
-        .args(["-R", "65534:65534"])
-        .arg(fx.dir.path())
-        .status()
-        .unwrap();
-    assert!(st.success());
+    if !fx.hand_to_nobody() {
+        eprintln!("needs root and setpriv to drop to nobody: skipped");
+        return;
+    }
     let stub = Stub::start(LOOK_FOR_KEY);
     let r = claude(
         &fx,
         &stub,
         &[
-            "/usr/bin/setpriv",
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            BIN,
-            "run",
-            "--profile",
-            "agent",
-            "--inject",
-            "ANTHROPIC_API_KEY",
-            "--",
-        ],
+            &AS_NOBODY[..],
+            &[
+                BIN,
+                "run",
+                "--profile",
+                "agent",
+                "--inject",
+                "ANTHROPIC_API_KEY",
+                "--",
+            ],
+        ]
+        .concat(),
         &[],
     );
     let msgs = round_trip(&stub, &r);
     for m in &msgs {
         assert_eq!(m.header("x-api-key"), Some(key.as_str()));
     }
-    let results = tool_results(&stub);
-    let Some(at) = results.find("\"tool_result\",\"content\":\"") else {
-        panic!("no tool result in what the API received");
-    };
-    let report = &results[at..results.len().min(at + 400)];
-    // No key in its own environment; its ancestors' environments refused by the kernel.
-    assert!(report.contains("content\":\"0\\n"), "{report}");
-    assert!(report.contains("environ: Permission denied"), "{report}");
-    assert!(report.contains("\\n0\\nchecked"), "{report}");
-    assert!(!results.contains(&key));
+    assert_guarded_tool_report(&stub, &key);
     assert!(!r.stdout.contains(&key) && !r.stderr.contains(&key));
 }
 
@@ -395,54 +380,54 @@ fn setup_claude_hook_wraps_install_commands_run_by_the_bash_tool() {
 /// environment (guard), as nobody.
 #[test]
 fn agent_profile_with_phantom_keeps_the_real_key_out_of_the_whole_tree() {
-    if !nix_is_root() || !std::path::Path::new("/usr/bin/setpriv").exists() {
-        eprintln!("needs root and setpriv to drop to nobody: skipped");
-        return;
-    }
     let mut fx = Fixture::new();
     let key = fx.key("anthropic");
     fx.store_secret("ANTHROPIC_API_KEY", &key);
-    let st = Command::new("chown")
-        .args(["-R", "65534:65534"])
-        .arg(fx.dir.path())
-        .status()
-        .unwrap();
-    assert!(st.success());
+    if !fx.hand_to_nobody() {
+        eprintln!("needs root and setpriv to drop to nobody: skipped");
+        return;
+    }
     let stub = Stub::start(LOOK_FOR_KEY);
     let upstream = stub.url.clone();
     let r = claude(
         &fx,
         &stub,
         &[
-            "/usr/bin/setpriv",
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            BIN,
-            "run",
-            "--profile",
-            "agent",
-            "--phantom",
-            "ANTHROPIC_API_KEY",
-            "--upstream",
-            &upstream,
-            "--",
-        ],
+            &AS_NOBODY[..],
+            &[
+                BIN,
+                "run",
+                "--profile",
+                "agent",
+                "--phantom",
+                "ANTHROPIC_API_KEY",
+                "--upstream",
+                &upstream,
+                "--",
+            ],
+        ]
+        .concat(),
         &[],
     );
     let msgs = round_trip(&stub, &r);
     for m in &msgs {
         assert_eq!(m.header("x-api-key"), Some(key.as_str()));
     }
-    let results = tool_results(&stub);
-    assert!(!results.contains(&key));
+    assert_guarded_tool_report(&stub, &key);
+    assert!(!r.stdout.contains(&key) && !r.stderr.contains(&key));
+}
+
+/// What `LOOK_FOR_KEY` reported from inside a guarded tree: no key variable in the tool's own
+/// environment (not even a stand-in), its ancestors' environments refused by the kernel, and
+/// the real key nowhere.
+fn assert_guarded_tool_report(stub: &Stub, key: &str) {
+    let results = tool_results(stub);
+    assert!(!results.contains(key));
     let Some(at) = results.find("\"tool_result\",\"content\":\"") else {
         panic!("no tool result in what the API received");
     };
     let report = &results[at..results.len().min(at + 400)];
-    // Under guard the stand-in is not passed down either; the ancestors' environments are
-    // refused.
     assert!(report.contains("content\":\"0\\n"), "{report}");
     assert!(report.contains("environ: Permission denied"), "{report}");
-    assert!(!r.stdout.contains(&key) && !r.stderr.contains(&key));
+    assert!(report.contains("\\n0\\nchecked"), "{report}");
 }

@@ -260,17 +260,9 @@ print("intact", os.environ["ANTHROPIC_API_KEY"] == k and len(k))
 #[test]
 fn guard_removes_the_value_under_any_name() {
     let (fx, _key) = with_stored_key();
-    let Some(r) = fx.run_unprivileged(
-        &[
-            "run",
-            "--guard",
-            "--inject",
-            "ANTHROPIC_API_KEY",
-            "--",
-            "sh",
-            "-c",
-            "COPY=\"x $ANTHROPIC_API_KEY\" env | grep -c -e COPY -e ANTHROPIC; true",
-        ],
+    let Some(r) = guarded_sh(
+        &fx,
+        "COPY=\"x $ANTHROPIC_API_KEY\" env | grep -c -e COPY -e ANTHROPIC; true",
         &[],
     ) else {
         skipped();
@@ -282,20 +274,12 @@ fn guard_removes_the_value_under_any_name() {
 #[test]
 fn guard_says_why_a_debugger_fails_and_a_setuid_program_loses_privileges() {
     let (fx, _key) = with_stored_key();
-    let Some(r) = fx.run_unprivileged(
-        &[
-            "run",
-            "--guard",
-            "--inject",
-            "ANTHROPIC_API_KEY",
-            "--",
-            "sh",
-            "-c",
-            &format!(
-                "python3 -c 'import ctypes; ctypes.CDLL(None).ptrace(0, 0, 0, 0)'; {} && echo ok",
-                setuid_true().display()
-            ),
-        ],
+    let Some(r) = guarded_sh(
+        &fx,
+        &format!(
+            "python3 -c 'import ctypes; ctypes.CDLL(None).ptrace(0, 0, 0, 0)'; {} && echo ok",
+            setuid_true().display()
+        ),
         &[],
     ) else {
         skipped();
@@ -336,19 +320,7 @@ fn guard_ends_the_tree_with_the_command() {
     let (fx, _key) = with_stored_key();
     let marker = fx.project.join("survived");
     let script = format!("(sleep 1; touch {}) & exit 3", marker.display());
-    let Some(r) = fx.run_unprivileged(
-        &[
-            "run",
-            "--guard",
-            "--inject",
-            "ANTHROPIC_API_KEY",
-            "--",
-            "sh",
-            "-c",
-            &script,
-        ],
-        &[],
-    ) else {
+    let Some(r) = guarded_sh(&fx, &script, &[]) else {
         skipped();
         return;
     };
@@ -365,19 +337,7 @@ fn guard_ends_the_tree_with_the_command() {
 #[test]
 fn guard_exit_status_and_signals_are_the_commands() {
     let (fx, _key) = with_stored_key();
-    let Some(r) = fx.run_unprivileged(
-        &[
-            "run",
-            "--guard",
-            "--inject",
-            "ANTHROPIC_API_KEY",
-            "--",
-            "sh",
-            "-c",
-            "kill -TERM $$",
-        ],
-        &[],
-    ) else {
+    let Some(r) = guarded_sh(&fx, "kill -TERM $$", &[]) else {
         skipped();
         return;
     };
@@ -397,20 +357,15 @@ fn guard_exit_status_and_signals_are_the_commands() {
 /// process can start a program without it (the filter's exec stops fail with ENOSYS).
 #[test]
 fn guard_tree_dies_with_its_supervisor() {
-    if !nix_is_root() || !std::path::Path::new("/usr/bin/setpriv").exists() {
+    let (fx, _key) = with_stored_key();
+    if !fx.hand_to_nobody() {
         skipped();
         return;
     }
-    let (fx, _key) = with_stored_key();
     let pidfile = fx.project.join("pid");
-    let st = std::process::Command::new("chown")
-        .args(["-R", "65534:65534"])
-        .arg(fx.dir.path())
-        .status()
-        .unwrap();
-    assert!(st.success());
-    let mut kf = std::process::Command::new("/usr/bin/setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups", BIN])
+    let mut kf = std::process::Command::new(AS_NOBODY[0])
+        .args(&AS_NOBODY[1..])
+        .arg(BIN)
         .args([
             "run",
             "--guard",
@@ -509,17 +464,9 @@ fn guard_with_sandbox_leaves_no_path_to_the_key() {
 #[test]
 fn guard_lets_descendants_rename_across_directories() {
     let (fx, _key) = with_stored_key();
-    let Some(r) = fx.run_unprivileged(
-        &[
-            "run",
-            "--guard",
-            "--inject",
-            "ANTHROPIC_API_KEY",
-            "--",
-            "sh",
-            "-c",
-            "mkdir -p a b && touch a/f && sh -c 'mv a/f b/f && ln b/f a/g' && ls b a",
-        ],
+    let Some(r) = guarded_sh(
+        &fx,
+        "mkdir -p a b && touch a/f && sh -c 'mv a/f b/f && ln b/f a/g' && ls b a",
         &[("PATH", "/usr/bin:/bin")],
     ) else {
         skipped();
@@ -570,19 +517,7 @@ fn guard_refuses_32_bit_execs() {
     let (fx, _key) = with_stored_key();
     fx.project_file("int80.py", INT80_EXEC);
     let script = format!("sh -c 'python3 {}/int80.py'", fx.project.display());
-    let Some(r) = fx.run_unprivileged(
-        &[
-            "run",
-            "--guard",
-            "--inject",
-            "ANTHROPIC_API_KEY",
-            "--",
-            "sh",
-            "-c",
-            &script,
-        ],
-        &[("PATH", "/usr/bin:/bin")],
-    ) else {
+    let Some(r) = guarded_sh(&fx, &script, &[("PATH", "/usr/bin:/bin")]) else {
         skipped();
         return;
     };
@@ -602,4 +537,21 @@ fn guard_refuses_32_bit_execs() {
         )
         .unwrap();
     assert!(!r.stdout.contains("returned -1"), "{}", r.stdout);
+}
+
+/// `keyfence run --guard --inject ANTHROPIC_API_KEY -- sh -c SCRIPT` as nobody.
+fn guarded_sh(fx: &Fixture, script: &str, env: &[(&str, &str)]) -> Option<Run> {
+    fx.run_unprivileged(
+        &[
+            "run",
+            "--guard",
+            "--inject",
+            "ANTHROPIC_API_KEY",
+            "--",
+            "sh",
+            "-c",
+            script,
+        ],
+        env,
+    )
 }

@@ -8,6 +8,14 @@ use std::process::{Command, Output};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_keyfence");
 
+/// The command prefix that runs the rest as the unprivileged user nobody.
+pub const AS_NOBODY: [&str; 4] = [
+    "/usr/bin/setpriv",
+    "--reuid=65534",
+    "--regid=65534",
+    "--clear-groups",
+];
+
 /// Random bytes from the kernel: fixtures get fresh, format-valid, never-real keys every run.
 fn random_bytes(n: usize) -> Vec<u8> {
     let mut buf = vec![0u8; n];
@@ -178,8 +186,19 @@ impl Fixture {
     /// on, DESIGN.md §5). The fixture tree is handed to nobody first. None when setpriv is
     /// missing.
     pub fn run_unprivileged(&self, args: &[&str], env: &[(&str, &str)]) -> Option<Run> {
-        if !Path::new("/usr/bin/setpriv").exists() || !nix_is_root() {
+        if !self.hand_to_nobody() {
             return None;
+        }
+        let mut c = Command::new(AS_NOBODY[0]);
+        c.args(&AS_NOBODY[1..]).arg(BIN);
+        Some(self.run_command(c, args, env))
+    }
+
+    /// Gives the fixture tree to nobody, for tests that drop privileges with `AS_NOBODY`.
+    /// False (nothing done) when not root or setpriv is missing.
+    pub fn hand_to_nobody(&self) -> bool {
+        if !Path::new(AS_NOBODY[0]).exists() || !nix_is_root() {
+            return false;
         }
         let st = Command::new("chown")
             .args(["-R", "65534:65534"])
@@ -187,9 +206,7 @@ impl Fixture {
             .status()
             .expect("chown");
         assert!(st.success());
-        let mut c = Command::new("/usr/bin/setpriv");
-        c.args(["--reuid=65534", "--regid=65534", "--clear-groups", BIN]);
-        Some(self.run_command(c, args, env))
+        true
     }
 
     fn run_command(&self, mut c: Command, args: &[&str], env: &[(&str, &str)]) -> Run {
