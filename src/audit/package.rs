@@ -818,23 +818,17 @@ impl Policy {
                 })
                 .unwrap_or_default()
         };
-        for n in list("onlyBuiltDependencies") {
-            self.pnpm_builds.insert(n, true);
-        }
-        for n in list("ignoredBuiltDependencies")
-            .into_iter()
-            .chain(list("neverBuiltDependencies"))
-        {
-            self.pnpm_builds.insert(n, false);
-        }
-        if let Some(a) = pn.get("allowBuilds").and_then(Value::as_object) {
-            for (k, v) in a {
-                if let Some(b) = v.as_bool() {
-                    self.pnpm_builds.insert(k.clone(), b);
-                }
-            }
-        }
-        self.pnpm_allow_all |= pn.get("dangerouslyAllowAllBuilds") == Some(&Value::Bool(true));
+        let allow = pn
+            .get("allowBuilds")
+            .and_then(Value::as_object)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|(k, v)| Some((k.clone(), v.as_bool()?)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let allow_all = pn.get("dangerouslyAllowAllBuilds") == Some(&Value::Bool(true));
+        self.apply_pnpm_policy(list, allow, allow_all);
     }
 
     fn read_pnpm_yaml(&mut self, d: &super::yaml::Node) {
@@ -848,6 +842,26 @@ impl Policy {
                 })
                 .unwrap_or_default()
         };
+        let allow = d
+            .get("allowBuilds")
+            .map(|a| {
+                a.entries()
+                    .iter()
+                    .filter_map(|(k, v)| Some((k.as_str()?.to_string(), v.as_str()? == "true")))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let allow_all = d.get("dangerouslyAllowAllBuilds").and_then(|n| n.as_str()) == Some("true");
+        self.apply_pnpm_policy(list, allow, allow_all);
+    }
+
+    /// pnpm's build policy, the same from package.json's `pnpm` field or pnpm-workspace.yaml.
+    fn apply_pnpm_policy(
+        &mut self,
+        list: impl Fn(&str) -> Vec<String>,
+        allow_builds: Vec<(String, bool)>,
+        allow_all: bool,
+    ) {
         for n in list("onlyBuiltDependencies") {
             self.pnpm_builds.insert(n, true);
         }
@@ -857,15 +871,8 @@ impl Policy {
         {
             self.pnpm_builds.insert(n, false);
         }
-        if let Some(a) = d.get("allowBuilds") {
-            for (k, v) in a.entries() {
-                if let (Some(k), Some(v)) = (k.as_str(), v.as_str()) {
-                    self.pnpm_builds.insert(k.to_string(), v == "true");
-                }
-            }
-        }
-        self.pnpm_allow_all |=
-            d.get("dangerouslyAllowAllBuilds").and_then(|n| n.as_str()) == Some("true");
+        self.pnpm_builds.extend(allow_builds);
+        self.pnpm_allow_all |= allow_all;
     }
 
     fn state(&self, root: &Path, p: &Pkg) -> State {
