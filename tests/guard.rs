@@ -89,15 +89,20 @@ impl Attack {
     /// Runs the probe as a grandchild of the command (command -> sh -> python3) under `mode`;
     /// returns the command's report and everything the probe collected.
     fn run(&self, mode: &[&str]) -> Option<(Run, String)> {
+        self.run_after(mode, "")
+    }
+
+    /// The same, with `first` run by the command (bash) before anything else.
+    fn run_after(&self, mode: &[&str], first: &str) -> Option<(Run, String)> {
         let loot = self.fx.project.join("loot");
         let mut args = vec!["run"];
         args.extend_from_slice(mode);
         let target = format!(
-            "echo command-sees-key:${{#ANTHROPIC_API_KEY}}; sh -c 'python3 {}/probe.py {}'",
+            "{first} echo command-sees-key:${{#ANTHROPIC_API_KEY}}; sh -c 'python3 {}/probe.py {}'",
             self.fx.project.display(),
             loot.display()
         );
-        args.extend(["--inject", "ANTHROPIC_API_KEY", "--", "sh", "-c", &target]);
+        args.extend(["--inject", "ANTHROPIC_API_KEY", "--", "bash", "-c", &target]);
         let r = self.fx.run_unprivileged(&args, &[])?;
         let mut got = String::new();
         for suffix in ["", ".untraced", ".daemon"] {
@@ -133,6 +138,25 @@ fn guard_keeps_the_key_from_every_descendant() {
         skipped();
         return;
     };
+    assert_guard_held(&a, &r, &loot);
+}
+
+/// Descendants are contained with a ruleset the helper leaves open at a fixed descriptor. A
+/// command that closes it, or puts another file there, must not open a way around the domain:
+/// the tracer then builds the ruleset inside each child.
+#[test]
+fn guard_holds_when_the_command_closes_or_reuses_the_shared_ruleset() {
+    let a = setup();
+    for first in ["exec 1000>&-;", "exec 1000</dev/null;"] {
+        let Some((r, loot)) = a.run_after(&["--guard"], first) else {
+            skipped();
+            return;
+        };
+        assert_guard_held(&a, &r, &loot);
+    }
+}
+
+fn assert_guard_held(a: &Attack, r: &Run, loot: &str) {
     assert_eq!(r.code, 0, "{}", r.stderr);
     // The command itself got its key (its length, masked output aside).
     assert!(

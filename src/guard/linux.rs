@@ -12,6 +12,9 @@ pub use tracer::Summary;
 pub fn helper_exec(argv: &[OsString], trace: bool) -> (u8, String) {
     use std::os::unix::process::CommandExt;
     let extra = if trace { filter::nr::TRACED } else { &[] };
+    if !trace {
+        share_ruleset();
+    }
     if let Err(e) = filter::install(extra) {
         return (
             crate::run::process::EXIT_CANNOT_RUN,
@@ -33,6 +36,34 @@ pub fn helper_exec(argv: &[OsString], trace: bool) -> (u8, String) {
     crate::run::process::start_error(&argv[0], &err)
 }
 
+/// Leaves a ready Landlock ruleset open (not close-on-exec) at `tracer::RULESET_FD`, so that
+/// containing a descendant at its first exec is one injected call (`landlock_restrict_self`)
+/// instead of four. The descriptor only lets a process restrict itself, so handing it to the
+/// tree gives nothing away. Where it cannot be set up, or a program closed or reused the number,
+/// the tracer builds the ruleset in the process instead.
+fn share_ruleset() {
+    use landlock::RulesetCreatedAttr;
+    use landlock::{ABI, Access, AccessFs, PathBeneath, PathFd, Ruleset, RulesetAttr};
+    use std::os::fd::OwnedFd;
+    let access = AccessFs::from_all(ABI::V2) & (AccessFs::MakeBlock | AccessFs::Refer);
+    let built = (|| -> Option<OwnedFd> {
+        let created = Ruleset::default()
+            .handle_access(access)
+            .ok()?
+            .create()
+            .ok()?
+            .add_rule(PathBeneath::new(PathFd::new("/").ok()?, access))
+            .ok()?;
+        Option::<OwnedFd>::from(created)
+    })();
+    if let Some(fd) = built {
+        // F_DUPFD leaves the copy without close-on-exec (the copy is deliberately never
+        // closed); the original is closed when `fd` drops.
+        use nix::fcntl::{FcntlArg, fcntl};
+        let _ = fcntl(&fd, FcntlArg::F_DUPFD(tracer::RULESET_FD));
+    }
+}
+
 fn traced() -> bool {
     std::fs::read_to_string("/proc/self/status")
         .ok()
@@ -46,8 +77,8 @@ fn traced() -> bool {
 
 /// Becomes the tracer of the freshly spawned helper. Must run on the thread that then calls
 /// `supervise`: ptrace requests come from the tracing thread.
-pub fn attach(pid: Pid) -> nix::Result<()> {
-    nix::sys::ptrace::seize(pid, tracer::OPTIONS)
+pub fn attach(pid: Pid, trace: bool) -> nix::Result<()> {
+    nix::sys::ptrace::seize(pid, tracer::options(trace))
 }
 
 /// Serves the tree until the command ends; its exit status (128+N for signal N).

@@ -1,9 +1,10 @@
 //! The supervisor of a guarded tree: one thread that is the ptrace tracer of every process in
 //! it, woken only by the seccomp filter's stops (exec, ptrace) and by process creation and exit.
 //!
-//! At a descendant's first exec it injects three system calls into the caller
-//! (`landlock_create_ruleset`, `landlock_restrict_self`, `close`) so that process and everything
-//! it starts live in a nested Landlock domain: the kernel's ptrace check then refuses them the
+//! At a descendant's first exec it makes the caller run `landlock_restrict_self` on a ruleset the
+//! helper left open for the tree (or, when that is gone, builds one in the caller with three
+//! more injected calls), so that process and everything it starts live in a nested Landlock
+//! domain: the kernel's ptrace check then refuses them the
 //! command's `/proc/PID/environ`, `/proc/PID/mem`, `process_vm_readv` and `ptrace`. At every
 //! descendant exec it hands the kernel a new environment array without the protected variables,
 //! written below the caller's stack pointer — never compacting the caller's own array, which a
@@ -73,19 +74,31 @@ pub struct Tracer<'a> {
     setuid_seen: HashSet<std::path::PathBuf>,
 }
 
-pub const OPTIONS: Options = Options::PTRACE_O_TRACESECCOMP
-    .union(Options::PTRACE_O_TRACEFORK)
-    .union(Options::PTRACE_O_TRACEVFORK)
-    .union(Options::PTRACE_O_TRACECLONE)
-    .union(Options::PTRACE_O_TRACEEXEC)
-    .union(Options::PTRACE_O_TRACESYSGOOD)
-    .union(Options::PTRACE_O_EXITKILL);
+/// The tracer's ptrace options. The exec event (one more stop per exec) is asked for only by
+/// the trace, which records each program from /proc once it is loaded; guard does its work
+/// before the exec. Seized tracees get no SIGTRAP after an exec without it.
+pub fn options(trace: bool) -> Options {
+    let always = Options::PTRACE_O_TRACESECCOMP
+        | Options::PTRACE_O_TRACEFORK
+        | Options::PTRACE_O_TRACEVFORK
+        | Options::PTRACE_O_TRACECLONE
+        | Options::PTRACE_O_TRACESYSGOOD
+        | Options::PTRACE_O_EXITKILL;
+    if trace {
+        always | Options::PTRACE_O_TRACEEXEC
+    } else {
+        always
+    }
+}
 
 /// Landlock's "make block device" right: a domain that handles only it changes nothing a
 /// program normally does, but is a domain, which is what the ptrace check looks at.
 const LANDLOCK_ACCESS_FS_MAKE_BLOCK: u64 = 1 << 11;
 const LANDLOCK_ACCESS_FS_REFER: u64 = 1 << 13;
 const LANDLOCK_RULE_PATH_BENEATH: u64 = 1;
+
+/// Where the helper leaves a ready ruleset for the tree (`linux::share_ruleset`).
+pub const RULESET_FD: i32 = 1000;
 
 /// Environment strings spread wider than this are read one by one.
 const BULK_LIMIT: usize = 1 << 20;
@@ -302,6 +315,11 @@ impl<'a> Tracer<'a> {
             let _ = ptrace::cont(pid, None);
             return;
         }
+        // Containment is tracked per thread, and every thread that execs below the command is
+        // contained first. So when a non-leader thread's exec takes over the leader's pid
+        // (which guard alone does not follow: no exec event), the new image is contained
+        // whatever the leader's entry says, and an entry never claims a containment its thread
+        // lacks.
         if !task.contained {
             match contain(pid, regs, self.landlock_abi) {
                 Ok(()) => {
@@ -633,7 +651,8 @@ fn rewrite_env(
 }
 
 /// Puts the stopped tracee (at an exec's seccomp stop) into a nested Landlock domain by making
-/// it run system calls, then rewinds it to issue the exec again.
+/// it run system calls, then rewinds it to issue the exec again: one call with the ruleset the
+/// helper shared, four when that is gone.
 ///
 /// The domain handles "make block device" and, from ABI 2, "refer" (every Landlock domain
 /// forbids renaming and linking across directories unless it handles and grants "refer"), and
@@ -661,72 +680,25 @@ fn contain(pid: Pid, saved: libc::user_regs_struct, abi: u32) -> Result<(), Stri
     let write = |at: usize, bytes: &[u8]| {
         memory::write_all(pid, at, bytes).map_err(|_| "cannot write to its stack".to_string())
     };
-    write(scratch, b"/\0")?;
-    write(scratch + 16, &handled.to_ne_bytes())?;
-
     let mut pending = Vec::new();
     let mut call = |first: bool, number: i64, args: [u64; 4]| {
         inject(pid, &mut pending, saved, first, number, args)
     };
     // The first call replaces the exec at its seccomp stop; the next ones re-enter the kernel
-    // from the same instruction.
-    let root = call(
+    // from the same instruction. Usually the ruleset the helper left open is still there, and
+    // one call is enough. A descriptor that is not a ruleset fails it with EBADFD or EBADF; one
+    // that is some other ruleset the command made still gives a domain, which is all the ptrace
+    // check needs.
+    let shared = call(
         true,
-        libc::SYS_openat,
-        [
-            libc::AT_FDCWD as u64,
-            scratch as u64,
-            (libc::O_PATH | libc::O_CLOEXEC) as u64,
-            0,
-        ],
+        libc::SYS_landlock_restrict_self,
+        [RULESET_FD as u64, 0, 0, 0],
     )?;
-    let result = (|| {
-        if root < 0 {
-            return Err(format!("cannot open /: {}", Errno::from_raw(-root as i32)));
-        }
-        let ruleset = call(
-            false,
-            libc::SYS_landlock_create_ruleset,
-            [(scratch + 16) as u64, 8, 0, 0],
-        )?;
-        if ruleset < 0 {
-            return Err(format!(
-                "landlock_create_ruleset failed: {}",
-                Errno::from_raw(-ruleset as i32)
-            ));
-        }
-        let mut beneath = handled.to_ne_bytes().to_vec();
-        beneath.extend_from_slice(&(root as i32).to_ne_bytes());
-        write(scratch + 32, &beneath)?;
-        let added = call(
-            false,
-            libc::SYS_landlock_add_rule,
-            [
-                ruleset as u64,
-                LANDLOCK_RULE_PATH_BENEATH,
-                (scratch + 32) as u64,
-                0,
-            ],
-        )?;
-        if added < 0 {
-            return Err(format!(
-                "landlock_add_rule failed: {}",
-                Errno::from_raw(-added as i32)
-            ));
-        }
-        let restricted = call(
-            false,
-            libc::SYS_landlock_restrict_self,
-            [ruleset as u64, 0, 0, 0],
-        )?;
-        if restricted < 0 {
-            return Err(format!(
-                "landlock_restrict_self failed: {}",
-                Errno::from_raw(-restricted as i32)
-            ));
-        }
+    let result = if shared == 0 {
         Ok(())
-    })();
+    } else {
+        build_and_restrict(&mut call, scratch, handled, write)
+    };
     match &result {
         Ok(()) => restore(pid, saved)?,
         // What cannot be contained does not run: the exec fails with EPERM.
@@ -742,6 +714,74 @@ fn contain(pid: Pid, saved: libc::user_regs_struct, abi: u32) -> Result<(), Stri
         let _ = nix::sys::signal::kill(pid, sig);
     }
     result
+}
+
+/// The slow way into a domain: open `/`, create the ruleset, add the rule, restrict — each an
+/// injected call re-entering the kernel from the exec's instruction.
+fn build_and_restrict(
+    call: &mut impl FnMut(bool, i64, [u64; 4]) -> Result<i64, String>,
+    scratch: usize,
+    handled: u64,
+    write: impl Fn(usize, &[u8]) -> Result<(), String>,
+) -> Result<(), String> {
+    write(scratch, b"/\0")?;
+    write(scratch + 16, &handled.to_ne_bytes())?;
+    let root = call(
+        false,
+        libc::SYS_openat,
+        [
+            libc::AT_FDCWD as u64,
+            scratch as u64,
+            (libc::O_PATH | libc::O_CLOEXEC) as u64,
+            0,
+        ],
+    )?;
+    if root < 0 {
+        return Err(format!("cannot open /: {}", Errno::from_raw(-root as i32)));
+    }
+    let ruleset = call(
+        false,
+        libc::SYS_landlock_create_ruleset,
+        [(scratch + 16) as u64, 8, 0, 0],
+    )?;
+    if ruleset < 0 {
+        return Err(format!(
+            "landlock_create_ruleset failed: {}",
+            Errno::from_raw(-ruleset as i32)
+        ));
+    }
+    let mut beneath = handled.to_ne_bytes().to_vec();
+    beneath.extend_from_slice(&(root as i32).to_ne_bytes());
+    write(scratch + 32, &beneath)?;
+    let added = call(
+        false,
+        libc::SYS_landlock_add_rule,
+        [
+            ruleset as u64,
+            LANDLOCK_RULE_PATH_BENEATH,
+            (scratch + 32) as u64,
+            0,
+        ],
+    )?;
+    if added < 0 {
+        return Err(format!(
+            "landlock_add_rule failed: {}",
+            Errno::from_raw(-added as i32)
+        ));
+    }
+    let restricted = call(
+        false,
+        libc::SYS_landlock_restrict_self,
+        [ruleset as u64, 0, 0, 0],
+    )?;
+    if restricted < 0 {
+        return Err(format!(
+            "landlock_restrict_self failed: {}",
+            Errno::from_raw(-restricted as i32)
+        ));
+    }
+    // The two descriptors are close-on-exec: the exec that follows closes them.
+    Ok(())
 }
 
 /// Runs one system call in the tracee and returns its result (negative errno on failure).

@@ -257,7 +257,7 @@ fn attach_guard(pid: nix::unistd::Pid, guard: Option<&Guard>) -> Result<(), (u8,
     if guard.is_none() {
         return Ok(());
     }
-    crate::guard::attach(pid).map_err(|e| {
+    crate::guard::attach(pid, trace_on(guard.expect("checked above"))).map_err(|e| {
         let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
         (
             EXIT_CANNOT_RUN,
