@@ -579,3 +579,55 @@ fn guarded_sh(fx: &Fixture, script: &str, env: &[(&str, &str)]) -> Option<Run> {
         env,
     )
 }
+
+/// Counts copies of a value (read from a file) in the writable memory of the parent process.
+const COUNT_COPIES: &str = r#"
+import os, sys
+needle = open(sys.argv[1], "rb").read()
+pid = os.getppid()
+total = 0
+with open(f"/proc/{pid}/maps") as maps, open(f"/proc/{pid}/mem", "rb", 0) as mem:
+    for line in maps:
+        f = line.split()
+        if "w" not in f[1]:
+            continue
+        lo, hi = (int(x, 16) for x in f[0].split("-"))
+        try:
+            mem.seek(lo)
+            total += mem.read(hi - lo).count(needle)
+        except OSError:
+            pass
+print("copies", total)
+"#;
+
+/// The supervisor keeps an injected value only where it must. The standard library copies the
+/// command's environment for execve and frees the copies plainly; keyfence's allocator zeroes
+/// them, and the supervisor drops its own list once the command has started. The command
+/// (root here, so the supervisor being non-dumpable does not stop it) finds one copy in its
+/// parent's writable memory: guard's list of what to remove at each exec.
+#[test]
+fn supervisor_memory_holds_no_stray_copy_of_the_value() {
+    if !nix_is_root() {
+        skipped();
+        return;
+    }
+    let (fx, key) = with_stored_key();
+    let needle = fx.project_file("needle", &key);
+    let script = fx.project_file("count.py", COUNT_COPIES);
+    let r = fx.run(
+        &[
+            "run",
+            "--guard",
+            "--no-mask",
+            "--inject",
+            "ANTHROPIC_API_KEY",
+            "--",
+            "python3",
+            script.to_str().unwrap(),
+            needle.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stdout.trim(), "copies 1", "{}", r.stderr);
+}

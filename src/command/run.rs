@@ -15,6 +15,8 @@ use std::io::IsTerminal;
 use std::os::unix::ffi::OsStrExt;
 
 pub fn run(g: &GlobalArgs, args: &RunArgs) -> Result<Exit> {
+    // Before any value is read: the copies the standard library makes and frees are zeroed.
+    crate::zero_alloc::zero_freed_memory();
     match prepare(args).and_then(|(plan, mask, sandbox, guard, leases)| {
         // Guard and trace share the supervisor: a tracer of the whole tree.
         let guard = match guard || args.trace.is_some() {
@@ -397,7 +399,7 @@ fn protect_supervisor(plan: &env::Plan) {
 fn start(
     g: &GlobalArgs,
     args: &RunArgs,
-    plan: env::Plan,
+    mut plan: env::Plan,
     supervise: bool,
     mask: bool,
     guard: Option<(u32, bool)>,
@@ -433,11 +435,18 @@ fn start(
         trace: std::sync::Mutex::new(trace),
         verbose: g.verbose,
     });
+    if !mask {
+        // Nothing to mask: the guard's list (if any) is the only copy the supervisor keeps.
+        plan.secrets.clear();
+    }
+    // Handed over, so the copies of injected values it holds are freed (and zeroed) as soon
+    // as the command has started, not when it ends.
+    let command_env = std::mem::take(&mut plan.env);
     let masked: &[(String, SecretValue)] = if mask { &plan.secrets } else { &[] };
     let supervised = if std::io::stdout().is_terminal() {
-        process::supervise_pty(&args.command, &plan.env, masked, guard.as_ref())
+        process::supervise_pty(&args.command, command_env, masked, guard.as_ref())
     } else {
-        process::supervise(&args.command, &plan.env, masked, guard.as_ref())
+        process::supervise(&args.command, command_env, masked, guard.as_ref())
     };
     match supervised {
         Ok(code) => Exit::Code(code),

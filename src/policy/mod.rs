@@ -7,6 +7,9 @@
 //! user's secrets: `inject` in a project profile only reaches store entries that list that
 //! profile among their allowed profiles (`keyfence secret set NAME --profile P`).
 
+pub mod patterns;
+
+use patterns::Patterns;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
@@ -250,21 +253,15 @@ impl Config {
             }
             return Err(PolicyError::Unknown(n.to_string()));
         }
+        // The patterns were checked when the file was loaded.
+        let matches =
+            |patterns: &[String]| Patterns::new(patterns).is_ok_and(|p| p.is_match(command_line));
         for r in &self.profiles {
-            let hit = r.profile.matches.iter().any(|m| {
-                globset::Glob::new(m)
-                    .map(|g| g.compile_matcher().is_match(command_line))
-                    .unwrap_or(false)
-            });
-            if hit {
+            if matches(&r.profile.matches) {
                 return Ok(r.clone());
             }
         }
-        let install = INSTALL_MATCHES.iter().any(|m| {
-            globset::Glob::new(m)
-                .map(|g| g.compile_matcher().is_match(command_line))
-                .unwrap_or(false)
-        });
+        let install = Patterns::new(INSTALL_MATCHES).is_ok_and(|p| p.is_match(command_line));
         if install && !self.profiles.iter().any(|r| r.profile.name == "install") {
             return Ok(builtin("install"));
         }

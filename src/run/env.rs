@@ -3,8 +3,8 @@
 //! variables kept and store entries injected.
 
 use crate::detect::Detector;
+use crate::policy::patterns::Patterns;
 use crate::secret::SecretValue;
-use globset::{Glob, GlobSet, GlobSetBuilder};
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStrExt;
 
@@ -12,18 +12,14 @@ pub struct EnvRules {
     /// Names kept even when they look like secrets.
     pub allow: Vec<String>,
     /// Names or globs dropped in addition to detected secrets.
-    pub drop: GlobSet,
+    pub drop: Patterns,
 }
 
 impl EnvRules {
     pub fn new(allow: &[String], drop: &[String]) -> Result<Self, globset::Error> {
-        let mut b = GlobSetBuilder::new();
-        for d in drop {
-            b.add(Glob::new(d)?);
-        }
         Ok(EnvRules {
             allow: allow.to_vec(),
-            drop: b.build()?,
+            drop: Patterns::new(drop)?,
         })
     }
 }

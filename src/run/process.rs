@@ -52,7 +52,7 @@ pub fn exec_in_place(argv: &[OsString], env: &[(OsString, OsString)]) -> (u8, St
 /// its exit status (128+N for death by signal N).
 pub fn supervise(
     argv: &[OsString],
-    env: &[(OsString, OsString)],
+    env: Vec<(OsString, OsString)>,
     secrets: &[(String, SecretValue)],
     guard: Option<&Guard>,
 ) -> Result<u8, (u8, String)> {
@@ -67,12 +67,14 @@ pub fn supervise(
                 )
             })?;
     let handle = signals.handle();
-    let mut child = command(&wrapped, env)
+    let mut child = command(&wrapped, &env)
         .stdin(Stdio::inherit())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| start_error(&argv[0], &e))?;
+    // The command has its environment; keyfence's copies of it go now (zeroed: zero_alloc).
+    drop(env);
     let pid = nix::unistd::Pid::from_raw(child.id() as i32);
     attach_guard(pid, guard)?;
     let out = child.stdout.take();
@@ -166,7 +168,7 @@ fn terminal_size() -> Option<pty_process::Size> {
 /// keyfence's stdout is a terminal.
 pub fn supervise_pty(
     argv: &[OsString],
-    env: &[(OsString, OsString)],
+    env: Vec<(OsString, OsString)>,
     secrets: &[(String, SecretValue)],
     guard: Option<&Guard>,
 ) -> Result<u8, (u8, String)> {
@@ -196,6 +198,9 @@ pub fn supervise_pty(
         pty_process::Error::Io(io) => start_error(&argv_shown[0], &io),
         other => fail("cannot start the command on a pty", &other),
     })?;
+    // The command has its environment; keyfence's copies of it (`cmd` went with the spawn)
+    // go now (zeroed: zero_alloc).
+    drop(env);
     let pid = nix::unistd::Pid::from_raw(child.id() as i32);
     attach_guard(pid, guard)?;
     // From here until the guard drops, keystrokes go to the command untranslated: its own
