@@ -2,7 +2,8 @@
 # `run --guard` costs (DESIGN.md §4: <= 200 us per exec; <= 5 % on a real build), with
 # `strace -f -e trace=execve` (the usual way to watch a tree's execs) run the same way:
 #   - 2,000 execs of /bin/true by the guarded command itself: each child is put in the nested
-#     Landlock domain (three injected system calls) and gets a rewritten environment;
+#     Landlock domain (one injected system call, with the ruleset the helper shares) and gets a
+#     rewritten environment;
 #   - 2,000 execs one level deeper (already contained: one seccomp stop and an environment
 #     check each);
 #   - `cargo build --offline` of a small crate with two dependencies, from a clean target dir.

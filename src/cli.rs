@@ -95,7 +95,10 @@ pub enum ColorWhen {
     Never,
 }
 
+/// Each subcommand's arguments are built only when it is the one invoked (`defer`): building
+/// all of them was a fifth of `keyfence run`'s own start-up.
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum Command {
     /// Find every place a key is exposed: environment, shell files and history, .env files,
     /// credential files, agent configurations, running processes and project files
@@ -234,6 +237,7 @@ pub struct InitArgs {
 }
 
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum SecretCommand {
     /// Store a secret: the value comes from a no-echo prompt, from stdin when it is not a
     /// terminal, or from --from-env; never from the command line
@@ -352,6 +356,7 @@ pub struct RunArgs {
 }
 
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum SetupCommand {
     /// Store an exported ANTHROPIC_API_KEY and make `keyfence secret get` Claude Code's
     /// apiKeyHelper in ~/.claude/settings.json
@@ -377,6 +382,7 @@ pub struct FixArgs {
 }
 
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum CanaryCommand {
     /// Print a new canary of KIND (anthropic, openai, github, npm, aws, ...) and register its
     /// fingerprint

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# What the sandbox adds to a command's start-up (DESIGN.md §4, isolation): `run -- true` with
+# nothing to supervise, beside `--sandbox` (Landlock rules computed from the profile and
+# applied before the exec), `--net none` (a new network namespace), and both, and beside
+# `bwrap` doing a comparable read-only bind of / when it is installed.
+# Usage: bench/sandbox-startup.sh   (KEYFENCE=path/to/keyfence to pick the binary)
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+kf=${KEYFENCE:-$here/../target/release/keyfence}
+[ -x "$kf" ] || { echo "no keyfence binary at $kf: cargo build --release" >&2; exit 1; }
+command -v hyperfine >/dev/null || { echo "hyperfine missing: apt-get install hyperfine" >&2; exit 1; }
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+export XDG_DATA_HOME=$work/data XDG_STATE_HOME=$work/state XDG_CONFIG_HOME=$work/config
+cmds=(true "$kf run -- true" "$kf run --sandbox -- true" "$kf run --net none -- true"
+      "$kf run --sandbox --net none -- true")
+names=("true" "run (exec in place)" "run --sandbox" "run --net none" "run --sandbox --net none")
+if command -v bwrap >/dev/null; then
+  cmds+=("bwrap --ro-bind / / --dev /dev --unshare-net true")
+  names+=("bwrap --ro-bind / / --unshare-net")
+fi
+hyperfine -N --warmup 20 -r 300 --export-json "$work/sandbox.json" "${cmds[@]}" >/dev/null
+python3 - "$work/sandbox.json" "${names[@]}" <<'PY'
+import json, sys
+rows = json.load(open(sys.argv[1]))["results"]
+names = sys.argv[2:]
+base = rows[0]["median"]
+print(f"{'command':36} {'median ms':>10} {'added ms':>9}")
+for name, r in zip(names, rows):
+    print(f"{name:36} {r['median']*1000:10.2f} {(r['median']-base)*1000:9.2f}")
+PY
