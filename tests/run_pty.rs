@@ -87,3 +87,30 @@ fn window_size_changes_reach_the_command() {
         .collect();
     assert_eq!(sizes, ["30 80", "50 132"], "{out}");
 }
+
+/// Ctrl-Z with the command's output going to a pipe: keyfence shares the command's process
+/// group, so the terminal stops both (under guard too: the stopped tracer holds every tracee at
+/// its next stop), the shell shows the job as stopped, and `fg` finishes it.
+#[test]
+fn ctrl_z_stops_keyfence_and_the_command_together_when_output_is_a_pipe() {
+    if Command::new("script").arg("--version").output().is_err() {
+        return;
+    }
+    let mut fx = Fixture::new();
+    let key = fx.key("token");
+    for mode in ["", "--guard"] {
+        let line = format!(
+            "set -m; SERVICE_TOKEN={key} {BIN} run {mode} -- sh -c 'echo ready; sleep 2; echo finished; exit 4' | cat; echo stopped-rc=$?; fg >/dev/null; echo rc=$?"
+        );
+        let out = in_terminal(&fx, &line, "(sleep 1; printf '\\032'; sleep 4)");
+        assert!(!out.contains(&key), "{out}");
+        let at = |s: &str| {
+            out.find(s)
+                .unwrap_or_else(|| panic!("{s:?} missing ({mode}):\n{out}"))
+        };
+        // 148 = 128 + SIGTSTP: the job stopped before the command could finish.
+        assert!(at("ready") < at("stopped-rc=148"), "{out}");
+        assert!(at("stopped-rc=148") < at("finished"), "{out}");
+        assert!(out.contains("rc=0"), "{out}");
+    }
+}

@@ -14,7 +14,7 @@
 //!
 //! What breaks under guard, said at run time when it happens: setuid programs run without
 //! their privileges (no_new_privs), debuggers and tracers inside the tree, 32-bit programs
-//! starting programs, and job-control stops (Ctrl-Z).
+//! starting programs.
 
 #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
 pub mod filter;

@@ -229,8 +229,10 @@ impl<'a> Tracer<'a> {
             }
             STOP => {
                 // A new child's first stop (seized children report this instead of SIGSTOP),
-                // or a group stop. Without PTRACE_LISTEN (not in nix) a group stop cannot be
-                // kept: the tree does not support job-control stops (Ctrl-Z).
+                // or a group stop, undone at once. Terminal stops still work where they can:
+                // with output to a pipe keyfence shares the command's process group, so Ctrl-Z
+                // stops keyfence, and with it every tracee at its next stop. On keyfence's own
+                // pty the command's group is orphaned and the kernel drops them anyway.
                 if !self.tasks.contains_key(&pid) {
                     // Its parent's fork event has not been seen: hold it until then.
                     self.early.insert(pid);
