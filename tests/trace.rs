@@ -2,7 +2,9 @@
 //! disk. The "evil" one's postinstall reads its environment, ~/.npmrc, ~/.aws/credentials and
 //! its parent's /proc/PID/environ, looks up a name through DNS and sends what it found over UDP
 //! (all on loopback); the benign one only writes a file. The trace must name the evil package
-//! and what it did, raise the canary alert, and say nothing of the benign one beyond its exec.
+//! and what it did, raise the canary alert, and say nothing of the benign one beyond its exec;
+//! the same under the real pnpm. Further tests put a canary on a command line, in a file, in a
+//! Node TCP stream and into curl through a pipe.
 
 mod common;
 use common::*;
@@ -346,4 +348,107 @@ fn trace_reports_a_secret_piped_to_a_network_tool() {
         "{}",
         r.stderr
     );
+}
+
+/// The same harvesting package installed by the real pnpm (`target/test-tools`, pinned in
+/// .ci/run): pnpm runs a dependency's build scripts only when `allowBuilds` names it, and
+/// still gives each script `npm_package_name`/`npm_lifecycle_event`, so the report names the
+/// package under pnpm too.
+#[test]
+fn trace_names_the_package_that_harvests_under_pnpm() {
+    let pnpm =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-tools/node_modules/.bin/pnpm");
+    assert!(
+        pnpm.exists(),
+        "pnpm not found at {}: run `npm install --prefix target/test-tools pnpm@12.21.0` (.ci/run does)",
+        pnpm.display()
+    );
+    let mut fx = Fixture::new();
+    let key = fx.key("anthropic");
+    let npm_token = fx.key("npm");
+    fx.home_file(
+        ".npmrc",
+        &format!("//registry.npmjs.org/:_authToken={npm_token}\n"),
+    );
+    let pkgs = fx.dir.path().join("pkgs");
+    package(&pkgs, "evil-helper", "node install.js", EVIL);
+    package(
+        &pkgs,
+        "benign-helper",
+        "node install.js",
+        "require('fs').writeFileSync('built.txt', 'ok');",
+    );
+    fx.project_file(
+        "package.json",
+        r#"{"name": "app", "version": "1.0.0", "dependencies": {
+            "evil-helper": "file:../pkgs/evil-helper-1.0.0.tgz",
+            "benign-helper": "file:../pkgs/benign-helper-1.0.0.tgz"}}"#,
+    );
+    // pnpm's key for a tarball dependency is its name and specifier.
+    fx.project_file(
+        "pnpm-workspace.yaml",
+        "allowBuilds:\n  evil-helper@file:../pkgs/evil-helper-1.0.0.tgz: true\n  \
+         benign-helper@file:../pkgs/benign-helper-1.0.0.tgz: true\n",
+    );
+    let trace = fx.dir.path().join("trace.jsonl");
+    let trace_arg = format!("--trace={}", trace.display());
+    let store = fx.dir.path().join("pnpm-store");
+    let r = fx.run(
+        &[
+            "run",
+            "--profile",
+            "default",
+            "--canary",
+            &trace_arg,
+            "--",
+            pnpm.to_str().unwrap(),
+            "install",
+            "--store-dir",
+            store.to_str().unwrap(),
+        ],
+        &[("ANTHROPIC_API_KEY", &key)],
+    );
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let text = std::fs::read_to_string(&trace).unwrap();
+    let events: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let of = |group: &str, kind: &str| -> Vec<&serde_json::Value> {
+        events
+            .iter()
+            .filter(|e| e["event"] == kind && e["group"] == group)
+            .collect()
+    };
+    let evil_group = "evil-helper@1.0.0 postinstall";
+    assert!(
+        of(evil_group, "open")
+            .iter()
+            .any(|e| e["path"].as_str().is_some_and(|p| p.ends_with("/.npmrc"))),
+        "{events:?}"
+    );
+    assert!(
+        of(evil_group, "secret-sent")
+            .iter()
+            .any(|e| e["what"] == "the canary for ANTHROPIC_API_KEY"
+                && e["destination"] == "127.0.0.1:9"),
+        "{events:?}"
+    );
+    let benign_group = "benign-helper@1.0.0 postinstall";
+    assert!(!of(benign_group, "exec").is_empty(), "{events:?}");
+    for kind in ["open", "dns", "connect", "secret-sent", "secret-written"] {
+        assert!(of(benign_group, kind).is_empty(), "{kind}: {events:?}");
+    }
+    assert!(
+        r.stderr.contains("ALERT: evil-helper@1.0.0 postinstall"),
+        "{}",
+        r.stderr
+    );
+    r.assert_no_secret(&fx.planted);
+    for planted in &fx.planted {
+        assert!(
+            !text.contains(planted.as_str()),
+            "a planted value is in the trace"
+        );
+    }
 }
