@@ -278,17 +278,17 @@ fn trace_reports_a_secret_on_a_command_line() {
 }
 
 /// A canary written to a file that is still there when the command ends, attributed to the
-/// process that opened it; one written through a relative path too.
+/// process that opened it: through relative paths, also after the shell changed directory
+/// (the tracer keeps each process's working directory until a chdir), and from Python.
 #[test]
 fn trace_reports_a_secret_written_to_a_file() {
     let (fx, r, events, _) = traced_sh(
-        "echo \"$ANTHROPIC_API_KEY\" > leak.txt; \
-         python3 -c 'import os; open(\"sub-leak.txt\", \"w\").write(os.environ[\"ANTHROPIC_API_KEY\"])'; \
-         echo harmless > clean.txt",
+        "echo harmless > clean.txt; mkdir sub; cd sub; echo \"$ANTHROPIC_API_KEY\" > leak.txt; \
+         python3 -c 'import os; open(\"py-leak.txt\", \"w\").write(os.environ[\"ANTHROPIC_API_KEY\"])'",
     );
     let found = secret_events(&events, "secret-written");
-    for name in ["leak.txt", "sub-leak.txt"] {
-        let path = fx.project.join(name).display().to_string();
+    for name in ["leak.txt", "py-leak.txt"] {
+        let path = fx.project.join("sub").join(name).display().to_string();
         assert!(
             found.iter().any(|e| e["path"] == path),
             "{name}: {events:?}"

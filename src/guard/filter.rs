@@ -55,8 +55,12 @@ pub mod nr {
     pub const WRITEV: u32 = 20;
     pub const SENDFILE: u32 = 40;
     pub const SECCOMP: u32 = 317;
-    /// What `--trace` adds to the filter.
-    pub const TRACED: &[u32] = &[OPENAT, CONNECT, SENDTO, SENDMSG, OPEN];
+    pub const CHDIR: u32 = 80;
+    pub const FCHDIR: u32 = 81;
+    /// What `--trace` adds to the filter (most frequent first: the filter tests them in
+    /// order). `chdir`/`fchdir` are rare, and let the tracer keep each process's working
+    /// directory instead of looking it up at every relative open.
+    pub const TRACED: &[u32] = &[OPENAT, CONNECT, SENDTO, SENDMSG, OPEN, CHDIR, FCHDIR];
 }
 
 mod nr_i386 {

@@ -78,8 +78,11 @@ pub struct Tracer<'a> {
     fd_filters: HashMap<Pid, Vec<(bool, u32)>>,
     /// Network tools whose standard input (a pipe) is watched, by process: the tool's name.
     stdin_tools: HashMap<Pid, std::rc::Rc<str>>,
-    /// Reads of such a standard input between their entry and exit stops: the buffer.
-    pending_reads: HashMap<Pid, u64>,
+    /// Calls between their entry and exit stops, whose exit the tracer must see.
+    pending_exits: HashMap<Pid, Pending>,
+    /// Working directories by process (thread group), looked up at the first relative open and
+    /// forgotten when a `chdir`/`fchdir` returns.
+    cwds: HashMap<Pid, std::path::PathBuf>,
     /// Regular files the tree opened for writing: who opened each first, checked at the end.
     written: HashMap<std::path::PathBuf, (Pid, std::rc::Rc<str>)>,
     written_dropped: u64,
@@ -142,7 +145,8 @@ impl<'a> Tracer<'a> {
             setuid_seen: HashSet::new(),
             fd_filters: HashMap::new(),
             stdin_tools: HashMap::new(),
-            pending_reads: HashMap::new(),
+            pending_exits: HashMap::new(),
+            cwds: HashMap::new(),
             written: HashMap::new(),
             written_dropped: 0,
         }
@@ -191,12 +195,13 @@ impl<'a> Tracer<'a> {
     fn handle(&mut self, st: WaitStatus) -> Option<WaitStatus> {
         match st {
             WaitStatus::Exited(pid, _) | WaitStatus::Signaled(pid, _, _) => {
-                self.pending_reads.remove(&pid);
+                self.pending_exits.remove(&pid);
                 if let Some(t) = self.tasks.remove(&pid)
                     && t.tgid == pid
                 {
                     self.fd_filters.remove(&pid);
                     self.stdin_tools.remove(&pid);
+                    self.cwds.remove(&pid);
                 }
                 if pid == self.command {
                     return Some(st);
@@ -208,9 +213,13 @@ impl<'a> Tracer<'a> {
                 let _ = ptrace::cont(pid, sig);
             }
             WaitStatus::PtraceSyscall(pid) => {
-                // The exit of a network tool's read of its standard input.
-                if let Some(buf) = self.pending_reads.remove(&pid) {
-                    self.stdin_read(pid, buf);
+                match self.pending_exits.remove(&pid) {
+                    Some(Pending::StdinRead(buf)) => self.stdin_read(pid, buf),
+                    Some(Pending::Chdir) => {
+                        let tgid = self.tasks.get(&pid).map_or(pid, |t| t.tgid);
+                        self.cwds.remove(&tgid);
+                    }
+                    None => {}
                 }
                 let _ = ptrace::cont(pid, None);
             }
@@ -320,10 +329,14 @@ impl<'a> Tracer<'a> {
             }
             nr::READ if regs.rdi == 0 && self.trace.is_some() => {
                 // The data is there only once the read returns: stop at its exit too.
-                self.pending_reads.insert(pid, regs.rsi);
-                if ptrace::syscall(pid, None).is_err() {
-                    self.pending_reads.remove(&pid);
-                }
+                self.stop_at_exit(pid, Pending::StdinRead(regs.rsi));
+            }
+            nr::CHDIR | nr::FCHDIR => {
+                // Forgotten now and again once the call has returned, so that a thread's open
+                // in between cannot leave the old directory cached.
+                let tgid = self.tasks.get(&pid).map_or(pid, |t| t.tgid);
+                self.cwds.remove(&tgid);
+                self.stop_at_exit(pid, Pending::Chdir);
             }
             nr::PTRACE => {
                 if !self.warned_ptrace {
@@ -339,6 +352,14 @@ impl<'a> Tracer<'a> {
             _ => {
                 let _ = ptrace::cont(pid, None);
             }
+        }
+    }
+
+    /// Resumes a tracee at a seccomp stop so that it stops again when the call returns.
+    fn stop_at_exit(&mut self, pid: Pid, what: Pending) {
+        self.pending_exits.insert(pid, what);
+        if ptrace::syscall(pid, None).is_err() {
+            self.pending_exits.remove(&pid);
         }
     }
 
@@ -537,7 +558,7 @@ impl Tracer<'_> {
         if self.trace.is_none() {
             return;
         }
-        let group = self.group_of(pid);
+        // The group (a String) is only looked up for what gets recorded: opens are many.
         let tgid = self.tasks.get(&pid).map_or(pid, |t| t.tgid);
         let read = |at: u64, len: u64| {
             memory::read_upto(pid, at as usize, len.min(MAX_PAYLOAD as u64) as usize)
@@ -552,16 +573,26 @@ impl Tracer<'_> {
                 let Ok(raw) = memory::read_cstring(pid, path_at as usize) else {
                     return;
                 };
-                let path = std::path::PathBuf::from(String::from_utf8_lossy(&raw).into_owned());
-                let base = if dirfd == libc::AT_FDCWD as i64 {
-                    format!("/proc/{pid}/cwd")
-                } else {
-                    format!("/proc/{pid}/fd/{dirfd}")
-                };
+                let path = std::path::PathBuf::from(
+                    <std::ffi::OsString as std::os::unix::ffi::OsStringExt>::from_vec(raw),
+                );
                 let full = if path.is_absolute() {
                     path
+                } else if dirfd == libc::AT_FDCWD as i64 {
+                    // Looked up once per process and directory change, not at every open.
+                    match self.cwds.get(&tgid) {
+                        Some(cwd) => cwd.join(&path),
+                        None => match std::fs::read_link(format!("/proc/{pid}/cwd")) {
+                            Ok(cwd) => {
+                                let full = cwd.join(&path);
+                                self.cwds.insert(tgid, cwd);
+                                full
+                            }
+                            Err(_) => path,
+                        },
+                    }
                 } else {
-                    std::fs::read_link(&base)
+                    std::fs::read_link(format!("/proc/{pid}/fd/{dirfd}"))
                         .map(|b| b.join(&path))
                         .unwrap_or(path)
                 };
@@ -569,8 +600,10 @@ impl Tracer<'_> {
                 if (write || flags as i32 & libc::O_CREAT != 0) && full.is_absolute() {
                     self.note_written(&full, pid, tgid);
                 }
-                let Some(rec) = &mut self.trace else { return };
+                let Some(rec) = &self.trace else { return };
                 if let Some(why) = rec.sensitive(&full, pid.as_raw()) {
+                    let group = self.group_of(pid);
+                    let Some(rec) = &mut self.trace else { return };
                     rec.record(Event::Open {
                         pid: pid.as_raw(),
                         path: full.display().to_string(),
@@ -581,6 +614,7 @@ impl Tracer<'_> {
                 }
             }
             nr::CONNECT => {
+                let group = self.group_of(pid);
                 let Some((address, port)) = sockaddr(&read(r.rsi, r.rdx)) else {
                     return;
                 };
@@ -596,6 +630,7 @@ impl Tracer<'_> {
                 }
             }
             nr::SENDTO | nr::SENDMSG => {
+                let group = self.group_of(pid);
                 let (data, dest) = if tag == nr::SENDTO {
                     let dest = (r.r8 != 0).then(|| sockaddr(&read(r.r8, r.r9))).flatten();
                     (read(r.rsi, r.rdx), dest)
@@ -838,6 +873,14 @@ impl Tracer<'_> {
             report_sent(rec, pid, &data, &destination, &group);
         }
     }
+}
+
+/// What the tracer waits for at a call's exit stop.
+enum Pending {
+    /// A watched network tool's read of its standard input: the buffer.
+    StdinRead(u64),
+    /// A change of working directory: the cached one is stale.
+    Chdir,
 }
 
 /// Programs whose standard input, when it is a pipe, is likely on its way to the network.
