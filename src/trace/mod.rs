@@ -5,10 +5,13 @@
 //! top-level command.
 //!
 //! The events come from the guard's tracer (`crate::guard::tracer`), whose seccomp filter then
-//! also stops `open`, `openat`, `connect`, `sendto` and `sendmsg` — never `read` or `write`, so
-//! the cost stays small. That is also the limit: data written to a socket with plain
-//! `write`/`writev` (as Node does for TCP streams) is not inspected, and TLS payloads are
-//! opaque anyway; connects and DNS queries are always seen.
+//! also stops `open`, `openat`, `connect`, `sendto`, `sendmsg` (and the rare `chdir`/`fchdir`)
+//! — never every `read` or `write`, so the cost stays small. Plain `write`/`writev`/`sendfile`
+//! are inspected only on a descriptor the process connected to an IP address, and `read` only
+//! on the piped standard input of a network tool: the tracer makes that one process add a
+//! second filter for that one descriptor. Values are also looked for in each program's
+//! arguments and, at the end, in the regular files the tree wrote. TLS payloads are opaque;
+//! connects and DNS queries are always seen.
 
 use crate::secret::SecretValue;
 use serde::Serialize;
