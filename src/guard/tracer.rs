@@ -81,7 +81,10 @@ pub struct Tracer<'a> {
     /// Calls between their entry and exit stops, whose exit the tracer must see.
     pending_exits: HashMap<Pid, Pending>,
     /// Working directories by process (thread group), looked up at the first relative open and
-    /// forgotten when a `chdir`/`fchdir` returns.
+    /// forgotten when a `chdir`/`fchdir` returns. A child made with `CLONE_FS` but not as a
+    /// thread shares its parent's directory under another id, and a thread that left it with
+    /// `unshare(CLONE_FS)` has its own: both rare, and then a relative path may be resolved
+    /// against the other one's directory.
     cwds: HashMap<Pid, std::path::PathBuf>,
     /// Regular files the tree opened for writing: who opened each first, checked at the end.
     written: HashMap<std::path::PathBuf, (Pid, std::rc::Rc<str>)>,
@@ -698,6 +701,7 @@ impl Tracer<'_> {
     /// tree opened it for writing too).
     fn check_written(&mut self) {
         use std::io::Read;
+        use std::os::unix::fs::OpenOptionsExt;
         let Some(rec) = &mut self.trace else { return };
         let mut paths: Vec<_> = std::mem::take(&mut self.written).into_iter().collect();
         paths.sort_by(|a, b| a.0.cmp(&b.0));
@@ -720,10 +724,18 @@ impl Tracer<'_> {
             }
             budget -= len;
             buf.clear();
-            let Ok(f) = std::fs::File::open(&path) else {
+            // Opened without following a link or blocking (a FIFO put there since the check
+            // would otherwise hang the report), and checked again once open.
+            let Ok(f) = std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+                .open(&path)
+            else {
                 continue;
             };
-            if f.take(len).read_to_end(&mut buf).is_err() {
+            if !f.metadata().is_ok_and(|m| m.file_type().is_file())
+                || f.take(len).read_to_end(&mut buf).is_err()
+            {
                 continue;
             }
             let found: Vec<String> = rec
