@@ -308,21 +308,26 @@ fn trace_reports_a_secret_written_to_a_file() {
     );
 }
 
-/// Node sends TCP data with write/writev, not sendto: the canary in such a stream is seen.
+/// Node sends TCP data with write/writev, not sendto, and Python's `socket.sendfile` sends a
+/// file's bytes with sendfile: the canary in either stream is seen.
 #[test]
 fn trace_reports_a_secret_written_to_a_tcp_socket() {
-    let port = sink();
+    let (node_port, py_port) = (sink(), sink());
     let (_fx, _r, events, _) = traced_sh(&format!(
-        "node -e 'const s = require(\"net\").connect({port}, \"127.0.0.1\", () => \
-         s.end(\"POST / HTTP/1.0\\r\\n\\r\\n\" + process.env.ANTHROPIC_API_KEY)); s.on(\"data\", () => {{}})'"
+        "node -e 'const s = require(\"net\").connect({node_port}, \"127.0.0.1\", () => \
+         s.end(\"POST / HTTP/1.0\\r\\n\\r\\n\" + process.env.ANTHROPIC_API_KEY)); s.on(\"data\", () => {{}})'; \
+         python3 -c 'import socket; s = socket.create_connection((\"127.0.0.1\", {py_port})); \
+         s.sendfile(open(\"../canary.txt\", \"rb\"))'"
     ));
     let found = secret_events(&events, "secret-sent");
-    assert!(
-        found
-            .iter()
-            .any(|e| e["destination"] == format!("127.0.0.1:{port}")),
-        "{events:?}"
-    );
+    for port in [node_port, py_port] {
+        assert!(
+            found
+                .iter()
+                .any(|e| e["destination"] == format!("127.0.0.1:{port}")),
+            "{port}: {events:?}"
+        );
+    }
 }
 
 /// A canary piped into curl: seen as curl reads its standard input, whatever curl then does
