@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `run --trace` cost on an npm install (DESIGN.md §4: <= 15 %), with strace watching the same
-# system calls (`strace -f --seccomp-bpf -e trace=execve,execveat,open,openat,connect,sendto,sendmsg`)
+# system calls (`strace -f --seccomp-bpf -e trace=execve,execveat,open,openat,connect,sendto,sendmsg,chdir,fchdir`)
 # and plain `strace -f` side by side. The project installs 20 local tarballs, each with a
 # postinstall script, from disk (`npm install --offline`), into a fresh node_modules each run.
 # Usage: bench/trace-overhead.sh   (KEYFENCE=path/to/keyfence to pick the binary)
@@ -29,7 +29,7 @@ echo '{"name":"app","version":"1.0.0"}' > "$work/app/package.json"
 install="npm install --offline --no-audit --no-fund --foreground-scripts --silent ${deps[*]}"
 cd "$work/app"
 $install >/dev/null 2>&1 # warm the cache
-filter=execve,execveat,open,openat,connect,sendto,sendmsg
+filter=execve,execveat,open,openat,connect,sendto,sendmsg,chdir,fchdir
 hyperfine --warmup 1 -r 8 --prepare "rm -rf $work/app/node_modules $work/app/package-lock.json; git checkout -q -- . 2>/dev/null || true; echo '{\"name\":\"app\",\"version\":\"1.0.0\"}' > $work/app/package.json" \
   --export-json "$work/r.json" \
   "$install" \

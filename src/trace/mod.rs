@@ -5,10 +5,13 @@
 //! top-level command.
 //!
 //! The events come from the guard's tracer (`crate::guard::tracer`), whose seccomp filter then
-//! also stops `open`, `openat`, `connect`, `sendto` and `sendmsg` — never `read` or `write`, so
-//! the cost stays small. That is also the limit: data written to a socket with plain
-//! `write`/`writev` (as Node does for TCP streams) is not inspected, and TLS payloads are
-//! opaque anyway; connects and DNS queries are always seen.
+//! also stops `open`, `openat`, `connect`, `sendto`, `sendmsg` (and the rare `chdir`/`fchdir`)
+//! — never every `read` or `write`, so the cost stays small. Plain `write`/`writev`/`sendfile`
+//! are inspected only on a descriptor the process connected to an IP address, and `read` only
+//! on the piped standard input of a network tool: the tracer makes that one process add a
+//! second filter for that one descriptor. Values are also looked for in each program's
+//! arguments and, at the end, in the regular files the tree wrote. TLS payloads are opaque;
+//! connects and DNS queries are always seen.
 
 use crate::secret::SecretValue;
 use serde::Serialize;
@@ -45,14 +48,41 @@ pub enum Event {
         name: String,
         group: String,
     },
-    /// A protected value seen in data leaving through a socket.
+    /// A protected value seen in data leaving through a socket (`sendto`, `sendmsg`, or
+    /// `write`/`writev`/`sendfile` on a connected inet socket), or read from a pipe by a
+    /// network tool (`destination`: "the standard input of curl").
     SecretSent {
         pid: i32,
-        /// "secret", "stand-in" or "canary", and the variable it was given as.
+        /// "the value of NAME" or "the canary for NAME" (NAME may say "(stand-in)").
         what: String,
         destination: String,
         group: String,
     },
+    /// A protected value in the argument vector of a program the tree started: anyone on the
+    /// machine can read it from /proc/PID/cmdline, and the program may send it anywhere.
+    SecretInArgv {
+        pid: i32,
+        what: String,
+        program: String,
+        group: String,
+    },
+    /// A protected value in a regular file the tree opened for writing, as the file stood when
+    /// the command ended (`pid`/`group`: the first process that opened it for writing).
+    SecretWritten {
+        pid: i32,
+        what: String,
+        path: String,
+        group: String,
+    },
+}
+
+/// How an event names a watched value.
+pub fn what(label: &str, canary: bool) -> String {
+    if canary {
+        format!("the canary for {label}")
+    } else {
+        format!("the value of {label}")
+    }
 }
 
 /// A value to look for in outgoing data.
@@ -183,18 +213,28 @@ impl Recorder {
                 destination,
                 ..
             } => (group, format!("sent {what} to {destination}")),
+            Event::SecretInArgv {
+                group,
+                what,
+                program,
+                ..
+            } => (
+                group,
+                format!("passed {what} on the command line of {program}"),
+            ),
+            Event::SecretWritten {
+                group, what, path, ..
+            } => (group, format!("wrote {what} to {}", tilde(path))),
         };
-        if let Event::SecretSent {
-            pid,
-            what,
-            destination,
-            group,
-        } = &e
+        // A canary is never given to anything that should use it: wherever it turns up, the
+        // tree has harvested it.
+        if let Event::SecretSent { pid, what, .. }
+        | Event::SecretInArgv { pid, what, .. }
+        | Event::SecretWritten { pid, what, .. } = &e
             && what.starts_with("the canary")
         {
             self.alerts.push(format!(
-                "{group} (pid {pid}) sent {what} to {destination}: something in this tree \
-                 harvests keys"
+                "{group} (pid {pid}) {line}: something in this tree harvests keys"
             ));
         }
         let lines = self.summary.entry(group.clone()).or_default();
