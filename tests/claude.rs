@@ -252,7 +252,7 @@ fn phantom_claude_holds_only_a_stand_in() {
     // The tool call reports the key it can see (a stand-in, same shape) and searches its
     // ancestors' environments for the real one.
     let look = format!(
-        "printf '%s\\n' \"$ANTHROPIC_API_KEY\" | cut -c1-13; for p in $PPID $(ps -o ppid= -p $PPID); do tr '\\0' '\\n' < /proc/$p/environ; done | grep -c -F '{}'; echo checked",
+        "printf '%s\\n' \"$ANTHROPIC_API_KEY\" | cut -c1-13; for p in $PPID $(ps -o ppid= -p $PPID); do tr '\\0' '\\n' < /proc/$p/environ; done | grep -c -F -e '{}'; echo checked",
         &key[13..60]
     );
     let stub = Stub::start(&look);
