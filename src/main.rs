@@ -6,14 +6,6 @@ use std::process::ExitCode;
 static ALLOCATOR: keyfence::zero_alloc::ZeroOnFree = keyfence::zero_alloc::ZeroOnFree;
 
 fn main() -> ExitCode {
-    // Building the detector's automata is about half of `keyfence run`'s own start-up (budget:
-    // 1 ms, DESIGN.md §4). On a second core it overlaps with parsing the command line and
-    // reading the profiles; whoever needs the detector first waits for it (a `OnceLock`).
-    if needs_detector() {
-        std::thread::spawn(|| {
-            keyfence::detect::detector();
-        });
-    }
     let cli = Cli::parse();
     match command::run(cli) {
         Ok(code) => code.into(),
@@ -32,12 +24,3 @@ fn main() -> ExitCode {
     }
 }
 
-/// Whether the subcommand (the first argument that is not an option) classifies secrets.
-fn needs_detector() -> bool {
-    let sub = std::env::args_os()
-        .skip(1)
-        .find(|a| !a.to_string_lossy().starts_with('-'));
-    sub.is_some_and(|s| {
-        ["run", "audit", "scan", "ps", "fix", "setup"].contains(&&*s.to_string_lossy())
-    })
-}
