@@ -131,19 +131,7 @@ fn trace_names_the_package_that_harvests_and_alerts_on_the_canary() {
             .any(|e| e["name"] == "k3y.exfil.example"),
         "{events:?}"
     );
-    assert!(
-        of(evil_group, "secret-sent")
-            .iter()
-            .any(|e| e["what"] == "the canary for ANTHROPIC_API_KEY"
-                && e["destination"] == "127.0.0.1:9"),
-        "{events:?}"
-    );
-    // The benign package ran, and did nothing the trace reports beyond starting.
-    let benign_group = "benign-helper@1.0.0 postinstall";
-    assert!(!of(benign_group, "exec").is_empty(), "{events:?}");
-    for kind in ["open", "dns", "connect", "secret-sent"] {
-        assert!(of(benign_group, kind).is_empty(), "{kind}: {events:?}");
-    }
+    assert_harvest_attributed(&events);
     // The summary on stderr names the package; the alert is there.
     assert!(
         r.stderr.contains("ALERT: evil-helper@1.0.0 postinstall"),
@@ -169,6 +157,37 @@ fn trace_names_the_package_that_harvests_and_alerts_on_the_canary() {
 
 /// `--trace` without a file: the summary alone, under the top-level command's name (not
 /// keyfence's own helper).
+/// What a traced install with both packages must show, whichever package manager ran it: the
+/// harvester's read of ~/.npmrc and its send of the canary credited to its postinstall script,
+/// and nothing but its start credited to the benign package's.
+fn assert_harvest_attributed(events: &[serde_json::Value]) {
+    let of = |group: &str, kind: &str| -> Vec<&serde_json::Value> {
+        events
+            .iter()
+            .filter(|e| e["event"] == kind && e["group"] == group)
+            .collect()
+    };
+    let evil_group = "evil-helper@1.0.0 postinstall";
+    assert!(
+        of(evil_group, "open")
+            .iter()
+            .any(|e| e["path"].as_str().is_some_and(|p| p.ends_with("/.npmrc"))),
+        "{events:?}"
+    );
+    assert!(
+        of(evil_group, "secret-sent")
+            .iter()
+            .any(|e| e["what"] == "the canary for ANTHROPIC_API_KEY"
+                && e["destination"] == "127.0.0.1:9"),
+        "{events:?}"
+    );
+    let benign_group = "benign-helper@1.0.0 postinstall";
+    assert!(!of(benign_group, "exec").is_empty(), "{events:?}");
+    for kind in ["open", "dns", "connect", "secret-sent", "secret-written"] {
+        assert!(of(benign_group, kind).is_empty(), "{kind}: {events:?}");
+    }
+}
+
 #[test]
 fn trace_without_a_file_prints_the_summary() {
     let mut fx = Fixture::new();
@@ -419,31 +438,7 @@ fn trace_names_the_package_that_harvests_under_pnpm() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    let of = |group: &str, kind: &str| -> Vec<&serde_json::Value> {
-        events
-            .iter()
-            .filter(|e| e["event"] == kind && e["group"] == group)
-            .collect()
-    };
-    let evil_group = "evil-helper@1.0.0 postinstall";
-    assert!(
-        of(evil_group, "open")
-            .iter()
-            .any(|e| e["path"].as_str().is_some_and(|p| p.ends_with("/.npmrc"))),
-        "{events:?}"
-    );
-    assert!(
-        of(evil_group, "secret-sent")
-            .iter()
-            .any(|e| e["what"] == "the canary for ANTHROPIC_API_KEY"
-                && e["destination"] == "127.0.0.1:9"),
-        "{events:?}"
-    );
-    let benign_group = "benign-helper@1.0.0 postinstall";
-    assert!(!of(benign_group, "exec").is_empty(), "{events:?}");
-    for kind in ["open", "dns", "connect", "secret-sent", "secret-written"] {
-        assert!(of(benign_group, kind).is_empty(), "{kind}: {events:?}");
-    }
+    assert_harvest_attributed(&events);
     assert!(
         r.stderr.contains("ALERT: evil-helper@1.0.0 postinstall"),
         "{}",
