@@ -38,16 +38,27 @@ fn due(fx: &Fixture) -> Vec<serde_json::Value> {
 fn entries_past_their_rotation_age_are_reported_until_rotated() {
     let mut fx = Fixture::new();
     let old = fx.key("openai");
+    // Measured from before the set, so a slow machine can only skip the first check, never
+    // make it fail.
+    let before_set = std::time::Instant::now();
+    let age = std::time::Duration::from_secs(3);
     let r = with_stdin(
         &fx,
-        &["secret", "set", "OPENAI_API_KEY", "--rotate-after", "1s"],
+        &["secret", "set", "OPENAI_API_KEY", "--rotate-after", "3s"],
         &old,
     );
     assert_eq!(r.code, 0, "{}", r.stderr);
+    let after_set = std::time::Instant::now();
     let fresh = fx.key("github");
     fx.store_secret("FRESH", &fresh);
-    assert!(due(&fx).is_empty());
-    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let early = due(&fx);
+    if before_set.elapsed() < age {
+        assert!(early.is_empty(), "{early:?}");
+    }
+    // Past the age counted from after the set, plus a second for whole-second timestamps.
+    std::thread::sleep(
+        (age + std::time::Duration::from_millis(1100)).saturating_sub(after_set.elapsed()),
+    );
     let found = due(&fx);
     assert_eq!(found.len(), 1, "{found:?}");
     let f = &found[0];

@@ -12,9 +12,9 @@ pub use tracer::Summary;
 pub fn helper_exec(argv: &[OsString], trace: bool) -> (u8, String) {
     use std::os::unix::process::CommandExt;
     let extra = if trace { filter::nr::TRACED } else { &[] };
-    if !trace {
-        share_ruleset();
-    }
+    // Also with --trace: --guard --trace contains descendants too (the helper is not told
+    // which), and an unused ruleset descriptor costs a trace-only tree nothing.
+    share_ruleset();
     if let Err(e) = filter::install(extra) {
         return (
             crate::run::process::EXIT_CANNOT_RUN,
