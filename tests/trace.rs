@@ -99,11 +99,7 @@ fn trace_names_the_package_that_harvests_and_alerts_on_the_canary() {
         ],
     );
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
-    let events: Vec<serde_json::Value> = std::fs::read_to_string(&trace)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let (text, events) = read_trace(&trace);
     let of = |group: &str, kind: &str| -> Vec<&serde_json::Value> {
         events
             .iter()
@@ -146,7 +142,6 @@ fn trace_names_the_package_that_harvests_and_alerts_on_the_canary() {
         .collect();
     assert!(!ours.contains("benign-helper"), "{ours}");
     // Neither the real key nor any planted value is in the trace file.
-    let text = std::fs::read_to_string(&trace).unwrap();
     for planted in &fx.planted {
         assert!(
             !text.contains(planted.as_str()),
@@ -157,6 +152,16 @@ fn trace_names_the_package_that_harvests_and_alerts_on_the_canary() {
 
 /// `--trace` without a file: the summary alone, under the top-level command's name (not
 /// keyfence's own helper).
+/// A trace file's text and its events (one JSON object per line).
+fn read_trace(path: &Path) -> (String, Vec<serde_json::Value>) {
+    let text = std::fs::read_to_string(path).unwrap();
+    let events = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    (text, events)
+}
+
 /// What a traced install with both packages must show, whichever package manager ran it: the
 /// harvester's read of ~/.npmrc and its send of the canary credited to its postinstall script,
 /// and nothing but its start credited to the benign package's.
@@ -255,16 +260,12 @@ fn traced_sh(script: &str) -> (Fixture, Run, Vec<serde_json::Value>, String) {
         &[("ANTHROPIC_API_KEY", &key)],
     );
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
-    let text = std::fs::read_to_string(&trace).unwrap();
+    let (text, events) = read_trace(&trace);
     let canary = std::fs::read_to_string(fx.dir.path().join("canary.txt")).unwrap();
     assert!(canary.len() > 20 && canary != key, "no canary given");
     // Neither the real key nor the canary is printed or in the trace file.
     r.assert_no_secret(&[key.clone(), canary.clone()]);
     assert!(!text.contains(&key) && !text.contains(&canary), "{text}");
-    let events = text
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
     (fx, r, events, canary)
 }
 
@@ -433,11 +434,7 @@ fn trace_names_the_package_that_harvests_under_pnpm() {
         &[("ANTHROPIC_API_KEY", &key)],
     );
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
-    let text = std::fs::read_to_string(&trace).unwrap();
-    let events: Vec<serde_json::Value> = text
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let (text, events) = read_trace(&trace);
     assert_harvest_attributed(&events);
     assert!(
         r.stderr.contains("ALERT: evil-helper@1.0.0 postinstall"),
