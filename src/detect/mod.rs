@@ -8,12 +8,13 @@
 
 pub mod checksum;
 pub mod entropy;
+mod keywords;
 pub mod names;
 pub mod rules;
 
 use crate::finding::SecretInfo;
 use crate::secret::SecretValue;
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use keywords::Keywords;
 use names::NameKind;
 use rules::{Checksum, Engine, Rule};
 use std::collections::HashMap;
@@ -70,10 +71,11 @@ pub fn secret_info(rule: &Rule, value: &SecretValue) -> SecretInfo {
 }
 
 pub struct Detector {
-    rules: Vec<Rule>,
+    rules: &'static [Rule],
     /// Keywords of format rules, and keywords of names (in their usual spellings): two
-    /// automata, because Teddy slows down sharply past a few dozen patterns.
-    keywords: [AhoCorasick; 2],
+    /// sets, because the automaton's Teddy prefilter slows down sharply past a few dozen
+    /// patterns.
+    keywords: [Keywords; 2],
     /// For each keyword of each automaton: the rules it triggers.
     keyword_rules: [Vec<Vec<usize>>; 2],
 }
@@ -86,7 +88,7 @@ pub fn detector() -> &'static Detector {
 }
 
 impl Detector {
-    pub fn new(rules: Vec<Rule>) -> Self {
+    pub fn new(rules: &'static [Rule]) -> Self {
         // Unique keywords (several rules may share one), each with the rules it triggers;
         // index 0 holds format keywords, 1 name keywords.
         let mut pats: [Vec<String>; 2] = Default::default();
@@ -105,50 +107,37 @@ impl Detector {
                 }
             }
         }
-        // Leftmost-longest, non-overlapping, case-sensitive: this lets the automaton use its
-        // SIMD (Teddy) prefilter. Overlapping search cannot, and true ASCII case folding
-        // multiplies the variants past what Teddy takes; together they made keyword search
-        // 65% of a tree scan.
-        let build = |pats: &[String]| {
-            AhoCorasickBuilder::new()
-                .match_kind(MatchKind::LeftmostLongest)
-                // The default for small sets is a full DFA: ~1 ms to build, most of `run`'s
-                // start-up. The contiguous NFA builds in a fraction of that, and the Teddy
-                // prefilter does the searching either way.
-                .kind(Some(aho_corasick::AhoCorasickKind::ContiguousNFA))
-                .build(pats)
-                .expect("keyword automaton")
-        };
+        let [formats, names] = pats;
         Detector {
-            keywords: [build(&pats[0]), build(&pats[1])],
+            keywords: [Keywords::new(formats), Keywords::new(names)],
             keyword_rules: map,
             rules,
         }
     }
 
-    pub fn rules(&self) -> &[Rule] {
-        &self.rules
+    pub fn rules(&self) -> &'static [Rule] {
+        self.rules
     }
 
     /// Every secret in `hay`. `mode` says how much evidence name-based matches need.
-    pub fn scan(&'static self, hay: &[u8], mode: Mode) -> Vec<Match> {
+    pub fn scan(&self, hay: &[u8], mode: Mode) -> Vec<Match> {
         let mut triggered = vec![false; self.rules.len()];
         let mut any = false;
         // Name spans holding a name keyword, for the assignment engine (deduplicated).
         let mut names_seen: Vec<(usize, usize)> = Vec::new();
-        for (set, automaton) in self.keywords.iter().enumerate() {
-            for m in automaton.find_iter(hay) {
+        for (set, keywords) in self.keywords.iter().enumerate() {
+            for m in keywords.find_all(hay) {
                 any = true;
                 if set == 1 {
                     // Any name keyword may sit inside a secret-like name
                     // (`aws_secret_access_key` holds `key` and `secret`), and non-overlapping
                     // search reports only one: check the name around every such hit.
-                    let span = name_span(hay, m.start(), m.end());
+                    let span = name_span(hay, m.start, m.end);
                     if names_seen.last() != Some(&span) {
                         names_seen.push(span);
                     }
                 }
-                for &r in &self.keyword_rules[set][m.pattern().as_usize()] {
+                for &r in &self.keyword_rules[set][m.pattern] {
                     if self.rules[r].engine != Engine::Assignment {
                         triggered[r] = true;
                     }
@@ -195,7 +184,7 @@ impl Detector {
         out
     }
 
-    fn run_regex_rule(&'static self, rule: &'static Rule, hay: &[u8], out: &mut Vec<Match>) {
+    fn run_regex_rule(&self, rule: &'static Rule, hay: &[u8], out: &mut Vec<Match>) {
         let Some(re) = rule.regex() else { return };
         for caps in re.captures_iter(hay) {
             let Some(g) = caps.get(1).or_else(|| caps.get(0)) else {
@@ -234,7 +223,7 @@ impl Detector {
     /// followed by an assignment operator, and hold a value that looks like one. Working from
     /// keyword hits rather than from every `a: b` in a file keeps minified code cheap.
     fn assignment_at(
-        &'static self,
+        &self,
         hay: &[u8],
         start: usize,
         end: usize,
@@ -262,7 +251,7 @@ impl Detector {
         });
     }
 
-    fn generic_rule(&'static self, kind: NameKind) -> &'static Rule {
+    fn generic_rule(&self, kind: NameKind) -> &'static Rule {
         let id = match kind {
             NameKind::Token => "generic-secret",
             NameKind::Password => "generic-password",
@@ -270,13 +259,13 @@ impl Detector {
         self.rule(id).expect("generic rules are built in")
     }
 
-    pub fn rule(&'static self, id: &str) -> Option<&'static Rule> {
+    pub fn rule(&self, id: &str) -> Option<&'static Rule> {
         self.rules.iter().find(|r| r.id == id)
     }
 
     /// Classifies one variable of an environment (or an `export`, a `.env` line): a known key
     /// format in the value, a name-anchored rule (`COHERE_API_KEY=...`), or the name heuristic.
-    pub fn classify_var(&'static self, name: &str, value: &[u8]) -> Option<Match> {
+    pub fn classify_var(&self, name: &str, value: &[u8]) -> Option<Match> {
         if value.is_empty() {
             return None;
         }

@@ -89,14 +89,17 @@ impl Rule {
     }
 }
 
-/// The built-in catalogue.
-pub fn builtin() -> Vec<Rule> {
-    SPECS
-        .iter()
-        .map(|spec| Rule {
-            spec,
-            compiled: OnceLock::new(),
-            compiled_allowlist: OnceLock::new(),
-        })
-        .collect()
+/// The built-in catalogue, made once per process (each rule keeps its compiled regex).
+pub fn builtin() -> &'static [Rule] {
+    static BUILTIN: OnceLock<Vec<Rule>> = OnceLock::new();
+    BUILTIN.get_or_init(|| {
+        SPECS
+            .iter()
+            .map(|spec| Rule {
+                spec,
+                compiled: OnceLock::new(),
+                compiled_allowlist: OnceLock::new(),
+            })
+            .collect()
+    })
 }
