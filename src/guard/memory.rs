@@ -100,6 +100,55 @@ pub fn read_cstring(pid: Pid, mut addr: usize) -> Result<Vec<u8>, Fault> {
     }
 }
 
+/// The NUL-terminated strings an array of pointers points at, read a cluster at a time.
+///
+/// An environment's strings sit in a few places: a process's initial environment is one block on
+/// its stack, and a shell keeps the variables it set in its heap. Reading each cluster in one
+/// call, instead of each string in its own, cut guard's reads per exec from about 40 to 2 or 3.
+pub struct Strings {
+    /// Start address and bytes of each cluster, by address.
+    blocks: Vec<(usize, Vec<u8>)>,
+}
+
+/// Pointers closer than this to the previous one join its cluster...
+const CLUSTER_GAP: usize = 64 * 1024;
+/// ...unless the cluster would span more than this.
+const CLUSTER_SPAN: usize = 1 << 20;
+
+impl Strings {
+    pub fn read(pid: Pid, pointers: &[usize]) -> Strings {
+        let mut sorted = pointers.to_vec();
+        sorted.sort_unstable();
+        sorted.dedup();
+        let mut blocks = Vec::new();
+        let mut i = 0;
+        while i < sorted.len() {
+            let lo = sorted[i];
+            let mut hi = lo;
+            while i < sorted.len() && sorted[i] - hi < CLUSTER_GAP && sorted[i] - lo < CLUSTER_SPAN
+            {
+                hi = sorted[i];
+                i += 1;
+            }
+            // To the end of the last string's page: a string that runs past it is read alone.
+            blocks.push((lo, read_upto(pid, lo, hi - lo + PAGE - hi % PAGE)));
+        }
+        Strings { blocks }
+    }
+
+    /// The string at `addr` (without its NUL), read now if no cluster holds all of it.
+    pub fn get(&self, pid: Pid, addr: usize) -> Result<std::borrow::Cow<'_, [u8]>, Fault> {
+        let i = self.blocks.partition_point(|(lo, _)| *lo <= addr);
+        if let Some((lo, bytes)) = i.checked_sub(1).map(|i| &self.blocks[i])
+            && let Some(rest) = bytes.get(addr - lo..)
+            && let Some(end) = memchr::memchr(0, rest)
+        {
+            return Ok(std::borrow::Cow::Borrowed(&rest[..end]));
+        }
+        read_cstring(pid, addr).map(std::borrow::Cow::Owned)
+    }
+}
+
 pub fn write_all(pid: Pid, addr: usize, data: &[u8]) -> Result<(), Fault> {
     let remote = [RemoteIoVec {
         base: addr,
@@ -108,5 +157,45 @@ pub fn write_all(pid: Pid, addr: usize, data: &[u8]) -> Result<(), Fault> {
     match process_vm_writev(pid, &[IoSlice::new(data)], &remote) {
         Ok(n) if n == data.len() => Ok(()),
         _ => Err(Fault),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Strings in two far-apart places, one of them running past its cluster's read: each reads
+    /// back whole, from this process's own memory.
+    #[test]
+    fn strings_read_by_cluster_come_back_whole() {
+        let mut near: Vec<Vec<u8>> = (0..50)
+            .map(|i| format!("VAR_{i}=value {i}\0").into_bytes())
+            .collect();
+        let mut far = vec![b'x'; 3 * PAGE];
+        far.push(0);
+        let mut big = vec![0u8; 4 << 20];
+        let at = big.len() - 100;
+        big[at..at + 6].copy_from_slice(b"FAR=1\0");
+        let mut pointers: Vec<usize> = near.iter_mut().map(|s| s.as_ptr() as usize).collect();
+        pointers.push(far.as_ptr() as usize);
+        pointers.push(big.as_ptr() as usize + at);
+        let pid = nix::unistd::getpid();
+        let strings = Strings::read(pid, &pointers);
+        assert!(
+            strings.blocks.len() < pointers.len() / 4,
+            "{} clusters",
+            strings.blocks.len()
+        );
+        for (p, s) in pointers.iter().zip(&near) {
+            assert_eq!(&*strings.get(pid, *p).unwrap(), &s[..s.len() - 1]);
+        }
+        assert_eq!(
+            strings.get(pid, far.as_ptr() as usize).unwrap().len(),
+            3 * PAGE
+        );
+        assert_eq!(
+            &*strings.get(pid, big.as_ptr() as usize + at).unwrap(),
+            b"FAR=1"
+        );
     }
 }

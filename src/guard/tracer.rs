@@ -117,9 +117,6 @@ const LANDLOCK_RULE_PATH_BENEATH: u64 = 1;
 /// Where the helper leaves a ready ruleset for the tree (`linux::share_ruleset`).
 pub const RULESET_FD: i32 = 1000;
 
-/// Environment strings spread wider than this are read one by one.
-const BULK_LIMIT: usize = 1 << 20;
-
 impl<'a> Tracer<'a> {
     pub fn new(
         command: Pid,
@@ -1077,27 +1074,10 @@ fn rewrite_env(
     tag: u32,
 ) -> Result<bool, Fault> {
     let pointers = memory::read_pointers(pid, envp)?;
-    // The strings usually sit together (a process's initial environment is one block on its
-    // stack): read their span in one call, and only strings outside it one by one.
-    let (lo, hi) = match (pointers.iter().min(), pointers.iter().max()) {
-        (Some(&lo), Some(&hi)) if hi - lo < BULK_LIMIT => (lo, hi),
-        _ => (0, 0),
-    };
-    let block = if hi > lo {
-        memory::read_upto(pid, lo, hi - lo + 4096 - hi % 4096)
-    } else {
-        Vec::new()
-    };
+    let strings = memory::Strings::read(pid, &pointers);
     let mut kept = Vec::with_capacity(pointers.len() + 1);
     for &p in &pointers {
-        let in_block = p.checked_sub(lo).and_then(|off| {
-            let rest = block.get(off..)?;
-            memchr::memchr(0, rest).map(|end| &rest[..end])
-        });
-        let drop = match in_block {
-            Some(entry) => protected.drops(entry),
-            None => protected.drops(&memory::read_cstring(pid, p)?),
-        };
+        let drop = protected.drops(&strings.get(pid, p)?);
         if !drop {
             kept.push(p);
         }
