@@ -18,7 +18,6 @@ use super::yaml::{self, Node};
 use super::{Context, Output};
 use crate::detect::{Mode, names};
 use crate::finding::{Finding, Location, Severity, Source};
-use regex::Regex;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
@@ -232,22 +231,49 @@ struct Expr<'a> {
     body: &'a str,
 }
 
+/// A workflow pattern, matched over ASCII: GitHub's expression syntax and the shell words looked
+/// for are ASCII, and building regex without its Unicode tables halves the relocations every
+/// keyfence process pays at start-up (DESIGN.md §4: `run` execs in place within 1 ms).
+struct Pattern(regex::bytes::Regex);
+
+impl Pattern {
+    fn new(src: &str) -> Result<Pattern, regex::Error> {
+        regex::bytes::Regex::new(&format!("(?-u){src}")).map(Pattern)
+    }
+
+    fn is_match(&self, s: &str) -> bool {
+        self.0.is_match(s.as_bytes())
+    }
+
+    /// Where the first match starts.
+    fn find_start(&self, s: &str) -> Option<usize> {
+        self.0.find(s.as_bytes()).map(|m| m.start())
+    }
+
+    /// Capture group 1 of each match.
+    fn group1_iter<'s>(&'s self, s: &'s str) -> impl Iterator<Item = &'s str> + 's {
+        self.0
+            .captures_iter(s.as_bytes())
+            .filter_map(move |c| c.get(1).and_then(|m| s.get(m.range())))
+    }
+}
+
 struct Patterns {
-    secret_dot: Regex,
-    secret_index: Regex,
-    dynamic_index: Regex,
-    to_json: Regex,
-    from_json: Regex,
-    input_dot: Regex,
-    install: Regex,
-    pr_code: Regex,
-    pr_checkout_cmd: Regex,
+    secret_dot: Pattern,
+    secret_index: Pattern,
+    dynamic_index: Pattern,
+    to_json: Pattern,
+    from_json: Pattern,
+    input_dot: Pattern,
+    install: Pattern,
+    pr_code: Pattern,
+    pr_checkout_cmd: Pattern,
 }
 
 fn patterns() -> &'static Patterns {
     static P: OnceLock<Patterns> = OnceLock::new();
     P.get_or_init(|| {
-        let re = |s: &str| Regex::new(s).expect("built-in pattern");
+        let re = |s: &str| Pattern::new(s).expect("built-in pattern");
         Patterns {
             // GitHub expressions are case-insensitive in context and function names.
             secret_dot: re(r"(?i)(?:^|[^.\w])secrets\s*\.\s*([A-Za-z_][A-Za-z0-9_-]*)"),
@@ -283,9 +309,9 @@ fn secret_refs(body: &str) -> Vec<String> {
     let p = patterns();
     let mut v: Vec<String> = p
         .secret_dot
-        .captures_iter(body)
-        .chain(p.secret_index.captures_iter(body))
-        .filter_map(|c| c.get(1).map(|m| m.as_str().to_string()))
+        .group1_iter(body)
+        .chain(p.secret_index.group1_iter(body))
+        .map(str::to_string)
         .collect();
     v.dedup();
     v
@@ -405,7 +431,7 @@ impl<'n> Step<'n> {
 
     /// Whether this step refers to the environment variable `var` (in its script, its inputs
     /// or an `env.VAR` expression).
-    fn uses_var(&self, doc: &Doc, var: &str, word: &Regex) -> bool {
+    fn uses_var(&self, doc: &Doc, var: &str, word: &Pattern) -> bool {
         if self
             .run
             .and_then(Node::as_str)
@@ -549,7 +575,7 @@ fn whole_context(out: &mut Output, doc: &Doc, root: &Node) {
                     .into(),
             );
         }
-        for c in p.from_json.captures_iter(e.body) {
+        for field in p.from_json.group1_iter(e.body) {
             doc.finding(
                 out,
                 "ci-secret-fromjson",
@@ -558,11 +584,11 @@ fn whole_context(out: &mut Output, doc: &Doc, root: &Node) {
                 format!(
                     "fields taken out of secrets.{} with fromJSON are new strings the runner does \
                      not know to mask: they are printed in clear in logs",
-                    &c[1]
+                    field
                 ),
                 format!(
                     "store each field as its own secret (`secrets.{}_FIELD`) so the runner masks it",
-                    c[1].to_ascii_uppercase()
+                    field.to_ascii_uppercase()
                 ),
             );
         }
@@ -612,7 +638,7 @@ fn env_block(out: &mut Output, doc: &Doc, env: &Node, scope: Scope, steps: &[&St
                 if risky.len() > 3 { ", ..." } else { "" }
             )
         };
-        let word = Regex::new(&format!(
+        let word = Pattern::new(&format!(
             r"(?:^|[^A-Za-z0-9_]){}(?:$|[^A-Za-z0-9_])",
             regex::escape(var)
         ));
@@ -731,9 +757,9 @@ fn step_rules(out: &mut Output, doc: &Doc, step: &Step, composite: bool) {
             if composite {
                 names.extend(
                     p.input_dot
-                        .captures_iter(e.body)
-                        .filter(|c| names::name_kind(&c[1]).is_some())
-                        .map(|c| format!("inputs.{}", &c[1])),
+                        .group1_iter(e.body)
+                        .filter(|n| names::name_kind(n).is_some())
+                        .map(|n| format!("inputs.{n}")),
                 );
             }
             if names.is_empty() {
@@ -773,9 +799,9 @@ fn step_rules(out: &mut Output, doc: &Doc, step: &Step, composite: bool) {
             for e in doc.exprs(v) {
                 let secret_input = if composite {
                     p.input_dot
-                        .captures_iter(e.body)
-                        .find(|c| names::name_kind(&c[1]).is_some())
-                        .map(|c| format!("inputs.{}", &c[1]))
+                        .group1_iter(e.body)
+                        .find(|n| names::name_kind(n).is_some())
+                        .map(|n| format!("inputs.{n}"))
                 } else {
                     None
                 };
@@ -813,9 +839,9 @@ fn pr_checkout(out: &mut Output, doc: &Doc, trigger: &str, job_id: &str, steps: 
             && let Some(src) = doc
                 .text
                 .get(run.start.offset..run.end.offset.max(run.start.offset))
-            && let Some(m) = p.pr_checkout_cmd.find(src)
+            && let Some(start) = p.pr_checkout_cmd.find_start(src)
         {
-            at = Some(run.start.offset + m.start());
+            at = Some(run.start.offset + start);
         }
         let Some(offset) = at else { continue };
         doc.finding(

@@ -443,6 +443,29 @@ mod tests {
         assert!(failures.is_empty(), "{}", failures.join("\n"));
     }
 
+    /// Release builds leave out regex's Unicode tables (see Cargo.toml); the tests are built with
+    /// them (a dev-dependency turns them on), so a rule that switched Unicode mode back on would
+    /// pass here and fail in the shipped binary.
+    #[test]
+    fn no_rule_regex_needs_unicode_tables() {
+        let flags = regex::Regex::new(r"\(\?[a-zA-Z]*u").unwrap();
+        let class = regex::Regex::new(r"\\[pP]").unwrap();
+        for rule in detector().rules() {
+            for src in rule.regex.iter().chain(rule.allowlist) {
+                assert!(
+                    !flags.is_match(src),
+                    "rule {}: Unicode mode in {src}",
+                    rule.id
+                );
+                assert!(
+                    !class.is_match(src),
+                    "rule {}: Unicode class in {src}",
+                    rule.id
+                );
+            }
+        }
+    }
+
     #[test]
     fn rule_ids_are_unique_kebab_case() {
         let mut ids: Vec<&str> = detector().rules().iter().map(|r| r.id).collect();
