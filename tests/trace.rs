@@ -299,7 +299,7 @@ fn trace_reports_a_secret_on_a_command_line() {
 
 /// A canary written to a file that is still there when the command ends, attributed to the
 /// process that opened it: through relative paths, also after the shell changed directory
-/// (the tracer keeps each process's working directory until a chdir), and from Python.
+/// (resolved against the process's working directory while its open waits), and from Python.
 #[test]
 fn trace_reports_a_secret_written_to_a_file() {
     let (fx, r, events, _) = traced_sh(
@@ -326,6 +326,61 @@ fn trace_reports_a_secret_written_to_a_file() {
         "{}",
         r.stderr
     );
+}
+
+/// Opens reach the trace through a seccomp listener, not a ptrace stop: each must still name
+/// the file (a path relative to the working directory or to a directory descriptor made
+/// absolute) and the process that opened it, also when eight threads open at once.
+#[test]
+fn trace_resolves_opens_heard_through_the_listener() {
+    let (fx, _r, events, _) = traced_sh(
+        "mkdir -p \"$HOME/.aws\" && echo '[default]' > \"$HOME/.aws/credentials\"; \
+         (cd \"$HOME\" && cat .aws/credentials > /dev/null); \
+         python3 -c '
+import os, threading
+d = os.open(os.path.expanduser(\"~/.aws\"), os.O_RDONLY)
+os.close(os.open(\"credentials\", os.O_RDONLY, dir_fd=d))
+def read(): open(os.path.expanduser(\"~/.npmrc\"), \"a\").close()
+ts = [threading.Thread(target=read) for _ in range(8)]
+[t.start() for t in ts]; [t.join() for t in ts]
+print(os.getpid(), file=open(\"py.pid\", \"w\"))'",
+    );
+    let creds = fx.home.join(".aws/credentials").display().to_string();
+    let npmrc = fx.home.join(".npmrc").display().to_string();
+    let opens = |path: &str| -> Vec<&serde_json::Value> {
+        events
+            .iter()
+            .filter(|e| e["event"] == "open" && e["path"] == path)
+            .collect()
+    };
+    let execs = |program: &str| -> Vec<i64> {
+        events
+            .iter()
+            .filter(|e| {
+                e["event"] == "exec" && e["program"].as_str().is_some_and(|p| p.ends_with(program))
+            })
+            .filter_map(|e| e["pid"].as_i64())
+            .collect()
+    };
+    let py: i64 = std::fs::read_to_string(fx.project.join("py.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    // Written by the shell (pid of the redirection's shell), read by cat (relative to $HOME),
+    // read by Python (relative to a directory descriptor).
+    let by: Vec<i64> = opens(&creds)
+        .iter()
+        .filter_map(|e| e["pid"].as_i64())
+        .collect();
+    assert!(
+        execs("cat").iter().any(|p| by.contains(p)),
+        "cat: {by:?} {events:?}"
+    );
+    assert!(by.contains(&py), "python: {by:?} {events:?}");
+    // Each thread's open is heard (the threads' ids, which the trace reports as given).
+    let threads = opens(&npmrc);
+    assert!(threads.len() >= 8, "{threads:?}");
 }
 
 /// Node sends TCP data with write/writev, not sendto, and Python's `socket.sendfile` sends a

@@ -24,6 +24,7 @@ const CLONE_UNTRACED: u32 = 0x0080_0000;
 
 const RET_ALLOW: u32 = 0x7fff_0000;
 const RET_TRACE: u32 = 0x7ff0_0000;
+const RET_USER_NOTIF: u32 = 0x7fc0_0000;
 const RET_ERRNO: u32 = 0x0005_0000;
 const RET_KILL_PROCESS: u32 = 0x8000_0000;
 
@@ -61,6 +62,10 @@ pub mod nr {
     /// order). `chdir`/`fchdir` are rare, and let the tracer keep each process's working
     /// directory instead of looking it up at every relative open.
     pub const TRACED: &[u32] = &[OPENAT, CONNECT, SENDTO, SENDMSG, OPEN, CHDIR, FCHDIR];
+    /// The opens, which `--trace` watches through a seccomp listener where it can (`notify.rs`).
+    pub const OPENS: &[u32] = &[OPENAT, OPEN];
+    /// What `--trace` stops on with the opens on the listener.
+    pub const TRACED_WITHOUT_OPENS: &[u32] = &[CONNECT, SENDTO, SENDMSG];
 }
 
 mod nr_i386 {
@@ -103,8 +108,9 @@ fn section(pairs: &[(u32, u32)], clone_nr: u32, x32_check: bool) -> Vec<sock_fil
     p
 }
 
-/// The filter for a guarded tree. `extra` are further x86-64 syscalls to stop on (tracing).
-pub fn program(extra: &[u32]) -> Vec<sock_filter> {
+/// The filter for a guarded tree. `extra` are further x86-64 syscalls to stop on (tracing),
+/// `notify` ones to report to a seccomp listener.
+pub fn program(extra: &[u32], notify: &[u32]) -> Vec<sock_filter> {
     let trace = |n: u32| (n, RET_TRACE | n);
     let mut native = vec![
         trace(nr::EXECVE),
@@ -113,6 +119,7 @@ pub fn program(extra: &[u32]) -> Vec<sock_filter> {
         trace(nr::PTRACE),
     ];
     native.extend(extra.iter().map(|&n| trace(n)));
+    native.extend(notify.iter().map(|&n| (n, RET_USER_NOTIF)));
     let native = section(&native, nr::CLONE, true);
     let eperm = RET_ERRNO | nix::libc::EPERM as u32;
     let compat = section(
@@ -164,7 +171,7 @@ pub fn fd_program(fd: u32, calls: &[u32]) -> Vec<sock_filter> {
 
 /// Sets no_new_privs (seccompiler does) and installs the filter on the calling thread.
 pub fn install(extra: &[u32]) -> Result<(), seccompiler::Error> {
-    seccompiler::apply_filter(&program(extra))
+    seccompiler::apply_filter(&program(extra, &[]))
 }
 
 #[cfg(test)]
@@ -202,14 +209,20 @@ mod tests {
         }
     }
 
+    fn i386() -> u32 {
+        AUDIT_ARCH_I386
+    }
+
     #[test]
     fn decisions() {
-        let p = program(&[42]);
+        let p = program(&[42], &[nr::OPENAT]);
         let x = AUDIT_ARCH_X86_64;
         assert_eq!(eval(&p, x, 59, 0), RET_TRACE | 59);
         assert_eq!(eval(&p, x, 322, 0), RET_TRACE | 322);
         assert_eq!(eval(&p, x, 42, 0), RET_TRACE | 42);
         assert_eq!(eval(&p, x, 0, 0), RET_ALLOW);
+        assert_eq!(eval(&p, x, nr::OPENAT, 0), RET_USER_NOTIF);
+        assert_eq!(eval(&p, i386(), 5, 0), RET_ALLOW);
         assert_eq!(eval(&p, x, 435, 0), RET_ERRNO | 38);
         assert_eq!(eval(&p, x, 56, 0x11), RET_ALLOW);
         assert_eq!(eval(&p, x, 56, CLONE_UNTRACED | 0x11), RET_ERRNO | 1);

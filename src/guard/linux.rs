@@ -1,6 +1,6 @@
 //! The Linux x86-64 side of guard: the helper, attaching, and serving the tree.
 
-use super::{Protected, filter, tracer};
+use super::{Protected, filter, notify, tracer};
 use nix::sys::wait::WaitStatus;
 use nix::unistd::Pid;
 use std::ffi::OsString;
@@ -15,13 +15,8 @@ pub fn helper_exec(argv: &[OsString], trace: bool) -> (u8, String) {
     // Also with --trace: --guard --trace contains descendants too (the helper is not told
     // which), and an unused ruleset descriptor costs a trace-only tree nothing.
     share_ruleset();
-    if let Err(e) = filter::install(extra) {
-        return (
-            crate::run::process::EXIT_CANNOT_RUN,
-            format!("guard: cannot install the seccomp filter: {e}"),
-        );
-    }
-    // Without a tracer the exec would fail with ENOSYS; wait for keyfence to attach.
+    // Without a tracer the exec would fail with ENOSYS; wait for keyfence to attach. Before the
+    // filter goes in: from then on an open here would wait for a listener nobody holds yet.
     let deadline = Instant::now() + Duration::from_secs(10);
     while !traced() {
         if Instant::now() > deadline {
@@ -31,6 +26,21 @@ pub fn helper_exec(argv: &[OsString], trace: bool) -> (u8, String) {
             );
         }
         std::thread::sleep(Duration::from_micros(200));
+    }
+    // With --trace, opens go to a seccomp listener the tracer takes at the exec; where there
+    // can be none, the tracer stops on them like the rest. Nothing here opens a file after
+    // this: the exec is next.
+    let notified = trace
+        && notify::install_with_listener(&filter::program(
+            filter::nr::TRACED_WITHOUT_OPENS,
+            filter::nr::OPENS,
+        ))
+        .is_ok();
+    if !notified && let Err(e) = filter::install(extra) {
+        return (
+            crate::run::process::EXIT_CANNOT_RUN,
+            format!("guard: cannot install the seccomp filter: {e}"),
+        );
     }
     let err = std::process::Command::new(&argv[0]).args(&argv[1..]).exec();
     crate::run::process::start_error(&argv[0], &err)

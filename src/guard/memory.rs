@@ -164,38 +164,39 @@ pub fn write_all(pid: Pid, addr: usize, data: &[u8]) -> Result<(), Fault> {
 mod tests {
     use super::*;
 
-    /// Strings in two far-apart places, one of them running past its cluster's read: each reads
-    /// back whole, from this process's own memory.
+    /// Strings in two places of one buffer half a mebibyte apart (as an environment's sit in a
+    /// shell's heap and on its stack), one of them running three pages past its cluster's read:
+    /// two reads, and each string back whole, from this process's own memory.
     #[test]
     fn strings_read_by_cluster_come_back_whole() {
-        let mut near: Vec<Vec<u8>> = (0..50)
-            .map(|i| format!("VAR_{i}=value {i}\0").into_bytes())
+        let mut buf = vec![b'x'; 1 << 20];
+        let mut put = |at: usize, s: &[u8]| {
+            buf[at..at + s.len()].copy_from_slice(s);
+            buf[at + s.len()] = 0;
+            at
+        };
+        let mut offsets: Vec<(usize, Vec<u8>)> = (0..50)
+            .map(|i| format!("VAR_{i}=value {i}").into_bytes())
+            .scan(0, |at, s| {
+                let here = *at;
+                *at += s.len() + 1;
+                Some((here, s))
+            })
             .collect();
-        let mut far = vec![b'x'; 3 * PAGE];
-        far.push(0);
-        let mut big = vec![0u8; 4 << 20];
-        let at = big.len() - 100;
-        big[at..at + 6].copy_from_slice(b"FAR=1\0");
-        let mut pointers: Vec<usize> = near.iter_mut().map(|s| s.as_ptr() as usize).collect();
-        pointers.push(far.as_ptr() as usize);
-        pointers.push(big.as_ptr() as usize + at);
+        for (at, s) in &offsets {
+            put(*at, s);
+        }
+        offsets.push((put(512 * 1024, b"FAR=1"), b"FAR=1".to_vec()));
+        // Starts last in the second cluster, ends three pages on.
+        let long = vec![b'y'; 3 * PAGE];
+        offsets.push((put(512 * 1024 + 64, &long), long));
+        let base = buf.as_ptr() as usize;
+        let pointers: Vec<usize> = offsets.iter().map(|(at, _)| base + at).collect();
         let pid = nix::unistd::getpid();
         let strings = Strings::read(pid, &pointers);
-        assert!(
-            strings.blocks.len() < pointers.len() / 4,
-            "{} clusters",
-            strings.blocks.len()
-        );
-        for (p, s) in pointers.iter().zip(&near) {
-            assert_eq!(&*strings.get(pid, *p).unwrap(), &s[..s.len() - 1]);
+        assert_eq!(strings.blocks.len(), 2);
+        for ((_, s), p) in offsets.iter().zip(&pointers) {
+            assert_eq!(&*strings.get(pid, *p).unwrap(), &s[..]);
         }
-        assert_eq!(
-            strings.get(pid, far.as_ptr() as usize).unwrap().len(),
-            3 * PAGE
-        );
-        assert_eq!(
-            &*strings.get(pid, big.as_ptr() as usize + at).unwrap(),
-            b"FAR=1"
-        );
     }
 }

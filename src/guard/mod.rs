@@ -23,6 +23,8 @@ mod linux;
 #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
 mod memory;
 #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+mod notify;
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
 pub mod tracer;
 #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
 pub use linux::*;

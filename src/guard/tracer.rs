@@ -15,6 +15,7 @@
 use super::Protected;
 use super::filter::nr;
 use super::memory::{self, Fault};
+use super::notify;
 use nix::errno::Errno;
 use nix::libc;
 use nix::sys::ptrace::{self, Event, Options};
@@ -86,6 +87,9 @@ pub struct Tracer<'a> {
     /// `unshare(CLONE_FS)` has its own: both rare, and then a relative path may be resolved
     /// against the other one's directory.
     cwds: HashMap<Pid, std::path::PathBuf>,
+    /// With --trace: the thread that hears the tree's opens through the seccomp listener.
+    opens: Option<notify::Opens>,
+    listener_tried: bool,
     /// Regular files the tree opened for writing: who opened each first, checked at the end.
     written: HashMap<std::path::PathBuf, (Pid, std::rc::Rc<str>)>,
     written_dropped: u64,
@@ -147,6 +151,8 @@ impl<'a> Tracer<'a> {
             stdin_tools: HashMap::new(),
             pending_exits: HashMap::new(),
             cwds: HashMap::new(),
+            opens: None,
+            listener_tried: false,
             written: HashMap::new(),
             written_dropped: 0,
         }
@@ -161,11 +167,19 @@ impl<'a> Tracer<'a> {
                 Err(Errno::EINTR) => continue,
                 Err(e) => return Err(e),
             };
+            // Opens heard before this stop are handled first: a process's exit is reported
+            // after its opens, and its group must still be known.
+            self.drain_opens();
             if let Some(done) = self.handle(st) {
                 break done;
             }
         };
+        self.drain_opens();
         self.end();
+        if let Some(opens) = &mut self.opens {
+            opens.finish();
+        }
+        self.drain_opens();
         self.check_written();
         Ok(status)
     }
@@ -367,6 +381,29 @@ impl<'a> Tracer<'a> {
 
     fn exec_stop(&mut self, pid: Pid, tag: u32, regs: libc::user_regs_struct) {
         self.summary.execs += 1;
+        if pid == self.command
+            && !self.listener_tried
+            && let Some(rec) = &self.trace
+        {
+            // The helper, at the exec of the command: its listener is still open.
+            self.listener_tried = true;
+            let sensitive = rec.sensitive_paths();
+            let started =
+                notify::take_listener(pid).and_then(|l| notify::Opens::start(l, sensitive));
+            match started {
+                Ok(opens) => self.opens = Some(opens),
+                // No listener left by the helper (it traces opens by ptrace instead).
+                Err(e) if e.raw_os_error() == Some(libc::EBADF) => {}
+                // A listener nobody serves would park the tree at its first open: stop here.
+                Err(e) => {
+                    self.summary
+                        .notices
+                        .push(format!("trace: cannot take the listener for opens ({e})"));
+                    let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
+                    return;
+                }
+            }
+        }
         let task = self
             .tasks
             .entry(pid)
@@ -554,6 +591,37 @@ impl Tracer<'_> {
         }
     }
 
+    /// One open by `pid` of `full` (absolute when it could be resolved), seen at a stop or
+    /// through the listener.
+    fn saw_open(&mut self, pid: Pid, full: std::path::PathBuf, flags: i32) {
+        let tgid = self.tasks.get(&pid).map_or(pid, |t| t.tgid);
+        let write = flags & (libc::O_WRONLY | libc::O_RDWR) != 0;
+        if (write || flags & libc::O_CREAT != 0) && full.is_absolute() {
+            self.note_written(&full, pid, tgid);
+        }
+        let Some(rec) = &self.trace else { return };
+        if let Some(why) = rec.sensitive(&full, pid.as_raw()) {
+            let group = self.group_of(pid);
+            let Some(rec) = &mut self.trace else { return };
+            rec.record(crate::trace::Event::Open {
+                pid: pid.as_raw(),
+                path: full.display().to_string(),
+                write,
+                why,
+                group,
+            });
+        }
+    }
+
+    /// The opens the listener thread has heard since the last look.
+    fn drain_opens(&mut self) {
+        let Some(opens) = &self.opens else { return };
+        let seen: Vec<notify::OpenSeen> = opens.seen.try_iter().collect();
+        for o in seen {
+            self.saw_open(o.pid, o.path, o.flags);
+        }
+    }
+
     /// An open, connect or send the trace filter stopped.
     fn observe(&mut self, pid: Pid, tag: u32, r: libc::user_regs_struct) {
         use crate::trace::{Event, dns_query_name, sockaddr};
@@ -598,22 +666,7 @@ impl Tracer<'_> {
                         .map(|b| b.join(&path))
                         .unwrap_or(path)
                 };
-                let write = flags as i32 & (libc::O_WRONLY | libc::O_RDWR) != 0;
-                if (write || flags as i32 & libc::O_CREAT != 0) && full.is_absolute() {
-                    self.note_written(&full, pid, tgid);
-                }
-                let Some(rec) = &self.trace else { return };
-                if let Some(why) = rec.sensitive(&full, pid.as_raw()) {
-                    let group = self.group_of(pid);
-                    let Some(rec) = &mut self.trace else { return };
-                    rec.record(Event::Open {
-                        pid: pid.as_raw(),
-                        path: full.display().to_string(),
-                        write,
-                        why,
-                        group,
-                    });
-                }
+                self.saw_open(pid, full, flags as i32);
             }
             nr::CONNECT => {
                 let group = self.group_of(pid);

@@ -92,10 +92,40 @@ pub struct Watched {
     pub value: SecretValue,
 }
 
+/// The credential stores, and the rules for `.env` files and other processes' `/proc` entries,
+/// that make an open worth recording.
+#[derive(Clone)]
+pub struct SensitivePaths(std::sync::Arc<Vec<PathBuf>>);
+
+impl SensitivePaths {
+    pub fn why(&self, path: &Path, own_pid: i32) -> Option<&'static str> {
+        if self.0.iter().any(|s| path.starts_with(s)) {
+            return Some("credential store");
+        }
+        let name = path.file_name()?.to_string_lossy();
+        if name == ".env" || name.starts_with(".env.") {
+            return Some(".env file");
+        }
+        let mut parts = path.components().map(|c| c.as_os_str().to_string_lossy());
+        if parts.next().as_deref() == Some("/")
+            && parts.next().as_deref() == Some("proc")
+            && let Some(pid) = parts.next()
+            && (name == "environ" || name == "mem")
+            && parts.next().is_some()
+            && parts.next().is_none()
+            && pid != "self"
+            && pid != own_pid.to_string()
+        {
+            return Some("another process's environment or memory");
+        }
+        None
+    }
+}
+
 pub struct Recorder {
     out: Option<std::io::BufWriter<std::fs::File>>,
     watched: Vec<Watched>,
-    sensitive: Vec<PathBuf>,
+    sensitive: SensitivePaths,
     /// Per group, what it did, in first-seen order, without repeats.
     summary: BTreeMap<String, Vec<String>>,
     pub alerts: Vec<String>,
@@ -124,7 +154,7 @@ impl Recorder {
         Ok(Recorder {
             out,
             watched,
-            sensitive,
+            sensitive: SensitivePaths(std::sync::Arc::new(sensitive)),
             summary: BTreeMap::new(),
             alerts: Vec::new(),
             top: String::new(),
@@ -156,26 +186,12 @@ impl Recorder {
 
     /// Why a path is sensitive, if it is.
     pub fn sensitive(&self, path: &Path, own_pid: i32) -> Option<&'static str> {
-        if self.sensitive.iter().any(|s| path.starts_with(s)) {
-            return Some("credential store");
-        }
-        let name = path.file_name()?.to_string_lossy();
-        if name == ".env" || name.starts_with(".env.") {
-            return Some(".env file");
-        }
-        let mut parts = path.components().map(|c| c.as_os_str().to_string_lossy());
-        if parts.next().as_deref() == Some("/")
-            && parts.next().as_deref() == Some("proc")
-            && let Some(pid) = parts.next()
-            && (name == "environ" || name == "mem")
-            && parts.next().is_some()
-            && parts.next().is_none()
-            && pid != "self"
-            && pid != own_pid.to_string()
-        {
-            return Some("another process's environment or memory");
-        }
-        None
+        self.sensitive.why(path, own_pid)
+    }
+
+    /// The test of `sensitive`, for the thread that hears opens (`guard/notify.rs`).
+    pub fn sensitive_paths(&self) -> SensitivePaths {
+        self.sensitive.clone()
     }
 
     /// Watched values in `data`: (label, canary).
