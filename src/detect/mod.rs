@@ -207,16 +207,13 @@ impl Detector {
     }
 
     fn value_passes(&self, rule: &Rule, value: &[u8]) -> bool {
-        if names::is_placeholder(value) || names::is_reference(value) {
-            return false;
+        // A valid checksum settles it: a placeholder or a hand-edited example fails it, and a
+        // real token's random part may spell a placeholder word by chance.
+        let random_enough = rule.min_entropy <= 0.0 || entropy::shannon(value) >= rule.min_entropy;
+        if let Some(Checksum::Base62Crc32) = rule.checksum {
+            return random_enough && checksum::base62_crc32_ok(value);
         }
-        if rule.min_entropy > 0.0 && entropy::shannon(value) < rule.min_entropy {
-            return false;
-        }
-        match rule.checksum {
-            Some(Checksum::Base62Crc32) => checksum::base62_crc32_ok(value),
-            None => true,
-        }
+        random_enough && !names::is_placeholder(value) && !names::is_reference(value)
     }
 
     /// The name heuristic at one name (`hay[start..end]`): the name must say "secret", be
@@ -446,6 +443,32 @@ mod tests {
     /// Release builds leave out regex's Unicode tables (see Cargo.toml); the tests are built with
     /// them (a dev-dependency turns them on), so a rule that switched Unicode mode back on would
     /// pass here and fail in the shipped binary.
+    /// A checksummed token whose random part happens to spell a placeholder word is still a
+    /// token; the same text with a wrong checksum is not.
+    #[test]
+    fn a_valid_checksum_outweighs_placeholder_words() {
+        let d = detector();
+        for body in [
+            "KWCUINCqIBK6dUL4CPSRe3TWw8xxxx",
+            "Q7mZtodo4rTw9LpB2cVn8XkS1yHd6F",
+        ] {
+            assert_eq!(body.len(), 30);
+            let good = format!(
+                "ghp_{body}{}",
+                String::from_utf8_lossy(&checksum::base62_6(crc32fast::hash(body.as_bytes())))
+            );
+            let found = d.scan(good.as_bytes(), Mode::Text);
+            assert!(found.iter().any(|m| m.rule.id == "github-token"), "{good}");
+            let bad = format!(
+                "{}{}",
+                &good[..good.len() - 1],
+                if good.ends_with('a') { 'b' } else { 'a' }
+            );
+            let found = d.scan(bad.as_bytes(), Mode::Text);
+            assert!(!found.iter().any(|m| m.rule.id == "github-token"), "{bad}");
+        }
+    }
+
     #[test]
     fn no_rule_regex_needs_unicode_tables() {
         let flags = regex::Regex::new(r"\(\?[a-zA-Z]*u").unwrap();

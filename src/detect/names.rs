@@ -264,10 +264,29 @@ pub fn is_placeholder(value: &[u8]) -> bool {
     if PLACEHOLDER_VALUES.contains(&lower.as_str()) {
         return true;
     }
-    if PLACEHOLDER_WORDS.iter().any(|w| lower.contains(w)) {
+    if PLACEHOLDER_WORDS
+        .iter()
+        .any(|w| contains_in_one_case(value, w))
+    {
         return true;
     }
     longest_run(value) >= 8
+}
+
+/// `word` (lower case) in `value` as a person writes it: lower case, upper case or capitalised.
+///
+/// Why not any mix of cases: a random key in base62 holds "xXxX" or "ToDo" now and then (one
+/// GitHub token in 200,000 generated held "xXxX"), and a key taken for a placeholder is a key
+/// left unreported.
+fn contains_in_one_case(value: &[u8], word: &str) -> bool {
+    let word = word.as_bytes();
+    value.windows(word.len()).any(|w| {
+        w == word
+            || w.iter()
+                .zip(word)
+                .all(|(a, b)| *a == b.to_ascii_uppercase())
+            || (w[0] == word[0].to_ascii_uppercase() && w[1..] == word[1..])
+    })
 }
 
 fn longest_run(value: &[u8]) -> usize {
@@ -367,6 +386,27 @@ pub fn value_is_secret(kind: NameKind, value: &[u8], strictness: Strictness) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn placeholder_words_count_in_one_case_only() {
+        for v in [
+            "sk-ant-api03-xxxxxxxx",
+            "YOUR_API_KEY_HERE",
+            "your-token",
+            "Example-Key-1234567890",
+            "TODO-fill-me-in",
+            "api-key-REDACTED",
+        ] {
+            assert!(is_placeholder(v.as_bytes()), "{v}");
+        }
+        // Random key material spelling a word in mixed case is not a placeholder.
+        for v in [
+            "KWCUINCqIBK6dUL4CPSRe3TWw82XXB3fxXxX",
+            "a8ToDoQ2mZ9rEXaMpLe7",
+        ] {
+            assert!(!is_placeholder(v.as_bytes()), "{v}");
+        }
+    }
 
     #[test]
     fn names() {
