@@ -504,6 +504,37 @@ fn guard_lets_descendants_rename_across_directories() {
     );
 }
 
+/// A child of the command is in the nested domain from its fork, not only from its first exec
+/// (so that its exec then costs one stop, as a grandchild's does): a subshell, a fork that runs
+/// no program, cannot open the command's environment, which it can without guard.
+#[test]
+fn guard_contains_the_commands_children_from_their_fork() {
+    let (fx, _key) = with_stored_key();
+    let script =
+        "( if { true; } < /proc/$$/environ; then echo OPENED; else echo DENIED; fi ) 2>/dev/null";
+    let env = [("PATH", "/usr/bin:/bin")];
+    let Some(guarded) = guarded_sh(&fx, script, &env) else {
+        skipped();
+        return;
+    };
+    assert_eq!(guarded.stdout.trim(), "DENIED", "{}", guarded.stderr);
+    let open = fx
+        .run_unprivileged(
+            &[
+                "run",
+                "--inject",
+                "ANTHROPIC_API_KEY",
+                "--",
+                "sh",
+                "-c",
+                script,
+            ],
+            &env,
+        )
+        .unwrap();
+    assert_eq!(open.stdout.trim(), "OPENED", "{}", open.stderr);
+}
+
 /// A fixture outside /tmp with a fresh fake Anthropic key in its store.
 fn with_stored_key() -> (Fixture, String) {
     let mut fx = Fixture::outside_tmp();

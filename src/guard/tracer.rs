@@ -31,6 +31,8 @@ struct Task {
     tgid: Pid,
     /// Already inside the nested Landlock domain (inherited by children).
     contained: bool,
+    /// A new process of the command's, to be contained at its first stop.
+    contain_at_start: bool,
     /// The process that created it (for the trace).
     ppid: Pid,
     /// The package script or top-level command it belongs to (for the trace).
@@ -42,6 +44,7 @@ impl Task {
         Task {
             tgid,
             contained: false,
+            contain_at_start: false,
             ppid,
             group: "".into(),
         }
@@ -288,7 +291,7 @@ impl<'a> Tracer<'a> {
                     self.early.insert(pid);
                     return;
                 }
-                let _ = ptrace::cont(pid, None);
+                self.first_stop(pid);
             }
             _ => {
                 let _ = ptrace::cont(pid, None);
@@ -319,13 +322,42 @@ impl<'a> Tracer<'a> {
             Task {
                 tgid: if thread { parent_task.tgid } else { child },
                 contained: parent_task.contained,
+                contain_at_start: self.contain
+                    && !thread
+                    && !parent_task.contained
+                    && parent_task.tgid == self.command,
                 ppid: parent,
                 group: parent_task.group.clone(),
             },
         );
         if self.early.remove(&child) {
-            let _ = ptrace::cont(child, None);
+            self.first_stop(child);
         }
+    }
+
+    /// A new process's first stop: a child of the command enters the nested domain here, so
+    /// that its exec later costs one stop, as a grandchild's does, instead of three.
+    fn first_stop(&mut self, pid: Pid) {
+        let Some(task) = self.tasks.get_mut(&pid) else {
+            return;
+        };
+        if std::mem::take(&mut task.contain_at_start) {
+            match contain_at_start(pid) {
+                Ok(true) => task.contained = true,
+                // Not contained yet: its exec contains it, by the slower way if need be.
+                Ok(false) => {}
+                // It is gone, or its registers could not be put back: it must not run on.
+                Err(why) => {
+                    self.summary.denied.push(format!(
+                        "{} (pid {pid}): killed, cannot contain it: {why}",
+                        comm(pid)
+                    ));
+                    let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
+                    return;
+                }
+            }
+        }
+        let _ = ptrace::cont(pid, None);
     }
 
     fn seccomp_stop(&mut self, pid: Pid, tag: u32, regs: libc::user_regs_struct) {
@@ -1217,6 +1249,61 @@ fn contain(pid: Pid, saved: libc::user_regs_struct, abi: u32) -> Result<(), Stri
         let _ = nix::sys::signal::kill(pid, sig);
     }
     result
+}
+
+/// Puts a new process, at its first stop (just back from the `fork`, `vfork` or `clone` that made
+/// it), into the nested domain with the ruleset the helper shared: rewound to that call's
+/// `syscall` instruction, it runs `landlock_restrict_self` under a single step, which stops once,
+/// right after the call, and then goes on with every register as it was. `Ok(false)`: it was
+/// left as it was (no two-byte `syscall` instruction behind it, or no shared ruleset any more).
+///
+/// Why single-step: resuming with `PTRACE_SYSCALL` would stop at the call's entry and exit;
+/// letting it run on without a stop would hand its code `rdi`/`rsi` changed across a system
+/// call, which the ABI promises not to do.
+fn contain_at_start(pid: Pid) -> Result<bool, String> {
+    let saved = ptrace::getregs(pid).map_err(|e| format!("getregs: {e}"))?;
+    let mut insn = [0u8; 2];
+    if memory::read_exact(pid, saved.rip as usize - 2, &mut insn).is_err() || insn != [0x0f, 0x05] {
+        return Ok(false);
+    }
+    let mut r = saved;
+    r.rip = saved.rip - 2;
+    r.rax = libc::SYS_landlock_restrict_self as u64;
+    // Not in a system call: no restart logic applies on the way back to user space.
+    r.orig_rax = u64::MAX;
+    r.rdi = RULESET_FD as u64;
+    r.rsi = 0;
+    ptrace::setregs(pid, r).map_err(|e| format!("setregs: {e}"))?;
+    let mut pending = Vec::new();
+    ptrace::step(pid, None).map_err(|e| format!("step: {e}"))?;
+    let after = loop {
+        match waitpid(pid, Some(WaitPidFlag::__WALL)) {
+            Ok(WaitStatus::Exited(..) | WaitStatus::Signaled(..)) => {
+                return Err("the process ended".into());
+            }
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(format!("wait: {e}")),
+            Ok(status) => {
+                if let WaitStatus::Stopped(_, sig) = status {
+                    // The trap after the instruction: the call has run.
+                    if sig == Signal::SIGTRAP {
+                        let now = ptrace::getregs(pid).map_err(|e| format!("getregs: {e}"))?;
+                        if now.rip == saved.rip {
+                            break now;
+                        }
+                    }
+                    // A signal that came first is held back, and the step tried again.
+                    pending.push(sig);
+                }
+                ptrace::step(pid, None).map_err(|e| format!("step: {e}"))?;
+            }
+        }
+    };
+    ptrace::setregs(pid, saved).map_err(|e| format!("setregs: {e}"))?;
+    for sig in pending {
+        let _ = nix::sys::signal::kill(pid, sig);
+    }
+    Ok(after.rax == 0)
 }
 
 /// The slow way into a domain: open `/`, create the ruleset, add the rule, restrict — each an
