@@ -2,7 +2,8 @@
 //! settings; nothing here does work.
 
 use crate::finding::{Severity, Source};
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, FromArgMatches, Parser, Subcommand, ValueEnum};
+use std::ffi::OsString;
 use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
@@ -22,6 +23,33 @@ pub struct Cli {
     pub global: GlobalArgs,
     #[command(subcommand)]
     pub command: Command,
+}
+
+impl Cli {
+    /// The command line, parsed; exits on errors and for `--help` and `--version`, as clap does.
+    pub fn parse_args() -> Cli {
+        let args: Vec<OsString> = std::env::args_os().collect();
+        Cli::try_parse_run_only(&args).unwrap_or_else(|| Cli::parse_from(args))
+    }
+
+    /// `keyfence run ...` parsed by a tree that holds only `run`, or `None` for anything else.
+    ///
+    /// Why: `run` execs the command in place on a start-up budget (DESIGN.md §4), and clap copies
+    /// each of the nine global options into each of the 17 subcommands before it parses (153
+    /// `Arg` clones, about a third of clap's work). A `run` tree takes the same arguments with the
+    /// same meaning, since the whole tree would descend into `run` at the first argument too.
+    /// Whatever it rejects, `--help` and `--version` included, is parsed again by the whole tree,
+    /// so every message stays the one clap gives for the whole (tests check both agree).
+    pub fn try_parse_run_only(args: &[OsString]) -> Option<Cli> {
+        if args.get(1).is_none_or(|a| a != "run") {
+            return None;
+        }
+        let tree = GlobalArgs::augment_args(clap::Command::new("keyfence"))
+            .subcommand_required(true)
+            .subcommand(RunArgs::augment_args(clap::Command::new("run")));
+        let mut matches = tree.try_get_matches_from(args).ok()?;
+        Cli::from_arg_matches_mut(&mut matches).ok()
+    }
 }
 
 #[derive(Debug, Args)]
@@ -407,4 +435,62 @@ pub enum InitShell {
     Bash,
     Zsh,
     Fish,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn argv(line: &str) -> Vec<OsString> {
+        std::iter::once("keyfence")
+            .chain(line.split(' ').filter(|w| !w.is_empty()))
+            .map(OsString::from)
+            .collect()
+    }
+
+    /// The `run`-only tree takes what the whole tree takes, to the same values, and leaves the
+    /// rest (errors, help, version, other subcommands) to the whole tree.
+    #[test]
+    fn run_only_tree_parses_as_the_whole_tree() {
+        let taken = [
+            "run -- true",
+            "run -v -- env",
+            "run --quiet -- env",
+            "run --profile install --allow A --allow B --drop 'X_*' -- npm ci",
+            "run --inject K --inject VAR=NAME --no-mask --guard -- sh -c x",
+            "run --phantom ANTHROPIC_API_KEY --upstream http://127.0.0.1:9 -- claude -p hi",
+            "run --trace --canary --sandbox --net none -- npm install",
+            "run --trace=/tmp/t.jsonl --net tcp:443,80 -- curl",
+            "run --home /h --format json --fail-on low --only env,shell --color never -- x",
+            "run --etc /e -- -- --help",
+            "run -- --version",
+        ];
+        for line in taken {
+            let args = argv(line);
+            let whole = Cli::try_parse_from(&args).unwrap_or_else(|e| panic!("{line}: {e}"));
+            let fast =
+                Cli::try_parse_run_only(&args).unwrap_or_else(|| panic!("{line}: not taken"));
+            assert_eq!(format!("{fast:?}"), format!("{whole:?}"), "{line}");
+        }
+        let left = [
+            "run",
+            "run --help",
+            "run -h",
+            "run --version",
+            "run true",
+            "run --guard",
+            "run --quiet --verbose -- x",
+            "run --verbose --quiet -- env",
+            "run --upstream http://127.0.0.1:9 -- x",
+            "run --no-such-flag -- x",
+            "run --trace /tmp/t -- x",
+            "--home /h run -- x",
+            "audit",
+            "help run",
+            "",
+        ];
+        for line in left {
+            assert!(Cli::try_parse_run_only(&argv(line)).is_none(), "{line}");
+        }
+    }
 }

@@ -1,4 +1,3 @@
-use clap::Parser;
 use keyfence::{cli::Cli, command};
 use std::process::ExitCode;
 
@@ -6,7 +5,7 @@ use std::process::ExitCode;
 static ALLOCATOR: keyfence::zero_alloc::ZeroOnFree = keyfence::zero_alloc::ZeroOnFree;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::parse_args();
     match command::run(cli) {
         Ok(code) => code.into(),
         Err(err) => {
