@@ -8,7 +8,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 kf=${KEYFENCE:-$here/../target/release/keyfence}
 [ -x "$kf" ] || { echo "no keyfence binary at $kf: cargo build --release" >&2; exit 1; }
-for t in hyperfine strace npm; do
+for t in strace npm; do
   command -v $t >/dev/null || { echo "$t missing" >&2; exit 1; }
 done
 
@@ -30,20 +30,74 @@ install="npm install --offline --no-audit --no-fund --foreground-scripts --silen
 cd "$work/app"
 $install >/dev/null 2>&1 # warm the cache
 filter=execve,execveat,open,openat,connect,sendto,sendmsg,chdir,fchdir
-hyperfine --warmup 1 -r ${RUNS:-10} --prepare "rm -rf $work/app/node_modules $work/app/package-lock.json; git checkout -q -- . 2>/dev/null || true; echo '{\"name\":\"app\",\"version\":\"1.0.0\"}' > $work/app/package.json" \
-  --export-json "$work/r.json" \
-  "$install" \
-  "$kf run --profile default --no-mask --trace=$work/trace.jsonl -- $install" \
-  "strace -f -qq --seccomp-bpf -e trace=$filter -o /dev/null $install" \
-  "strace -f -qq -o /dev/null $install" >/dev/null
-python3 - "$work/r.json" <<'PY'
-import json, sys
-r = json.load(open(sys.argv[1]))["results"]
+# Interleaved rounds (each round runs every variant once, in turn) rather than hyperfine's
+# one-command-at-a-time: on this VM an install drifts by several percent over a few minutes
+# (page cache, the npm cache), and timing the variants one after the other put that drift into
+# their difference (+12 % for --trace one after the other, +2 % interleaved, same binary).
+reset() {
+  rm -rf "$work/app/node_modules" "$work/app/package-lock.json"
+  echo '{"name":"app","version":"1.0.0"}' > "$work/app/package.json"
+}
+variants=(
+  "$install"
+  "$kf run --profile default --no-mask --trace=$work/trace.jsonl -- $install"
+  "strace -f -qq --seccomp-bpf -e trace=$filter -o /dev/null $install"
+  "strace -f -qq -o /dev/null $install"
+)
+for v in "${variants[@]}"; do reset; $v >/dev/null 2>&1; done # warm-up
+: > "$work/times"
+for round in $(seq 1 "${RUNS:-10}"); do
+  for i in "${!variants[@]}"; do
+    reset
+    t0=$(date +%s%N)
+    ${variants[$i]} >/dev/null 2>&1
+    t1=$(date +%s%N)
+    echo "$i $(( (t1 - t0) / 1000 ))" >> "$work/times"
+  done
+done
+python3 - "$work/times" <<'PY'
+import statistics, sys
+runs = {}
+for line in open(sys.argv[1]):
+    i, us = line.split()
+    runs.setdefault(int(i), []).append(int(us) / 1e6)
 # Medians as well as means: on a small VM one slow run (a preempted vCPU) moves a mean by
 # several percent.
-b, bm = r[0]["mean"], r[0]["median"]
-for label, x in zip(["bare", "keyfence --trace", "strace --seccomp-bpf (same calls)", "strace -f (every call)"], r):
-    print(f"{label:36s} mean {x['mean']:6.2f} s ± {x['stddev']:.2f} ({(x['mean']/b-1)*100:+6.1f} %)"
-          f"   median {x['median']:6.2f} s ({(x['median']/bm-1)*100:+6.1f} %)")
+b, bm = statistics.mean(runs[0]), statistics.median(runs[0])
+labels = ["bare", "keyfence --trace", "strace --seccomp-bpf (same calls)", "strace -f (every call)"]
+for i, label in enumerate(labels):
+    x = runs[i]
+    mean, med, sd = statistics.mean(x), statistics.median(x), statistics.stdev(x)
+    print(f"{label:36s} mean {mean:6.2f} s ± {sd:.2f} ({(mean/b-1)*100:+6.1f} %)"
+          f"   median {med:6.2f} s ({(med/bm-1)*100:+6.1f} %)   n={len(x)}")
 PY
 echo "events in the last trace: $(wc -l < "$work/trace.jsonl")"
+
+# What one open costs under the trace: 20,000 opens of one file by python3, bare and traced
+# (interleaved, medians of 15). Every open is heard by keyfence's listener thread.
+cat > "$work/opens.py" <<'PY'
+import os
+for i in range(20000):
+    os.close(os.open("/etc/hostname", os.O_RDONLY))
+PY
+: > "$work/otimes"
+for round in $(seq 1 15); do
+  for i in 0 1; do
+    pre=()
+    [ "$i" = 1 ] && pre=("$kf" run --profile default --no-mask --trace="$work/o.jsonl" --)
+    t0=$(date +%s%N)
+    "${pre[@]}" python3 "$work/opens.py"
+    t1=$(date +%s%N)
+    echo "$i $(( (t1 - t0) / 1000 ))" >> "$work/otimes"
+  done
+done
+python3 - "$work/otimes" <<'PY'
+import statistics, sys
+runs = {}
+for line in open(sys.argv[1]):
+    i, us = line.split()
+    runs.setdefault(int(i), []).append(int(us))
+bare, traced = statistics.median(runs[0]), statistics.median(runs[1])
+print(f"20,000 opens: bare {bare/1000:.0f} ms, traced {traced/1000:.0f} ms: "
+      f"{(traced - bare) / 20000:.1f} µs per open")
+PY

@@ -30,6 +30,9 @@ use std::sync::mpsc::{Receiver, Sender, channel};
 /// command's first exec stop; the exec then closes it, so the tree never holds it.
 pub const LISTENER_FD: i32 = 1001;
 
+/// `SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP` (linux/seccomp.h; not in the libc crate).
+const SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP: libc::c_ulong = 1;
+
 /// Sets no_new_privs and installs `program` with a listener, left at `LISTENER_FD`. Fails where
 /// the kernel has no user notification (before 5.0) or the process already has a filter with a
 /// listener (keyfence traced inside another trace): the caller then traces opens by ptrace.
@@ -102,6 +105,19 @@ impl Opens {
     /// them at its next stop, and a program that opens many files between stops must not
     /// fill keyfence's memory.
     pub fn start(listener: OwnedFd, sensitive: SensitivePaths) -> io::Result<Opens> {
+        // Why: without it a parked process waits for the scheduler to wake this thread on
+        // another CPU and to wake the process again once answered. With this flag (Linux 6.6)
+        // the kernel switches to the thread on the opener's own CPU and back: 20,000 opens under
+        // the trace went from 54 to 8 µs each here. Older kernels refuse the flag, and the trace
+        // works as before, only slower.
+        // SAFETY: an integer argument (the kernel takes the flags by value, not by pointer).
+        unsafe {
+            libc::ioctl(
+                listener.as_raw_fd(),
+                libc::SECCOMP_IOCTL_NOTIF_SET_FLAGS as _,
+                SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP,
+            )
+        };
         let (tx, seen) = channel();
         let stop = Arc::new(AtomicBool::new(false));
         let stop2 = stop.clone();
