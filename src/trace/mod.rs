@@ -36,11 +36,18 @@ pub enum Event {
         path: String,
         write: bool,
         why: &'static str,
+        /// The sandbox refused it (present only then).
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        blocked: bool,
         group: String,
     },
     Connect {
         pid: i32,
         address: String,
+        /// The kernel refused it by policy: EACCES or EPERM (Landlock's network rules under
+        /// `--net tcp:...`, a seccomp filter). Present only then.
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        blocked: bool,
         group: String,
     },
     Dns {
@@ -98,9 +105,11 @@ pub struct Watched {
 pub struct SensitivePaths(std::sync::Arc<Vec<PathBuf>>);
 
 impl SensitivePaths {
+    pub const CREDENTIAL_STORE: &'static str = "credential store";
+
     pub fn why(&self, path: &Path, own_pid: i32) -> Option<&'static str> {
         if self.0.iter().any(|s| path.starts_with(s)) {
-            return Some("credential store");
+            return Some(Self::CREDENTIAL_STORE);
         }
         let name = path.file_name()?.to_string_lossy();
         if name == ".env" || name.starts_with(".env.") {
@@ -131,6 +140,8 @@ pub struct Recorder {
     pub alerts: Vec<String>,
     /// The name the command's own events are grouped under (what the user typed).
     pub top: String,
+    /// Under the sandbox: where it lets the tree write.
+    pub sandbox_writable: Option<Vec<PathBuf>>,
 }
 
 impl Recorder {
@@ -158,6 +169,7 @@ impl Recorder {
             summary: BTreeMap::new(),
             alerts: Vec::new(),
             top: String::new(),
+            sandbox_writable: None,
         })
     }
 
@@ -189,6 +201,18 @@ impl Recorder {
         self.sensitive.why(path, own_pid)
     }
 
+    /// Whether the sandbox refuses an open of `path` that `sensitive` called `why`. Landlock's
+    /// answer follows from the rules keyfence gave it: nothing at all beneath a credential
+    /// store, and writes only beneath the writable directories. (The call's own result is not
+    /// seen: opens go through the listener, which lets them run on unwatched.)
+    pub fn blocked_open(&self, path: &Path, write: bool, why: &str) -> bool {
+        let Some(writable) = &self.sandbox_writable else {
+            return false;
+        };
+        why == SensitivePaths::CREDENTIAL_STORE
+            || (write && !writable.iter().any(|w| path.starts_with(w)))
+    }
+
     /// The test of `sensitive`, for the thread that hears opens (`guard/notify.rs`).
     pub fn sensitive_paths(&self) -> SensitivePaths {
         self.sensitive.clone()
@@ -216,12 +240,42 @@ impl Recorder {
                 ),
             ),
             Event::Open {
-                group, path, write, ..
+                group,
+                path,
+                write,
+                blocked: false,
+                ..
             } => (
                 group,
                 format!("{} {}", if *write { "wrote" } else { "read" }, tilde(path)),
             ),
-            Event::Connect { group, address, .. } => (group, format!("connected to {address}")),
+            Event::Open {
+                group,
+                path,
+                write,
+                blocked: true,
+                ..
+            } => (
+                group,
+                format!(
+                    "tried to {} {} (blocked)",
+                    if *write { "write" } else { "read" },
+                    tilde(path)
+                ),
+            ),
+            Event::Connect {
+                group,
+                address,
+                blocked,
+                ..
+            } => (
+                group,
+                if *blocked {
+                    format!("tried to connect to {address} (blocked)")
+                } else {
+                    format!("connected to {address}")
+                },
+            ),
             Event::Dns { group, name, .. } => (group, format!("looked up {name}")),
             Event::SecretSent {
                 group,
