@@ -2,17 +2,17 @@
 # `run --guard` costs (DESIGN.md §4: <= 200 us per exec; <= 5 % on a real build), with
 # `strace -f -e trace=execve` (the usual way to watch a tree's execs) run the same way:
 #   - 2,000 execs of /bin/true by the guarded command itself: each child is put in the nested
-#     Landlock domain (one injected system call, with the ruleset the helper shares) and gets a
-#     rewritten environment;
+#     Landlock domain at its first stop (one single-stepped system call, with the ruleset the
+#     helper shares) and gets a rewritten environment at its exec;
 #   - 2,000 execs one level deeper (already contained: one seccomp stop and an environment
 #     check each);
 #   - `cargo build --offline` of a small crate with two dependencies, from a clean target dir.
 # Usage: bench/guard-overhead.sh   (KEYFENCE=path/to/keyfence to pick the binary)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
+. "$here/interleave.sh"
 kf=${KEYFENCE:-$here/../target/release/keyfence}
 [ -x "$kf" ] || { echo "no keyfence binary at $kf: cargo build --release" >&2; exit 1; }
-command -v hyperfine >/dev/null || { echo "hyperfine missing: apt-get install hyperfine" >&2; exit 1; }
 command -v strace >/dev/null || { echo "strace missing: apt-get install strace" >&2; exit 1; }
 
 work=$(mktemp -d)
@@ -25,27 +25,30 @@ guard="$kf run --guard --no-mask --inject BENCH_TOKEN --"
 loop='i=0; while [ $i -lt 2000 ]; do /bin/true; i=$((i+1)); done'
 deep="sh -c '$loop'"
 
-echo "== 2,000 execs (hyperfine)"
-hyperfine -N --warmup 2 -r 15 --export-json "$work/execs.json" \
-  "sh -c \"$loop\"" \
-  "$guard sh -c \"$loop\"" \
-  "strace -f -qq -e trace=execve -o /dev/null sh -c \"$loop\"" \
-  "sh -c \"$deep\"" \
-  "$guard sh -c \"$deep\"" \
-  "strace -f -qq -e trace=execve -o /dev/null sh -c \"$deep\"" >/dev/null
-python3 - "$work/execs.json" <<'PY'
-import json, sys
-r = json.load(open(sys.argv[1]))["results"]
+echo "== 2,000 execs (interleaved rounds, medians of ${RUNS:-15})"
+children() { sh -c "$loop"; }
+children_guard() { $guard sh -c "$loop"; }
+children_strace() { strace -f -qq -e trace=execve -o /dev/null sh -c "$loop"; }
+grandchildren() { sh -c "$deep"; }
+grandchildren_guard() { $guard sh -c "$deep"; }
+grandchildren_strace() { strace -f -qq -e trace=execve -o /dev/null sh -c "$deep"; }
+interleave "${RUNS:-15}" "$work/times" : children children_guard children_strace \
+  grandchildren grandchildren_guard grandchildren_strace
+python3 - "$here" "$work/times" <<'PY'
+import sys
+sys.path.insert(0, sys.argv[1])
+from timings import medians
+m = medians(sys.argv[2])
 def row(label, bare, other):
-    per = (other["median"] - bare["median"]) / 2000 * 1e6
-    print(f"{label:44s} {other['median']*1e3:8.1f} ms  (+{per:6.1f} us per exec over {bare['median']*1e3:.1f} ms bare)")
-row("guard, children of the command", r[0], r[1])
-row("strace -f -e execve, same", r[0], r[2])
-row("guard, grandchildren (already contained)", r[3], r[4])
-row("strace -f -e execve, same", r[3], r[5])
+    per = (m[other] - m[bare]) / 2000 * 1e6
+    print(f"{label:44s} {m[other]*1e3:8.1f} ms  (+{per:6.1f} us per exec over {m[bare]*1e3:.1f} ms bare)")
+row("guard, children of the command", 0, 1)
+row("strace -f -e execve, same", 0, 2)
+row("guard, grandchildren (already contained)", 3, 4)
+row("strace -f -e execve, same", 3, 5)
 PY
 
-echo "== cargo build --offline of a small crate (memchr + itoa), clean target dir"
+echo "== cargo build --offline of a small crate (memchr + itoa), clean target dir (interleaved)"
 crate=$work/crate
 mkdir -p "$crate/src"
 cat > "$crate/Cargo.toml" <<'TOML'
@@ -60,14 +63,19 @@ TOML
 echo 'fn main() { let mut b = itoa::Buffer::new(); println!("{:?}", memchr::memchr(b0, b.format(42).as_bytes())); }' \
   | sed 's/b0/b'"'"'4'"'"'/' > "$crate/src/main.rs"
 (cd "$crate" && cargo generate-lockfile --offline -q && cargo build --offline -q) # warm the registry
-hyperfine --warmup 1 -r 5 --prepare "rm -rf $crate/target" --export-json "$work/build.json" \
-  "cd $crate && cargo build --offline -q" \
-  "cd $crate && $guard cargo build --offline -q" \
-  "cd $crate && strace -f -qq -e trace=execve -o /dev/null cargo build --offline -q" >/dev/null
-python3 - "$work/build.json" <<'PY'
-import json, sys
-r = json.load(open(sys.argv[1]))["results"]
-b = r[0]["mean"]
-for label, x in [("bare", r[0]), ("guard", r[1]), ("strace -f -e execve", r[2])]:
-    print(f"{label:22s} {x['mean']:7.2f} s ± {x['stddev']:.2f}  ({(x['mean']/b-1)*100:+5.1f} %)")
+clean() { rm -rf "$crate/target"; }
+build() { (cd "$crate" && cargo build --offline -q); }
+build_guard() { (cd "$crate" && $guard cargo build --offline -q); }
+build_strace() { (cd "$crate" && strace -f -qq -e trace=execve -o /dev/null cargo build --offline -q); }
+interleave "${BUILD_RUNS:-8}" "$work/btimes" clean build build_guard build_strace
+python3 - "$here" "$work/btimes" <<'PY'
+import statistics, sys
+sys.path.insert(0, sys.argv[1])
+from timings import load
+runs = load(sys.argv[2])
+b = statistics.median(runs[0])
+for i, label in enumerate(["bare", "guard", "strace -f -e execve"]):
+    x = runs[i]
+    m = statistics.median(x)
+    print(f"{label:22s} median {m:6.2f} s ± {statistics.stdev(x):.2f}  ({(m/b-1)*100:+5.1f} %)  n={len(x)}")
 PY

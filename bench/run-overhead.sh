@@ -19,6 +19,20 @@ dotenvx=$tools/dotenvx/node_modules/.bin/dotenvx
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
+# Two floors for exec in place: `env true` (a C program that execs another), and the smallest
+# Rust program that does the same (std's start-up and the loader's work for libgcc_s), built
+# here without dependencies (before HOME changes: cargo and rustup live in the real one).
+mkdir -p "$work/floor/src"
+printf '[package]\nname = "floor"\nversion = "0.1.0"\nedition = "2021"\n[workspace]\n' > "$work/floor/Cargo.toml"
+cat > "$work/floor/src/main.rs" <<'RS'
+use std::os::unix::process::CommandExt;
+fn main() {
+    let a: Vec<_> = std::env::args_os().skip(1).collect();
+    eprintln!("{}", std::process::Command::new(&a[0]).args(&a[1..]).exec());
+}
+RS
+(cd "$work/floor" && cargo build --release --offline -q)
+floor=$work/floor/target/release/floor
 export HOME=$work/home
 mkdir -p "$HOME"
 # A random stand-in value: the benchmark measures mechanics, not a real key.
@@ -26,9 +40,12 @@ value=$(head -c 48 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 32)
 printf "%s" "$value" | "$kf" secret set BENCH_TOKEN -q
 printf 'BENCH_TOKEN=%s\n' "$value" > "$work/.env"
 
+
 echo "== start-up (hyperfine, median of many runs)"
 hyperfine -N --warmup 10 -r 300 --export-json "$work/startup.json" \
   'true' \
+  'env true' \
+  "$floor true" \
   "$kf run -- true" \
   "env SERVICE_TOKEN=$value $kf run -- true" \
   "$kf run --inject BENCH_TOKEN -- true" \
@@ -38,7 +55,8 @@ python3 - "$work/startup.json" <<'PY'
 import json, sys
 rows = json.load(open(sys.argv[1]))["results"]
 base = rows[0]["median"]
-names = ["true", "run, nothing to supervise (exec in place)", "run, one variable scrubbed (supervised, masking)",
+names = ["true", "floor: env true (C, execs true)", "floor: smallest Rust program that execs true",
+         "run, nothing to supervise (exec in place)", "run, one variable scrubbed (supervised, masking)",
          "run --inject from the store (supervised, masking)", "dotenvx run -f .env (same injection)", "secret get"]
 print(f"{'command':52} {'median ms':>10} {'added ms':>9}")
 for name, r in zip(names, rows):

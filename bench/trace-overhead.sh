@@ -6,6 +6,7 @@
 # Usage: bench/trace-overhead.sh   (KEYFENCE=path/to/keyfence to pick the binary)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
+. "$here/interleave.sh"
 kf=${KEYFENCE:-$here/../target/release/keyfence}
 [ -x "$kf" ] || { echo "no keyfence binary at $kf: cargo build --release" >&2; exit 1; }
 for t in strace npm; do
@@ -30,37 +31,20 @@ install="npm install --offline --no-audit --no-fund --foreground-scripts --silen
 cd "$work/app"
 $install >/dev/null 2>&1 # warm the cache
 filter=execve,execveat,open,openat,connect,sendto,sendmsg,chdir,fchdir
-# Interleaved rounds (each round runs every variant once, in turn) rather than hyperfine's
-# one-command-at-a-time: on this VM an install drifts by several percent over a few minutes
-# (page cache, the npm cache), and timing the variants one after the other put that drift into
-# their difference (+12 % for --trace one after the other, +2 % interleaved, same binary).
 reset() {
   rm -rf "$work/app/node_modules" "$work/app/package-lock.json"
   echo '{"name":"app","version":"1.0.0"}' > "$work/app/package.json"
 }
-variants=(
-  "$install"
-  "$kf run --profile default --no-mask --trace=$work/trace.jsonl -- $install"
-  "strace -f -qq --seccomp-bpf -e trace=$filter -o /dev/null $install"
-  "strace -f -qq -o /dev/null $install"
-)
-for v in "${variants[@]}"; do reset; $v >/dev/null 2>&1; done # warm-up
-: > "$work/times"
-for round in $(seq 1 "${RUNS:-10}"); do
-  for i in "${!variants[@]}"; do
-    reset
-    t0=$(date +%s%N)
-    ${variants[$i]} >/dev/null 2>&1
-    t1=$(date +%s%N)
-    echo "$i $(( (t1 - t0) / 1000 ))" >> "$work/times"
-  done
-done
-python3 - "$work/times" <<'PY'
+bare() { $install; }
+traced() { "$kf" run --profile default --no-mask --trace="$work/trace.jsonl" -- $install; }
+strace_same() { strace -f -qq --seccomp-bpf -e trace=$filter -o /dev/null $install; }
+strace_all() { strace -f -qq -o /dev/null $install; }
+interleave "${RUNS:-10}" "$work/times" reset bare traced strace_same strace_all
+python3 - "$here" "$work/times" <<'PY'
 import statistics, sys
-runs = {}
-for line in open(sys.argv[1]):
-    i, us = line.split()
-    runs.setdefault(int(i), []).append(int(us) / 1e6)
+sys.path.insert(0, sys.argv[1])
+from timings import load
+runs = load(sys.argv[2])
 # Medians as well as means: on a small VM one slow run (a preempted vCPU) moves a mean by
 # several percent.
 b, bm = statistics.mean(runs[0]), statistics.median(runs[0])
@@ -80,24 +64,14 @@ import os
 for i in range(20000):
     os.close(os.open("/etc/hostname", os.O_RDONLY))
 PY
-: > "$work/otimes"
-for round in $(seq 1 15); do
-  for i in 0 1; do
-    pre=()
-    [ "$i" = 1 ] && pre=("$kf" run --profile default --no-mask --trace="$work/o.jsonl" --)
-    t0=$(date +%s%N)
-    "${pre[@]}" python3 "$work/opens.py"
-    t1=$(date +%s%N)
-    echo "$i $(( (t1 - t0) / 1000 ))" >> "$work/otimes"
-  done
-done
-python3 - "$work/otimes" <<'PY'
-import statistics, sys
-runs = {}
-for line in open(sys.argv[1]):
-    i, us = line.split()
-    runs.setdefault(int(i), []).append(int(us))
-bare, traced = statistics.median(runs[0]), statistics.median(runs[1])
-print(f"20,000 opens: bare {bare/1000:.0f} ms, traced {traced/1000:.0f} ms: "
-      f"{(traced - bare) / 20000:.1f} µs per open")
+opens_bare() { python3 "$work/opens.py"; }
+opens_traced() { "$kf" run --profile default --no-mask --trace="$work/o.jsonl" -- python3 "$work/opens.py"; }
+interleave 15 "$work/otimes" : opens_bare opens_traced
+python3 - "$here" "$work/otimes" <<'PY'
+import sys
+sys.path.insert(0, sys.argv[1])
+from timings import medians
+m = medians(sys.argv[2])
+print(f"20,000 opens: bare {m[0]*1e3:.0f} ms, traced {m[1]*1e3:.0f} ms: "
+      f"{(m[1] - m[0]) / 20000 * 1e6:.1f} µs per open")
 PY
