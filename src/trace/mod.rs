@@ -209,7 +209,8 @@ impl Recorder {
         let Some(writable) = &self.sandbox_writable else {
             return false;
         };
-        why == SensitivePaths::CREDENTIAL_STORE
+        // A read of a file that is not there fails with ENOENT, sandbox or not.
+        (why == SensitivePaths::CREDENTIAL_STORE && (write || path.symlink_metadata().is_ok()))
             || (write && !writable.iter().any(|w| path.starts_with(w)))
     }
 
