@@ -147,6 +147,7 @@ fn package(dir: &Path, name: &str, postinstall: &str, script: &str) -> std::path
         .arg(dir)
         .current_dir(&src)
         .env("npm_config_cache", dir.join("npm-cache"))
+        .env("npm_config_update_notifier", "false")
         .output()
         .expect("npm pack");
     assert!(
