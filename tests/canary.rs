@@ -13,16 +13,7 @@ fn canary_list(fx: &Fixture) -> Vec<serde_json::Value> {
 #[test]
 fn a_new_canary_is_reported_as_a_canary_until_removed() {
     let fx = Fixture::new();
-    // Printing is the point of `canary new`, so use the binary directly (the harness forbids
-    // planted values in output; a canary is not one).
-    let out = std::process::Command::new(BIN)
-        .args(["canary", "new", "anthropic", "--label", "project .env"])
-        .env_clear()
-        .env("HOME", &fx.home)
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    let key = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let key = fx.new_canary("anthropic", &["--label".as_ref(), "project .env".as_ref()]);
     assert!(
         key.starts_with("sk-ant-api03-") && key.ends_with("AA") && key.len() == 108,
         "{key}"
@@ -95,15 +86,7 @@ fn run_canary_gives_bait_of_the_same_kind_instead_of_the_key() {
 fn a_canary_found_where_it_was_not_planted_is_critical() {
     let fx = Fixture::new();
     let planted = fx.project.join(".env");
-    let out = std::process::Command::new(BIN)
-        .args(["canary", "new", "anthropic", "--planted-in"])
-        .arg(&planted)
-        .env_clear()
-        .env("HOME", &fx.home)
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    let key = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let key = fx.new_canary("anthropic", &["--planted-in".as_ref(), planted.as_os_str()]);
     fx.project_file(".env", &format!("ANTHROPIC_API_KEY={key}\n"));
     fx.project_file(
         "logs/debug.log",

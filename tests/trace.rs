@@ -167,7 +167,7 @@ fn trace_names_the_package_that_harvests_and_alerts_on_the_canary() {
     let key = fx.key("anthropic");
     // The user's ~/.npmrc holds a registered canary, the environment a real key that
     // `--canary` swaps for another: the harvester takes bait only.
-    let npm_canary = new_canary(&fx, "npm");
+    let npm_canary = fx.new_canary("npm", &["--label".as_ref(), "~/.npmrc".as_ref()]);
     fx.home_file(
         ".npmrc",
         &format!("//registry.npmjs.org/:_authToken={npm_canary}\n"),
@@ -265,23 +265,6 @@ fn trace_names_the_package_that_harvests_and_alerts_on_the_canary() {
 
 /// `--trace` without a file: the summary alone, under the top-level command's name (not
 /// keyfence's own helper).
-/// A new registered canary of `kind` (`keyfence canary new`, run directly: printing it is the
-/// point, and the harness forbids planted values in output).
-fn new_canary(fx: &Fixture, kind: &str) -> String {
-    let out = Command::new(BIN)
-        .args(["canary", "new", kind, "--label", "~/.npmrc"])
-        .env_clear()
-        .env("HOME", &fx.home)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
-
 /// A trace file's text and its events (one JSON object per line).
 fn read_trace(path: &Path) -> (String, Vec<serde_json::Value>) {
     let text = std::fs::read_to_string(path).unwrap();
@@ -592,7 +575,7 @@ fn trace_names_the_package_that_harvests_under_pnpm() {
     );
     let mut fx = Fixture::new();
     let key = fx.key("anthropic");
-    let npm_canary = new_canary(&fx, "npm");
+    let npm_canary = fx.new_canary("npm", &["--label".as_ref(), "~/.npmrc".as_ref()]);
     fx.home_file(
         ".npmrc",
         &format!("//registry.npmjs.org/:_authToken={npm_canary}\n"),

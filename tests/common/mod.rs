@@ -152,6 +152,24 @@ impl Fixture {
     }
 
     /// A fresh fake key, remembered as planted.
+    /// A new registered canary: `keyfence canary new KIND ARGS...` run directly (printing it
+    /// is the point, and `run` forbids planted values in output).
+    pub fn new_canary(&self, kind: &str, args: &[&std::ffi::OsStr]) -> String {
+        let out = Command::new(BIN)
+            .args(["canary", "new", kind])
+            .args(args)
+            .env_clear()
+            .env("HOME", &self.home)
+            .output()
+            .expect("keyfence canary new");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    }
+
     pub fn key(&mut self, kind: &str) -> String {
         let k = fake(kind);
         self.planted.push(k.clone());
