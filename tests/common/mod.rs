@@ -129,10 +129,27 @@ impl Fixture {
     }
 
     /// A fixture outside /tmp, for tests where /tmp's own permissions would blur the result
-    /// (the sandbox lets commands write in /tmp).
+    /// (the sandbox lets commands write in /tmp and /var/tmp): in the target directory, or,
+    /// for a checkout that is itself under /tmp, in the real home's cache.
     pub fn outside_tmp() -> Self {
-        std::fs::create_dir_all(env!("CARGO_TARGET_TMPDIR")).expect("mkdir");
-        Self::with_dir(tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("tempdir"))
+        let writable = |p: &Path| p.starts_with("/tmp") || p.starts_with("/var/tmp");
+        let target = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+        let base = if writable(&target) {
+            let home = std::env::var_os("HOME")
+                .map(PathBuf::from)
+                .unwrap_or_default();
+            let cache = home.join(".cache/keyfence-test-fixtures");
+            assert!(
+                home.is_absolute() && !writable(&cache),
+                "the checkout and HOME are both under /tmp: the sandbox tests need a fixture \
+                 outside it (set CARGO_TARGET_DIR elsewhere)"
+            );
+            cache
+        } else {
+            target
+        };
+        std::fs::create_dir_all(&base).expect("mkdir");
+        Self::with_dir(tempfile::tempdir_in(&base).expect("tempdir"))
     }
 
     fn with_dir(dir: tempfile::TempDir) -> Self {
