@@ -518,20 +518,7 @@ fn guard_contains_the_commands_children_from_their_fork() {
         return;
     };
     assert_eq!(guarded.stdout.trim(), "DENIED", "{}", guarded.stderr);
-    let open = fx
-        .run_unprivileged(
-            &[
-                "run",
-                "--inject",
-                "ANTHROPIC_API_KEY",
-                "--",
-                "sh",
-                "-c",
-                script,
-            ],
-            &env,
-        )
-        .unwrap();
+    let open = injected_sh(&fx, &[], script, &env).unwrap();
     assert_eq!(open.stdout.trim(), "OPENED", "{}", open.stderr);
 }
 
@@ -596,19 +583,15 @@ fn guard_refuses_32_bit_execs() {
 
 /// `keyfence run --guard --inject ANTHROPIC_API_KEY -- sh -c SCRIPT` as nobody.
 fn guarded_sh(fx: &Fixture, script: &str, env: &[(&str, &str)]) -> Option<Run> {
-    fx.run_unprivileged(
-        &[
-            "run",
-            "--guard",
-            "--inject",
-            "ANTHROPIC_API_KEY",
-            "--",
-            "sh",
-            "-c",
-            script,
-        ],
-        env,
-    )
+    injected_sh(fx, &["--guard"], script, env)
+}
+
+/// `keyfence run OPTIONS --inject ANTHROPIC_API_KEY -- sh -c SCRIPT` as nobody.
+fn injected_sh(fx: &Fixture, options: &[&str], script: &str, env: &[(&str, &str)]) -> Option<Run> {
+    let mut args = vec!["run"];
+    args.extend(options);
+    args.extend(["--inject", "ANTHROPIC_API_KEY", "--", "sh", "-c", script]);
+    fx.run_unprivileged(&args, env)
 }
 
 /// Counts copies of a value (read from a file) in the writable memory of the parent process.

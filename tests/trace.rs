@@ -185,30 +185,13 @@ fn trace_names_the_package_that_harvests_and_alerts_on_the_canary() {
     let trace = fx.dir.path().join("trace.jsonl");
     let trace_arg = format!("--trace={}", trace.display());
     let cache = pkgs.join("npm-cache");
-    let r = fx.run(
-        &[
-            "run",
-            // The default profile: this test watches the scripts, not the install sandbox.
-            "--profile",
-            "default",
-            "--canary",
-            &trace_arg,
-            "--",
-            "npm",
-            "install",
-            "--offline",
-            "--no-audit",
-            "--no-fund",
-            "--foreground-scripts",
-            evil.to_str().unwrap(),
-            benign.to_str().unwrap(),
-        ],
-        &[
-            ("ANTHROPIC_API_KEY", &key),
-            ("npm_config_cache", cache.to_str().unwrap()),
-            // No look at the registry for a newer npm: this test stays on loopback.
-            ("npm_config_update_notifier", "false"),
-        ],
+    let r = npm_install_under(
+        &fx,
+        // The default profile: this test watches the scripts, not the install sandbox.
+        &["--profile", "default", "--canary", &trace_arg],
+        &[&evil, &benign],
+        &key,
+        &cache,
     );
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     let (text, events) = read_trace(&trace);
@@ -265,6 +248,38 @@ fn trace_names_the_package_that_harvests_and_alerts_on_the_canary() {
 
 /// `--trace` without a file: the summary alone, under the top-level command's name (not
 /// keyfence's own helper).
+/// `keyfence run OPTIONS -- npm install --offline ... TARBALLS` in the project, with `key` as
+/// ANTHROPIC_API_KEY and `cache` as npm's cache.
+fn npm_install_under(
+    fx: &Fixture,
+    options: &[&str],
+    tarballs: &[&Path],
+    key: &str,
+    cache: &Path,
+) -> Run {
+    let mut args = vec!["run"];
+    args.extend(options);
+    args.extend([
+        "--",
+        "npm",
+        "install",
+        "--offline",
+        "--no-audit",
+        "--no-fund",
+        "--foreground-scripts",
+    ]);
+    args.extend(tarballs.iter().map(|t| t.to_str().unwrap()));
+    fx.run(
+        &args,
+        &[
+            ("ANTHROPIC_API_KEY", key),
+            ("npm_config_cache", cache.to_str().unwrap()),
+            // No look at the registry for a newer npm: the tests stay on loopback.
+            ("npm_config_update_notifier", "false"),
+        ],
+    )
+}
+
 /// A trace file's text and its events (one JSON object per line).
 fn read_trace(path: &Path) -> (String, Vec<serde_json::Value>) {
     let text = std::fs::read_to_string(path).unwrap();
@@ -706,30 +721,19 @@ fn trace_reports_what_the_install_sandbox_blocked() {
     // The sandbox can only let the tree write beneath directories that exist when it starts.
     let cache = fx.home.join(".npm");
     std::fs::create_dir_all(&cache).unwrap();
-    let r = fx.run(
+    let r = npm_install_under(
+        &fx,
         &[
-            "run",
             "--profile",
             "install",
             "--net",
             "tcp:443",
             "--canary",
             &trace_arg,
-            "--",
-            "npm",
-            "install",
-            "--offline",
-            "--no-audit",
-            "--no-fund",
-            "--foreground-scripts",
-            evil.to_str().unwrap(),
         ],
-        &[
-            ("ANTHROPIC_API_KEY", &key),
-            ("npm_config_cache", cache.to_str().unwrap()),
-            // No look at the registry for a newer npm: this test stays on loopback.
-            ("npm_config_update_notifier", "false"),
-        ],
+        &[&evil],
+        &key,
+        &cache,
     );
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     // What the script itself saw: every attempt failed.

@@ -87,14 +87,7 @@ fn enter_sandbox(g: &GlobalArgs) -> Result<()> {
         .ok_or_else(|| {
             anyhow::anyhow!("--sandbox needs HOME to know which credential stores to deny")
         })?;
-    let mut store_dirs = Vec::new();
-    if let Ok(p) = crate::store::Paths::from_env() {
-        store_dirs.push(p.dir.clone());
-        if let Some(k) = p.key.parent() {
-            store_dirs.push(k.to_path_buf());
-        }
-    }
-    let policy = sandbox::Policy::default_for(&home, &std::env::current_dir()?, &store_dirs);
+    let policy = default_sandbox_policy(&home)?;
     let applied = sandbox::apply(&policy)?;
     if g.verbose {
         eprintln!(
@@ -108,6 +101,31 @@ fn enter_sandbox(g: &GlobalArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// The sandbox's default rules for a user whose home is `home`, in the current directory: what
+/// `--sandbox` applies, and what `--trace` calls sensitive (and, under the sandbox, blocked).
+#[cfg(target_os = "linux")]
+fn default_sandbox_policy(
+    home: &std::path::Path,
+) -> std::io::Result<crate::isolate::sandbox::Policy> {
+    Ok(crate::isolate::sandbox::Policy::default_for(
+        home,
+        &std::env::current_dir()?,
+        &store_dirs(),
+    ))
+}
+
+/// keyfence's own store: the vault's directory and the key file's.
+fn store_dirs() -> Vec<std::path::PathBuf> {
+    let mut dirs = Vec::new();
+    if let Ok(p) = crate::store::Paths::from_env() {
+        dirs.push(p.dir.clone());
+        if let Some(k) = p.key.parent() {
+            dirs.push(k.to_path_buf());
+        }
+    }
+    dirs
 }
 
 #[cfg(target_os = "linux")]
@@ -534,24 +552,13 @@ fn recorder(
     let home = std::env::var_os("HOME")
         .map(std::path::PathBuf::from)
         .unwrap_or_default();
-    let mut store_dirs = Vec::new();
-    if let Ok(p) = crate::store::Paths::from_env() {
-        store_dirs.push(p.dir.clone());
-        if let Some(k) = p.key.parent() {
-            store_dirs.push(k.to_path_buf());
-        }
-    }
     #[cfg(target_os = "linux")]
     let (sensitive, writable) = {
-        let p = crate::isolate::sandbox::Policy::default_for(
-            &home,
-            &std::env::current_dir()?,
-            &store_dirs,
-        );
+        let p = default_sandbox_policy(&home)?;
         (p.deny_read, p.writable)
     };
     #[cfg(not(target_os = "linux"))]
-    let (sensitive, writable) = (store_dirs, Vec::new());
+    let (sensitive, writable) = (store_dirs(), Vec::new());
     let file = (!file.as_os_str().is_empty()).then_some(file);
     let mut rec = Recorder::new(file, watched, sensitive)?;
     if sandbox {

@@ -209,10 +209,6 @@ mod tests {
         }
     }
 
-    fn i386() -> u32 {
-        AUDIT_ARCH_I386
-    }
-
     #[test]
     fn decisions() {
         let p = program(&[42], &[nr::OPENAT]);
@@ -222,7 +218,7 @@ mod tests {
         assert_eq!(eval(&p, x, 42, 0), RET_TRACE | 42);
         assert_eq!(eval(&p, x, 0, 0), RET_ALLOW);
         assert_eq!(eval(&p, x, nr::OPENAT, 0), RET_USER_NOTIF);
-        assert_eq!(eval(&p, i386(), 5, 0), RET_ALLOW);
+        assert_eq!(eval(&p, AUDIT_ARCH_I386, 5, 0), RET_ALLOW);
         assert_eq!(eval(&p, x, 435, 0), RET_ERRNO | 38);
         assert_eq!(eval(&p, x, 56, 0x11), RET_ALLOW);
         assert_eq!(eval(&p, x, 56, CLONE_UNTRACED | 0x11), RET_ERRNO | 1);
