@@ -4,10 +4,14 @@
 #   - supervised start-up (masking on): budget <= 5 ms over `true`
 #   - masking throughput: `run -- cat` of a 1 GiB file vs `cat`: budget >= 1 GiB/s
 #   - `secret get` (Claude Code's apiKeyHelper): budget <= 5 ms
-# Usage: bench/run-overhead.sh   (KEYFENCE=path/to/keyfence to pick the binary)
+# Usage: bench/run-overhead.sh   (KEYFENCE=path/to/keyfence to pick the binary; by default the
+# static release build from `cargo dist` when there is one, else `cargo build --release`'s.
+# When both exist, exec in place is timed for both.)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-kf=${KEYFENCE:-$here/../target/release/keyfence}
+static_build=$here/../target/x86_64-unknown-linux-musl/release/keyfence
+glibc_build=$here/../target/release/keyfence
+if [ -x "$static_build" ]; then kf=${KEYFENCE:-$static_build}; else kf=${KEYFENCE:-$glibc_build}; fi
 tools=${BENCH_TOOLS:-$HOME/.cache/keyfence-bench}
 [ -x "$kf" ] || { echo "no keyfence binary at $kf: cargo build --release" >&2; exit 1; }
 command -v hyperfine >/dev/null || { echo "hyperfine missing: apt-get install hyperfine" >&2; exit 1; }
@@ -33,6 +37,11 @@ fn main() {
 RS
 (cd "$work/floor" && cargo build --release --offline -q)
 floor=$work/floor/target/release/floor
+static_floor=
+if [ -x "$static_build" ]; then
+  (cd "$work/floor" && cargo build --release --offline -q --target x86_64-unknown-linux-musl)
+  static_floor=$work/floor/target/x86_64-unknown-linux-musl/release/floor
+fi
 export HOME=$work/home
 mkdir -p "$HOME"
 # A random stand-in value: the benchmark measures mechanics, not a real key.
@@ -41,23 +50,33 @@ printf "%s" "$value" | "$kf" secret set BENCH_TOKEN -q
 printf 'BENCH_TOKEN=%s\n' "$value" > "$work/.env"
 
 
-echo "== start-up (hyperfine, median of many runs)"
-hyperfine -N --warmup 10 -r 300 --export-json "$work/startup.json" \
-  'true' \
-  'env true' \
-  "$floor true" \
-  "$kf run -- true" \
-  "env SERVICE_TOKEN=$value $kf run -- true" \
-  "$kf run --inject BENCH_TOKEN -- true" \
-  "$dotenvx run -q -f $work/.env -- true" \
-  "$kf secret get BENCH_TOKEN" >/dev/null
-python3 - "$work/startup.json" <<'PY'
+echo "== start-up (hyperfine, median of many runs; binary: $kf)"
+names=() cmds=()
+row() { names+=("$1"); cmds+=("$2"); }
+row "true" 'true'
+row "floor: env true (C, execs true)" 'env true'
+row "floor: smallest Rust program that execs true" "$floor true"
+[ -z "$static_floor" ] || row "floor: the same, static musl" "$static_floor true"
+row "run, nothing to supervise (exec in place)" "$kf run -- true"
+for other in "$static_build" "$glibc_build"; do
+  if [ -x "$other" ] && [ "$(realpath "$other")" != "$(realpath "$kf")" ]; then
+    case $other in
+      "$static_build") row "  the same, static musl build (cargo dist)" "$other run -- true" ;;
+      *) row "  the same, glibc build (cargo build --release)" "$other run -- true" ;;
+    esac
+  fi
+done
+row "run, one variable scrubbed (supervised, masking)" "env SERVICE_TOKEN=$value $kf run -- true"
+row "run --inject from the store (supervised, masking)" "$kf run --inject BENCH_TOKEN -- true"
+row "dotenvx run -f .env (same injection)" "$dotenvx run -q -f $work/.env -- true"
+row "secret get" "$kf secret get BENCH_TOKEN"
+hyperfine -N --warmup 10 -r 300 --export-json "$work/startup.json" "${cmds[@]}" >/dev/null
+printf '%s\n' "${names[@]}" > "$work/names"
+python3 - "$work/startup.json" "$work/names" <<'PY'
 import json, sys
 rows = json.load(open(sys.argv[1]))["results"]
+names = open(sys.argv[2]).read().splitlines()
 base = rows[0]["median"]
-names = ["true", "floor: env true (C, execs true)", "floor: smallest Rust program that execs true",
-         "run, nothing to supervise (exec in place)", "run, one variable scrubbed (supervised, masking)",
-         "run --inject from the store (supervised, masking)", "dotenvx run -f .env (same injection)", "secret get"]
 print(f"{'command':52} {'median ms':>10} {'added ms':>9}")
 for name, r in zip(names, rows):
     print(f"{name:52} {r['median']*1000:10.2f} {(r['median']-base)*1000:9.2f}")

@@ -1,5 +1,5 @@
-//! The heap allocator: the system's, except that once `keyfence run` holds secrets every block
-//! is zeroed before it goes back to the system allocator.
+//! The heap allocator: the C library's (mimalloc in the static musl build), except that once `keyfence run` holds secrets every block
+//! is zeroed before it goes back to it.
 //!
 //! Values keyfence owns live in zeroizing buffers (`SecretValue`), but the standard library
 //! makes its own copies that it frees plainly: `std::process::Command` copies each environment
@@ -13,9 +13,16 @@
     reason = "a global allocator implements an unsafe trait; each block is zeroed while the caller still owns it"
 )]
 
-use std::alloc::{GlobalAlloc, Layout, System};
+use std::alloc::{GlobalAlloc, Layout};
 use std::sync::atomic::{AtomicBool, Ordering};
 use zeroize::Zeroize;
+
+#[cfg(target_env = "musl")]
+use mimalloc::MiMalloc as Backing;
+/// The allocator underneath: the C library's, except under musl (the static release build),
+/// whose allocator serialises threads (see Cargo.toml).
+#[cfg(not(target_env = "musl"))]
+use std::alloc::System as Backing;
 
 static ZERO_ON_FREE: AtomicBool = AtomicBool::new(false);
 
@@ -26,18 +33,18 @@ pub fn zero_freed_memory() {
 
 pub struct ZeroOnFree;
 
-// SAFETY: every method forwards to `System` with the caller's own pointer and layout; the only
+// SAFETY: every method forwards to `Backing` with the caller's own pointer and layout; the only
 // additions are writes of zeros over a block the caller owns and is giving up, and a realloc
 // made of alloc, copy and dealloc, which is what `GlobalAlloc::realloc`'s default does.
 unsafe impl GlobalAlloc for ZeroOnFree {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         // SAFETY: forwarded unchanged.
-        unsafe { System.alloc(layout) }
+        unsafe { Backing.alloc(layout) }
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         // SAFETY: forwarded unchanged.
-        unsafe { System.alloc_zeroed(layout) }
+        unsafe { Backing.alloc_zeroed(layout) }
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
@@ -48,15 +55,15 @@ unsafe impl GlobalAlloc for ZeroOnFree {
             unsafe { std::slice::from_raw_parts_mut(ptr, layout.size()) }.zeroize();
         }
         // SAFETY: forwarded unchanged.
-        unsafe { System.dealloc(ptr, layout) }
+        unsafe { Backing.dealloc(ptr, layout) }
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         if !ZERO_ON_FREE.load(Ordering::Relaxed) {
             // SAFETY: forwarded unchanged.
-            return unsafe { System.realloc(ptr, layout, new_size) };
+            return unsafe { Backing.realloc(ptr, layout, new_size) };
         }
-        // The system's realloc may move the block and free the old one unzeroed: move it here.
+        // The underlying realloc may move the block and free the old one unzeroed: move it here.
         // SAFETY: the caller guarantees `new_size`, rounded up to the alignment, does not
         // overflow (GlobalAlloc::realloc's contract), so the layout is valid.
         let new_layout = unsafe { Layout::from_size_align_unchecked(new_size, layout.align()) };
