@@ -241,6 +241,18 @@ impl Fixture {
             .status()
             .expect("chown");
         assert!(st.success());
+        // The binaries stay root's, in the checkout: a checkout under /root (mode 0700) is out
+        // of nobody's reach, and every such test would fail with a bare "permission denied".
+        let reachable = Command::new(AS_NOBODY[0])
+            .args(&AS_NOBODY[1..])
+            .args(["test", "-x", BIN])
+            .status()
+            .expect("setpriv");
+        assert!(
+            reachable.success(),
+            "nobody (uid 65534) cannot execute {BIN}: put the checkout where every user can \
+             reach it (not under a 0700 home such as /root)"
+        );
         true
     }
 
