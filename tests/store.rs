@@ -431,7 +431,9 @@ fn import_dotenv_file() {
     let env_file = h.dir.path().join("project.env");
     std::fs::write(
         &env_file,
-        format!("# comment\nALPHA_KEY={a}\nexport BETA_TOKEN=\"{b}\"\nEMPTY=\nGAMMA='{c}'\n"),
+        format!(
+            "# comment\nALPHA_KEY={a}\nexport BETA_TOKEN=\"{b}\"\nEMPTY=\nthis line is junk\n\nGAMMA='{c}'\n"
+        ),
     )
     .unwrap();
     let out = h
@@ -443,8 +445,20 @@ fn import_dotenv_file() {
         "{}",
         out.stderr
     );
+    // Every line left out is named with its file and line; blank lines and comments are not.
+    let skipped: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| l.contains("skipped"))
+        .collect();
+    assert_eq!(skipped.len(), 2, "{}", out.stderr);
     assert!(
-        out.stderr.contains("skipped EMPTY (line 4)"),
+        skipped[0].ends_with("project.env:4: EMPTY: empty value"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        skipped[1].ends_with("project.env:5: not NAME=value"),
         "{}",
         out.stderr
     );

@@ -28,7 +28,14 @@ pub struct Entry {
 /// Parses dotenv syntax: `[export ]NAME=value`, `#` comments, single quotes (literal), double
 /// quotes (escapes, may span lines), unquoted values ending at ` #`.
 pub fn parse(text: &[u8]) -> Vec<Entry> {
+    parse_reporting(text).0
+}
+
+/// `parse`, and the numbers of the lines that are neither blank, a comment nor an assignment
+/// (`secret import` names them rather than skipping them silently).
+pub fn parse_reporting(text: &[u8]) -> (Vec<Entry>, Vec<u32>) {
     let mut out = Vec::new();
+    let mut unparsed = Vec::new();
     let mut i = 0;
     let mut line: u32 = 1;
     while i < text.len() {
@@ -50,6 +57,9 @@ pub fn parse(text: &[u8]) -> Vec<Entry> {
             || s[0] == b'#'
             || !(after_name.starts_with(b"=") || after_name.starts_with(b":"))
         {
+            if !s.is_empty() && s[0] != b'#' {
+                unparsed.push(start_line);
+            }
             i = next(i);
             line += 1;
             continue;
@@ -90,7 +100,7 @@ pub fn parse(text: &[u8]) -> Vec<Entry> {
         i = end + 1;
         line += 1;
     }
-    out
+    (out, unparsed)
 }
 
 fn trim_start(s: &[u8]) -> &[u8] {

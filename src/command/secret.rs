@@ -373,19 +373,24 @@ fn import_file(g: &GlobalArgs, file: &Path) -> Result<Exit> {
     let text =
         Zeroizing::new(std::fs::read(file).with_context(|| format!("reading {}", file.display()))?);
     let mut new = Vec::new();
-    let mut skipped = Vec::new();
-    for e in crate::audit::dotenv::parse(&text) {
+    let (entries, unparsed) = crate::audit::dotenv::parse_reporting(&text);
+    let mut skipped: Vec<(u32, String)> = unparsed
+        .iter()
+        .map(|&line| (line, "not NAME=value".to_string()))
+        .collect();
+    for e in entries {
         if check_name(&e.name).is_err() {
-            skipped.push(format!("line {}: not a usable name", e.line));
+            skipped.push((e.line, "not a usable name".to_string()));
         } else if e.value.is_empty() {
-            skipped.push(format!("{} (line {}): empty value", e.name, e.line));
+            skipped.push((e.line, format!("{}: empty value", e.name)));
         } else {
             new.push(new_value(&e.name, SecretValue::new(e.value), None, None));
         }
     }
-    for s in &skipped {
+    skipped.sort();
+    for (line, why) in &skipped {
         if !g.quiet {
-            eprintln!("keyfence: skipped {s}");
+            eprintln!("keyfence: skipped {}:{line}: {why}", file.display());
         }
     }
     if new.is_empty() {

@@ -180,9 +180,20 @@ fn load_file(path: &Path, origin: Origin) -> Result<Vec<Resolved>, PolicyError> 
         }
     };
     // toml's errors carry the line, the column and the offending text.
-    let file: ConfigFile = toml::from_str(&text).map_err(|e| PolicyError::Parse {
-        path: path.to_path_buf(),
-        message: e.to_string().trim_end().to_string(),
+    let file: ConfigFile = toml::from_str(&text).map_err(|e| {
+        let mut message = e.to_string().trim_end().to_string();
+        // `[profile.npm]` reads naturally (cargo's `[profile.release]`), but profiles are a list.
+        let at = e.span().and_then(|s| text.get(s)).unwrap_or_default();
+        if at.starts_with("profile") && e.message().contains("expected a sequence") {
+            message.push_str(
+                "\nhint: each profile is a table of the `profile` list: write `[[profile]]` \
+                 and then `name = \"...\"`",
+            );
+        }
+        PolicyError::Parse {
+            path: path.to_path_buf(),
+            message,
+        }
     })?;
     for p in &file.profile {
         for pattern in &p.matches {
@@ -336,5 +347,17 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("line 3"), "{err}");
+    }
+
+    #[test]
+    fn a_profile_written_as_a_single_table_gets_a_hint() {
+        let err = config("[profile.npm]\nmatch = [\"npm *\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line 1"), "{err}");
+        assert!(err.contains("[[profile]]"), "{err}");
+        // Other type errors get no such hint.
+        let err = config("[[profile]]\nname = 3\n").unwrap_err().to_string();
+        assert!(!err.contains("hint"), "{err}");
     }
 }
