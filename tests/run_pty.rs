@@ -114,3 +114,59 @@ fn ctrl_z_stops_keyfence_and_the_command_together_when_output_is_a_pipe() {
         assert!(out.contains("rc=0"), "{out}");
     }
 }
+
+/// Ctrl-Z with the command on keyfence's own terminal: the command leads its own session
+/// there, and keyfence's monitor process (its parent inside that session) keeps its process
+/// group from being orphaned, so the terminal's SIGTSTP stops it; keyfence stops with it, the
+/// shell shows the job stopped, and `fg` continues both.
+#[test]
+fn ctrl_z_suspends_a_command_on_keyfences_terminal() {
+    if Command::new("script").arg("--version").output().is_err() {
+        return;
+    }
+    let mut fx = Fixture::new();
+    let key = fx.key("token");
+    let line = format!(
+        "set -m; stty -g > before; SERVICE_TOKEN={key} {BIN} run -- sh -c 'echo ready; sleep 2; echo finished; exit 4'; echo stopped-rc=$?; stty -g > stopped; fg >/dev/null; echo rc=$?"
+    );
+    let out = in_terminal(&fx, &line, "(sleep 1; printf '\\032'; sleep 4)");
+    assert!(!out.contains(&key), "{out}");
+    let at = |s: &str| {
+        out.find(s)
+            .unwrap_or_else(|| panic!("{s:?} missing:\n{out}"))
+    };
+    // 148 = 128 + SIGTSTP: the job stopped while the command slept, before it could finish.
+    assert!(at("ready") < at("stopped-rc=148"), "{out}");
+    assert!(at("stopped-rc=148") < at("finished"), "{out}");
+    assert!(out.contains("rc=4"), "{out}");
+    // While stopped, the shell had its terminal back in its own mode, not keyfence's raw one.
+    let before = std::fs::read_to_string(fx.project.join("before")).unwrap();
+    let stopped = std::fs::read_to_string(fx.project.join("stopped")).unwrap();
+    assert_eq!(
+        before, stopped,
+        "terminal left raw while keyfence was stopped"
+    );
+}
+
+/// On keyfence's terminal the command's parent is the monitor: its exit status, its death by a
+/// signal and the signals sent to keyfence still behave as for a command keyfence started
+/// itself.
+#[test]
+fn statuses_and_signals_pass_through_the_monitor() {
+    if Command::new("script").arg("--version").output().is_err() {
+        return;
+    }
+    let mut fx = Fixture::new();
+    let key = fx.key("token");
+    let run = format!("SERVICE_TOKEN={key} {BIN} run --");
+    let line = format!(
+        "{run} sh -c 'exit 42'; echo a=$?; {run} sh -c 'kill -KILL $$'; echo b=$?; {run} sh -c 'kill -TERM $$'; echo c=$?; \
+         {run} sh -c 'trap \"echo got-term; exit 7\" TERM; echo ready; sleep 3 & wait' </dev/tty & sleep 1; kill -TERM $!; wait $!; echo d=$?"
+    );
+    let out = in_terminal(&fx, &line, "sleep 3");
+    assert!(!out.contains(&key), "{out}");
+    for want in ["a=42", "b=137", "c=143", "d=7"] {
+        assert!(out.lines().any(|l| l == want), "{want} missing:\n{out}");
+    }
+    assert_eq!(out.matches("got-term").count(), 1, "{out}");
+}

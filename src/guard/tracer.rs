@@ -299,7 +299,8 @@ impl<'a> Tracer<'a> {
                 // or a group stop, undone at once. Terminal stops still work where they can:
                 // with output to a pipe keyfence shares the command's process group, so Ctrl-Z
                 // stops keyfence, and with it every tracee at its next stop. On keyfence's own
-                // pty the command's group is orphaned and the kernel drops them anyway.
+                // pty (no monitor under guard: run/monitor.rs) the command's group is orphaned
+                // and the kernel drops them anyway.
                 if !self.tasks.contains_key(&pid) {
                     // Its parent's fork event has not been seen: hold it until then.
                     self.early.insert(pid);

@@ -3,5 +3,6 @@
 
 pub mod env;
 pub mod mask;
+pub mod monitor;
 pub mod process;
 pub mod protect;

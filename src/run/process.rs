@@ -147,13 +147,31 @@ impl RawMode {
     }
 }
 
-impl Drop for RawMode {
-    fn drop(&mut self) {
+impl RawMode {
+    /// The terminal's own mode back, while keyfence is suspended.
+    fn leave(&self) {
         let _ = rustix::termios::tcsetattr(
             rustix::stdio::stdin(),
             rustix::termios::OptionalActions::Flush,
             &self.saved,
         );
+    }
+
+    /// Raw again, after a suspension (the shell may have changed the mode meanwhile).
+    fn reenter(&self) {
+        let mut raw = self.saved.clone();
+        raw.make_raw();
+        let _ = rustix::termios::tcsetattr(
+            rustix::stdio::stdin(),
+            rustix::termios::OptionalActions::Flush,
+            &raw,
+        );
+    }
+}
+
+impl Drop for RawMode {
+    fn drop(&mut self) {
+        self.leave();
     }
 }
 
@@ -194,6 +212,16 @@ pub fn supervise_pty(
         // Piped input goes straight to the command; only the output needs the terminal.
         cmd = cmd.stdin(Stdio::inherit());
     }
+    // With keystrokes from a terminal, a monitor process makes Ctrl-Z work (monitor.rs). Not
+    // under guard or trace, whose tracer must be the command's parent and undoes its stops.
+    let job_control = stdin_is_tty && guard.is_none();
+    if job_control {
+        // SAFETY: `split` makes only async-signal-safe calls (see monitor.rs).
+        #[expect(unsafe_code, reason = "a pre_exec hook is unsafe to install")]
+        {
+            cmd = unsafe { cmd.pre_exec(super::monitor::split) };
+        }
+    }
     let mut child = cmd.spawn(pts).map_err(|e| match e {
         pty_process::Error::Io(io) => start_error(&argv_shown[0], &io),
         other => fail("cannot start the command on a pty", &other),
@@ -218,13 +246,55 @@ pub fn supervise_pty(
                 .spawn(move || copy_input(input))
                 .ok();
         }
-        let status = wait(&mut child, pid, guard);
+        let status = if job_control {
+            wait_for_monitor(pid, raw.as_ref(), pty)
+        } else {
+            wait(&mut child, pid, guard)
+        };
         handle.close();
         let _ = output.join();
         status
     });
     drop(raw);
     status
+}
+
+/// Waits for the monitor (the command's parent on the pty, monitor.rs), mirroring its stops:
+/// when the command stops, keyfence gives the terminal its mode back and stops too, so the
+/// shell shows the job stopped; when continued (`fg`), it takes the terminal again and
+/// continues the monitor, which continues the command.
+fn wait_for_monitor(
+    monitor: nix::unistd::Pid,
+    raw: Option<&RawMode>,
+    pty: &pty_process::blocking::Pty,
+) -> Result<u8, (u8, String)> {
+    use nix::sys::signal::{Signal, kill, raise};
+    use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+    loop {
+        match waitpid(monitor, Some(WaitPidFlag::WUNTRACED)) {
+            Ok(WaitStatus::Exited(_, code)) => return Ok(code as u8),
+            Ok(WaitStatus::Signaled(_, sig, _)) => return Ok(128u8.wrapping_add(sig as u8)),
+            Ok(WaitStatus::Stopped(..)) => {
+                if let Some(r) = raw {
+                    r.leave();
+                }
+                // Returns once keyfence is continued; at once if its group is orphaned (no
+                // shell with job control above it), which then just goes on.
+                let _ = raise(Signal::SIGTSTP);
+                if let Some(r) = raw {
+                    r.reenter();
+                }
+                if let Some(size) = terminal_size() {
+                    let _ = pty.resize(size);
+                }
+                let _ = kill(monitor, Signal::SIGCONT);
+            }
+            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => {
+                return Err((EXIT_CANNOT_RUN, format!("waiting for the command: {e}")));
+            }
+        }
+    }
 }
 
 /// What `--guard` protects, and whether to report on it in detail.
