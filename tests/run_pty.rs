@@ -126,26 +126,77 @@ fn ctrl_z_suspends_a_command_on_keyfences_terminal() {
     }
     let mut fx = Fixture::new();
     let key = fx.key("token");
-    let line = format!(
-        "set -m; stty -g > before; SERVICE_TOKEN={key} {BIN} run -- sh -c 'echo ready; sleep 2; echo finished; exit 4'; echo stopped-rc=$?; stty -g > stopped; fg >/dev/null; echo rc=$?"
-    );
-    let out = in_terminal(&fx, &line, "(sleep 1; printf '\\032'; sleep 4)");
-    assert!(!out.contains(&key), "{out}");
-    let at = |s: &str| {
-        out.find(s)
-            .unwrap_or_else(|| panic!("{s:?} missing:\n{out}"))
-    };
-    // 148 = 128 + SIGTSTP: the job stopped while the command slept, before it could finish.
-    assert!(at("ready") < at("stopped-rc=148"), "{out}");
-    assert!(at("stopped-rc=148") < at("finished"), "{out}");
-    assert!(out.contains("rc=4"), "{out}");
-    // While stopped, the shell had its terminal back in its own mode, not keyfence's raw one.
-    let before = std::fs::read_to_string(fx.project.join("before")).unwrap();
-    let stopped = std::fs::read_to_string(fx.project.join("stopped")).unwrap();
-    assert_eq!(
-        before, stopped,
-        "terminal left raw while keyfence was stopped"
-    );
+    // Under guard the tracer holds the stopped processes (PTRACE_LISTEN) instead of
+    // continuing them, so the monitor sees the stop too.
+    for mode in ["", "--guard"] {
+        let line = format!(
+            "set -m; stty -g > before; SERVICE_TOKEN={key} {BIN} run {mode} -- sh -c 'echo ready; i=0; while [ $i -lt 25 ]; do echo t >> ticks; sleep 0.1; i=$((i+1)); done; echo finished; exit 4'; echo stopped-rc=$?; stty -g > stopped; wc -l < ticks > n1; sleep 1; wc -l < ticks > n2; fg >/dev/null; echo rc=$?"
+        );
+        let _ = std::fs::remove_file(fx.project.join("ticks"));
+        let out = in_terminal(&fx, &line, "(sleep 1; printf '\\032'; sleep 6)");
+        assert!(!out.contains(&key), "{out}");
+        let at = |s: &str| {
+            out.find(s)
+                .unwrap_or_else(|| panic!("{s:?} missing ({mode}):\n{out}"))
+        };
+        // 148 = 128 + SIGTSTP: the job stopped while the command ran, before it could finish.
+        assert!(at("ready") < at("stopped-rc=148"), "{out}");
+        assert!(at("stopped-rc=148") < at("finished"), "{out}");
+        assert!(out.contains("rc=4"), "{out}");
+        // While stopped, the shell had its terminal back in its own mode, not keyfence's raw one.
+        let before = std::fs::read_to_string(fx.project.join("before")).unwrap();
+        let stopped = std::fs::read_to_string(fx.project.join("stopped")).unwrap();
+        assert_eq!(
+            before, stopped,
+            "terminal left raw while keyfence was stopped ({mode})"
+        );
+        // Stopped means stopped: the command's loop made no progress during the second the
+        // job stayed stopped, and ran to its end after `fg`.
+        let count = |f: &str| {
+            let text = std::fs::read_to_string(fx.project.join(f)).unwrap_or_default();
+            text.trim().parse::<u32>().unwrap_or(0)
+        };
+        let (n1, n2) = (count("n1"), count("n2"));
+        assert!(
+            n1 > 0 && n1 < 25 && n1 == n2,
+            "{n1} then {n2} ticks while stopped ({mode})"
+        );
+        let ticks = std::fs::read_to_string(fx.project.join("ticks")).unwrap();
+        assert_eq!(ticks.lines().count(), 25, "({mode})");
+    }
+}
+
+/// A stopped job stays stopped even where it makes no system call: a busy loop gets no CPU
+/// while the job is stopped. (Under guard, a tracee the tracer continued would run on until
+/// its next stop; the tracer holds it in its group stop instead.)
+#[test]
+fn ctrl_z_holds_a_busy_command() {
+    if Command::new("script").arg("--version").output().is_err() {
+        return;
+    }
+    let mut fx = Fixture::new();
+    let key = fx.key("token");
+    for mode in ["", "--guard"] {
+        let line = format!(
+            "set -m; SERVICE_TOKEN={key} {BIN} run {mode} -- sh -c 'echo $$ > pid; echo ready; while :; do :; done'; echo stopped-rc=$?; \
+             p=$(cat pid); sleep 0.2; u1=$(cut -d' ' -f14 /proc/$p/stat); sleep 1; u2=$(cut -d' ' -f14 /proc/$p/stat); echo \"cpu $u1 $u2\"; kill -KILL $p; fg >/dev/null; echo rc=$?"
+        );
+        let out = in_terminal(&fx, &line, "(sleep 1; printf '\\032'; sleep 3)");
+        assert!(out.contains("stopped-rc=148"), "({mode}):\n{out}");
+        let cpu: Vec<u64> = out
+            .lines()
+            .find_map(|l| l.strip_prefix("cpu "))
+            .unwrap_or_else(|| panic!("no cpu line ({mode}):\n{out}"))
+            .split(' ')
+            .map(|n| n.parse().unwrap())
+            .collect();
+        assert!(
+            cpu[0] > 0 && cpu[0] == cpu[1],
+            "cpu ran while stopped ({mode}):\n{out}"
+        );
+        // Killed while stopped: 128 + SIGKILL once `fg` collects it.
+        assert!(out.contains("rc=137"), "({mode}):\n{out}");
+    }
 }
 
 /// On keyfence's terminal the command's parent is the monitor: its exit status, its death by a
@@ -158,15 +209,71 @@ fn statuses_and_signals_pass_through_the_monitor() {
     }
     let mut fx = Fixture::new();
     let key = fx.key("token");
-    let run = format!("SERVICE_TOKEN={key} {BIN} run --");
-    let line = format!(
-        "{run} sh -c 'exit 42'; echo a=$?; {run} sh -c 'kill -KILL $$'; echo b=$?; {run} sh -c 'kill -TERM $$'; echo c=$?; \
-         {run} sh -c 'trap \"echo got-term; exit 7\" TERM; echo ready; sleep 3 & wait' </dev/tty & sleep 1; kill -TERM $!; wait $!; echo d=$?"
-    );
-    let out = in_terminal(&fx, &line, "sleep 3");
-    assert!(!out.contains(&key), "{out}");
-    for want in ["a=42", "b=137", "c=143", "d=7"] {
-        assert!(out.lines().any(|l| l == want), "{want} missing:\n{out}");
+    for mode in ["", "--guard"] {
+        let run = format!("SERVICE_TOKEN={key} {BIN} run {mode} --");
+        let line = format!(
+            "{run} sh -c 'exit 42'; echo a=$?; {run} sh -c 'kill -KILL $$'; echo b=$?; {run} sh -c 'kill -TERM $$'; echo c=$?; \
+             {run} sh -c 'trap \"echo got-term; exit 7\" TERM; echo ready; sleep 3 & wait' </dev/tty & sleep 1; kill -TERM $!; wait $!; echo d=$?"
+        );
+        let out = in_terminal(&fx, &line, "sleep 3");
+        assert!(!out.contains(&key), "{out}");
+        for want in ["a=42", "b=137", "c=143", "d=7"] {
+            assert!(
+                out.lines().any(|l| l == want),
+                "{want} missing ({mode}):\n{out}"
+            );
+        }
+        assert_eq!(out.matches("got-term").count(), 1, "{out}");
     }
-    assert_eq!(out.matches("got-term").count(), 1, "{out}");
+}
+
+/// Under guard on keyfence's terminal the command's parent is the monitor, a copy of keyfence
+/// that holds what keyfence holds: a descendant of the command walking up its ancestors reads
+/// no environment from any of them (the command is guarded, the monitor and keyfence are not
+/// dumpable). As nobody: root passes the kernel's checks.
+#[test]
+fn under_guard_on_a_terminal_no_ancestor_gives_up_the_key() {
+    if Command::new("script").arg("--version").output().is_err() {
+        return;
+    }
+    let mut fx = Fixture::new();
+    let key = fx.key("anthropic");
+    fx.store_secret("ANTHROPIC_API_KEY", &key);
+    std::fs::write(
+        fx.project.join("walk.sh"),
+        "p=$$\nwhile [ \"$p\" -gt 1 ]; do\n  echo \"ancestor $p $(cat /proc/$p/comm)\"\n  tr '\\0' '\\n' < /proc/$p/environ\n  p=$(cut -d' ' -f4 /proc/$p/stat)\ndone 2>&1\n",
+    )
+    .unwrap();
+    if !fx.hand_to_nobody() {
+        eprintln!("needs root and setpriv to drop to nobody: skipped");
+        return;
+    }
+    let line = format!(
+        "{} {BIN} run --guard --inject ANTHROPIC_API_KEY -- sh -c 'test -n \"$ANTHROPIC_API_KEY\" && echo command-has-key; sh walk.sh'",
+        AS_NOBODY.join(" ")
+    );
+    let out = in_terminal(&fx, &line, "sleep 2");
+    assert!(!out.contains(&key), "{out}");
+    assert!(out.contains("command-has-key"), "{out}");
+    // Each ancestor, by name, and whether its environment was refused (the line after it).
+    let lines: Vec<&str> = out.lines().collect();
+    let ancestors: Vec<(&str, bool)> = lines
+        .iter()
+        .enumerate()
+        .filter_map(|(i, l)| {
+            let comm = l.strip_prefix("ancestor ")?.split_once(' ')?.1;
+            let refused = lines
+                .get(i + 1)
+                .is_some_and(|n| n.contains("Permission denied"));
+            Some((comm, refused))
+        })
+        .collect();
+    // The walk's own shell, then the command (sh), the monitor and keyfence (both keyfence):
+    // all three above the walk refuse.
+    assert!(ancestors.len() >= 4, "{out}");
+    assert_eq!(
+        &ancestors[1..4],
+        &[("sh", true), ("keyfence", true), ("keyfence", true)],
+        "{out}"
+    );
 }

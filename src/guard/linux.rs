@@ -92,14 +92,20 @@ pub fn attach(pid: Pid, trace: bool) -> nix::Result<()> {
 }
 
 /// Serves the tree until the command ends; its exit status (128+N for signal N).
-pub fn supervise(
+/// `monitor`: the command's parent on keyfence's terminal (run/monitor.rs), and what to do when
+/// it stops.
+pub fn supervise<'a>(
     pid: Pid,
-    protected: &Protected,
+    protected: &'a Protected,
     landlock_abi: u32,
     contain: bool,
     trace: Option<crate::trace::Recorder>,
+    monitor: Option<(Pid, Box<dyn FnMut() + 'a>)>,
 ) -> nix::Result<(u8, Summary, Option<crate::trace::Recorder>)> {
     let mut t = tracer::Tracer::new(pid, protected, landlock_abi, contain, trace);
+    if let Some((monitor, on_stop)) = monitor {
+        t = t.with_monitor(monitor, on_stop);
+    }
     let status = t.run()?;
     let code = match status {
         WaitStatus::Exited(_, c) => c as u8,

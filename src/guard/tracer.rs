@@ -38,6 +38,9 @@ struct Task {
     ppid: Pid,
     /// The package script or top-level command it belongs to (for the trace).
     group: std::rc::Rc<str>,
+    /// Past its first stop (the command itself, seized while running, has none): a later
+    /// `PTRACE_EVENT_STOP` is a group stop or its end.
+    started: bool,
 }
 
 impl Task {
@@ -48,6 +51,7 @@ impl Task {
             contain_at_start: false,
             ppid,
             group: "".into(),
+            started: false,
         }
     }
 }
@@ -97,6 +101,9 @@ pub struct Tracer<'a> {
     /// Regular files the tree opened for writing: who opened each first, checked at the end.
     written: HashMap<std::path::PathBuf, (Pid, std::rc::Rc<str>)>,
     written_dropped: u64,
+    /// On keyfence's terminal: the command's parent (run/monitor.rs), whose stops mean the
+    /// command was stopped from the terminal, and what keyfence then does (suspends itself).
+    monitor: Option<(Pid, Box<dyn FnMut() + 'a>)>,
 }
 
 /// The tracer's ptrace options. The exec event (one more stop per exec) is asked for only by
@@ -135,6 +142,7 @@ impl<'a> Tracer<'a> {
     ) -> Self {
         let mut tasks = HashMap::new();
         let mut first = Task::new(command, Pid::from_raw(0));
+        first.started = true;
         if let Some(rec) = &trace {
             first.group = rec.top.as_str().into();
         }
@@ -159,18 +167,41 @@ impl<'a> Tracer<'a> {
             listener_tried: false,
             written: HashMap::new(),
             written_dropped: 0,
+            monitor: None,
         }
+    }
+
+    /// The command runs under a monitor process (run/monitor.rs): group stops are held
+    /// (`PTRACE_LISTEN`) instead of undone, so the monitor sees the command stop, and a stop
+    /// of the monitor calls `on_stop`.
+    pub fn with_monitor(mut self, monitor: Pid, on_stop: Box<dyn FnMut() + 'a>) -> Self {
+        self.monitor = Some((monitor, on_stop));
+        self
     }
 
     /// Serves the tree until the command exits; returns its wait status. Processes it leaves
     /// behind are killed: a guarded tree lives as long as its command.
     pub fn run(&mut self) -> nix::Result<WaitStatus> {
+        // The monitor is keyfence's child but no tracee: its stops show only with WUNTRACED.
+        let flags = match self.monitor {
+            Some(_) => WaitPidFlag::__WALL | WaitPidFlag::WUNTRACED,
+            None => WaitPidFlag::__WALL,
+        };
         let status = loop {
-            let st = match waitpid(None, Some(WaitPidFlag::__WALL)) {
+            let st = match waitpid(None, Some(flags)) {
                 Ok(st) => st,
                 Err(Errno::EINTR) => continue,
                 Err(e) => return Err(e),
             };
+            if let Some((monitor, on_stop)) = &mut self.monitor
+                && st.pid() == Some(*monitor)
+            {
+                if let WaitStatus::Stopped(..) = st {
+                    on_stop();
+                }
+                // Its exit comes after the command's, which ends this loop first.
+                continue;
+            }
             // Opens heard before this stop are handled first: a process's exit is reported
             // after its opens, and its group must still be known.
             self.drain_opens();
@@ -234,7 +265,7 @@ impl<'a> Tracer<'a> {
                     return Some(st);
                 }
             }
-            WaitStatus::PtraceEvent(pid, _, ev) => self.event(pid, ev),
+            WaitStatus::PtraceEvent(pid, sig, ev) => self.event(pid, sig, ev),
             WaitStatus::Stopped(pid, sig) => {
                 // A signal on its way to the tracee: deliver it.
                 let _ = ptrace::cont(pid, sig);
@@ -259,7 +290,7 @@ impl<'a> Tracer<'a> {
         None
     }
 
-    fn event(&mut self, pid: Pid, ev: i32) {
+    fn event(&mut self, pid: Pid, sig: Signal, ev: i32) {
         const SECCOMP: i32 = Event::PTRACE_EVENT_SECCOMP as i32;
         const FORK: i32 = Event::PTRACE_EVENT_FORK as i32;
         const VFORK: i32 = Event::PTRACE_EVENT_VFORK as i32;
@@ -296,17 +327,27 @@ impl<'a> Tracer<'a> {
             }
             STOP => {
                 // A new child's first stop (seized children report this instead of SIGSTOP),
-                // or a group stop, undone at once. Terminal stops still work where they can:
-                // with output to a pipe keyfence shares the command's process group, so Ctrl-Z
-                // stops keyfence, and with it every tracee at its next stop. On keyfence's own
-                // pty (no monitor under guard: run/monitor.rs) the command's group is orphaned
-                // and the kernel drops them anyway.
-                if !self.tasks.contains_key(&pid) {
+                // a group stop, or the end of one. With output to a pipe keyfence shares the
+                // command's process group, so Ctrl-Z stops keyfence, and with it every tracee
+                // at its next stop: a group stop is undone at once there (the SIGTSTP a tracee
+                // was holding for the stopped tracer is delivered after `fg`'s SIGCONT, and
+                // holding that stop would leave it stopped for good). On keyfence's own pty
+                // the command runs under a monitor (run/monitor.rs) in a group without
+                // keyfence, and group stops are held.
+                let Some(task) = self.tasks.get(&pid) else {
                     // Its parent's fork event has not been seen: hold it until then.
                     self.early.insert(pid);
                     return;
+                };
+                if !task.started {
+                    self.first_stop(pid);
+                } else if self.monitor.is_some() && is_stop_signal(sig) {
+                    // A group stop on keyfence's terminal (Ctrl-Z): held, so the monitor sees
+                    // the command stopped; the SIGCONT of `fg` ends it (reported as SIGTRAP).
+                    listen(pid);
+                } else {
+                    let _ = ptrace::cont(pid, None);
                 }
-                self.first_stop(pid);
             }
             _ => {
                 let _ = ptrace::cont(pid, None);
@@ -343,6 +384,7 @@ impl<'a> Tracer<'a> {
                     && parent_task.tgid == self.command,
                 ppid: parent,
                 group: parent_task.group.clone(),
+                started: false,
             },
         );
         if self.early.remove(&child) {
@@ -356,6 +398,7 @@ impl<'a> Tracer<'a> {
         let Some(task) = self.tasks.get_mut(&pid) else {
             return;
         };
+        task.started = true;
         if std::mem::take(&mut task.contain_at_start) {
             match contain_at_start(pid) {
                 Ok(true) => task.contained = true,
@@ -1495,4 +1538,29 @@ fn restore(pid: Pid, saved: libc::user_regs_struct) -> Result<(), String> {
     r.rip = saved.rip - 2;
     ptrace::setregs(pid, r).map_err(|e| format!("setregs: {e}"))?;
     ptrace::cont(pid, None).map_err(|e| format!("resume: {e}"))
+}
+
+fn is_stop_signal(sig: Signal) -> bool {
+    matches!(
+        sig,
+        Signal::SIGSTOP | Signal::SIGTSTP | Signal::SIGTTIN | Signal::SIGTTOU
+    )
+}
+
+/// Leaves a tracee in its group stop, as a process stopped without a tracer would be, until a
+/// SIGCONT. By hand: nix has no wrapper for `PTRACE_LISTEN`.
+#[expect(
+    unsafe_code,
+    reason = "PTRACE_LISTEN through libc: nix does not wrap it"
+)]
+fn listen(pid: Pid) {
+    // SAFETY: PTRACE_LISTEN takes no pointers; the addr and data arguments are ignored.
+    unsafe {
+        libc::ptrace(
+            libc::PTRACE_LISTEN,
+            pid.as_raw(),
+            std::ptr::null_mut::<libc::c_void>(),
+            std::ptr::null_mut::<libc::c_void>(),
+        )
+    };
 }

@@ -11,7 +11,8 @@
 //! command's group an ordinary one. When the command stops, the monitor stops itself; keyfence,
 //! its parent, sees that, gives the terminal back and stops too, and the shell shows the job
 //! as stopped. `fg` continues keyfence, which continues the monitor, which continues the
-//! command's group.
+//! command's group. Under guard keyfence traces the command (a grandchild, found as the pty's
+//! foreground group) and holds its group stops, so that the monitor sees them.
 //!
 //! Everything here runs between fork and exec in a copy of keyfence, so it makes only
 //! async-signal-safe system calls: no allocation, no locks.

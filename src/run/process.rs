@@ -98,7 +98,7 @@ pub fn supervise(
         if let Some(e) = err {
             s.spawn(move || pump(e, io::stderr(), secrets));
         }
-        let status = wait(&mut child, pid, guard);
+        let status = wait(&mut child, pid, guard, None);
         handle.close();
         status
     })
@@ -212,9 +212,8 @@ pub fn supervise_pty(
         // Piped input goes straight to the command; only the output needs the terminal.
         cmd = cmd.stdin(Stdio::inherit());
     }
-    // With keystrokes from a terminal, a monitor process makes Ctrl-Z work (monitor.rs). Not
-    // under guard or trace, whose tracer must be the command's parent and undoes its stops.
-    let job_control = stdin_is_tty && guard.is_none();
+    // With keystrokes from a terminal, a monitor process makes Ctrl-Z work (monitor.rs).
+    let job_control = stdin_is_tty;
     if job_control {
         // SAFETY: `split` makes only async-signal-safe calls (see monitor.rs).
         #[expect(unsafe_code, reason = "a pre_exec hook is unsafe to install")]
@@ -230,7 +229,21 @@ pub fn supervise_pty(
     // go now (zeroed: zero_alloc).
     drop(env);
     let pid = nix::unistd::Pid::from_raw(child.id() as i32);
-    attach_guard(pid, guard)?;
+    // With a monitor, `pid` is the monitor and the command is its child, in the pty's
+    // foreground group: both of them set that before the command's exec, which spawn waited
+    // for. The guard traces the command; signals go to the monitor, which passes them on.
+    let command_pid = if job_control && guard.is_some() {
+        match rustix::termios::tcgetpgrp(pty.as_fd()) {
+            Ok(p) => nix::unistd::Pid::from_raw(p.as_raw_nonzero().get()),
+            Err(e) => {
+                let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+                return Err(fail("cannot find the command on its terminal", &e));
+            }
+        }
+    } else {
+        pid
+    };
+    attach_guard(command_pid, guard)?;
     // From here until the guard drops, keystrokes go to the command untranslated: its own
     // terminal does the line editing and turns Ctrl-C into its SIGINT, exactly once.
     let raw = if stdin_is_tty { RawMode::enter() } else { None };
@@ -246,10 +259,14 @@ pub fn supervise_pty(
                 .spawn(move || copy_input(input))
                 .ok();
         }
-        let status = if job_control {
-            wait_for_monitor(pid, raw.as_ref(), pty)
-        } else {
-            wait(&mut child, pid, guard)
+        let raw = raw.as_ref();
+        let status = match (job_control, guard) {
+            (true, None) => wait_for_monitor(pid, raw, pty),
+            (true, Some(_)) => {
+                let on_stop = Box::new(move || suspend_with_command(pid, raw, pty));
+                wait(&mut child, command_pid, guard, Some((pid, on_stop)))
+            }
+            (false, _) => wait(&mut child, pid, guard, None),
         };
         handle.close();
         let _ = output.join();
@@ -268,33 +285,42 @@ fn wait_for_monitor(
     raw: Option<&RawMode>,
     pty: &pty_process::blocking::Pty,
 ) -> Result<u8, (u8, String)> {
-    use nix::sys::signal::{Signal, kill, raise};
     use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
     loop {
         match waitpid(monitor, Some(WaitPidFlag::WUNTRACED)) {
             Ok(WaitStatus::Exited(_, code)) => return Ok(code as u8),
             Ok(WaitStatus::Signaled(_, sig, _)) => return Ok(128u8.wrapping_add(sig as u8)),
-            Ok(WaitStatus::Stopped(..)) => {
-                if let Some(r) = raw {
-                    r.leave();
-                }
-                // Returns once keyfence is continued; at once if its group is orphaned (no
-                // shell with job control above it), which then just goes on.
-                let _ = raise(Signal::SIGTSTP);
-                if let Some(r) = raw {
-                    r.reenter();
-                }
-                if let Some(size) = terminal_size() {
-                    let _ = pty.resize(size);
-                }
-                let _ = kill(monitor, Signal::SIGCONT);
-            }
+            Ok(WaitStatus::Stopped(..)) => suspend_with_command(monitor, raw, pty),
             Ok(_) | Err(nix::errno::Errno::EINTR) => {}
             Err(e) => {
                 return Err((EXIT_CANNOT_RUN, format!("waiting for the command: {e}")));
             }
         }
     }
+}
+
+/// The command was stopped from the terminal and its monitor stopped with it: keyfence gives
+/// the terminal its mode back and stops too; once continued, it takes the terminal again and
+/// continues the monitor, which continues the command.
+fn suspend_with_command(
+    monitor: nix::unistd::Pid,
+    raw: Option<&RawMode>,
+    pty: &pty_process::blocking::Pty,
+) {
+    use nix::sys::signal::{Signal, kill, raise};
+    if let Some(r) = raw {
+        r.leave();
+    }
+    // Returns once keyfence is continued; at once if its group is orphaned (no shell with job
+    // control above it), which then just goes on.
+    let _ = raise(Signal::SIGTSTP);
+    if let Some(r) = raw {
+        r.reenter();
+    }
+    if let Some(size) = terminal_size() {
+        let _ = pty.resize(size);
+    }
+    let _ = kill(monitor, Signal::SIGCONT);
 }
 
 /// What `--guard` protects, and whether to report on it in detail.
@@ -342,23 +368,25 @@ fn attach_guard(pid: nix::unistd::Pid, guard: Option<&Guard>) -> Result<(), (u8,
 }
 
 /// Waits for the command: plainly, or as the tracer of its whole tree under guard.
-fn wait(
+/// `monitor`: under guard on keyfence's terminal, the command's parent and what to do when it
+/// stops.
+fn wait<'a>(
     child: &mut std::process::Child,
     pid: nix::unistd::Pid,
-    guard: Option<&Guard>,
+    guard: Option<&'a Guard>,
+    monitor: Option<(nix::unistd::Pid, Box<dyn FnMut() + 'a>)>,
 ) -> Result<u8, (u8, String)> {
     #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
     if let Some(g) = guard {
         let trace = g.trace.lock().ok().and_then(|mut t| t.take());
         let (code, summary, trace) =
-            crate::guard::supervise(pid, &g.protected, g.landlock_abi, g.contain, trace).map_err(
-                |e| {
-                    (
-                        EXIT_CANNOT_RUN,
-                        format!("guard: supervising the command: {e}"),
-                    )
-                },
-            )?;
+            crate::guard::supervise(pid, &g.protected, g.landlock_abi, g.contain, trace, monitor)
+                .map_err(|e| {
+                (
+                    EXIT_CANNOT_RUN,
+                    format!("guard: supervising the command: {e}"),
+                )
+            })?;
         crate::guard::report(&summary, g.verbose);
         if let Some(rec) = trace {
             for line in rec.finish() {
@@ -367,7 +395,7 @@ fn wait(
         }
         return Ok(code);
     }
-    let _ = (pid, guard);
+    let _ = (pid, guard, monitor);
     child
         .wait()
         .map(exit_code)
