@@ -145,9 +145,7 @@ impl RawMode {
         rustix::termios::tcsetattr(fd, rustix::termios::OptionalActions::Flush, &raw).ok()?;
         Some(RawMode { saved })
     }
-}
 
-impl RawMode {
     /// The terminal's own mode back, while keyfence is suspended.
     fn leave(&self) {
         let _ = rustix::termios::tcsetattr(
@@ -233,11 +231,14 @@ pub fn supervise_pty(
     // foreground group: both of them set that before the command's exec, which spawn waited
     // for. The guard traces the command; signals go to the monitor, which passes them on.
     let command_pid = if job_control && guard.is_some() {
-        match rustix::termios::tcgetpgrp(pty.as_fd()) {
-            Ok(p) => nix::unistd::Pid::from_raw(p.as_raw_nonzero().get()),
-            Err(e) => {
+        let foreground = rustix::termios::tcgetpgrp(pty.as_fd())
+            .map(|p| nix::unistd::Pid::from_raw(p.as_raw_nonzero().get()));
+        match foreground {
+            Ok(p) if p != pid => p,
+            other => {
+                let why = other.map_or_else(|e| e.to_string(), |_| "it is not in front".into());
                 let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
-                return Err(fail("cannot find the command on its terminal", &e));
+                return Err(fail("cannot find the command on its terminal", &why));
             }
         }
     } else {
