@@ -22,14 +22,22 @@ fn in_terminal(fx: &Fixture, shell_line: &str, input: &str) -> String {
     String::from_utf8_lossy(&out.stdout).replace('\r', "")
 }
 
+/// `script` gives keyfence its terminal; without it (no util-linux) these tests are skipped.
+fn no_script() -> bool {
+    let missing = Command::new("script").arg("--version").output().is_err();
+    if missing {
+        eprintln!("script (util-linux) missing: skipped");
+    }
+    missing
+}
+
 fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', "'\\''"))
 }
 
 #[test]
 fn command_sees_a_terminal_with_our_size_and_masked_output() {
-    if Command::new("script").arg("--version").output().is_err() {
-        eprintln!("script missing: skipped");
+    if no_script() {
         return;
     }
     let mut fx = Fixture::new();
@@ -52,7 +60,7 @@ fn command_sees_a_terminal_with_our_size_and_masked_output() {
 
 #[test]
 fn ctrl_c_reaches_the_command_once() {
-    if Command::new("script").arg("--version").output().is_err() {
+    if no_script() {
         return;
     }
     let mut fx = Fixture::new();
@@ -70,7 +78,7 @@ fn ctrl_c_reaches_the_command_once() {
 
 #[test]
 fn window_size_changes_reach_the_command() {
-    if Command::new("script").arg("--version").output().is_err() {
+    if no_script() {
         return;
     }
     let mut fx = Fixture::new();
@@ -93,7 +101,7 @@ fn window_size_changes_reach_the_command() {
 /// its next stop), the shell shows the job as stopped, and `fg` finishes it.
 #[test]
 fn ctrl_z_stops_keyfence_and_the_command_together_when_output_is_a_pipe() {
-    if Command::new("script").arg("--version").output().is_err() {
+    if no_script() {
         return;
     }
     let mut fx = Fixture::new();
@@ -121,7 +129,7 @@ fn ctrl_z_stops_keyfence_and_the_command_together_when_output_is_a_pipe() {
 /// shell shows the job stopped, and `fg` continues both.
 #[test]
 fn ctrl_z_suspends_a_command_on_keyfences_terminal() {
-    if Command::new("script").arg("--version").output().is_err() {
+    if no_script() {
         return;
     }
     let mut fx = Fixture::new();
@@ -171,7 +179,7 @@ fn ctrl_z_suspends_a_command_on_keyfences_terminal() {
 /// its next stop; the tracer holds it in its group stop instead.)
 #[test]
 fn ctrl_z_holds_a_busy_command() {
-    if Command::new("script").arg("--version").output().is_err() {
+    if no_script() {
         return;
     }
     let mut fx = Fixture::new();
@@ -204,7 +212,7 @@ fn ctrl_z_holds_a_busy_command() {
 /// itself.
 #[test]
 fn statuses_and_signals_pass_through_the_monitor() {
-    if Command::new("script").arg("--version").output().is_err() {
+    if no_script() {
         return;
     }
     let mut fx = Fixture::new();
@@ -233,7 +241,7 @@ fn statuses_and_signals_pass_through_the_monitor() {
 /// dumpable). As nobody: root passes the kernel's checks.
 #[test]
 fn under_guard_on_a_terminal_no_ancestor_gives_up_the_key() {
-    if Command::new("script").arg("--version").output().is_err() {
+    if no_script() {
         return;
     }
     let mut fx = Fixture::new();
