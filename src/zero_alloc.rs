@@ -1,5 +1,5 @@
-//! The heap allocator: the C library's (mimalloc in the static musl build), except that once `keyfence run` holds secrets every block
-//! is zeroed before it goes back to it.
+//! The heap allocator: the C library's (mimalloc in the static musl build), except that once
+//! `keyfence run` holds secrets every block is zeroed before it goes back to it.
 //!
 //! Values keyfence owns live in zeroizing buffers (`SecretValue`), but the standard library
 //! makes its own copies that it frees plainly: `std::process::Command` copies each environment
@@ -17,10 +17,10 @@ use std::alloc::{GlobalAlloc, Layout};
 use std::sync::atomic::{AtomicBool, Ordering};
 use zeroize::Zeroize;
 
+// The allocator underneath: the C library's, except under musl (the static release build),
+// whose allocator serialises threads (see Cargo.toml).
 #[cfg(target_env = "musl")]
 use mimalloc::MiMalloc as Backing;
-/// The allocator underneath: the C library's, except under musl (the static release build),
-/// whose allocator serialises threads (see Cargo.toml).
 #[cfg(not(target_env = "musl"))]
 use std::alloc::System as Backing;
 

@@ -31,6 +31,17 @@ fn no_script() -> bool {
     missing
 }
 
+/// Most tests here: a fixture and a token to hand keyfence in `SERVICE_TOKEN`; `None` (the test
+/// is skipped) without `script`.
+fn fixture_with_token() -> Option<(Fixture, String)> {
+    if no_script() {
+        return None;
+    }
+    let mut fx = Fixture::new();
+    let key = fx.key("token");
+    Some((fx, key))
+}
+
 fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', "'\\''"))
 }
@@ -60,11 +71,9 @@ fn command_sees_a_terminal_with_our_size_and_masked_output() {
 
 #[test]
 fn ctrl_c_reaches_the_command_once() {
-    if no_script() {
+    let Some((fx, key)) = fixture_with_token() else {
         return;
-    }
-    let mut fx = Fixture::new();
-    let key = fx.key("token");
+    };
     let line = format!(
         "SERVICE_TOKEN={key} {BIN} run -- sh -c 'n=0; trap \"n=\\$((n+1))\" INT; echo ready; sleep 2; sleep 0.5; echo count=$n; exit 9'; echo rc=$?"
     );
@@ -78,11 +87,9 @@ fn ctrl_c_reaches_the_command_once() {
 
 #[test]
 fn window_size_changes_reach_the_command() {
-    if no_script() {
+    let Some((fx, key)) = fixture_with_token() else {
         return;
-    }
-    let mut fx = Fixture::new();
-    let key = fx.key("token");
+    };
     // Resizing keyfence's terminal sends it SIGWINCH; it must resize the command's terminal,
     // whose kernel then sends the command its own SIGWINCH.
     let line = format!(
@@ -101,11 +108,9 @@ fn window_size_changes_reach_the_command() {
 /// its next stop), the shell shows the job as stopped, and `fg` finishes it.
 #[test]
 fn ctrl_z_stops_keyfence_and_the_command_together_when_output_is_a_pipe() {
-    if no_script() {
+    let Some((fx, key)) = fixture_with_token() else {
         return;
-    }
-    let mut fx = Fixture::new();
-    let key = fx.key("token");
+    };
     for mode in ["", "--guard"] {
         let line = format!(
             "set -m; SERVICE_TOKEN={key} {BIN} run {mode} -- sh -c 'echo ready; sleep 2; echo finished; exit 4' | cat; echo stopped-rc=$?; fg >/dev/null; echo rc=$?"
@@ -129,11 +134,9 @@ fn ctrl_z_stops_keyfence_and_the_command_together_when_output_is_a_pipe() {
 /// shell shows the job stopped, and `fg` continues both.
 #[test]
 fn ctrl_z_suspends_a_command_on_keyfences_terminal() {
-    if no_script() {
+    let Some((fx, key)) = fixture_with_token() else {
         return;
-    }
-    let mut fx = Fixture::new();
-    let key = fx.key("token");
+    };
     // Under guard the tracer holds the stopped processes (PTRACE_LISTEN) instead of
     // continuing them, so the monitor sees the stop too.
     for mode in ["", "--guard"] {
@@ -179,11 +182,9 @@ fn ctrl_z_suspends_a_command_on_keyfences_terminal() {
 /// its next stop; the tracer holds it in its group stop instead.)
 #[test]
 fn ctrl_z_holds_a_busy_command() {
-    if no_script() {
+    let Some((fx, key)) = fixture_with_token() else {
         return;
-    }
-    let mut fx = Fixture::new();
-    let key = fx.key("token");
+    };
     for mode in ["", "--guard"] {
         let line = format!(
             "set -m; SERVICE_TOKEN={key} {BIN} run {mode} -- sh -c 'echo $$ > pid; echo ready; while :; do :; done'; echo stopped-rc=$?; \
@@ -212,11 +213,9 @@ fn ctrl_z_holds_a_busy_command() {
 /// itself.
 #[test]
 fn statuses_and_signals_pass_through_the_monitor() {
-    if no_script() {
+    let Some((fx, key)) = fixture_with_token() else {
         return;
-    }
-    let mut fx = Fixture::new();
-    let key = fx.key("token");
+    };
     for mode in ["", "--guard"] {
         let run = format!("SERVICE_TOKEN={key} {BIN} run {mode} --");
         let line = format!(
