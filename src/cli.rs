@@ -363,6 +363,11 @@ pub struct RunArgs {
     /// keyfence's own store, ...), writes only in the project, temp and cache directories
     #[arg(long)]
     pub sandbox: bool,
+    /// With the sandbox: let the command write beneath PATH too, even where the sandbox keeps
+    /// it read-only (the project's .git, a directory on PATH), for this run only; e.g.
+    /// `--allow-write .git` for husky's `prepare`, which sets core.hooksPath (repeatable)
+    #[arg(long, value_name = "PATH")]
+    pub allow_write: Vec<std::path::PathBuf>,
     /// The command gets its secrets, nothing it starts does: every program started below it
     /// runs without the protected variables and cannot read the command's environment or
     /// memory (seccomp + ptrace + Landlock; Linux x86-64). Setuid programs and debuggers do

@@ -43,13 +43,14 @@ fn sandbox_denies_credential_stores_and_keyfence_store_only() {
             .unwrap_or_else(|| panic!("{k} missing: {}", r.stdout))
             .to_string()
     };
-    // Denied: credential files, the store and its key, and therefore `secret get` (T4, T5).
-    for k in ["aws", "npmrc", "vault", "key", "get"] {
+    // Denied: credential files, the store and its key, and therefore `secret get` (T4, T5);
+    // shell start-up files, which the `shell` audit reads for keys.
+    for k in ["aws", "npmrc", "vault", "key", "get", "bashrc"] {
         assert_ne!(got(k), "0", "{k} was readable: {}", r.stdout);
     }
     assert!(r.stderr.contains("Permission denied"), "{}", r.stderr);
     // Still readable: everything else. Writable: the project only (here).
-    for k in ["bashrc", "config", "etc", "project_write"] {
+    for k in ["config", "etc", "project_write"] {
         assert_eq!(got(k), "0", "{k}: {}\n{}", r.stdout, r.stderr);
     }
     for k in ["home_write", "config_write"] {

@@ -10,7 +10,8 @@ use crate::secret::SecretValue;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-/// Credential files relative to the home directory.
+/// Credential files relative to the home directory. The install sandbox denies them, so a
+/// file added here is kept from sandboxed code too.
 pub const HOME_FILES: &[&str] = &[
     ".aws/credentials",
     ".aws/config",
@@ -19,6 +20,7 @@ pub const HOME_FILES: &[&str] = &[
     ".pypirc",
     ".netrc",
     ".git-credentials",
+    ".config/git/credentials",
     ".docker/config.json",
     ".config/gh/hosts.yml",
     ".kube/config",

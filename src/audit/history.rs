@@ -9,19 +9,23 @@ use crate::secret::SecretValue;
 use std::collections::HashSet;
 use std::path::PathBuf;
 
+/// History files relative to the home directory. The install sandbox denies them (and
+/// `$HISTFILE`), so a file added here is kept from sandboxed code too.
+pub const HOME_FILES: &[(&str, HistoryKind)] = &[
+    (".bash_history", HistoryKind::Bash),
+    (".zsh_history", HistoryKind::Zsh),
+    (".zhistory", HistoryKind::Zsh),
+    (".histfile", HistoryKind::Zsh),
+    (".local/share/fish/fish_history", HistoryKind::Fish),
+    (".sh_history", HistoryKind::Bash),
+];
+
 fn history_files(ctx: &Context) -> Vec<(PathBuf, HistoryKind)> {
     let home = ctx.home();
-    let mut files = vec![
-        (home.join(".bash_history"), HistoryKind::Bash),
-        (home.join(".zsh_history"), HistoryKind::Zsh),
-        (home.join(".zhistory"), HistoryKind::Zsh),
-        (home.join(".histfile"), HistoryKind::Zsh),
-        (
-            home.join(".local/share/fish/fish_history"),
-            HistoryKind::Fish,
-        ),
-        (home.join(".sh_history"), HistoryKind::Bash),
-    ];
+    let mut files: Vec<(PathBuf, HistoryKind)> = HOME_FILES
+        .iter()
+        .map(|(rel, kind)| (home.join(rel), *kind))
+        .collect();
     // $HISTFILE when it points elsewhere; the format follows the shell that set it, guessed from
     // the name.
     if let Some((_, v)) = ctx.settings.env.iter().find(|(k, _)| k == "HISTFILE") {

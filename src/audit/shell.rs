@@ -9,8 +9,9 @@ use crate::finding::{Location, Severity, Source};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-/// Start-up files relative to the home directory, with their dialect.
-const HOME_FILES: &[(&str, Dialect)] = &[
+/// Start-up files relative to the home directory, with their dialect. The install sandbox
+/// denies them (`isolate::sandbox`), so a file added here is kept from sandboxed code too.
+pub const HOME_FILES: &[(&str, Dialect)] = &[
     (".profile", Dialect::Posix),
     (".bashrc", Dialect::Posix),
     (".bash_profile", Dialect::Posix),
@@ -28,8 +29,8 @@ const HOME_FILES: &[(&str, Dialect)] = &[
     (".login", Dialect::Csh),
 ];
 
-/// Directories whose files are all start-up files.
-const HOME_DIRS: &[(&str, Dialect, &str)] = &[
+/// Directories whose files are all start-up files (denied whole by the install sandbox).
+pub const HOME_DIRS: &[(&str, Dialect, &str)] = &[
     (".config/fish/conf.d", Dialect::Fish, ".fish"),
     (".config/environment.d", Dialect::Posix, ".conf"),
 ];

@@ -30,7 +30,12 @@ pub fn run(g: &GlobalArgs, args: &RunArgs) -> Result<Exit> {
             false => None,
         };
         // Leases and child tokens are revoked when the command ends, so keyfence stays to do it.
-        let supervise = (mask && !plan.secrets.is_empty()) || guard.is_some() || !leases.is_empty();
+        // A sandbox that keeps part of the project read-only stays to say so if the command
+        // fails.
+        let supervise = (mask && !plan.secrets.is_empty())
+            || guard.is_some()
+            || !leases.is_empty()
+            || sandbox.as_ref().is_some_and(|s| !s.kept.is_empty());
         if !leases.is_empty() && args.net != "allow" {
             bail!(
                 "short-lived credentials (openbao+lease://, openbao+token://) need keyfence to \
@@ -45,8 +50,8 @@ pub fn run(g: &GlobalArgs, args: &RunArgs) -> Result<Exit> {
             protect_supervisor(&plan);
         }
         restrict_network(&args.net)?;
-        if sandbox {
-            enter_sandbox(g)?;
+        if let Some(sb) = &sandbox {
+            enter_sandbox(g, sb)?;
         }
         Ok((plan, supervise, mask, sandbox, guard, leases))
     }) {
@@ -60,8 +65,15 @@ pub fn run(g: &GlobalArgs, args: &RunArgs) -> Result<Exit> {
                 return Ok(Exit::Code(128u8.wrapping_add(sig as u8)));
             }
             let keep_alive = leases.keep_alive();
-            let exit = start(g, args, plan, supervise, mask, sandbox, guard);
+            let exit = start(g, args, plan, supervise, mask, sandbox.is_some(), guard);
             drop(keep_alive);
+            if let (Some(sb), Exit::Code(code)) = (&sandbox, &exit)
+                && *code != 0
+                && *code < 125
+                && !sb.kept.is_empty()
+            {
+                eprintln!("{}", sb.failure_note(&args.command));
+            }
             let (revoked, errors) = leases.revoke_all();
             for e in errors {
                 eprintln!("keyfence: warning: {e}");
@@ -78,33 +90,141 @@ pub fn run(g: &GlobalArgs, args: &RunArgs) -> Result<Exit> {
     }
 }
 
-/// Restricts this process, and so the command it starts, with the default sandbox policy.
+/// The sandbox, decided in `prepare`: its mount namespace is entered there, before any thread
+/// starts (unshare needs a single-threaded process; the phantom proxy is a thread), and its
+/// Landlock domain just before the command starts.
+struct Sandbox {
+    #[cfg(target_os = "linux")]
+    policy: crate::isolate::sandbox::Policy,
+    /// What the mount namespace keeps read-only beneath the writable roots (`.git`).
+    kept: Vec<std::path::PathBuf>,
+}
+
+impl Sandbox {
+    /// After a failure: what was read-only, and how to let a command the user trusts write
+    /// there for this project.
+    fn failure_note(&self, command: &[std::ffi::OsString]) -> String {
+        let cwd = std::env::current_dir().unwrap_or_default();
+        let shown: Vec<String> = self
+            .kept
+            .iter()
+            .map(|p| {
+                p.strip_prefix(&cwd)
+                    .map(|r| r.display().to_string())
+                    .unwrap_or_else(|_| p.display().to_string())
+            })
+            .collect();
+        let cmd = command
+            .iter()
+            .map(|a| a.to_string_lossy())
+            .collect::<Vec<_>>()
+            .join(" ");
+        format!(
+            "keyfence: note: the sandbox kept {} read-only (code there runs later, outside the \
+             sandbox: git hooks, core.fsmonitor); if the command failed writing there, that \
+             write was refused\nhint: if you trust it with that, run `keyfence run \
+             --allow-write {} -- {cmd}` in this project (husky's `prepare` sets core.hooksPath \
+             in .git/config)",
+            shown.join(", "),
+            shown.first().map(String::as_str).unwrap_or(".git"),
+        )
+    }
+}
+
+/// Decides the sandbox's policy, creates the package manager's cache if missing (the home is
+/// not writable inside, so a fresh home's first install would fail) and enters the mount
+/// namespace. `allow`: the variables kept by name (an agent's keeps its socket).
 #[cfg(target_os = "linux")]
-fn enter_sandbox(g: &GlobalArgs) -> Result<()> {
-    use crate::isolate::sandbox;
-    let home = std::env::var_os("HOME")
+fn prepare_sandbox(args: &RunArgs, allow: &[String]) -> Result<Sandbox> {
+    use crate::isolate::{mounts, sandbox};
+    let home = sandbox_home()?;
+    let cwd = std::env::current_dir()?;
+    let allow_write: Vec<std::path::PathBuf> =
+        args.allow_write.iter().map(|p| cwd.join(p)).collect();
+    let store = store_dirs();
+    let policy = sandbox::Policy::for_request(&sandbox::Request {
+        home: &home,
+        project: &cwd,
+        store_dirs: &store,
+        command: &args.command,
+        allow,
+        allow_write: &allow_write,
+    });
+    for dir in sandbox::Policy::caches_to_create(&home, &args.command) {
+        if !dir.exists() {
+            use std::os::unix::fs::DirBuilderExt as _;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&dir)
+                .with_context(|| format!("creating {} before the sandbox starts", dir.display()))?;
+        }
+    }
+    let targets = mounts::targets(&policy.read_only, &policy.writable);
+    let kept = match mounts::enter(&targets, &policy.hidden) {
+        Ok(m) => m.read_only,
+        // Say so and go on: Landlock still denies the credential stores, and a refusal here
+        // would stop every install where user namespaces are off.
+        Err(e) => {
+            eprintln!(
+                "keyfence: warning: {e:#}\nkeyfence: warning: so the command can write {} and \
+                 reach {}",
+                list(&targets),
+                list(&policy.hidden)
+            );
+            Vec::new()
+        }
+    };
+    Ok(Sandbox { policy, kept })
+}
+
+#[cfg(target_os = "linux")]
+fn list(paths: &[std::path::PathBuf]) -> String {
+    if paths.is_empty() {
+        return "nothing more".into();
+    }
+    paths
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[cfg(target_os = "linux")]
+fn sandbox_home() -> Result<std::path::PathBuf> {
+    std::env::var_os("HOME")
         .map(std::path::PathBuf::from)
         .ok_or_else(|| {
             anyhow::anyhow!("--sandbox needs HOME to know which credential stores to deny")
-        })?;
-    let policy = default_sandbox_policy(&home)?;
-    let applied = sandbox::apply(&policy)?;
+        })
+}
+
+#[cfg(not(target_os = "linux"))]
+fn prepare_sandbox(_args: &RunArgs, _allow: &[String]) -> Result<Sandbox> {
+    bail!("--sandbox needs Linux (Landlock); refusing to run unprotected")
+}
+
+/// Restricts this process, and so the command it starts, with the sandbox's Landlock domain.
+#[cfg(target_os = "linux")]
+fn enter_sandbox(g: &GlobalArgs, sb: &Sandbox) -> Result<()> {
+    let applied = crate::isolate::sandbox::apply(&sb.policy)?;
     if g.verbose {
         eprintln!(
-            "keyfence: sandbox: {} Landlock rules, {}",
+            "keyfence: sandbox: {} Landlock rules, {}; read-only mounts: {}",
             applied.rules,
             if applied.fully_enforced {
                 "fully enforced"
             } else {
                 "partly enforced (older kernel)"
-            }
+            },
+            list(&sb.kept)
         );
     }
     Ok(())
 }
 
 /// The sandbox's default rules for a user whose home is `home`, in the current directory: what
-/// `--sandbox` applies, and what `--trace` calls sensitive (and, under the sandbox, blocked).
+/// `--trace` calls sensitive (and, under the sandbox, blocked).
 #[cfg(target_os = "linux")]
 fn default_sandbox_policy(
     home: &std::path::Path,
@@ -150,13 +270,13 @@ fn restrict_network(spec: &str) -> Result<()> {
 }
 
 #[cfg(not(target_os = "linux"))]
-fn enter_sandbox(_g: &GlobalArgs) -> Result<()> {
+fn enter_sandbox(_g: &GlobalArgs, _sb: &Sandbox) -> Result<()> {
     bail!("--sandbox needs Linux (Landlock); refusing to run unprotected")
 }
 
 /// The environment to run with, whether to mask output, sandbox and guard, and the leases to
 /// revoke when the command ends.
-fn prepare(args: &RunArgs) -> Result<(env::Plan, bool, bool, bool, provider::Leases)> {
+fn prepare(args: &RunArgs) -> Result<(env::Plan, bool, Option<Sandbox>, bool, provider::Leases)> {
     let cwd = std::env::current_dir()?;
     let config = policy::Config::load(
         policy::project_file(&cwd).as_deref(),
@@ -190,6 +310,10 @@ fn prepare(args: &RunArgs) -> Result<(env::Plan, bool, bool, bool, provider::Lea
         &p.name,
         chosen.origin == policy::Origin::Project,
     )?);
+    let sandbox = match args.sandbox || p.sandbox.unwrap_or(false) {
+        true => Some(prepare_sandbox(args, &allow)?),
+        false => None,
+    };
     let phantom_secrets = start_phantoms(
         &mut store,
         args,
@@ -200,12 +324,19 @@ fn prepare(args: &RunArgs) -> Result<(env::Plan, bool, bool, bool, provider::Lea
     )?;
     let phantoms = !phantom_secrets.is_empty();
     let mask = !args.no_mask && p.mask.unwrap_or(true);
-    let sandbox = args.sandbox || p.sandbox.unwrap_or(false);
     let guard = args.guard || p.guard.unwrap_or(false);
     if phantoms && args.net == "none" {
         bail!("--phantom needs the network for its proxy; it cannot be combined with --net none");
     }
     let mut plan = env::plan(detect::detector(), std::env::vars_os(), &rules, inject);
+    // The agents' sockets are hidden in the sandbox; their variables go too, unless allowed.
+    #[cfg(target_os = "linux")]
+    if sandbox.is_some() {
+        use crate::isolate::sandbox::AGENT_VARS;
+        plan.env.retain(|(k, _)| {
+            !AGENT_VARS.iter().any(|v| k == v) || allow.iter().any(|a| k == a.as_str())
+        });
+    }
     if args.canary {
         plant_canaries(&mut plan)?;
     }

@@ -26,11 +26,19 @@ pub struct Policy {
     pub deny_read: Vec<PathBuf>,
     /// Paths the command may write beneath.
     pub writable: Vec<PathBuf>,
+    /// Paths that hold code run later outside the sandbox (`.git`, `PATH` directories, npx's
+    /// cache): readable, never writable. Outside the writable roots Landlock alone keeps them
+    /// so; beneath one, a read-only bind mount does (`mounts`).
+    pub read_only: Vec<PathBuf>,
+    /// Unix sockets of agents that act for the user (ssh-agent, gpg-agent), hidden under
+    /// `/dev/null`: Landlock (ABI 7) does not stop a connect to a socket path, even in a denied
+    /// directory.
+    pub hidden: Vec<PathBuf>,
 }
 
-/// Credential stores under a home directory denied by default beyond the `credfile` audit's
-/// list (`audit::credfile::HOME_FILES`): whole directories of keys and cloud CLIs, and
-/// keyfence's own store and key file.
+/// Credential stores under a home directory denied by default beyond the files the audit
+/// sources read for keys (`audit::credfile`, `audit::shell`, `audit::history`): whole
+/// directories of keys and cloud CLIs, and keyfence's own store and key file.
 pub const DENIED_IN_HOME: &[&str] = &[
     ".aws",
     ".ssh",
@@ -46,40 +54,334 @@ pub const DENIED_IN_HOME: &[&str] = &[
     ".local/state/keyfence",
 ];
 
-/// Where installs and builds may write besides the project: temp and cache directories.
-pub const WRITABLE_IN_HOME: &[&str] = &[
-    ".cache",
-    ".npm",
-    ".cargo/registry",
-    ".cargo/git",
-    ".pnpm-store",
-    ".bun",
+/// Package managers' download caches under a home directory: where an install may write
+/// besides the project and temp. Only the caches: not the directories beside them whose
+/// contents run later (`~/.bun/bin`, `~/.cargo/registry/src`, pnpm's global bin directory).
+/// Keyed by the program that uses them, which gets its own created if missing (a fresh home).
+pub const CACHES_IN_HOME: &[(&str, &[&str])] = &[
+    ("npm", &[".npm"]),
+    ("npx", &[".npm"]),
+    ("node-gyp", &[".cache/node-gyp"]),
+    ("pnpm", &[".cache/pnpm", ".local/share/pnpm/store"]),
+    ("yarn", &[".cache/yarn", ".yarn/berry/cache"]),
+    ("bun", &[".bun/install/cache"]),
+    ("bunx", &[".bun/install/cache"]),
+    ("pip", &[".cache/pip"]),
+    ("pip3", &[".cache/pip"]),
+    ("uv", &[".cache/uv"]),
+    ("uvx", &[".cache/uv"]),
+    (
+        "cargo",
+        &[
+            ".cargo/registry/cache",
+            ".cargo/registry/index",
+            ".cargo/git/db",
+        ],
+    ),
 ];
+
+/// npx's installs, run again by a later `npx NAME` without a download: read-only unless the
+/// command is npx itself (`npm exec`, `npm x`).
+const NPX_CACHE: &str = ".npm/_npx";
+
+/// Variables that lead to an agent which signs or authenticates for the user. Dropped from a
+/// sandboxed command's environment, and their sockets hidden, unless allowed by name.
+pub const AGENT_VARS: &[&str] = &["SSH_AUTH_SOCK", "GPG_AGENT_INFO"];
+
+/// What the default policy depends on besides the home directory.
+#[derive(Debug)]
+pub struct Request<'a> {
+    pub home: &'a Path,
+    /// The current directory: the project, writable.
+    pub project: &'a Path,
+    /// keyfence's own store and key directories.
+    pub store_dirs: &'a [PathBuf],
+    /// The command line, for a global install's prefix and the package manager's cache.
+    pub command: &'a [std::ffi::OsString],
+    /// Variables kept by `--allow` or the profile (an agent variable here keeps its socket).
+    pub allow: &'a [String],
+    /// `--allow-write`: made writable even where the default keeps them read-only.
+    pub allow_write: &'a [PathBuf],
+}
 
 impl Policy {
     /// The default policy for a command run in `project` by a user whose home is `home`.
     pub fn default_for(home: &Path, project: &Path, store_dirs: &[PathBuf]) -> Policy {
-        let mut deny_read: Vec<PathBuf> = crate::audit::credfile::HOME_FILES
+        Policy::for_request(&Request {
+            home,
+            project,
+            store_dirs,
+            command: &[],
+            allow: &[],
+            allow_write: &[],
+        })
+    }
+
+    /// The policy for `r`, reading the environment (`PATH`, `HISTFILE`, `TMPDIR`, the agents'
+    /// variables, package managers' prefixes).
+    pub fn for_request(r: &Request) -> Policy {
+        let home = r.home;
+        let var = |n: &str| std::env::var_os(n).filter(|v| !v.is_empty());
+        // Every file an audit source reads for keys: a new audit file extends the sandbox.
+        let audited = crate::audit::credfile::HOME_FILES
             .iter()
-            .chain(DENIED_IN_HOME)
+            .copied()
+            .chain(crate::audit::shell::HOME_FILES.iter().map(|(f, _)| *f))
+            .chain(crate::audit::shell::HOME_DIRS.iter().map(|(d, _, _)| *d))
+            .chain(crate::audit::history::HOME_FILES.iter().map(|(f, _)| *f));
+        let mut deny_read: Vec<PathBuf> = audited
+            .chain(DENIED_IN_HOME.iter().copied())
             .map(|r| home.join(r))
             .collect();
-        deny_read.extend(store_dirs.iter().cloned());
+        deny_read.extend(var("HISTFILE").map(PathBuf::from));
+        deny_read.extend(r.store_dirs.iter().cloned());
+
+        let program = program_name(r.command);
         let mut writable = vec![
-            project.to_path_buf(),
+            r.project.to_path_buf(),
             PathBuf::from("/tmp"),
             PathBuf::from("/var/tmp"),
             PathBuf::from("/dev"),
         ];
-        writable.extend(WRITABLE_IN_HOME.iter().map(|r| home.join(r)));
-        if let Some(t) = std::env::var_os("TMPDIR") {
-            writable.push(PathBuf::from(t));
+        writable.extend(var("TMPDIR").map(PathBuf::from));
+        writable.extend(
+            CACHES_IN_HOME
+                .iter()
+                .flat_map(|(_, dirs)| dirs.iter())
+                .map(|d| home.join(d)),
+        );
+        let global = global_prefixes(home, r.command);
+        writable.extend(global.iter().cloned());
+        writable.extend(r.allow_write.iter().cloned());
+        writable.sort();
+        writable.dedup();
+
+        let mut read_only = git_dirs(r.project);
+        // A PATH directory inside the project stays writable: the project's files are already
+        // code the user runs (package.json scripts, node_modules/.bin), so it adds nothing.
+        if let Some(path) = var("PATH") {
+            read_only.extend(
+                std::env::split_paths(&path)
+                    .filter(|d| d.is_absolute() && !normal(d).starts_with(normal(r.project))),
+            );
         }
+        let npx = program == "npx"
+            || (program == "npm" && r.command.iter().skip(1).any(|a| a == "exec" || a == "x"));
+        if !npx {
+            read_only.push(home.join(NPX_CACHE));
+        }
+        // What the user asked for wins: a global install's prefix, and --allow-write.
+        let granted: Vec<PathBuf> = global
+            .iter()
+            .chain(r.allow_write)
+            .map(|p| normal(p))
+            .collect();
+        read_only.retain(|p| !granted.iter().any(|g| normal(p).starts_with(g)));
+        read_only.sort();
+        read_only.dedup();
+
+        let allowed = |v: &str| r.allow.iter().any(|a| a == v);
+        let hidden = agent_sockets(home, !allowed("SSH_AUTH_SOCK"), !allowed("GPG_AGENT_INFO"));
         Policy {
             deny_read,
             writable,
+            read_only,
+            hidden,
         }
     }
+
+    /// The caches to create before the sandbox starts, so that the first install in a fresh
+    /// home works (the home itself is not writable inside).
+    pub fn caches_to_create(home: &Path, command: &[std::ffi::OsString]) -> Vec<PathBuf> {
+        let program = program_name(command);
+        let mut dirs: Vec<PathBuf> = CACHES_IN_HOME
+            .iter()
+            .filter(|(p, _)| *p == program)
+            .flat_map(|(_, dirs)| dirs.iter().map(|d| home.join(d)))
+            .collect();
+        if program == "npm" || program == "npx" {
+            // So the read-only mount over it has something to cover.
+            dirs.push(home.join(NPX_CACHE));
+        }
+        dirs
+    }
+}
+
+/// The command's program, without its directory: what picks the package manager's cache.
+fn program_name(command: &[std::ffi::OsString]) -> String {
+    command
+        .first()
+        .and_then(|c| Path::new(c).file_name())
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// Where a global install the user asked for writes: `npm install -g` (npm's prefix, from
+/// `NPM_CONFIG_PREFIX`, else `prefix=` in `~/.npmrc`, else the directory above node's),
+/// `cargo install` (`CARGO_HOME`, `CARGO_INSTALL_ROOT`), `pip install --user`
+/// (`PYTHONUSERBASE`, else `~/.local`). A project install gets none of these.
+fn global_prefixes(home: &Path, command: &[std::ffi::OsString]) -> Vec<PathBuf> {
+    let args: Vec<String> = command
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let var = |n: &str| {
+        std::env::var_os(n)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    let has = |flags: &[&str]| args.iter().skip(1).any(|a| flags.contains(&a.as_str()));
+    let installs = |verbs: &[&str]| {
+        args.iter()
+            .skip(1)
+            .find(|a| !a.starts_with('-'))
+            .is_some_and(|v| verbs.contains(&v.as_str()))
+    };
+    match program_name(command).as_str() {
+        "npm"
+            if has(&["-g", "--global", "--location=global"])
+                && installs(&[
+                    "install",
+                    "i",
+                    "add",
+                    "ci",
+                    "update",
+                    "up",
+                    "uninstall",
+                    "rm",
+                ]) =>
+        {
+            let prefix = var("NPM_CONFIG_PREFIX")
+                .or_else(|| var("npm_config_prefix"))
+                .or_else(|| npmrc_prefix(&home.join(".npmrc")))
+                .or_else(|| {
+                    // npm's default: the directory above the one node is in.
+                    let node = std::env::split_paths(&std::env::var_os("PATH")?)
+                        .map(|d| d.join("node"))
+                        .find(|n| n.is_file())?;
+                    Some(normal(&node).parent()?.parent()?.to_path_buf())
+                });
+            prefix
+                .map(|p| vec![p.join("lib/node_modules"), p.join("bin")])
+                .unwrap_or_default()
+        }
+        "cargo" if installs(&["install", "uninstall"]) => {
+            let mut dirs = vec![var("CARGO_HOME").unwrap_or_else(|| home.join(".cargo"))];
+            dirs.extend(var("CARGO_INSTALL_ROOT"));
+            dirs
+        }
+        "pip" | "pip3" if installs(&["install", "uninstall"]) && has(&["--user"]) => {
+            vec![var("PYTHONUSERBASE").unwrap_or_else(|| home.join(".local"))]
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// `prefix=` in an npmrc (read before the sandbox, which denies the file: it holds tokens).
+fn npmrc_prefix(npmrc: &Path) -> Option<PathBuf> {
+    let text = std::fs::read_to_string(npmrc).ok()?;
+    text.lines().find_map(|l| {
+        let (k, v) = l.split_once('=')?;
+        (k.trim() == "prefix").then(|| PathBuf::from(v.trim()))
+    })
+}
+
+/// The nearest repository's `.git` (directory, or the file a worktree or submodule has) and,
+/// for a `.git` file, the git directory and common directory it leads to: the config, hooks
+/// and `info/` git reads and runs from on the user's next git command.
+pub fn git_dirs(project: &Path) -> Vec<PathBuf> {
+    let Some(dotgit) = project
+        .ancestors()
+        .map(|d| d.join(".git"))
+        .find(|g| std::fs::symlink_metadata(g).is_ok())
+    else {
+        return Vec::new();
+    };
+    let mut out = vec![dotgit.clone()];
+    let base = dotgit.parent().unwrap_or(project).to_path_buf();
+    let gitdir = match std::fs::read_to_string(&dotgit) {
+        Ok(text) => match text.trim().strip_prefix("gitdir:") {
+            Some(p) => base.join(p.trim()),
+            None => return out,
+        },
+        Err(_) => dotgit,
+    };
+    if let Ok(common) = std::fs::read_to_string(gitdir.join("commondir")) {
+        out.push(gitdir.join(common.trim()));
+    }
+    out.push(gitdir);
+    out
+}
+
+/// The agents' sockets present now: ssh-agent's (`SSH_AUTH_SOCK`, `/tmp/ssh-*/agent.*`,
+/// `$XDG_RUNTIME_DIR/ssh-agent.socket`, gnome-keyring's and gcr's) and gpg-agent's (every
+/// `S.*` socket in `$GNUPGHOME` or `~/.gnupg` and `$XDG_RUNTIME_DIR/gnupg`, which also serve
+/// ssh).
+fn agent_sockets(home: &Path, ssh: bool, gpg: bool) -> Vec<PathBuf> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let var = |n: &str| {
+        std::env::var_os(n)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    let is_socket = |p: &Path| std::fs::metadata(p).is_ok_and(|m| m.file_type().is_socket());
+    let sockets_in = |dir: &Path| -> Vec<PathBuf> {
+        std::fs::read_dir(dir)
+            .map(|rd| {
+                rd.filter_map(|e| e.ok().map(|e| e.path()))
+                    .filter(|p| is_socket(p))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let runtime = var("XDG_RUNTIME_DIR");
+    let mut out = Vec::new();
+    if ssh {
+        out.extend(var("SSH_AUTH_SOCK"));
+        if let Some(rt) = &runtime {
+            for s in [
+                "ssh-agent.socket",
+                "openssh_agent",
+                "keyring/ssh",
+                "gcr/ssh",
+            ] {
+                out.push(rt.join(s));
+            }
+        }
+        let uid = nix::unistd::geteuid().as_raw();
+        if let Ok(rd) = std::fs::read_dir("/tmp") {
+            for d in rd.filter_map(|e| e.ok()) {
+                let owned = d.metadata().is_ok_and(|m| m.is_dir() && m.uid() == uid);
+                if owned && d.file_name().to_string_lossy().starts_with("ssh-") {
+                    out.extend(sockets_in(&d.path()));
+                }
+            }
+        }
+    }
+    if gpg {
+        out.extend(
+            var("GPG_AGENT_INFO").and_then(|v| v.to_str()?.split(':').next().map(PathBuf::from)),
+        );
+        let mut dirs = vec![var("GNUPGHOME").unwrap_or_else(|| home.join(".gnupg"))];
+        if let Some(rt) = &runtime {
+            let g = rt.join("gnupg");
+            // gpgconf puts a non-default home's sockets in d.HASH below it.
+            if let Ok(rd) = std::fs::read_dir(&g) {
+                dirs.extend(
+                    rd.filter_map(|e| e.ok().map(|e| e.path()))
+                        .filter(|p| p.is_dir()),
+                );
+            }
+            dirs.push(g);
+        }
+        for d in &dirs {
+            out.extend(sockets_in(d));
+        }
+    }
+    out.retain(|p| is_socket(p));
+    out.sort();
+    out.dedup();
+    out
 }
 
 /// Normalises a path for comparison: absolute, symlinks resolved where it exists.

@@ -1,0 +1,222 @@
+//! The sandbox's mount namespace: what Landlock cannot say. Landlock rights are inherited
+//! downward and unioned, so once the project is writable (npm creates `node_modules` and
+//! replaces `package-lock.json` through a temp file in it) so is its `.git`; and Landlock (ABI
+//! 7) does not control connecting to a unix socket by path. So before Landlock, keyfence
+//! enters a private mount namespace (for an ordinary user, through a user namespace that maps
+//! the user to itself: the command keeps its uid and has no capabilities after its `execve`)
+//! and there
+//! - bind-mounts each path to keep (`.git`, a `PATH` directory under a writable root)
+//!   read-only over itself; renaming or removing a mount point fails with EBUSY, so it cannot be
+//!   swapped for a planted one either, and
+//! - bind-mounts `/dev/null` over each agent socket, so a connect is refused.
+//!
+//! Landlock then forbids the sandboxed tree every mount, unmount and remount (a documented
+//! limit of Landlock domains), root included; a user namespace it creates itself gets the
+//! mounts locked and cannot separate or unlock them (mount_namespaces(7)). Nothing here
+//! changes anything outside the namespace.
+
+use nix::mount::{MsFlags, mount};
+use nix::sched::{CloneFlags, unshare};
+use nix::sys::statvfs::{FsFlags, statvfs};
+use nix::unistd::{getegid, geteuid};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum MountError {
+    #[error(
+        "the sandbox needs a mount namespace to keep {what} read-only, and this user cannot \
+         create one ({source})\nhint: `keyfence doctor` shows whether user namespaces are \
+         available"
+    )]
+    Namespace { what: String, source: nix::Error },
+    #[error("the sandbox cannot map this user into its namespace: {0}")]
+    Map(std::io::Error),
+    #[error("the sandbox cannot make {path} read-only: {source}")]
+    Mount { path: PathBuf, source: nix::Error },
+}
+
+/// What was done.
+#[derive(Debug, Default)]
+pub struct Mounted {
+    pub read_only: Vec<PathBuf>,
+    pub hidden: Vec<PathBuf>,
+}
+
+/// The mount points that keep `read_only` unwritable beneath the writable roots (paths
+/// outside every writable root need none: Landlock keeps them read-only). A path deep in a
+/// writable root is covered by mounting its top directory below that root, since the
+/// directory above a mount point can still be renamed away and replaced; unless that top
+/// directory holds another writable root (the project under /tmp), then the path itself.
+pub fn targets(read_only: &[PathBuf], writable: &[PathBuf]) -> Vec<PathBuf> {
+    let writable: Vec<PathBuf> = writable
+        .iter()
+        .filter_map(|w| w.canonicalize().ok())
+        .collect();
+    let mut out: Vec<PathBuf> = Vec::new();
+    for p in read_only {
+        let Ok(p) = p.canonicalize() else { continue };
+        // The most specific writable root holding p.
+        let Some(root) = writable
+            .iter()
+            .filter(|w| p.starts_with(w))
+            .max_by_key(|w| w.components().count())
+        else {
+            continue;
+        };
+        let top = match p
+            .strip_prefix(root)
+            .ok()
+            .and_then(|r| r.components().next())
+        {
+            Some(c) => root.join(c),
+            None => p.clone(),
+        };
+        let holds_root = writable.iter().any(|w| w != &top && w.starts_with(&top));
+        out.push(if holds_root { p } else { top });
+    }
+    out.sort();
+    out.dedup();
+    // A mount beneath another read-only one adds nothing.
+    let all = out.clone();
+    out.retain(|t| !all.iter().any(|o| o != t && t.starts_with(o)));
+    out
+}
+
+/// Enters a private mount namespace and applies the mounts. `what` names them for an error.
+pub fn enter(read_only: &[PathBuf], hidden: &[PathBuf]) -> Result<Mounted, MountError> {
+    let mut done = Mounted::default();
+    if read_only.is_empty() && hidden.is_empty() {
+        return Ok(done);
+    }
+    let what = read_only
+        .iter()
+        .chain(hidden)
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
+    new_namespace().map_err(|source| MountError::Namespace { what, source })?;
+    // Nothing done here may reach the parent namespace.
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .map_err(|source| MountError::Mount {
+        path: "/".into(),
+        source,
+    })?;
+    for p in read_only {
+        bind_read_only(p).map_err(|source| MountError::Mount {
+            path: p.clone(),
+            source,
+        })?;
+        done.read_only.push(p.clone());
+    }
+    for s in hidden {
+        // A socket that went away since it was listed needs nothing.
+        match mount(
+            Some("/dev/null"),
+            s.as_path(),
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        ) {
+            Ok(()) => done.hidden.push(s.clone()),
+            Err(nix::Error::ENOENT) => {}
+            Err(source) => {
+                return Err(MountError::Mount {
+                    path: s.clone(),
+                    source,
+                });
+            }
+        }
+    }
+    Ok(done)
+}
+
+fn new_namespace() -> nix::Result<()> {
+    // Root, or already inside a user namespace of our own (`--net none`): a mount namespace
+    // alone.
+    if unshare(CloneFlags::CLONE_NEWNS).is_ok() {
+        return Ok(());
+    }
+    let (uid, gid) = (geteuid(), getegid());
+    unshare(CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNS)?;
+    // Map the user to itself (not to 0): files keep their owner and the command has no
+    // capabilities once it runs. user_namespaces(7): setgroups must be denied first.
+    let write = |f: &str, s: String| std::fs::write(f, s).map_err(|_| nix::Error::EPERM);
+    write("/proc/self/setgroups", "deny".into())?;
+    write("/proc/self/uid_map", format!("{uid} {uid} 1"))?;
+    write("/proc/self/gid_map", format!("{gid} {gid} 1"))?;
+    Ok(())
+}
+
+fn bind_read_only(p: &Path) -> nix::Result<()> {
+    mount(
+        Some(p),
+        p,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None::<&str>,
+    )?;
+    // Inside a user namespace a remount must keep the flags the mount already has (nosuid,
+    // nodev, noexec, atime), or the kernel refuses it.
+    let kept = statvfs(p)?.flags();
+    let mut flags = MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY;
+    for (f, m) in [
+        (FsFlags::ST_NOSUID, MsFlags::MS_NOSUID),
+        (FsFlags::ST_NODEV, MsFlags::MS_NODEV),
+        (FsFlags::ST_NOEXEC, MsFlags::MS_NOEXEC),
+        (FsFlags::ST_NOATIME, MsFlags::MS_NOATIME),
+        (FsFlags::ST_NODIRATIME, MsFlags::MS_NODIRATIME),
+        (FsFlags::ST_RELATIME, MsFlags::MS_RELATIME),
+    ] {
+        if kept.contains(f) {
+            flags |= m;
+        }
+    }
+    mount(None::<&str>, p, None::<&str>, flags, None::<&str>)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_cover_the_top_directory_below_a_writable_root() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = dir.path().canonicalize().unwrap();
+        for d in [
+            "proj/.git/hooks",
+            "proj/node_modules/.bin",
+            "tmp/tools/bin",
+            "tmp/p2/x",
+        ] {
+            std::fs::create_dir_all(base.join(d)).unwrap();
+        }
+        std::fs::create_dir_all(base.join("tmp/p2/.git")).unwrap();
+        let writable = [base.join("proj"), base.join("tmp"), base.join("tmp/p2/x")];
+        let t = targets(
+            &[
+                base.join("proj/.git"),
+                base.join("tmp/tools/bin"),
+                base.join("tmp/p2/.git"),
+                base.join("elsewhere"),
+                base.join("proj/.git/hooks"),
+            ],
+            &writable,
+        );
+        assert_eq!(
+            t,
+            [
+                base.join("proj/.git"),
+                // Its parent holds the project: only the path itself.
+                base.join("tmp/p2/.git"),
+                // The top below /tmp, so tools/ cannot be renamed away and replaced.
+                base.join("tmp/tools"),
+            ]
+        );
+    }
+}

@@ -1,0 +1,425 @@
+//! The install sandbox against a real `npm install` whose dependency's postinstall attacks, run
+//! as an ordinary user (nobody) with a home it owns outside /tmp (issue #14, part 3). Each test
+//! runs the same attack under `--profile default` first (no sandbox), where it must work, so
+//! the test can fail; then under `keyfence run -- npm install` (the built-in `install` profile
+//! picked by the command line), where it must not.
+//!
+//! The attacks: read keys from shell start-up files, shell history and git's credential files;
+//! plant code that runs later outside the sandbox (`core.fsmonitor` in `.git/config`, a git
+//! hook, a `.git` swapped for another, a program in a `PATH` directory, also by renaming the
+//! directory above it, a crate's `build.rs` in `~/.cargo/registry/src`, a line in `~/.bashrc`,
+//! a package in npx's cache); use the user's ssh-agent and gpg-agent.
+
+mod common;
+use common::*;
+use std::os::unix::net::UnixListener;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// The dependency's postinstall: tries each attack and writes one `name=outcome` line per
+/// attempt to `probe.txt` in the project (read contents included: files are not masked).
+const ATTACK: &str = r##"
+const fs = require("fs"), path = require("path"), net = require("net"), os = require("os");
+const home = os.homedir(), root = process.env.INIT_CWD, tools = process.env.KF_TOOLS;
+const out = [];
+const attempt = (name, f) => {
+  try { const r = f(); out.push(`${name}=ok${r ? " " + r : ""}`); }
+  catch (e) { out.push(`${name}=${e.code || e.message}`); }
+};
+for (const f of [".bashrc", ".zshrc", ".bash_history", ".local/share/fish/fish_history",
+                 ".git-credentials", ".config/git/credentials"]) {
+  attempt("read " + f, () => JSON.stringify(fs.readFileSync(path.join(home, f), "utf8")));
+}
+attempt("plant .git/config", () => fs.appendFileSync(path.join(root, ".git/config"),
+  '[core]\n\tfsmonitor = "touch PLANTED-fsmonitor"\n'));
+attempt("plant .git/hooks", () => fs.writeFileSync(path.join(root, ".git/hooks/post-checkout"),
+  "#!/bin/sh\ntouch PLANTED-hook\n", { mode: 0o755 }));
+attempt("swap .git", () => {
+  fs.renameSync(path.join(root, ".git"), path.join(root, ".git-old"));
+  fs.mkdirSync(path.join(root, ".git"));
+});
+attempt("plant ~/.bun/bin", () => fs.writeFileSync(path.join(home, ".bun/bin/git"), "#!/bin/sh\n"));
+attempt("plant PATH dir in temp", () => fs.writeFileSync(path.join(tools, "git"), "#!/bin/sh\n"));
+attempt("swap PATH dir in temp", () => {
+  const top = path.dirname(tools);
+  fs.renameSync(top, top + "-old");
+  fs.mkdirSync(tools, { recursive: true });
+  fs.writeFileSync(path.join(tools, "git"), "#!/bin/sh\n");
+});
+attempt("plant cargo src", () => fs.appendFileSync(
+  path.join(home, ".cargo/registry/src/index-0/dep-1.0.0/build.rs"), "// planted\n"));
+attempt("plant .bashrc", () => fs.appendFileSync(path.join(home, ".bashrc"), "touch PLANTED\n"));
+attempt("plant .profile", () => fs.writeFileSync(path.join(home, ".profile"), "touch PLANTED\n"));
+attempt("plant npx cache", () => fs.mkdirSync(path.join(home, ".npm/_npx/0123abcd/node_modules/x"),
+  { recursive: true }));
+out.push("SSH_AUTH_SOCK=" + (process.env.SSH_AUTH_SOCK ? "set" : "unset"));
+const connect = (name, p) => new Promise((done) => {
+  const s = net.connect(p);
+  s.on("connect", () => { out.push(`${name}=ok`); s.end(); done(); });
+  s.on("error", (e) => { out.push(`${name}=${e.code}`); done(); });
+});
+(async () => {
+  await connect("connect ssh-agent", path.join(home, "agent/ssh.sock"));
+  await connect("connect gpg-agent", path.join(home, ".gnupg/S.gpg-agent"));
+  fs.writeFileSync(path.join(root, "probe.txt"), out.join("\n") + "\n");
+})();
+"##;
+
+/// Skips (saying so) without `tool`, or fails under CI, where .ci/run installs it.
+fn have(tool: &str) -> bool {
+    if Command::new(tool).arg("--version").output().is_ok() {
+        return true;
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "{tool} is needed for this test (.ci/run installs it)"
+    );
+    eprintln!("SKIPPED: {tool} not found");
+    false
+}
+
+/// `npm pack` of a package whose postinstall runs `script`, from inside its directory.
+fn package(dir: &Path, name: &str, scripts: &str, files: &[(&str, &str)]) -> PathBuf {
+    let src = dir.join(name);
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(
+        src.join("package.json"),
+        format!(r#"{{"name": "{name}", "version": "1.0.0", "scripts": {scripts}}}"#),
+    )
+    .unwrap();
+    for (f, text) in files {
+        std::fs::write(src.join(f), text).unwrap();
+    }
+    let out = Command::new("npm")
+        .args(["pack", "--silent", "--pack-destination"])
+        .arg(dir)
+        .current_dir(&src)
+        .env("npm_config_cache", dir.join("npm-cache"))
+        .env("npm_config_update_notifier", "false")
+        .output()
+        .expect("npm pack");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    dir.join(format!("{name}-1.0.0.tgz"))
+}
+
+/// A user's machine as the attack finds it, and what the attack wants.
+struct Victim {
+    fx: Fixture,
+    tarball: PathBuf,
+    /// A PATH directory beneath a writable temp directory ($TMPDIR).
+    tools: PathBuf,
+    tmpdir: PathBuf,
+    path: String,
+    ssh: PathBuf,
+    connects: Arc<AtomicUsize>,
+    _listeners: Vec<UnixListener>,
+}
+
+fn victim() -> Victim {
+    let mut fx = Fixture::outside_tmp();
+    let in_rc = fx.key("openai");
+    let in_history = fx.key("anthropic");
+    let in_fish = fx.key("groq");
+    let in_git = fx.key("github");
+    let in_xdg_git = fx.key("gitlab");
+    fx.home_file(".bashrc", &format!("export OPENAI_API_KEY={in_rc}\n"));
+    fx.home_file(".zshrc", &format!("export OPENAI_API_KEY={in_rc}\n"));
+    fx.home_file(
+        ".bash_history",
+        &format!("ANTHROPIC_API_KEY={in_history} claude\n"),
+    );
+    fx.home_file(
+        ".local/share/fish/fish_history",
+        &format!("- cmd: export GROQ_API_KEY={in_fish}\n  when: 1700000000\n"),
+    );
+    fx.home_file(
+        ".git-credentials",
+        &format!("https://u:{in_git}@github.com\n"),
+    );
+    fx.home_file(
+        ".config/git/credentials",
+        &format!("https://oauth2:{in_xdg_git}@gitlab.com\n"),
+    );
+    fx.home_file(
+        ".cargo/registry/src/index-0/dep-1.0.0/build.rs",
+        "fn main() {}\n",
+    );
+    std::fs::create_dir_all(fx.home.join(".cargo/registry/cache")).unwrap();
+    std::fs::create_dir_all(fx.home.join(".bun/bin")).unwrap();
+    std::fs::create_dir_all(fx.home.join(".bun/install/cache")).unwrap();
+    let tmpdir = fx.dir.path().join("tmp");
+    let tools = tmpdir.join("tools/bin");
+    std::fs::create_dir_all(&tools).unwrap();
+    fx.git(&["init", "-q"]);
+    let pkgs = fx.dir.path().join("pkgs");
+    let tarball = package(
+        &pkgs,
+        "evil-helper",
+        r#"{"postinstall": "node install.js"}"#,
+        &[("install.js", ATTACK)],
+    );
+    fx.project_file(
+        "package.json",
+        r#"{"name": "app", "version": "1.0.0", "allowScripts": {"evil-helper": true}}"#,
+    );
+    // The agents: listening sockets, counting who connects.
+    let connects = Arc::new(AtomicUsize::new(0));
+    let ssh = fx.home.join("agent/ssh.sock");
+    let gpg = fx.home.join(".gnupg/S.gpg-agent");
+    let mut listeners = Vec::new();
+    for s in [&ssh, &gpg] {
+        std::fs::create_dir_all(s.parent().unwrap()).unwrap();
+        let l = UnixListener::bind(s).unwrap();
+        let n = connects.clone();
+        let accept = l.try_clone().unwrap();
+        std::thread::spawn(move || {
+            for _ in accept.incoming().flatten() {
+                n.fetch_add(1, Ordering::SeqCst);
+            }
+        });
+        listeners.push(l);
+    }
+    let path = format!(
+        "{}:{}:{}",
+        fx.home.join(".bun/bin").display(),
+        tools.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    Victim {
+        fx,
+        tarball,
+        tools,
+        tmpdir,
+        path,
+        ssh,
+        connects,
+        _listeners: listeners,
+    }
+}
+
+impl Victim {
+    /// `keyfence run OPTIONS -- npm install --offline TARBALL` as nobody; the probe's lines.
+    fn install(&self, options: &[&str]) -> Option<(Run, String)> {
+        let mut args = vec!["run"];
+        args.extend(options);
+        args.extend([
+            "--",
+            "npm",
+            "install",
+            "--offline",
+            "--no-audit",
+            "--no-fund",
+            self.tarball.to_str().unwrap(),
+        ]);
+        let r = self.fx.run_unprivileged(
+            &args,
+            &[
+                ("PATH", &self.path),
+                ("TMPDIR", self.tmpdir.to_str().unwrap()),
+                ("KF_TOOLS", self.tools.to_str().unwrap()),
+                ("SSH_AUTH_SOCK", self.ssh.to_str().unwrap()),
+                // npm's cache is the default, ~/.npm, which this fresh home does not have.
+                ("npm_config_update_notifier", "false"),
+            ],
+        )?;
+        let probe = std::fs::read_to_string(self.fx.project.join("probe.txt")).unwrap_or_default();
+        Some((r, probe))
+    }
+
+    fn leaked(&self, probe: &str) -> Vec<usize> {
+        (0..self.fx.planted.len())
+            .filter(|&i| probe.contains(&self.fx.planted[i]))
+            .collect()
+    }
+
+    /// What the attack left behind that runs later, by name.
+    fn planted_anywhere(&self) -> Vec<&'static str> {
+        let has =
+            |p: PathBuf, what: &str| std::fs::read_to_string(p).is_ok_and(|t| t.contains(what));
+        let p = &self.fx.project;
+        let h = &self.fx.home;
+        [
+            // A swapped .git keeps the planted config and hook in the old one.
+            (
+                ".git/config",
+                has(p.join(".git/config"), "fsmonitor")
+                    || has(p.join(".git-old/config"), "fsmonitor"),
+            ),
+            (
+                ".git/hooks",
+                p.join(".git/hooks/post-checkout").exists()
+                    || p.join(".git-old/hooks/post-checkout").exists(),
+            ),
+            (".git swapped", p.join(".git-old").exists()),
+            ("~/.bun/bin/git", h.join(".bun/bin/git").exists()),
+            ("temp PATH dir", self.tools.join("git").exists()),
+            ("npx cache", h.join(".npm/_npx/0123abcd").exists()),
+            (
+                "build.rs",
+                has(
+                    h.join(".cargo/registry/src/index-0/dep-1.0.0/build.rs"),
+                    "planted",
+                ),
+            ),
+            (".bashrc", has(h.join(".bashrc"), "PLANTED")),
+            (".profile", has(h.join(".profile"), "PLANTED")),
+        ]
+        .into_iter()
+        .filter_map(|(name, planted)| planted.then_some(name))
+        .collect()
+    }
+}
+
+const EVERY_PLANT: [&str; 9] = [
+    ".git/config",
+    ".git/hooks",
+    ".git swapped",
+    "~/.bun/bin/git",
+    "temp PATH dir",
+    "npx cache",
+    "build.rs",
+    ".bashrc",
+    ".profile",
+];
+
+/// The probe's lines without what was read: for failure messages (fake keys are still not
+/// printed).
+fn outcomes(probe: &str) -> String {
+    probe
+        .lines()
+        .map(|l| l.split(" \"").next().unwrap_or(l))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn line<'a>(probe: &'a str, name: &str) -> &'a str {
+    probe
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix('='))
+        .unwrap_or_else(|| panic!("no {name} in probe:\n{}", outcomes(probe)))
+}
+
+#[test]
+fn without_the_sandbox_every_attack_works() {
+    if !have("npm") || !nix_is_root() {
+        return;
+    }
+    let v = victim();
+    let Some((r, probe)) = v.install(&["--profile", "default"]) else {
+        return;
+    };
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(
+        v.leaked(&probe).len(),
+        v.fx.planted.len(),
+        "{}",
+        outcomes(&probe)
+    );
+    assert_eq!(v.planted_anywhere(), EVERY_PLANT, "{}", outcomes(&probe));
+    assert_eq!(line(&probe, "SSH_AUTH_SOCK"), "set");
+    assert_eq!(
+        line(&probe, "connect ssh-agent"),
+        "ok",
+        "{}",
+        outcomes(&probe)
+    );
+    assert_eq!(
+        line(&probe, "connect gpg-agent"),
+        "ok",
+        "{}",
+        outcomes(&probe)
+    );
+    assert_eq!(v.connects.load(Ordering::SeqCst), 2);
+}
+
+#[test]
+fn the_install_sandbox_leaves_nothing_to_read_and_nowhere_to_plant() {
+    if !have("npm") || !nix_is_root() {
+        return;
+    }
+    let v = victim();
+    let Some((r, probe)) = v.install(&[]) else {
+        return;
+    };
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        probe.contains("connect gpg-agent="),
+        "probe did not finish: {}\n{}",
+        outcomes(&probe),
+        r.stderr
+    );
+    assert!(
+        v.leaked(&probe).is_empty(),
+        "keys leaked:\n{}",
+        outcomes(&probe)
+    );
+    for f in [
+        ".bashrc",
+        ".zshrc",
+        ".bash_history",
+        ".local/share/fish/fish_history",
+        ".git-credentials",
+        ".config/git/credentials",
+    ] {
+        assert_eq!(
+            line(&probe, &format!("read {f}")),
+            "EACCES",
+            "{}",
+            outcomes(&probe)
+        );
+    }
+    assert_eq!(
+        v.planted_anywhere(),
+        Vec::<&str>::new(),
+        "{}",
+        outcomes(&probe)
+    );
+    // Beneath the writable project and temp: a read-only mount, which cannot be moved away.
+    assert_eq!(line(&probe, "plant .git/config"), "EROFS");
+    assert_eq!(line(&probe, "plant .git/hooks"), "EROFS");
+    assert_eq!(line(&probe, "swap .git"), "EBUSY");
+    assert_eq!(line(&probe, "plant PATH dir in temp"), "EROFS");
+    assert_eq!(line(&probe, "swap PATH dir in temp"), "EBUSY");
+    // Elsewhere Landlock alone.
+    for a in [
+        "plant ~/.bun/bin",
+        "plant cargo src",
+        "plant .bashrc",
+        "plant .profile",
+    ] {
+        assert_eq!(line(&probe, a), "EACCES", "{a}: {}", outcomes(&probe));
+    }
+    assert_eq!(line(&probe, "SSH_AUTH_SOCK"), "unset");
+    assert_eq!(
+        line(&probe, "connect ssh-agent"),
+        "ECONNREFUSED",
+        "{}",
+        outcomes(&probe)
+    );
+    assert_eq!(
+        line(&probe, "connect gpg-agent"),
+        "ECONNREFUSED",
+        "{}",
+        outcomes(&probe)
+    );
+    assert_eq!(v.connects.load(Ordering::SeqCst), 0);
+    // The install itself worked, and the repository is still usable.
+    assert!(v.fx.project.join("node_modules/evil-helper").is_dir());
+    let st = Command::new("git")
+        .args([
+            "-c",
+            "safe.directory=*",
+            "-C",
+            v.fx.project.to_str().unwrap(),
+        ])
+        .args(["status", "--short"])
+        .output()
+        .unwrap();
+    assert!(st.status.success());
+}
