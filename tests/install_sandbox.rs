@@ -423,3 +423,102 @@ fn the_install_sandbox_leaves_nothing_to_read_and_nowhere_to_plant() {
         .unwrap();
     assert!(st.status.success());
 }
+
+/// The real husky (v9, `target/test-tools`, installed by .ci/run): its `prepare` runs
+/// `git config core.hooksPath .husky/_`. A project install may not write `.git/config`, so
+/// the sandbox refuses, and keyfence says what it kept and how to allow it; `--allow-write .git`
+/// (the user's own flag: a project file cannot grant it) lets it through.
+#[test]
+fn husky_prepare_is_refused_and_told_how_to_allow_it() {
+    let husky = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-tools/node_modules/husky");
+    if !have("npm") || !nix_is_root() {
+        return;
+    }
+    if !husky.join("package.json").exists() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "husky not found at {}: .ci/run installs it",
+            husky.display()
+        );
+        eprintln!("SKIPPED: husky not found at {}", husky.display());
+        return;
+    }
+    let fx = Fixture::outside_tmp();
+    let pkgs = fx.dir.path().join("pkgs");
+    std::fs::create_dir_all(&pkgs).unwrap();
+    let out = Command::new("npm")
+        .args(["pack", "--silent", "--pack-destination"])
+        .arg(&pkgs)
+        .current_dir(&husky)
+        .env("npm_config_cache", pkgs.join("npm-cache"))
+        .env("npm_config_update_notifier", "false")
+        .output()
+        .expect("npm pack");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let tarball = std::fs::read_dir(&pkgs)
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.extension().is_some_and(|e| e == "tgz"))
+        .expect("husky tarball");
+    fx.project_file(
+        "package.json",
+        &format!(
+            r#"{{"name": "app", "version": "1.0.0", "scripts": {{"prepare": "husky"}},
+                "devDependencies": {{"husky": "file:{}"}}}}"#,
+            tarball.display()
+        ),
+    );
+    fx.git(&["init", "-q"]);
+    let hooks_path = |fx: &Fixture| {
+        let o = Command::new("git")
+            .args(["-c", "safe.directory=*", "config", "core.hooksPath"])
+            .current_dir(&fx.project)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
+    };
+    let install = |extra: &[&str]| {
+        let mut args = vec!["run"];
+        args.extend(extra);
+        args.extend([
+            "--",
+            "npm",
+            "install",
+            "--offline",
+            "--no-audit",
+            "--no-fund",
+        ]);
+        fx.run_unprivileged(&args, &[("npm_config_update_notifier", "false")])
+    };
+    let Some(r) = install(&[]) else { return };
+    let output = format!("{}{}", r.stdout, r.stderr);
+    assert_eq!(r.code, 0, "{output}");
+    assert_eq!(hooks_path(&fx), "", "husky set core.hooksPath: {output}");
+    // husky reports git's refusal; keyfence says what it kept and how to allow it.
+    assert!(
+        output.contains(".git/config: Read-only file system"),
+        "{output}"
+    );
+    assert!(
+        r.stderr
+            .contains("keyfence: note: the sandbox kept .git read-only"),
+        "{output}"
+    );
+    assert!(r.stderr.contains("husky"), "{output}");
+    assert!(
+        r.stderr
+            .contains("keyfence run --allow-write .git -- npm install --offline"),
+        "{output}"
+    );
+
+    let Some(r) = install(&["--allow-write", ".git"]) else {
+        return;
+    };
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert_eq!(hooks_path(&fx), ".husky/_", "{}{}", r.stdout, r.stderr);
+    assert!(!r.stderr.contains("note:"), "{}", r.stderr);
+}

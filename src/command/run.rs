@@ -68,11 +68,9 @@ pub fn run(g: &GlobalArgs, args: &RunArgs) -> Result<Exit> {
             let exit = start(g, args, plan, supervise, mask, sandbox.is_some(), guard);
             drop(keep_alive);
             if let (Some(sb), Exit::Code(code)) = (&sandbox, &exit)
-                && *code != 0
-                && *code < 125
-                && !sb.kept.is_empty()
+                && let Some(note) = sb.note(&args.command, *code)
             {
-                eprintln!("{}", sb.failure_note(&args.command));
+                eprintln!("{note}");
             }
             let (revoked, errors) = leases.revoke_all();
             for e in errors {
@@ -101,34 +99,66 @@ struct Sandbox {
 }
 
 impl Sandbox {
-    /// After a failure: what was read-only, and how to let a command the user trusts write
-    /// there for this project.
-    fn failure_note(&self, command: &[std::ffi::OsString]) -> String {
+    /// After the command: what the sandbox kept read-only and how to let a command the user
+    /// trusts write there in this project, when the command failed or the project's scripts
+    /// set up git hooks (husky and the like report the refused write and still succeed).
+    fn note(&self, command: &[std::ffi::OsString], code: u8) -> Option<String> {
+        // What the project's own scripts may have wanted to write: its .git.
         let cwd = std::env::current_dir().unwrap_or_default();
         let shown: Vec<String> = self
             .kept
             .iter()
-            .map(|p| {
-                p.strip_prefix(&cwd)
-                    .map(|r| r.display().to_string())
-                    .unwrap_or_else(|_| p.display().to_string())
-            })
+            .filter_map(|p| Some(p.strip_prefix(&cwd).ok()?.display().to_string()))
             .collect();
+        if shown.is_empty() {
+            return None;
+        }
+        let installer = hook_installer(&cwd);
+        if (code == 0 || code >= 125) && installer.is_none() {
+            return None;
+        }
         let cmd = command
             .iter()
             .map(|a| a.to_string_lossy())
             .collect::<Vec<_>>()
             .join(" ");
-        format!(
-            "keyfence: note: the sandbox kept {} read-only (code there runs later, outside the \
-             sandbox: git hooks, core.fsmonitor); if the command failed writing there, that \
-             write was refused\nhint: if you trust it with that, run `keyfence run \
-             --allow-write {} -- {cmd}` in this project (husky's `prepare` sets core.hooksPath \
-             in .git/config)",
+        let why = match installer {
+            Some(tool) => format!(
+                "so this project's scripts could not set up git hooks ({tool} writes \
+                 core.hooksPath to .git/config)"
+            ),
+            None => "so a write there, if that is why the command failed, was refused".into(),
+        };
+        Some(format!(
+            "keyfence: note: the sandbox kept {} read-only (what is there runs later, outside \
+             the sandbox), {why}\nhint: if you trust this project's scripts with that, run \
+             `keyfence run --allow-write {} -- {cmd}` here",
             shown.join(", "),
-            shown.first().map(String::as_str).unwrap_or(".git"),
-        )
+            shown[0],
+        ))
     }
+}
+
+/// The git-hook installer the project's package.json runs at install time, if any: husky,
+/// simple-git-hooks, lefthook, yorkie, or a plain `git config`.
+fn hook_installer(project: &std::path::Path) -> Option<&'static str> {
+    let text = std::fs::read_to_string(project.join("package.json")).ok()?;
+    let json: serde_json::Value = serde_json::from_str(&text).ok()?;
+    let scripts = json.get("scripts")?.as_object()?;
+    let at_install = ["preinstall", "install", "postinstall", "prepare"]
+        .iter()
+        .filter_map(|k| scripts.get(*k)?.as_str())
+        .collect::<Vec<_>>()
+        .join(" ");
+    [
+        "husky",
+        "simple-git-hooks",
+        "lefthook",
+        "yorkie",
+        "git config",
+    ]
+    .into_iter()
+    .find(|tool| at_install.contains(tool))
 }
 
 /// Decides the sandbox's policy, creates the package manager's cache if missing (the home is
