@@ -409,6 +409,10 @@ fn the_install_sandbox_leaves_nothing_to_read_and_nowhere_to_plant() {
         outcomes(&probe)
     );
     assert_eq!(v.connects.load(Ordering::SeqCst), 0);
+    // A fresh home: keyfence created npm's cache for it (private), so the install could run.
+    use std::os::unix::fs::PermissionsExt;
+    let npm_cache = std::fs::metadata(v.fx.home.join(".npm")).expect("~/.npm created");
+    assert_eq!(npm_cache.permissions().mode() & 0o777, 0o700);
     // The install itself worked, and the repository is still usable.
     assert!(v.fx.project.join("node_modules/evil-helper").is_dir());
     let st = Command::new("git")
@@ -521,4 +525,199 @@ fn husky_prepare_is_refused_and_told_how_to_allow_it() {
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
     assert_eq!(hooks_path(&fx), ".husky/_", "{}{}", r.stdout, r.stderr);
     assert!(!r.stderr.contains("note:"), "{}", r.stderr);
+}
+
+/// A worktree's `.git` is a file naming its git directory: rewritten, the user's next git
+/// command there would run a planted repository's config. It stays as it was.
+#[test]
+fn a_worktree_git_file_cannot_be_pointed_elsewhere() {
+    if !have("git") || !nix_is_root() {
+        return;
+    }
+    let fx = Fixture::outside_tmp();
+    let main = fx.dir.path().join("main");
+    std::fs::create_dir_all(&main).unwrap();
+    let git = |dir: &Path, args: &[&str]| {
+        let o = Command::new("git")
+            .current_dir(dir)
+            .args([
+                "-c",
+                "user.name=t",
+                "-c",
+                "user.email=t@t",
+                "-c",
+                "init.defaultBranch=main",
+            ])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    };
+    git(&main, &["init", "-q"]);
+    git(&main, &["commit", "-q", "--allow-empty", "-m", "x"]);
+    git(
+        &main,
+        &["worktree", "add", "-q", fx.project.to_str().unwrap()],
+    );
+    let before = std::fs::read_to_string(fx.project.join(".git")).unwrap();
+    assert!(before.starts_with("gitdir:"), "{before}");
+    let attack = "printf 'gitdir: /var/tmp/planted\\n' > .git; echo write=$?; \
+                  mv .git .git-old; echo mv=$?; \
+                  echo x >> ../main/.git/config; echo common=$?";
+    let Some(r) = fx.run_unprivileged(&["run", "--sandbox", "--", "sh", "-c", attack], &[]) else {
+        return;
+    };
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    for (what, _) in [("write", 0), ("mv", 0), ("common", 0)] {
+        assert!(
+            !r.stdout.contains(&format!("{what}=0")),
+            "{what} worked: {}{}",
+            r.stdout,
+            r.stderr
+        );
+    }
+    assert_eq!(
+        std::fs::read_to_string(fx.project.join(".git")).unwrap(),
+        before
+    );
+    // Without the sandbox the same attack works (baseline), so the test can fail.
+    let r = fx
+        .run_unprivileged(
+            &[
+                "run",
+                "--",
+                "sh",
+                "-c",
+                "printf 'gitdir: x\\n' > .git; echo write=$?",
+            ],
+            &[],
+        )
+        .unwrap();
+    assert!(r.stdout.contains("write=0"), "{}{}", r.stdout, r.stderr);
+}
+
+/// `--allow SSH_AUTH_SOCK` (or `allow` in the user's profile) keeps the agent for a command
+/// that needs it, git over ssh say: the variable and its socket both.
+#[test]
+fn an_allowed_agent_stays_reachable() {
+    if !have("node") || !nix_is_root() {
+        return;
+    }
+    let fx = Fixture::outside_tmp();
+    let sock = fx.home.join("agent/ssh.sock");
+    std::fs::create_dir_all(sock.parent().unwrap()).unwrap();
+    let listener = UnixListener::bind(&sock).unwrap();
+    std::thread::spawn(move || for _ in listener.incoming() {});
+    let probe = "const s = require('net').connect(process.env.SSH_AUTH_SOCK || 'unset'); \
+                 s.on('connect', () => { console.log('connect=ok'); s.end(); }); \
+                 s.on('error', (e) => console.log('connect=' + e.code));";
+    let env = [("SSH_AUTH_SOCK", sock.to_str().unwrap())];
+    let Some(r) = fx.run_unprivileged(
+        &[
+            "run",
+            "--sandbox",
+            "--allow",
+            "SSH_AUTH_SOCK",
+            "--",
+            "node",
+            "-e",
+            probe,
+        ],
+        &env,
+    ) else {
+        return;
+    };
+    assert!(r.stdout.contains("connect=ok"), "{}{}", r.stdout, r.stderr);
+    // Not allowed: the variable is gone, and the path, given by other means, is refused.
+    let by_path = probe.replace("process.env.SSH_AUTH_SOCK || 'unset'", &format!("{sock:?}"));
+    let r = fx
+        .run_unprivileged(&["run", "--sandbox", "--", "node", "-e", &by_path], &env)
+        .unwrap();
+    assert!(
+        r.stdout.contains("connect=ECONNREFUSED"),
+        "{}{}",
+        r.stdout,
+        r.stderr
+    );
+}
+
+/// `npm install -g` is a global install the user asked for: it may write npm's prefix (a
+/// directory on PATH). A project install may not write there.
+#[test]
+fn a_global_install_writes_its_prefix_and_a_project_install_does_not() {
+    if !have("npm") || !nix_is_root() {
+        return;
+    }
+    let fx = Fixture::outside_tmp();
+    let pkgs = fx.dir.path().join("pkgs");
+    let tool = package(
+        &pkgs,
+        "some-tool",
+        r#"{}, "bin": {"some-tool": "cli.js"}"#,
+        &[("cli.js", "#!/usr/bin/env node\nconsole.log('tool ran')\n")],
+    );
+    let prefix = fx.home.join(".npm-global");
+    std::fs::create_dir_all(prefix.join("bin")).unwrap();
+    std::fs::create_dir_all(prefix.join("lib")).unwrap();
+    fx.project_file("package.json", r#"{"name": "app", "version": "1.0.0"}"#);
+    let path = format!(
+        "{}:{}",
+        prefix.join("bin").display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let env = [
+        ("PATH", path.as_str()),
+        ("NPM_CONFIG_PREFIX", prefix.to_str().unwrap()),
+        ("npm_config_update_notifier", "false"),
+    ];
+    let npm = |args: &[&str]| {
+        let mut a = vec!["run", "--", "npm"];
+        a.extend(args);
+        a.extend([
+            "--offline",
+            "--no-audit",
+            "--no-fund",
+            tool.to_str().unwrap(),
+        ]);
+        fx.run_unprivileged(&a, &env)
+    };
+    let Some(r) = npm(&["install", "-g"]) else {
+        return;
+    };
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(prefix.join("bin/some-tool").exists(), "{}", r.stderr);
+    std::fs::remove_file(prefix.join("bin/some-tool")).unwrap();
+    // The same PATH directory, from a postinstall of a project install.
+    let planter = package(
+        &pkgs,
+        "planter",
+        r#"{"postinstall": "node plant.js"}"#,
+        &[(
+            "plant.js",
+            "try { require('fs').writeFileSync(require('path').join(process.env.NPM_CONFIG_PREFIX, 'bin/git'), 'x'); console.log('plant=ok') } catch (e) { console.log('plant=' + e.code) }",
+        )],
+    );
+    fx.project_file(
+        "package.json",
+        r#"{"name": "app", "version": "1.0.0", "allowScripts": {"planter": true}}"#,
+    );
+    let mut a = vec![
+        "run",
+        "--",
+        "npm",
+        "install",
+        "--offline",
+        "--no-audit",
+        "--no-fund",
+    ];
+    a.extend(["--foreground-scripts", planter.to_str().unwrap()]);
+    let r = fx.run_unprivileged(&a, &env).unwrap();
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains("plant=EACCES"),
+        "{}{}",
+        r.stdout,
+        r.stderr
+    );
+    assert!(!prefix.join("bin/git").exists());
 }

@@ -190,6 +190,9 @@ fn prepare_sandbox(args: &RunArgs, allow: &[String]) -> Result<Sandbox> {
                 .with_context(|| format!("creating {} before the sandbox starts", dir.display()))?;
         }
     }
+    for dir in sandbox::Policy::prefixes_to_create(&home, &args.command) {
+        let _ = std::fs::create_dir_all(dir);
+    }
     let targets = mounts::targets(&policy.read_only, &policy.writable);
     let kept = match mounts::enter(&targets, &policy.hidden) {
         Ok(m) => m.read_only,

@@ -205,6 +205,13 @@ impl Policy {
         }
         dirs
     }
+
+    /// A global install's prefix directories, to create before the sandbox starts if missing
+    /// (a rule needs an existing directory); where this user cannot, the package manager fails
+    /// as it would without keyfence.
+    pub fn prefixes_to_create(home: &Path, command: &[std::ffi::OsString]) -> Vec<PathBuf> {
+        global_prefixes(home, command)
+    }
 }
 
 /// The command's program, without its directory: what picks the package manager's cache.
@@ -309,7 +316,9 @@ pub fn git_dirs(project: &Path) -> Vec<PathBuf> {
     if let Ok(common) = std::fs::read_to_string(gitdir.join("commondir")) {
         out.push(gitdir.join(common.trim()));
     }
-    out.push(gitdir);
+    if !out.contains(&gitdir) {
+        out.push(gitdir);
+    }
     out
 }
 
@@ -553,5 +562,82 @@ mod tests {
         }
         assert_eq!(cover(&home.join("src"), &deny).whole, [home.join("src")]);
         assert!(cover(&home.join(".aws"), &deny).whole.is_empty());
+    }
+
+    #[test]
+    fn every_file_an_audit_source_reads_is_denied() {
+        let home = Path::new("/home/u");
+        let p = Policy::default_for(home, Path::new("/home/u/proj"), &[]);
+        let denied = |rel: &str| p.deny_read.contains(&home.join(rel));
+        for (f, _) in crate::audit::shell::HOME_FILES {
+            assert!(denied(f), "{f}");
+        }
+        for (d, _, _) in crate::audit::shell::HOME_DIRS {
+            assert!(denied(d), "{d}");
+        }
+        for (f, _) in crate::audit::history::HOME_FILES {
+            assert!(denied(f), "{f}");
+        }
+        for f in crate::audit::credfile::HOME_FILES {
+            assert!(denied(f), "{f}");
+        }
+        for f in [
+            ".bashrc",
+            ".bash_history",
+            ".git-credentials",
+            ".config/git/credentials",
+        ] {
+            assert!(denied(f), "{f}");
+        }
+    }
+
+    #[test]
+    fn only_an_explicit_global_install_gets_a_prefix() {
+        let home = Path::new("/home/u");
+        let argv = |s: &str| -> Vec<std::ffi::OsString> { s.split(' ').map(Into::into).collect() };
+        for project in [
+            "npm install",
+            "npm i left-pad",
+            "npm ci",
+            "cargo build",
+            "pip install x",
+        ] {
+            assert!(
+                global_prefixes(home, &argv(project)).is_empty(),
+                "{project}"
+            );
+        }
+        assert!(!global_prefixes(home, &argv("npm i -g left-pad")).is_empty());
+        assert!(!global_prefixes(home, &argv("/usr/bin/npm install --global x")).is_empty());
+        let cargo_home = std::env::var_os("CARGO_HOME")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| home.join(".cargo"));
+        assert!(global_prefixes(home, &argv("cargo install ripgrep")).contains(&cargo_home));
+        assert!(!global_prefixes(home, &argv("pip install --user x")).is_empty());
+        // A flag alone is not an install.
+        assert!(global_prefixes(home, &argv("npm -g ls")).is_empty());
+    }
+
+    #[test]
+    fn git_dirs_follow_a_worktree_to_its_common_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = dir.path();
+        std::fs::create_dir_all(base.join("main/.git/worktrees/wt")).unwrap();
+        std::fs::create_dir_all(base.join("wt/sub")).unwrap();
+        std::fs::write(
+            base.join("wt/.git"),
+            format!(
+                "gitdir: {}\n",
+                base.join("main/.git/worktrees/wt").display()
+            ),
+        )
+        .unwrap();
+        std::fs::write(base.join("main/.git/worktrees/wt/commondir"), "../..\n").unwrap();
+        let dirs = git_dirs(&base.join("wt/sub"));
+        assert_eq!(dirs[0], base.join("wt/.git"));
+        assert!(dirs.contains(&base.join("main/.git/worktrees/wt")));
+        assert!(dirs.contains(&base.join("main/.git/worktrees/wt/../..")));
+        assert_eq!(git_dirs(&base.join("main")), [base.join("main/.git")]);
+        assert!(git_dirs(Path::new("/")).is_empty() || Path::new("/.git").exists());
     }
 }
