@@ -721,3 +721,24 @@ fn a_global_install_writes_its_prefix_and_a_project_install_does_not() {
     );
     assert!(!prefix.join("bin/git").exists());
 }
+
+// Broke once: the sandbox's user namespace came first, and `--net none` then failed to map the
+// user into a second one ("cannot map this user into its namespace").
+#[test]
+fn the_sandbox_and_net_none_combine_for_an_ordinary_user() {
+    if !have("git") || !nix_is_root() {
+        return;
+    }
+    let fx = Fixture::outside_tmp();
+    fx.git(&["init", "-q"]);
+    let probe = "grep -c : /proc/net/dev; (echo x >> .git/config) 2>/dev/null; echo write=$?";
+    let Some(r) = fx.run_unprivileged(
+        &["run", "--sandbox", "--net", "none", "--", "sh", "-c", probe],
+        &[],
+    ) else {
+        return;
+    };
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    // Only the loopback interface, and .git stayed read-only.
+    assert_eq!(r.stdout, "1\nwrite=2\n", "{}", r.stderr);
+}

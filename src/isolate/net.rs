@@ -63,6 +63,12 @@ pub fn enter_none() -> Result<(), NetError> {
     if geteuid().is_root() {
         return unshare(CloneFlags::CLONE_NEWNET).map_err(NetError::Namespace);
     }
+    // Already in a user namespace of its own (the sandbox's mount namespace), keyfence holds
+    // the capability there: a network namespace alone. A nested user namespace could not map
+    // the user again.
+    if unshare(CloneFlags::CLONE_NEWNET).is_ok() {
+        return Ok(());
+    }
     // An unprivileged user needs a user namespace to own the network namespace. Map the user
     // to itself so files keep their owner (user_namespaces(7): setgroups must be denied first).
     let (uid, gid) = (geteuid(), getegid());
