@@ -144,11 +144,15 @@ impl Policy {
             PathBuf::from("/dev"),
         ];
         writable.extend(var("TMPDIR").map(PathBuf::from));
+        writable.extend(cache_dirs(
+            home,
+            CACHES_IN_HOME.iter().flat_map(|(_, d)| d.iter()),
+        ));
+        // npm's cache where the user moved it.
         writable.extend(
-            CACHES_IN_HOME
-                .iter()
-                .flat_map(|(_, dirs)| dirs.iter())
-                .map(|d| home.join(d)),
+            var("npm_config_cache")
+                .or_else(|| var("NPM_CONFIG_CACHE"))
+                .map(PathBuf::from),
         );
         let global = global_prefixes(home, r.command);
         writable.extend(global.iter().cloned());
@@ -194,12 +198,14 @@ impl Policy {
     /// home works (the home itself is not writable inside).
     pub fn caches_to_create(home: &Path, command: &[std::ffi::OsString]) -> Vec<PathBuf> {
         let program = program_name(command);
-        let mut dirs: Vec<PathBuf> = CACHES_IN_HOME
-            .iter()
-            .filter(|(p, _)| *p == program)
-            .flat_map(|(_, dirs)| dirs.iter().map(|d| home.join(d)))
-            .collect();
-        if program == "npm" || program == "npx" {
+        let mut dirs = cache_dirs(
+            home,
+            CACHES_IN_HOME
+                .iter()
+                .filter(|(p, _)| *p == program)
+                .flat_map(|(_, dirs)| dirs.iter()),
+        );
+        if program == "npm" || program == "npx" || home.join(".npm").is_dir() {
             // So the read-only mount over it has something to cover.
             dirs.push(home.join(NPX_CACHE));
         }
@@ -212,6 +218,18 @@ impl Policy {
     pub fn prefixes_to_create(home: &Path, command: &[std::ffi::OsString]) -> Vec<PathBuf> {
         global_prefixes(home, command)
     }
+}
+
+/// Cache directories relative to the home, `.cache/...` under `$XDG_CACHE_HOME` when set.
+fn cache_dirs<'a>(home: &Path, rel: impl Iterator<Item = &'a &'a str>) -> Vec<PathBuf> {
+    let xdg = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from);
+    rel.map(|r| match (r.strip_prefix(".cache/"), &xdg) {
+        (Some(rest), Some(x)) => x.join(rest),
+        _ => home.join(r),
+    })
+    .collect()
 }
 
 /// The command's program, without its directory: what picks the package manager's cache.
