@@ -742,3 +742,44 @@ fn the_sandbox_and_net_none_combine_for_an_ordinary_user() {
     // Only the loopback interface, and .git stayed read-only.
     assert_eq!(r.stdout, "1\nwrite=2\n", "{}", r.stderr);
 }
+
+/// Another way to the same files: the mount namespace is keyfence's, but the user's shell
+/// outside it sees `.git` writable, and `/proc/PID/root` and `/proc/PID/cwd` lead into its
+/// view. Landlock forbids them (they need ptrace access to a process outside the domain).
+#[test]
+fn git_is_out_of_reach_through_an_outside_process_view() {
+    if !have("git") || !nix_is_root() {
+        return;
+    }
+    let fx = Fixture::outside_tmp();
+    fx.git(&["init", "-q"]);
+    if !fx.hand_to_nobody() {
+        return;
+    }
+    // The user's shell ($$ of the outer sh) starts keyfence and waits.
+    let attack = r#"(echo x >> /proc/$OUTER/root$PWD/.git/config) 2>/dev/null; echo root=$?
+        (echo x >> /proc/$OUTER/cwd/.git/config) 2>/dev/null; echo cwd=$?"#;
+    let run = |sandbox: &str| {
+        let outer = format!(
+            "OUTER=$$ {BIN} run {sandbox} -- sh -c '{}'; true",
+            attack.replace('\'', "'\\''")
+        );
+        let o = Command::new(AS_NOBODY[0])
+            .args(&AS_NOBODY[1..])
+            .args(["sh", "-c", &outer])
+            .current_dir(&fx.project)
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("HOME", &fx.home)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr)
+    };
+    let out = run("--sandbox");
+    assert!(out.contains("root=2") && out.contains("cwd=2"), "{out}");
+    let config = std::fs::read_to_string(fx.project.join(".git/config")).unwrap();
+    assert!(!config.lines().any(|l| l == "x"), "{config}");
+    // Baseline: without the sandbox the same writes land.
+    let out = run("--profile default");
+    assert!(out.contains("root=0") && out.contains("cwd=0"), "{out}");
+}
