@@ -52,6 +52,7 @@ attempt("plant cargo src", () => fs.appendFileSync(
   path.join(home, ".cargo/registry/src/index-0/dep-1.0.0/build.rs"), "// planted\n"));
 attempt("plant .bashrc", () => fs.appendFileSync(path.join(home, ".bashrc"), "touch PLANTED\n"));
 attempt("plant .profile", () => fs.writeFileSync(path.join(home, ".profile"), "touch PLANTED\n"));
+attempt("plant pip cache", () => fs.writeFileSync(path.join(home, ".cache/pip/wheels/x.whl"), "x"));
 attempt("plant npx cache", () => fs.mkdirSync(path.join(home, ".npm/_npx/0123abcd/node_modules/x"),
   { recursive: true }));
 out.push("SSH_AUTH_SOCK=" + (process.env.SSH_AUTH_SOCK ? "set" : "unset"));
@@ -153,6 +154,7 @@ fn victim() -> Victim {
     std::fs::create_dir_all(fx.home.join(".cargo/registry/cache")).unwrap();
     std::fs::create_dir_all(fx.home.join(".bun/bin")).unwrap();
     std::fs::create_dir_all(fx.home.join(".bun/install/cache")).unwrap();
+    std::fs::create_dir_all(fx.home.join(".cache/pip/wheels")).unwrap();
     let tmpdir = fx.dir.path().join("tmp");
     let tools = tmpdir.join("tools/bin");
     std::fs::create_dir_all(&tools).unwrap();
@@ -260,6 +262,7 @@ impl Victim {
             ("~/.bun/bin/git", h.join(".bun/bin/git").exists()),
             ("temp PATH dir", self.tools.join("git").exists()),
             ("npx cache", h.join(".npm/_npx/0123abcd").exists()),
+            ("pip cache", h.join(".cache/pip/wheels/x.whl").exists()),
             (
                 "build.rs",
                 has(
@@ -276,13 +279,14 @@ impl Victim {
     }
 }
 
-const EVERY_PLANT: [&str; 9] = [
+const EVERY_PLANT: [&str; 10] = [
     ".git/config",
     ".git/hooks",
     ".git swapped",
     "~/.bun/bin/git",
     "temp PATH dir",
     "npx cache",
+    "pip cache",
     "build.rs",
     ".bashrc",
     ".profile",
@@ -388,6 +392,7 @@ fn the_install_sandbox_leaves_nothing_to_read_and_nowhere_to_plant() {
     assert_eq!(line(&probe, "swap PATH dir in temp"), "EBUSY");
     // Elsewhere Landlock alone.
     for a in [
+        "plant pip cache",
         "plant ~/.bun/bin",
         "plant cargo src",
         "plant .bashrc",

@@ -57,15 +57,23 @@ pub const DENIED_IN_HOME: &[&str] = &[
 /// Package managers' download caches under a home directory: where an install may write
 /// besides the project and temp. Only the caches: not the directories beside them whose
 /// contents run later (`~/.bun/bin`, `~/.cargo/registry/src`, pnpm's global bin directory).
-/// Keyed by the program that uses them, which gets its own created if missing (a fresh home).
+/// Keyed by the program that uses them: a known package manager may write its own only (an
+/// npm postinstall cannot poison pip's wheel cache), and gets it created if missing (a fresh
+/// home); any other command may write them all. The JavaScript ones include node-gyp's, where
+/// native addons' builds fetch headers.
 pub const CACHES_IN_HOME: &[(&str, &[&str])] = &[
-    ("npm", &[".npm"]),
-    ("npx", &[".npm"]),
-    ("node-gyp", &[".cache/node-gyp"]),
-    ("pnpm", &[".cache/pnpm", ".local/share/pnpm/store"]),
-    ("yarn", &[".cache/yarn", ".yarn/berry/cache"]),
-    ("bun", &[".bun/install/cache"]),
-    ("bunx", &[".bun/install/cache"]),
+    ("npm", &[".npm", ".cache/node-gyp"]),
+    ("npx", &[".npm", ".cache/node-gyp"]),
+    (
+        "pnpm",
+        &[".cache/pnpm", ".local/share/pnpm/store", ".cache/node-gyp"],
+    ),
+    (
+        "yarn",
+        &[".cache/yarn", ".yarn/berry/cache", ".cache/node-gyp"],
+    ),
+    ("bun", &[".bun/install/cache", ".cache/node-gyp"]),
+    ("bunx", &[".bun/install/cache", ".cache/node-gyp"]),
     ("pip", &[".cache/pip"]),
     ("pip3", &[".cache/pip"]),
     ("uv", &[".cache/uv"]),
@@ -144,9 +152,13 @@ impl Policy {
             PathBuf::from("/dev"),
         ];
         writable.extend(var("TMPDIR").map(PathBuf::from));
+        let known = CACHES_IN_HOME.iter().any(|(p, _)| *p == program);
         writable.extend(cache_dirs(
             home,
-            CACHES_IN_HOME.iter().flat_map(|(_, d)| d.iter()),
+            CACHES_IN_HOME
+                .iter()
+                .filter(|(p, _)| !known || *p == program)
+                .flat_map(|(_, d)| d.iter()),
         ));
         // npm's cache where the user moved it.
         writable.extend(
