@@ -55,7 +55,9 @@ attempt("plant .profile", () => fs.writeFileSync(path.join(home, ".profile"), "t
 attempt("plant pip cache", () => fs.writeFileSync(path.join(home, ".cache/pip/wheels/x.whl"), "x"));
 attempt("plant npx cache", () => fs.mkdirSync(path.join(home, ".npm/_npx/0123abcd/node_modules/x"),
   { recursive: true }));
-out.push("SSH_AUTH_SOCK=" + (process.env.SSH_AUTH_SOCK ? "set" : "unset"));
+for (const v of ["SSH_AUTH_SOCK", "DBUS_SESSION_BUS_ADDRESS", "TMUX"]) {
+  out.push(v + "=" + (process.env[v] ? "set" : "unset"));
+}
 const connect = (name, p) => new Promise((done) => {
   const s = net.connect(p);
   s.on("connect", () => { out.push(`${name}=ok`); s.end(); done(); });
@@ -64,6 +66,8 @@ const connect = (name, p) => new Promise((done) => {
 (async () => {
   await connect("connect ssh-agent", path.join(home, "agent/ssh.sock"));
   await connect("connect gpg-agent", path.join(home, ".gnupg/S.gpg-agent"));
+  await connect("connect session bus", path.join(process.env.XDG_RUNTIME_DIR, "bus"));
+  await connect("connect tmux", process.env.KF_TMUX);
   fs.writeFileSync(path.join(root, "probe.txt"), out.join("\n") + "\n");
 })();
 "##;
@@ -118,6 +122,10 @@ struct Victim {
     tmpdir: PathBuf,
     path: String,
     ssh: PathBuf,
+    /// $XDG_RUNTIME_DIR, with the session bus in it.
+    runtime: PathBuf,
+    /// A tmux server's socket.
+    tmux: PathBuf,
     connects: Arc<AtomicUsize>,
     _listeners: Vec<UnixListener>,
 }
@@ -174,8 +182,10 @@ fn victim() -> Victim {
     let connects = Arc::new(AtomicUsize::new(0));
     let ssh = fx.home.join("agent/ssh.sock");
     let gpg = fx.home.join(".gnupg/S.gpg-agent");
+    let runtime = fx.dir.path().join("run");
+    let tmux = fx.dir.path().join("tmux/default");
     let mut listeners = Vec::new();
-    for s in [&ssh, &gpg] {
+    for s in [&ssh, &gpg, &runtime.join("bus"), &tmux] {
         std::fs::create_dir_all(s.parent().unwrap()).unwrap();
         let l = UnixListener::bind(s).unwrap();
         let n = connects.clone();
@@ -200,6 +210,8 @@ fn victim() -> Victim {
         tmpdir,
         path,
         ssh,
+        runtime,
+        tmux,
         connects,
         _listeners: listeners,
     }
@@ -219,6 +231,8 @@ impl Victim {
             "--no-fund",
             self.tarball.to_str().unwrap(),
         ]);
+        let bus = format!("unix:path={}/bus", self.runtime.display());
+        let tmux = format!("{},4242,0", self.tmux.display());
         let r = self.fx.run_unprivileged(
             &args,
             &[
@@ -226,6 +240,10 @@ impl Victim {
                 ("TMPDIR", self.tmpdir.to_str().unwrap()),
                 ("KF_TOOLS", self.tools.to_str().unwrap()),
                 ("SSH_AUTH_SOCK", self.ssh.to_str().unwrap()),
+                ("XDG_RUNTIME_DIR", self.runtime.to_str().unwrap()),
+                ("DBUS_SESSION_BUS_ADDRESS", &bus),
+                ("TMUX", &tmux),
+                ("KF_TMUX", self.tmux.to_str().unwrap()),
                 // npm's cache is the default, ~/.npm, which this fresh home does not have.
                 ("npm_config_update_notifier", "false"),
             ],
@@ -279,6 +297,13 @@ impl Victim {
     }
 }
 
+const EVERY_AGENT: [&str; 4] = [
+    "connect ssh-agent",
+    "connect gpg-agent",
+    "connect session bus",
+    "connect tmux",
+];
+
 const EVERY_PLANT: [&str; 10] = [
     ".git/config",
     ".git/hooks",
@@ -326,20 +351,13 @@ fn without_the_sandbox_every_attack_works() {
         outcomes(&probe)
     );
     assert_eq!(v.planted_anywhere(), EVERY_PLANT, "{}", outcomes(&probe));
-    assert_eq!(line(&probe, "SSH_AUTH_SOCK"), "set");
-    assert_eq!(
-        line(&probe, "connect ssh-agent"),
-        "ok",
-        "{}",
-        outcomes(&probe)
-    );
-    assert_eq!(
-        line(&probe, "connect gpg-agent"),
-        "ok",
-        "{}",
-        outcomes(&probe)
-    );
-    assert_eq!(v.connects.load(Ordering::SeqCst), 2);
+    for a in ["SSH_AUTH_SOCK", "DBUS_SESSION_BUS_ADDRESS", "TMUX"] {
+        assert_eq!(line(&probe, a), "set", "{}", outcomes(&probe));
+    }
+    for a in EVERY_AGENT {
+        assert_eq!(line(&probe, a), "ok", "{}", outcomes(&probe));
+    }
+    assert_eq!(v.connects.load(Ordering::SeqCst), 4);
 }
 
 #[test]
@@ -353,7 +371,7 @@ fn the_install_sandbox_leaves_nothing_to_read_and_nowhere_to_plant() {
     };
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     assert!(
-        probe.contains("connect gpg-agent="),
+        probe.contains("connect tmux="),
         "probe did not finish: {}\n{}",
         outcomes(&probe),
         r.stderr
@@ -400,19 +418,12 @@ fn the_install_sandbox_leaves_nothing_to_read_and_nowhere_to_plant() {
     ] {
         assert_eq!(line(&probe, a), "EACCES", "{a}: {}", outcomes(&probe));
     }
-    assert_eq!(line(&probe, "SSH_AUTH_SOCK"), "unset");
-    assert_eq!(
-        line(&probe, "connect ssh-agent"),
-        "ECONNREFUSED",
-        "{}",
-        outcomes(&probe)
-    );
-    assert_eq!(
-        line(&probe, "connect gpg-agent"),
-        "ECONNREFUSED",
-        "{}",
-        outcomes(&probe)
-    );
+    for a in ["SSH_AUTH_SOCK", "DBUS_SESSION_BUS_ADDRESS", "TMUX"] {
+        assert_eq!(line(&probe, a), "unset", "{}", outcomes(&probe));
+    }
+    for a in EVERY_AGENT {
+        assert_eq!(line(&probe, a), "ECONNREFUSED", "{}", outcomes(&probe));
+    }
     assert_eq!(v.connects.load(Ordering::SeqCst), 0);
     // A fresh home: keyfence created npm's cache for it (private), so the install could run.
     use std::os::unix::fs::PermissionsExt;

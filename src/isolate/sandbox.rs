@@ -92,9 +92,15 @@ pub const CACHES_IN_HOME: &[(&str, &[&str])] = &[
 /// command is npx itself (`npm exec`, `npm x`).
 const NPX_CACHE: &str = ".npm/_npx";
 
-/// Variables that lead to an agent which signs or authenticates for the user. Dropped from a
-/// sandboxed command's environment, and their sockets hidden, unless allowed by name.
-pub const AGENT_VARS: &[&str] = &["SSH_AUTH_SOCK", "GPG_AGENT_INFO"];
+/// Variables that lead to an agent or session service which signs, authenticates or runs
+/// commands for the user, outside the sandbox. Dropped from a sandboxed command's environment,
+/// and their sockets hidden (`agent_sockets`), unless allowed by name.
+pub const AGENT_VARS: &[&str] = &[
+    "SSH_AUTH_SOCK",
+    "GPG_AGENT_INFO",
+    "DBUS_SESSION_BUS_ADDRESS",
+    "TMUX",
+];
 
 /// What the default policy depends on besides the home directory.
 #[derive(Debug)]
@@ -197,7 +203,7 @@ impl Policy {
         read_only.dedup();
 
         let allowed = |v: &str| r.allow.iter().any(|a| a == v);
-        let hidden = agent_sockets(home, !allowed("SSH_AUTH_SOCK"), !allowed("GPG_AGENT_INFO"));
+        let hidden = agent_sockets(home, &allowed);
         Policy {
             deny_read,
             writable,
@@ -352,11 +358,15 @@ pub fn git_dirs(project: &Path) -> Vec<PathBuf> {
     out
 }
 
-/// The agents' sockets present now: ssh-agent's (`SSH_AUTH_SOCK`, `/tmp/ssh-*/agent.*`,
-/// `$XDG_RUNTIME_DIR/ssh-agent.socket`, gnome-keyring's and gcr's) and gpg-agent's (every
-/// `S.*` socket in `$GNUPGHOME` or `~/.gnupg` and `$XDG_RUNTIME_DIR/gnupg`, which also serve
-/// ssh).
-fn agent_sockets(home: &Path, ssh: bool, gpg: bool) -> Vec<PathBuf> {
+/// The sockets present now of agents and session services that act for the user, by the
+/// variable that allows them: ssh-agent's (`SSH_AUTH_SOCK`, `/tmp/ssh-*/agent.*`,
+/// `$XDG_RUNTIME_DIR/ssh-agent.socket`, gnome-keyring's and gcr's); gpg-agent's
+/// (`GPG_AGENT_INFO`: every socket in `$GNUPGHOME` or `~/.gnupg` and `$XDG_RUNTIME_DIR/gnupg`,
+/// which also serve ssh); the session's (`DBUS_SESSION_BUS_ADDRESS`: the bus, through which
+/// `systemd-run --user` starts any command outside the sandbox, and every other socket
+/// directly in `$XDG_RUNTIME_DIR`, systemd's and podman's, docker's); a tmux server's
+/// (`TMUX`: `tmux new-window CMD` runs CMD outside too).
+fn agent_sockets(home: &Path, allowed: &dyn Fn(&str) -> bool) -> Vec<PathBuf> {
     use std::os::unix::fs::{FileTypeExt, MetadataExt};
     let var = |n: &str| {
         std::env::var_os(n)
@@ -373,51 +383,95 @@ fn agent_sockets(home: &Path, ssh: bool, gpg: bool) -> Vec<PathBuf> {
             })
             .unwrap_or_default()
     };
+    let uid = nix::unistd::geteuid().as_raw();
     let runtime = var("XDG_RUNTIME_DIR");
-    let mut out = Vec::new();
-    if ssh {
-        out.extend(var("SSH_AUTH_SOCK"));
-        if let Some(rt) = &runtime {
-            for s in [
-                "ssh-agent.socket",
-                "openssh_agent",
-                "keyring/ssh",
-                "gcr/ssh",
-            ] {
-                out.push(rt.join(s));
-            }
-        }
-        let uid = nix::unistd::geteuid().as_raw();
-        if let Ok(rd) = std::fs::read_dir("/tmp") {
-            for d in rd.filter_map(|e| e.ok()) {
-                let owned = d.metadata().is_ok_and(|m| m.is_dir() && m.uid() == uid);
-                if owned && d.file_name().to_string_lossy().starts_with("ssh-") {
-                    out.extend(sockets_in(&d.path()));
-                }
+    let in_runtime = |rel: &[&str]| -> Vec<PathBuf> {
+        runtime
+            .iter()
+            .flat_map(|rt| rel.iter().map(move |r| rt.join(r)))
+            .collect()
+    };
+
+    let mut ssh: Vec<PathBuf> = var("SSH_AUTH_SOCK").into_iter().collect();
+    ssh.extend(in_runtime(&[
+        "ssh-agent.socket",
+        "openssh_agent",
+        "keyring/ssh",
+        "gcr/ssh",
+    ]));
+    if let Ok(rd) = std::fs::read_dir("/tmp") {
+        for d in rd.filter_map(|e| e.ok()) {
+            let owned = d.metadata().is_ok_and(|m| m.is_dir() && m.uid() == uid);
+            if owned && d.file_name().to_string_lossy().starts_with("ssh-") {
+                ssh.extend(sockets_in(&d.path()));
             }
         }
     }
-    if gpg {
-        out.extend(
-            var("GPG_AGENT_INFO").and_then(|v| v.to_str()?.split(':').next().map(PathBuf::from)),
-        );
-        let mut dirs = vec![var("GNUPGHOME").unwrap_or_else(|| home.join(".gnupg"))];
-        if let Some(rt) = &runtime {
-            let g = rt.join("gnupg");
-            // gpgconf puts a non-default home's sockets in d.HASH below it.
-            if let Ok(rd) = std::fs::read_dir(&g) {
-                dirs.extend(
-                    rd.filter_map(|e| e.ok().map(|e| e.path()))
-                        .filter(|p| p.is_dir()),
-                );
-            }
-            dirs.push(g);
+
+    let mut gpg: Vec<PathBuf> = var("GPG_AGENT_INFO")
+        .and_then(|v| v.to_str()?.split(':').next().map(PathBuf::from))
+        .into_iter()
+        .collect();
+    let mut dirs = vec![var("GNUPGHOME").unwrap_or_else(|| home.join(".gnupg"))];
+    if let Some(rt) = &runtime {
+        let g = rt.join("gnupg");
+        // gpgconf puts a non-default home's sockets in d.HASH below it.
+        if let Ok(rd) = std::fs::read_dir(&g) {
+            dirs.extend(
+                rd.filter_map(|e| e.ok().map(|e| e.path()))
+                    .filter(|p| p.is_dir()),
+            );
         }
-        for d in &dirs {
-            out.extend(sockets_in(d));
-        }
+        dirs.push(g);
     }
-    out.retain(|p| is_socket(p));
+    for d in &dirs {
+        gpg.extend(sockets_in(d));
+    }
+
+    // `unix:path=/run/user/1000/bus,guid=...`; abstract addresses are Landlock's (ABI 6 scope).
+    let mut session: Vec<PathBuf> = var("DBUS_SESSION_BUS_ADDRESS")
+        .and_then(|v| {
+            let v = v.to_str()?.to_string();
+            let path = v.split(';').find_map(|a| {
+                a.strip_prefix("unix:")?
+                    .split(',')
+                    .find_map(|kv| kv.strip_prefix("path="))
+            })?;
+            Some(PathBuf::from(path))
+        })
+        .into_iter()
+        .collect();
+    if let Some(rt) = &runtime {
+        session.extend(sockets_in(rt));
+    }
+    session.extend(in_runtime(&["systemd/private", "podman/podman.sock"]));
+    session.extend(["/run/docker.sock", "/var/run/docker.sock"].map(PathBuf::from));
+
+    let mut tmux: Vec<PathBuf> = var("TMUX")
+        .and_then(|v| v.to_str()?.split(',').next().map(PathBuf::from))
+        .into_iter()
+        .collect();
+    let tmux_base = var("TMUX_TMPDIR").unwrap_or_else(|| PathBuf::from("/tmp"));
+    tmux.extend(sockets_in(&tmux_base.join(format!("tmux-{uid}"))));
+
+    let groups = [
+        ("SSH_AUTH_SOCK", ssh),
+        ("GPG_AGENT_INFO", gpg),
+        ("DBUS_SESSION_BUS_ADDRESS", session),
+        ("TMUX", tmux),
+    ];
+    // An allowed group's socket stays, even where another group's scan found it too.
+    let kept: Vec<&PathBuf> = groups
+        .iter()
+        .filter(|(v, _)| allowed(v))
+        .flat_map(|(_, s)| s)
+        .collect();
+    let mut out: Vec<PathBuf> = groups
+        .iter()
+        .filter(|(v, _)| !allowed(v))
+        .flat_map(|(_, s)| s.iter().cloned())
+        .filter(|p| !kept.contains(&p) && is_socket(p))
+        .collect();
     out.sort();
     out.dedup();
     out
