@@ -655,6 +655,22 @@ fn an_allowed_agent_stays_reachable() {
         r.stdout,
         r.stderr
     );
+    // A project's keyfence.toml cannot hand the user's agent to its own scripts.
+    fx.project_file(
+        "keyfence.toml",
+        "[[profile]]\nname = \"mine\"\nmatch = [\"node *\"]\nsandbox = true\nallow = [\"SSH_AUTH_SOCK\"]\n",
+    );
+    let r = fx
+        .run_unprivileged(&["run", "--", "node", "-e", probe], &env)
+        .unwrap();
+    assert!(
+        // Dropped, so node tries a file named "unset" (or a stricter keyfence refuses the
+        // project file outright); never the agent.
+        r.stdout.contains("connect=ENOENT") || (r.code == 125 && r.stdout.is_empty()),
+        "{}{}",
+        r.stdout,
+        r.stderr
+    );
 }
 
 /// `npm install -g` is a global install the user asked for: it may write npm's prefix (a

@@ -343,8 +343,14 @@ fn prepare(args: &RunArgs) -> Result<(env::Plan, bool, Option<Sandbox>, bool, pr
         &p.name,
         chosen.origin == policy::Origin::Project,
     )?);
+    // The user's agents (ssh-agent, the session bus, ...) act outside every sandbox: only the
+    // user's own flags and config may let a sandboxed command reach them, not a project file.
+    let agents_allowed: Vec<String> = match chosen.origin {
+        policy::Origin::Project => args.allow.clone(),
+        _ => allow.clone(),
+    };
     let sandbox = match args.sandbox || p.sandbox.unwrap_or(false) {
-        true => Some(prepare_sandbox(args, &allow)?),
+        true => Some(prepare_sandbox(args, &agents_allowed)?),
         false => None,
     };
     let phantom_secrets = start_phantoms(
@@ -367,7 +373,7 @@ fn prepare(args: &RunArgs) -> Result<(env::Plan, bool, Option<Sandbox>, bool, pr
     if sandbox.is_some() {
         use crate::isolate::sandbox::AGENT_VARS;
         plan.env.retain(|(k, _)| {
-            !AGENT_VARS.iter().any(|v| k == v) || allow.iter().any(|a| k == a.as_str())
+            !AGENT_VARS.iter().any(|v| k == v) || agents_allowed.iter().any(|a| k == a.as_str())
         });
     }
     if args.canary {
