@@ -815,3 +815,73 @@ fn git_is_out_of_reach_through_an_outside_process_view() {
     let out = run("--profile default");
     assert!(out.contains("root=0") && out.contains("cwd=0"), "{out}");
 }
+
+/// Where there is no `.git` (a project that is not a repository, or `web/` inside one), the
+/// command could create one, and the user's next git command there would run its config's
+/// `core.fsmonitor`. keyfence moves it aside when the command ends, and says so.
+#[test]
+fn a_git_directory_planted_where_there_was_none_is_moved_aside() {
+    if !have("git") || !nix_is_root() {
+        return;
+    }
+    let fx = Fixture::outside_tmp();
+    fx.git(&["init", "-q"]);
+    std::fs::create_dir_all(fx.project.join("web")).unwrap();
+    if !fx.hand_to_nobody() {
+        return;
+    }
+    let plant = "mkdir .git && printf '[core]\\n\\tfsmonitor = \"touch PLANTED\"\\n' > .git/config \
+                 && echo planted";
+    let run = |profile: &[&str]| {
+        let o = Command::new(AS_NOBODY[0])
+            .args(&AS_NOBODY[1..])
+            .arg(BIN)
+            .arg("run")
+            .args(profile)
+            .args(["--", "sh", "-c", plant])
+            .current_dir(fx.project.join("web"))
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("HOME", &fx.home)
+            .output()
+            .unwrap();
+        Run::from(o)
+    };
+    let r = run(&["--sandbox"]);
+    assert_eq!(r.stdout, "planted\n", "{}", r.stderr);
+    assert!(!fx.project.join("web/.git").exists(), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("web/.git, which git would use"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("hint: if you expected it"),
+        "{}",
+        r.stderr
+    );
+    let aside: Vec<_> = std::fs::read_dir(fx.project.join("web"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with(".git.keyfence-")
+        })
+        .collect();
+    assert_eq!(aside.len(), 1);
+    // git in web/ uses the repository above again, not the planted one.
+    let top = Command::new("git")
+        .args(["-c", "safe.directory=*", "rev-parse", "--show-toplevel"])
+        .current_dir(fx.project.join("web"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        Path::new(String::from_utf8_lossy(&top.stdout).trim()),
+        fx.project.canonicalize().unwrap()
+    );
+    // Baseline: without the sandbox the planted repository stays.
+    let r = run(&["--profile", "default"]);
+    assert_eq!(r.stdout, "planted\n", "{}", r.stderr);
+    assert!(fx.project.join("web/.git/config").exists());
+}

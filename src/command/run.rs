@@ -35,7 +35,9 @@ pub fn run(g: &GlobalArgs, args: &RunArgs) -> Result<Exit> {
         let supervise = (mask && !plan.secrets.is_empty())
             || guard.is_some()
             || !leases.is_empty()
-            || sandbox.as_ref().is_some_and(|s| !s.kept.is_empty());
+            || sandbox
+                .as_ref()
+                .is_some_and(|s| !s.kept.is_empty() || s.no_git.is_some());
         if !leases.is_empty() && args.net != "allow" {
             bail!(
                 "short-lived credentials (openbao+lease://, openbao+token://) need keyfence to \
@@ -67,10 +69,15 @@ pub fn run(g: &GlobalArgs, args: &RunArgs) -> Result<Exit> {
             let keep_alive = leases.keep_alive();
             let exit = start(g, args, plan, supervise, mask, sandbox.is_some(), guard);
             drop(keep_alive);
-            if let (Some(sb), Exit::Code(code)) = (&sandbox, &exit)
-                && let Some(note) = sb.note(&args.command, *code)
-            {
-                eprintln!("{note}");
+            if let Some(sb) = &sandbox {
+                if let Some(warning) = sb.quarantine_new_git() {
+                    eprintln!("{warning}");
+                }
+                if let Exit::Code(code) = &exit
+                    && let Some(note) = sb.note(&args.command, *code)
+                {
+                    eprintln!("{note}");
+                }
             }
             let (revoked, errors) = leases.revoke_all();
             for e in errors {
@@ -96,9 +103,39 @@ struct Sandbox {
     policy: crate::isolate::sandbox::Policy,
     /// What the mount namespace keeps read-only beneath the writable roots (`.git`).
     kept: Vec<std::path::PathBuf>,
+    /// The project's `.git` when there was none: one the command creates would be the
+    /// repository of the user's next git command here (its config and hooks run code), so it
+    /// is moved aside when the command ends.
+    no_git: Option<std::path::PathBuf>,
 }
 
 impl Sandbox {
+    /// A `.git` the command created in the project, moved aside (renamed, nothing deleted).
+    fn quarantine_new_git(&self) -> Option<String> {
+        let git = self.no_git.as_ref()?;
+        std::fs::symlink_metadata(git).ok()?;
+        let aside = git.with_file_name(format!(".git.keyfence-{}", std::process::id()));
+        Some(match std::fs::rename(git, &aside) {
+            Ok(()) => format!(
+                "keyfence: warning: the command created {}, which git would use for every \
+                 command run here (its config and hooks run code outside the sandbox); it was \
+                 moved to {}\nhint: if you expected it (a project generator's `git init`), \
+                 move it back: mv {} {}",
+                git.display(),
+                aside.display(),
+                aside.display(),
+                git.display()
+            ),
+            Err(e) => format!(
+                "keyfence: warning: the command created {}, which git would use for every \
+                 command run here (its config and hooks run code outside the sandbox), and it \
+                 could not be moved aside ({e})\nhint: look at it before running git here; \
+                 remove it unless you expected it",
+                git.display()
+            ),
+        })
+    }
+
     /// After the command: what the sandbox kept read-only and how to let a command the user
     /// trusts write there in this project, when the command failed or the project's scripts
     /// set up git hooks (husky and the like report the refused write and still succeed).
@@ -208,7 +245,13 @@ fn prepare_sandbox(args: &RunArgs, allow: &[String]) -> Result<Sandbox> {
             Vec::new()
         }
     };
-    Ok(Sandbox { policy, kept })
+    let git = cwd.join(".git");
+    let no_git = std::fs::symlink_metadata(&git).is_err().then_some(git);
+    Ok(Sandbox {
+        policy,
+        kept,
+        no_git,
+    })
 }
 
 #[cfg(target_os = "linux")]
