@@ -6,7 +6,7 @@
 use super::Exit;
 use crate::cli::{GlobalArgs, RunArgs};
 use crate::detect;
-use crate::policy;
+use crate::policy::{self, NetPolicy};
 use crate::provider;
 use crate::run::{env, process, protect};
 use crate::secret::SecretValue;
@@ -20,7 +20,7 @@ pub fn run(g: &GlobalArgs, args: &RunArgs) -> Result<Exit> {
     // automata under zeroing (every realloc a copy) was a fifth of the start-up.
     crate::detect::detector();
     crate::zero_alloc::zero_freed_memory();
-    match prepare(args).and_then(|(plan, mask, sandbox, guard, leases)| {
+    match prepare(args).and_then(|(plan, mask, sandbox, guard, net, leases)| {
         // Guard and trace share the supervisor: a tracer of the whole tree.
         let guard = match guard || args.trace.is_some() {
             true => Some((
@@ -31,12 +31,11 @@ pub fn run(g: &GlobalArgs, args: &RunArgs) -> Result<Exit> {
         };
         // Leases and child tokens are revoked when the command ends, so keyfence stays to do it.
         let supervise = (mask && !plan.secrets.is_empty()) || guard.is_some() || !leases.is_empty();
-        if !leases.is_empty() && args.net != "allow" {
+        if !leases.is_empty() && net != NetPolicy::Allow {
             bail!(
                 "short-lived credentials (openbao+lease://, openbao+token://) need keyfence to \
                  reach OpenBao when the command ends, to revoke them; they cannot be combined \
-                 with --net {}",
-                args.net
+                 with --net {net}"
             );
         }
         // Order matters: self-protection and the network namespace both write to /proc/self,
@@ -44,7 +43,7 @@ pub fn run(g: &GlobalArgs, args: &RunArgs) -> Result<Exit> {
         if supervise {
             protect_supervisor(&plan);
         }
-        restrict_network(&args.net)?;
+        restrict_network(&net)?;
         if sandbox {
             enter_sandbox(g)?;
         }
@@ -129,22 +128,19 @@ fn store_dirs() -> Vec<std::path::PathBuf> {
 }
 
 #[cfg(target_os = "linux")]
-fn restrict_network(spec: &str) -> Result<()> {
-    use crate::isolate::net::{self, NetPolicy};
-    match spec
-        .parse::<NetPolicy>()
-        .map_err(|e| anyhow::anyhow!("--net {e}"))?
-    {
+fn restrict_network(net: &NetPolicy) -> Result<()> {
+    use crate::isolate::net;
+    match net {
         NetPolicy::Allow => Ok(()),
         NetPolicy::None => Ok(net::enter_none()?),
-        NetPolicy::TcpPorts(ports) => Ok(net::restrict_tcp(&ports)?),
+        NetPolicy::TcpPorts(ports) => Ok(net::restrict_tcp(ports)?),
     }
 }
 
 #[cfg(not(target_os = "linux"))]
-fn restrict_network(spec: &str) -> Result<()> {
-    if spec != "allow" {
-        bail!("--net {spec} needs Linux; refusing to run with the network on");
+fn restrict_network(net: &NetPolicy) -> Result<()> {
+    if *net != NetPolicy::Allow {
+        bail!("--net {net} needs Linux; refusing to run with the network on");
     }
     Ok(())
 }
@@ -154,14 +150,23 @@ fn enter_sandbox(_g: &GlobalArgs) -> Result<()> {
     bail!("--sandbox needs Linux (Landlock); refusing to run unprotected")
 }
 
-/// The environment to run with, whether to mask output, sandbox and guard, and the leases to
-/// revoke when the command ends.
-fn prepare(args: &RunArgs) -> Result<(env::Plan, bool, bool, bool, provider::Leases)> {
+/// The environment to run with, whether to mask output, sandbox and guard, the network, and
+/// the leases to revoke when the command ends.
+fn prepare(args: &RunArgs) -> Result<(env::Plan, bool, bool, bool, NetPolicy, provider::Leases)> {
     let cwd = std::env::current_dir()?;
+    let program = args
+        .command
+        .first()
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let config = policy::Config::load(
         policy::project_file(&cwd).as_deref(),
         policy::user_file().as_deref(),
-    )?;
+    )
+    .map_err(|e| e.for_program(&program))?;
+    for w in &config.warnings {
+        eprintln!("keyfence: warning: {w}");
+    }
     let command_line = args
         .command
         .iter()
@@ -202,7 +207,15 @@ fn prepare(args: &RunArgs) -> Result<(env::Plan, bool, bool, bool, provider::Lea
     let mask = !args.no_mask && p.mask.unwrap_or(true);
     let sandbox = args.sandbox || p.sandbox.unwrap_or(false);
     let guard = args.guard || p.guard.unwrap_or(false);
-    if phantoms && args.net == "none" {
+    let cli_net = args
+        .net
+        .parse::<NetPolicy>()
+        .map_err(|e| anyhow::anyhow!("--net {e}"))?;
+    let net = match &p.net {
+        Some(profile_net) => cli_net.stricter(profile_net),
+        None => cli_net,
+    };
+    if phantoms && net == NetPolicy::None {
         bail!("--phantom needs the network for its proxy; it cannot be combined with --net none");
     }
     let mut plan = env::plan(detect::detector(), std::env::vars_os(), &rules, inject);
@@ -216,6 +229,7 @@ fn prepare(args: &RunArgs) -> Result<(env::Plan, bool, bool, bool, provider::Lea
         mask || phantoms,
         sandbox,
         guard,
+        net,
         resolver.take_leases(),
     ))
 }
