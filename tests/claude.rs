@@ -291,7 +291,7 @@ fn agent_profile_guards_the_key_from_the_bash_tool() {
     let key = fx.key("anthropic");
     fx.store_secret("ANTHROPIC_API_KEY", &key);
     if !fx.hand_to_nobody() {
-        eprintln!("needs root and setpriv to drop to nobody: skipped");
+        skip("needs root and setpriv to drop to nobody");
         return;
     }
     let stub = Stub::start(LOOK_FOR_KEY);
@@ -384,7 +384,7 @@ fn agent_profile_with_phantom_keeps_the_real_key_out_of_the_whole_tree() {
     let key = fx.key("anthropic");
     fx.store_secret("ANTHROPIC_API_KEY", &key);
     if !fx.hand_to_nobody() {
-        eprintln!("needs root and setpriv to drop to nobody: skipped");
+        skip("needs root and setpriv to drop to nobody");
         return;
     }
     let stub = Stub::start(LOOK_FOR_KEY);
