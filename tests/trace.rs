@@ -796,3 +796,229 @@ fn trace_reports_what_the_install_sandbox_blocked() {
         );
     }
 }
+
+/// #14: a value in a path reached the trace file and the summary in clear (`cd "d$KEY"`):
+/// every string field of every event is masked as argv is. The tree gets a canary for
+/// GITHUB_TOKEN (short enough for a Unix socket path) and puts it in a directory name (`cwd`), a
+/// program's name (`program`, `argv`), a `.env` file it writes (`open.path`,
+/// `secret-written.path`), a Unix socket path it connects and sends to (`connect.address`,
+/// `secret-sent.destination`), a DNS name (`dns.name`) and the npm package name a process
+/// carries (`group`, which heads the summary's lines).
+#[test]
+fn trace_masks_a_value_in_every_field() {
+    let mut fx = Fixture::new();
+    let key = fx.key("github");
+    let trace = fx.dir.path().join("trace.jsonl");
+    let trace_arg = format!("--trace={}", trace.display());
+    let script = format!(
+        r#"v="$GITHUB_TOKEN"; printf %s "$v" > {out}/canary.txt
+d="$PWD/d$v"; mkdir "$d"; cd "$d"
+cp /bin/true "./$v"; "./$v"
+printf %s "$v" > .env
+npm_package_name="$v" npm_lifecycle_event=postinstall cat "$HOME/.npmrc" 2>/dev/null
+python3 -c '
+import os, socket
+v = os.environ["GITHUB_TOKEN"]
+srv = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); srv.bind("s" + v)
+socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM).connect("s" + v)
+socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM).sendto(v.encode(), "s" + v)
+q = bytes.fromhex("123401000001000000000000") + bytes([len(v)]) + v.encode() + b"\x07example\x00\x00\x01\x00\x01"
+socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(q, ("127.0.0.1", 53))
+'"#,
+        out = fx.dir.path().display()
+    );
+    let r = fx.run(
+        &["run", "--canary", &trace_arg, "--", "sh", "-c", &script],
+        &[("GITHUB_TOKEN", &key)],
+    );
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let canary = std::fs::read_to_string(fx.dir.path().join("canary.txt")).unwrap();
+    assert!(
+        canary.starts_with("ghp_") && canary != key,
+        "no canary given"
+    );
+    let (text, events) = read_trace(&trace);
+    r.assert_no_secret(&[key.clone(), canary.clone()]);
+    assert!(
+        !text.contains(&canary) && !text.contains(&key),
+        "a value is in the trace file"
+    );
+    let masked = "<keyfence:GITHUB_TOKEN>";
+    let has = |kind: &str, field: &str, want: &dyn Fn(&str) -> bool| {
+        events
+            .iter()
+            .any(|e| e["event"] == kind && e[field].as_str().is_some_and(want))
+    };
+    let dir = format!("/d{masked}");
+    assert!(has("exec", "cwd", &|v| v.ends_with(&dir)), "{events:?}");
+    assert!(
+        has("exec", "program", &|v| v
+            .ends_with(&format!("{dir}/{masked}"))),
+        "{events:?}"
+    );
+    assert!(
+        has("open", "path", &|v| v.ends_with(&format!("{dir}/.env"))),
+        "{events:?}"
+    );
+    assert!(
+        has("secret-written", "path", &|v| v
+            .ends_with(&format!("{dir}/.env"))),
+        "{events:?}"
+    );
+    assert!(
+        has("connect", "address", &|v| v == format!("unix:s{masked}")),
+        "{events:?}"
+    );
+    assert!(
+        has("secret-sent", "destination", &|v| v
+            == format!("unix:s{masked}")),
+        "{events:?}"
+    );
+    assert!(
+        has("secret-in-argv", "program", &|v| v == masked),
+        "{events:?}"
+    );
+    assert!(
+        has("dns", "name", &|v| v.starts_with("<keyfence:GITHUB_TOKEN")),
+        "{events:?}"
+    );
+    let group = format!("{masked} postinstall");
+    assert!(
+        has("open", "group", &|v| v == group) && has("exec", "group", &|v| v == group),
+        "{events:?}"
+    );
+    // The summary: the group that heads a paragraph, and the paths in its lines.
+    assert!(
+        r.stderr
+            .contains(&format!("keyfence: trace: {group}: read ~/.npmrc")),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains(&format!(
+            "wrote the canary for GITHUB_TOKEN to {}",
+            fx.project.join(format!("d{masked}/.env")).display()
+        )),
+        "{}",
+        r.stderr
+    );
+}
+
+/// Fails when `CI` is set; otherwise says the test is skipped. For tests that need root.
+fn needs_root() -> bool {
+    if nix_is_root() {
+        return true;
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "this test needs root (to give a file to another user)"
+    );
+    eprintln!("not root: skipped");
+    false
+}
+
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::symlink_metadata(path)
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o7777
+}
+
+/// #14: the trace file was opened after keyfence had sandboxed itself, so `--trace=FILE` in a
+/// directory the sandbox keeps read-only (the home, on the way to ~/.aws) failed with EACCES.
+/// Opened first, it works, mode 0600; an existing file of the user's, world-readable, is
+/// emptied and tightened to 0600.
+#[test]
+fn trace_file_in_home_under_the_sandbox() {
+    use std::os::unix::fs::PermissionsExt;
+    let fx = Fixture::outside_tmp();
+    fx.home_file(".aws/credentials", "[default]\n");
+    let trace = fx.home.join("trace.jsonl");
+    let trace_arg = format!("--trace={}", trace.display());
+    let r = fx.run(
+        &["run", "--sandbox", &trace_arg, "--", "sh", "-c", "echo ok"],
+        &[],
+    );
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(r.stdout.trim(), "ok");
+    let (_, events) = read_trace(&trace);
+    assert_eq!(events[0]["event"], "exec", "{events:?}");
+    assert_eq!(mode(&trace), 0o600);
+    // Again over a file of the user's that others may read: emptied first, and 0600.
+    std::fs::write(&trace, "old line\n").unwrap();
+    std::fs::set_permissions(&trace, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let r = fx.run(
+        &["run", "--sandbox", &trace_arg, "--", "sh", "-c", "echo ok"],
+        &[],
+    );
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(mode(&trace), 0o600);
+    let text = std::fs::read_to_string(&trace).unwrap();
+    assert!(
+        !text.contains("old line") && text.contains("\"exec\""),
+        "{text}"
+    );
+}
+
+/// #14: a symbolic link at FILE (planted by the tree of an earlier run, or by another user in a
+/// shared directory) made keyfence write, as the user, wherever it pointed, and truncate that
+/// file. Refused, naming the path, and the target is left as it was; a link to a file that does
+/// not exist yet does not create it.
+#[test]
+fn trace_refuses_a_symlink_at_the_file() {
+    let fx = Fixture::new();
+    let target = fx.home.join("precious.txt");
+    std::fs::write(&target, "keep me\n").unwrap();
+    let link = fx.dir.path().join("trace.jsonl");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    let dangling = fx.dir.path().join("dangling.jsonl");
+    let absent = fx.home.join("absent.txt");
+    std::os::unix::fs::symlink(&absent, &dangling).unwrap();
+    for path in [&link, &dangling] {
+        let trace_arg = format!("--trace={}", path.display());
+        let r = fx.run(&["run", &trace_arg, "--", "sh", "-c", "echo ran"], &[]);
+        assert_eq!(r.code, 125, "{}\n{}", r.stdout, r.stderr);
+        assert!(!r.stdout.contains("ran"), "the command ran: {}", r.stdout);
+        assert!(
+            r.stderr.contains(&path.display().to_string())
+                && r.stderr.contains("symbolic link")
+                && r.stderr.contains("hint:"),
+            "{}",
+            r.stderr
+        );
+    }
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep me\n");
+    assert!(!absent.exists(), "the link's target was created");
+}
+
+/// #14: a FILE that belongs to another user (root writing into a user's file, or a file another
+/// user left in a shared directory for keyfence to fill) is refused and left as it was.
+#[test]
+fn trace_refuses_a_file_of_another_user() {
+    if !needs_root() {
+        return;
+    }
+    let fx = Fixture::new();
+    let theirs = fx.dir.path().join("trace.jsonl");
+    std::fs::write(&theirs, "theirs\n").unwrap();
+    let st = Command::new("chown")
+        .args(["65534:65534"])
+        .arg(&theirs)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let trace_arg = format!("--trace={}", theirs.display());
+    let r = fx.run(&["run", &trace_arg, "--", "sh", "-c", "echo ran"], &[]);
+    assert_eq!(r.code, 125, "{}\n{}", r.stdout, r.stderr);
+    assert!(!r.stdout.contains("ran"), "the command ran: {}", r.stdout);
+    assert!(
+        r.stderr.contains(&theirs.display().to_string())
+            && r.stderr.contains("another user")
+            && r.stderr.contains("hint:"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(std::fs::read_to_string(&theirs).unwrap(), "theirs\n");
+}

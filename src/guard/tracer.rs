@@ -619,18 +619,14 @@ impl Tracer<'_> {
                 .collect()
         };
         let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-        // Looked for in the raw bytes (every argument, not only the 64 recorded): the record
-        // itself only ever holds the masked form.
+        // Looked for in the raw bytes (every argument, not only the 64 recorded). The
+        // arguments, the program and the group are masked where the event is recorded.
         let in_argv: Vec<String> = rec
             .find_watched(&cmdline)
             .into_iter()
             .map(|(l, c)| crate::trace::what(l, c))
             .collect();
-        let argv: Vec<String> = split(cmdline)
-            .into_iter()
-            .take(64)
-            .map(|a| rec.mask(&a))
-            .collect();
+        let argv: Vec<String> = split(cmdline).into_iter().take(64).collect();
         // keyfence's own helper, caught finishing its exec when the tracer attached: not part
         // of the command's story.
         if pid == self.command && argv.get(1).map(String::as_str) == Some(super::HELPER) {
@@ -831,15 +827,15 @@ impl Tracer<'_> {
     /// A connect at its entry: remembered for the sends on that socket, and returned as the event
     /// to record when the call returns (`connect_done`).
     fn connect_seen(&mut self, pid: Pid, r: libc::user_regs_struct) -> Option<crate::trace::Event> {
-        let rec = self.trace.as_ref()?;
+        self.trace.as_ref()?;
         let raw = memory::read_upto(pid, r.rsi as usize, (r.rdx as usize).min(MAX_PAYLOAD));
         let (address, port) = crate::trace::sockaddr(&raw)?;
-        let masked = rec.mask(&address);
         let tgid = self.tasks.get(&pid).map_or(pid, |t| t.tgid);
-        self.connected.insert((tgid, r.rdi), (address, port));
+        self.connected
+            .insert((tgid, r.rdi), (address.clone(), port));
         Some(crate::trace::Event::Connect {
             pid: pid.as_raw(),
-            address: masked,
+            address,
             blocked: false,
             group: self.group_of(pid),
         })

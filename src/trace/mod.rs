@@ -12,6 +12,12 @@
 //! second filter for that one descriptor. Values are also looked for in each program's
 //! arguments and, at the end, in the regular files the tree wrote. TLS payloads are opaque;
 //! connects and DNS queries are always seen.
+//!
+//! No watched value is ever written out in clear: every string of every event (paths, program
+//! names, addresses, group labels — all chosen by the tree) is masked at the one place events
+//! go in (`Recorder::record`), before the JSON line and the summary are made from it.
+
+pub mod file;
 
 use crate::secret::SecretValue;
 use serde::Serialize;
@@ -83,6 +89,63 @@ pub enum Event {
     },
 }
 
+impl Event {
+    /// Every string the event carries. The patterns name every field (no `..`), so a field
+    /// added later fails to compile until it is listed here, and so masked.
+    fn for_each_text(&mut self, mut f: impl FnMut(&mut String)) {
+        match self {
+            Event::Exec {
+                pid: _,
+                ppid: _,
+                program,
+                argv,
+                cwd,
+                group,
+            } => {
+                argv.iter_mut().for_each(&mut f);
+                [program, cwd, group].into_iter().for_each(f);
+            }
+            Event::Open {
+                pid: _,
+                path,
+                write: _,
+                why: _,
+                blocked: _,
+                group,
+            } => [path, group].into_iter().for_each(f),
+            Event::Connect {
+                pid: _,
+                address,
+                blocked: _,
+                group,
+            } => [address, group].into_iter().for_each(f),
+            Event::Dns {
+                pid: _,
+                name,
+                group,
+            } => [name, group].into_iter().for_each(f),
+            Event::SecretSent {
+                pid: _,
+                what,
+                destination,
+                group,
+            } => [what, destination, group].into_iter().for_each(f),
+            Event::SecretInArgv {
+                pid: _,
+                what,
+                program,
+                group,
+            } => [what, program, group].into_iter().for_each(f),
+            Event::SecretWritten {
+                pid: _,
+                what,
+                path,
+                group,
+            } => [what, path, group].into_iter().for_each(f),
+        }
+    }
+}
+
 /// How an event names a watched value.
 pub fn what(label: &str, canary: bool) -> String {
     if canary {
@@ -145,37 +208,45 @@ pub struct Recorder {
 }
 
 impl Recorder {
+    /// `file`: where the JSON lines go, opened by `file::open` (before keyfence restricted
+    /// itself).
     pub fn new(
-        file: Option<&Path>,
+        file: Option<std::fs::File>,
         watched: Vec<Watched>,
         sensitive: Vec<PathBuf>,
-    ) -> std::io::Result<Recorder> {
-        let out = match file {
-            Some(p) => {
-                let f = std::fs::OpenOptions::new()
-                    .create(true)
-                    .write(true)
-                    .truncate(true)
-                    .mode_0600()
-                    .open(p)?;
-                Some(std::io::BufWriter::new(f))
-            }
-            None => None,
-        };
-        Ok(Recorder {
-            out,
+    ) -> Recorder {
+        Recorder {
+            out: file.map(std::io::BufWriter::new),
             watched,
             sensitive: SensitivePaths(std::sync::Arc::new(sensitive)),
             summary: BTreeMap::new(),
             alerts: Vec::new(),
             top: String::new(),
             sandbox_writable: None,
-        })
+        }
     }
 
-    /// Replaces watched values in a string (argv, DNS names, socket paths) with
+    /// Replaces watched values in a string (argv, paths, DNS names, socket addresses) with
     /// `<keyfence:LABEL>`, also when a DNS name has split the value across labels.
     pub fn mask(&self, s: &str) -> String {
+        let mut s = s.to_string();
+        self.mask_in_place(&mut s);
+        s
+    }
+
+    /// `mask`, without a copy of a string that holds no value (most of them).
+    fn mask_in_place(&self, text: &mut String) {
+        if self.watched.iter().any(|w| {
+            let v = w.value.expose();
+            !v.is_empty()
+                && (memchr::memmem::find(text.as_bytes(), v).is_some()
+                    || (v.len() >= 8 && text.contains('.')))
+        }) {
+            *text = self.mask_all(text);
+        }
+    }
+
+    fn mask_all(&self, s: &str) -> String {
         let mut s = s.to_string();
         for w in &self.watched {
             if let Ok(v) = std::str::from_utf8(w.value.expose())
@@ -247,7 +318,8 @@ impl Recorder {
             .collect()
     }
 
-    pub fn record(&mut self, e: Event) {
+    pub fn record(&mut self, mut e: Event) {
+        e.for_each_text(|t| self.mask_in_place(t));
         let (group, line) = match &e {
             Event::Exec { group, argv, .. } => (
                 group,
@@ -360,17 +432,6 @@ fn tilde(path: &str) -> String {
     }
 }
 
-trait Mode0600 {
-    fn mode_0600(&mut self) -> &mut Self;
-}
-
-impl Mode0600 for std::fs::OpenOptions {
-    fn mode_0600(&mut self) -> &mut Self {
-        use std::os::unix::fs::OpenOptionsExt;
-        self.mode(0o600)
-    }
-}
-
 /// A socket address as the kernel gives it to `connect`/`sendto`: "ip:port", "[ip6]:port",
 /// "unix:PATH"; with the port, for DNS detection.
 pub fn sockaddr(raw: &[u8]) -> Option<(String, Option<u16>)> {
@@ -453,8 +514,7 @@ mod tests {
                 value: SecretValue::new(value),
             }],
             Vec::new(),
-        )
-        .unwrap();
+        );
         assert_eq!(
             rec.mask(&format!("--key={value}")),
             "--key=<keyfence:OPENAI_API_KEY>"
