@@ -803,7 +803,9 @@ fn trace_reports_what_the_install_sandbox_blocked() {
 /// program's name (`program`, `argv`), a `.env` file it writes (`open.path`,
 /// `secret-written.path`), a Unix socket path it connects and sends to (`connect.address`,
 /// `secret-sent.destination`), a DNS name (`dns.name`) and the npm package name a process
-/// carries (`group`, which heads the summary's lines).
+/// carries (`group`, which heads the summary's lines); and in the notices on stderr: the path of
+/// a setuid program, and a process that names itself after 15 bytes of the value (all a
+/// process name holds) and then calls ptrace.
 #[test]
 fn trace_masks_a_value_in_every_field() {
     let mut fx = Fixture::new();
@@ -813,7 +815,7 @@ fn trace_masks_a_value_in_every_field() {
     let script = format!(
         r#"v="$GITHUB_TOKEN"; printf %s "$v" > {out}/canary.txt
 d="$PWD/d$v"; mkdir "$d"; cd "$d"
-cp /bin/true "./$v"; "./$v"
+cp /bin/true "./$v"; chmod u+s "./$v"; "./$v"
 printf %s "$v" > .env
 npm_package_name="$v" npm_lifecycle_event=postinstall cat "$HOME/.npmrc" 2>/dev/null
 python3 -c '
@@ -824,6 +826,10 @@ socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM).connect("s" + v)
 socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM).sendto(v.encode(), "s" + v)
 q = bytes.fromhex("123401000001000000000000") + bytes([len(v)]) + v.encode() + b"\x07example\x00\x00\x01\x00\x01"
 socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(q, ("127.0.0.1", 53))
+import ctypes
+libc = ctypes.CDLL(None)
+libc.prctl(15, v[:15].encode())
+libc.ptrace(0, 0, 0, 0)
 '"#,
         out = fx.dir.path().display()
     );
@@ -894,6 +900,19 @@ socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(q, ("127.0.0.1", 53))
         "{}",
         r.stderr
     );
+    assert!(
+        r.stderr
+            .contains(&format!("keyfence: guard: ./{masked} is setuid/setgid")),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr
+            .contains(&format!("keyfence: guard: {masked} (pid ")),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains(&canary[..15]), "{}", r.stderr);
     assert!(
         r.stderr.contains(&format!(
             "wrote the canary for GITHUB_TOKEN to {}",

@@ -267,6 +267,11 @@ impl Recorder {
         s
     }
 
+    /// The values looked for.
+    pub fn watched(&self) -> &[Watched] {
+        &self.watched
+    }
+
     /// Why a path is sensitive, if it is.
     pub fn sensitive(&self, path: &Path, own_pid: i32) -> Option<&'static str> {
         self.sensitive.why(path, own_pid)
