@@ -234,37 +234,22 @@ impl Recorder {
         s
     }
 
-    /// `mask`, without a copy of a string that holds no value (most of them).
+    /// `mask`, without a copy of a string that holds no value (most of them): every string of
+    /// every event goes through it.
     fn mask_in_place(&self, text: &mut String) {
-        if self.watched.iter().any(|w| {
-            let v = w.value.expose();
-            !v.is_empty()
-                && (memchr::memmem::find(text.as_bytes(), v).is_some()
-                    || (v.len() >= 8 && text.contains('.')))
-        }) {
-            *text = self.mask_all(text);
-        }
-    }
-
-    fn mask_all(&self, s: &str) -> String {
-        let mut s = s.to_string();
         for w in &self.watched {
-            if let Ok(v) = std::str::from_utf8(w.value.expose())
-                && v.len() >= 8
-                && !s.contains(v)
-                && s.replace('.', "").contains(v)
-            {
-                // Split by dots (DNS labels hold at most 63 bytes): say so, keep no piece.
-                return format!("<keyfence:{} split across labels>", w.label);
+            let v = w.value.expose();
+            if v.is_empty() {
+                continue;
             }
-            if let Ok(v) = std::str::from_utf8(w.value.expose())
-                && !v.is_empty()
-                && s.contains(v)
-            {
-                s = s.replace(v, &format!("<keyfence:{}>", w.label));
+            if memchr::memmem::find(text.as_bytes(), v).is_some() {
+                *text = replace_bytes(text, v, &format!("<keyfence:{}>", w.label));
+            } else if v.len() >= 8 && contains_skipping_dots(text.as_bytes(), v) {
+                // Split by dots (DNS labels hold at most 63 bytes): say so, keep no piece.
+                *text = format!("<keyfence:{} split across labels>", w.label);
+                return;
             }
         }
-        s
     }
 
     /// The values looked for.
@@ -428,6 +413,37 @@ impl Recorder {
     }
 }
 
+/// `text` with every `value` replaced by `with`; by bytes, so that a value that is not UTF-8
+/// by itself is still found.
+fn replace_bytes(text: &str, value: &[u8], with: &str) -> String {
+    let mut out = Vec::with_capacity(text.len());
+    let mut rest = text.as_bytes();
+    while let Some(i) = memchr::memmem::find(rest, value) {
+        out.extend_from_slice(&rest[..i]);
+        out.extend_from_slice(with.as_bytes());
+        rest = &rest[i + value.len()..];
+    }
+    out.extend_from_slice(rest);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Whether `hay` holds `needle` once its dots are taken out, without making that copy.
+fn contains_skipping_dots(hay: &[u8], needle: &[u8]) -> bool {
+    let Some(&first) = needle.first() else {
+        return true;
+    };
+    // Most strings are shorter than a value: no scan at all.
+    if hay.iter().filter(|&&b| b != b'.').count() < needle.len() {
+        return false;
+    }
+    (0..hay.len()).any(|start| {
+        hay[start] == first && {
+            let mut undotted = hay[start..].iter().filter(|&&b| b != b'.');
+            needle.iter().all(|n| undotted.next() == Some(n))
+        }
+    })
+}
+
 fn tilde(path: &str) -> String {
     match std::env::var("HOME") {
         Ok(h) if !h.is_empty() && path.starts_with(&format!("{h}/")) => {
@@ -531,6 +547,96 @@ mod tests {
             "{masked}"
         );
         assert_eq!(rec.mask("registry.npmjs.org"), "registry.npmjs.org");
+    }
+
+    /// #14: a value in a path, a program name or a group label reached the trace in clear.
+    #[test]
+    fn record_masks_every_string_of_every_event() {
+        let value = "ghp_0123456789abcdefghijABCDEFGHIJ012345";
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.jsonl");
+        let mut rec = Recorder::new(
+            Some(std::fs::File::create(&path).unwrap()),
+            vec![Watched {
+                label: "GITHUB_TOKEN".into(),
+                canary: true,
+                value: SecretValue::new(value),
+            }],
+            Vec::new(),
+        );
+        let t = |s: &str| s.replace('V', value);
+        let group = t("V postinstall");
+        let events = [
+            Event::Exec {
+                pid: 1,
+                ppid: 0,
+                program: t("/d/V"),
+                argv: vec![t("./V"), t("--k=V")],
+                cwd: t("/dV"),
+                group: group.clone(),
+            },
+            Event::Open {
+                pid: 1,
+                path: t("/dV/.env"),
+                write: true,
+                why: ".env file",
+                blocked: false,
+                group: group.clone(),
+            },
+            Event::Connect {
+                pid: 1,
+                address: t("unix:/run/V"),
+                blocked: true,
+                group: group.clone(),
+            },
+            Event::Dns {
+                pid: 1,
+                name: t("V.example"),
+                group: group.clone(),
+            },
+            Event::SecretSent {
+                pid: 1,
+                what: what("GITHUB_TOKEN", true),
+                destination: t("unix:/run/V"),
+                group: group.clone(),
+            },
+            Event::SecretInArgv {
+                pid: 1,
+                what: what("GITHUB_TOKEN", true),
+                program: t("V"),
+                group: group.clone(),
+            },
+            Event::SecretWritten {
+                pid: 1,
+                what: what("GITHUB_TOKEN", true),
+                path: t("/dV/.env"),
+                group,
+            },
+        ];
+        for e in events {
+            rec.record(e);
+        }
+        let summary = rec.finish().join("\n");
+        let text = std::fs::read_to_string(&path).unwrap();
+        for out in [&text, &summary] {
+            assert!(!out.contains(&value[4..]), "{out}");
+        }
+        assert_eq!(text.lines().count(), 7);
+        assert!(
+            summary.contains(
+                "<keyfence:GITHUB_TOKEN> postinstall: wrote /d<keyfence:GITHUB_TOKEN>/.env"
+            ),
+            "{summary}"
+        );
+    }
+
+    #[test]
+    fn finds_a_value_with_dots_in_it() {
+        assert!(contains_skipping_dots(b"ab.cd.ef", b"abcdef"));
+        assert!(contains_skipping_dots(b"x.abc.d", b"abcd"));
+        assert!(!contains_skipping_dots(b"ab.cd", b"abcde"));
+        assert!(!contains_skipping_dots(b"abxcd", b"abcd"));
+        assert_eq!(replace_bytes("aVbV", b"V", "<m>"), "a<m>b<m>");
     }
 
     #[test]
