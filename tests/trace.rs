@@ -923,14 +923,15 @@ libc.ptrace(0, 0, 0, 0)
     );
 }
 
-/// Fails when `CI` is set; otherwise says the test is skipped. For tests that need root.
+/// Whether this runs as root with setpriv, to give files to another user and run as one.
+/// Without: fails when `CI` is set, and otherwise says the test is skipped.
 fn needs_root() -> bool {
-    if nix_is_root() {
+    if nix_is_root() && Path::new(AS_NOBODY[0]).exists() {
         return true;
     }
     assert!(
         std::env::var_os("CI").is_none(),
-        "this test needs root (to give a file to another user)"
+        "this test needs root and setpriv (to give a file to another user, and run as one)"
     );
     eprintln!("not root: skipped");
     false
@@ -1016,6 +1017,7 @@ fn trace_refuses_a_symlink_at_the_file() {
 /// user left in a shared directory for keyfence to fill) is refused and left as it was.
 #[test]
 fn trace_refuses_a_file_of_another_user() {
+    use std::os::unix::fs::PermissionsExt;
     if !needs_root() {
         return;
     }
@@ -1040,4 +1042,29 @@ fn trace_refuses_a_file_of_another_user() {
         r.stderr
     );
     assert_eq!(std::fs::read_to_string(&theirs).unwrap(), "theirs\n");
+    // The other way round, as an ordinary user: a file another user left writable by all in a
+    // directory they share, for keyfence to fill and its owner to read.
+    assert!(fx.hand_to_nobody());
+    let planted = fx.project.join("trace.jsonl");
+    std::fs::write(&planted, "").unwrap();
+    std::fs::set_permissions(&planted, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let trace_arg = format!("--trace={}", planted.display());
+    // As `run_unprivileged` does, without handing the fixture (and so the file) to nobody again.
+    let r = Run::from(
+        Command::new(AS_NOBODY[0])
+            .args(&AS_NOBODY[1..])
+            .arg(BIN)
+            .arg("--etc")
+            .arg(&fx.etc)
+            .args(["run", &trace_arg, "--", "sh", "-c", "echo ran"])
+            .current_dir(&fx.project)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", &fx.home)
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(r.code, 125, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("another user (uid 0)"), "{}", r.stderr);
+    assert_eq!(std::fs::read_to_string(&planted).unwrap(), "");
 }
