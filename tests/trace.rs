@@ -948,8 +948,8 @@ fn mode(path: &Path) -> u32 {
 
 /// #14: the trace file was opened after keyfence had sandboxed itself, so `--trace=FILE` in a
 /// directory the sandbox keeps read-only (the home, on the way to ~/.aws) failed with EACCES.
-/// Opened first, it works, mode 0600; an existing file of the user's, world-readable, is
-/// emptied and tightened to 0600.
+/// Opened first, it works, mode 0600, under the install profile and plain `--sandbox`; an
+/// existing file of the user's, world-readable, is emptied and tightened to 0600.
 #[test]
 fn trace_file_in_home_under_the_sandbox() {
     use std::os::unix::fs::PermissionsExt;
@@ -957,12 +957,26 @@ fn trace_file_in_home_under_the_sandbox() {
     fx.home_file(".aws/credentials", "[default]\n");
     let trace = fx.home.join("trace.jsonl");
     let trace_arg = format!("--trace={}", trace.display());
+    // The built-in install profile; the tree itself still cannot write beside the file.
     let r = fx.run(
-        &["run", "--sandbox", &trace_arg, "--", "sh", "-c", "echo ok"],
+        &[
+            "run",
+            "--profile",
+            "install",
+            &trace_arg,
+            "--",
+            "sh",
+            "-c",
+            "echo ok; (echo x > \"$HOME/planted\") 2>/dev/null; true",
+        ],
         &[],
     );
-    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert_ne!(r.code, 125, "{}\n{}", r.stdout, r.stderr);
     assert_eq!(r.stdout.trim(), "ok");
+    assert!(
+        !fx.home.join("planted").exists(),
+        "the sandbox let the tree write"
+    );
     let (_, events) = read_trace(&trace);
     assert_eq!(events[0]["event"], "exec", "{events:?}");
     assert_eq!(mode(&trace), 0o600);
