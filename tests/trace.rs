@@ -715,8 +715,9 @@ fn trace_reports_what_the_install_sandbox_blocked() {
         &EVIL_HTTP.replace("PORT", &port.to_string()),
     );
     fx.project_file("package.json", r#"{"name": "app", "version": "1.0.0"}"#);
-    // In the project: the sandbox lets the tree write there (and keyfence, which is in it too).
-    let trace = fx.project.join("trace.jsonl");
+    // In the home, where the sandbox lets the tree write nothing (keyfence opens the file
+    // before it restricts itself), so the harvester cannot rewrite the record of what it did.
+    let trace = fx.home.join("trace.jsonl");
     let trace_arg = format!("--trace={}", trace.display());
     // The sandbox can only let the tree write beneath directories that exist when it starts.
     let cache = fx.home.join(".npm");
