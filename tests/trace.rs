@@ -1083,3 +1083,56 @@ fn trace_refuses_a_file_of_another_user() {
     assert!(r.stderr.contains("another user (uid 0)"), "{}", r.stderr);
     assert_eq!(std::fs::read_to_string(&planted).unwrap(), "");
 }
+
+/// A command runs as the same user: where it may write, it can rewrite the trace file to hide
+/// what it did (here: it reads ~/.npmrc, then overwrites the file with one harmless line, or
+/// deletes it and leaves one in its place). keyfence checks the file at the end and raises an
+/// alert; kept in the home under the sandbox, the rewrite fails and the record stands.
+#[test]
+fn trace_tells_when_the_command_rewrote_the_file() {
+    let fx = Fixture::outside_tmp();
+    fx.home_file(".npmrc", "registry=https://registry.npmjs.org/\n");
+    // Rewritten in place, or deleted and written anew (keyfence's own writes then go to the
+    // deleted file). Rewritten in place, the forgery must outgrow what keyfence writes at its
+    // own offset afterwards: it buries the record under harmless events.
+    let rewrite = "cat ~/.npmrc > /dev/null; \
+                   (yes '{\"event\":\"exec\",\"pid\":1,\"group\":\"sh\"}' | head -n 2000 > \"$TRACE\") 2>/dev/null; true";
+    let replace = "cat ~/.npmrc > /dev/null; \
+                   (rm -f \"$TRACE\" && echo '{\"event\":\"exec\"}' > \"$TRACE\") 2>/dev/null; true";
+    for (dir, options, forge) in [
+        (&fx.project, &[][..], rewrite),
+        (&fx.project, &[][..], replace),
+        (&fx.home, &["--sandbox"][..], rewrite),
+        (&fx.home, &["--sandbox"][..], replace),
+    ] {
+        let trace = dir.join("trace.jsonl");
+        let trace_arg = format!("--trace={}", trace.display());
+        let mut args = vec!["run"];
+        args.extend(options);
+        args.extend([&trace_arg, "--", "sh", "-c", forge]);
+        let r = fx.run(&args, &[("TRACE", trace.to_str().unwrap())]);
+        assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+        let alert = r.stderr.contains(
+            "ALERT: something other than keyfence wrote to, moved or replaced the trace file",
+        );
+        let (_, events) = read_trace_lossy(&trace);
+        let read_npmrc = events
+            .iter()
+            .any(|e| e["path"].as_str().is_some_and(|p| p.ends_with("/.npmrc")));
+        if options.is_empty() {
+            assert!(alert, "{}", r.stderr);
+        } else {
+            assert!(!alert && read_npmrc, "{}\n{events:?}", r.stderr);
+        }
+    }
+}
+
+/// A trace file's events, skipping lines that are not JSON (what a rewrite left, say).
+fn read_trace_lossy(path: &Path) -> (String, Vec<serde_json::Value>) {
+    let text = String::from_utf8_lossy(&std::fs::read(path).unwrap()).into_owned();
+    let events = text
+        .lines()
+        .filter_map(|l| serde_json::from_str(l.trim_matches('\0')).ok())
+        .collect();
+    (text, events)
+}

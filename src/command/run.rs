@@ -434,7 +434,7 @@ fn start(
     mask: bool,
     sandbox: bool,
     guard: Option<(u32, bool)>,
-    trace_file: Option<std::fs::File>,
+    trace_file: Option<crate::trace::file::TraceFile>,
 ) -> Exit {
     if g.verbose {
         // Names only, never values.
@@ -520,7 +520,7 @@ fn recorder(
     args: &RunArgs,
     plan: &env::Plan,
     sandbox: bool,
-    file: Option<std::fs::File>,
+    file: Option<crate::trace::file::TraceFile>,
 ) -> std::io::Result<crate::trace::Recorder> {
     use crate::trace::{Recorder, Watched};
     let value_in_env = |name: &str| {

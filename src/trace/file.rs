@@ -42,8 +42,15 @@ pub enum TraceFileError {
     },
 }
 
+/// The open trace file, and where it is (to tell at the end whether it is still there).
+#[derive(Debug)]
+pub struct TraceFile {
+    pub file: File,
+    pub path: PathBuf,
+}
+
 /// Opens (creating it, mode 0600) or takes over the user's file at `path` for the trace.
-pub fn open(path: &Path) -> Result<File, TraceFileError> {
+pub fn open(path: &Path) -> Result<TraceFile, TraceFileError> {
     let io = |source| TraceFileError::Io {
         path: path.to_path_buf(),
         source,
@@ -52,7 +59,9 @@ pub fn open(path: &Path) -> Result<File, TraceFileError> {
     // O_CREAT would otherwise create); O_NONBLOCK keeps a FIFO with no reader from hanging
     // the open (it fails with ENXIO instead, and one with a reader is refused below). No
     // O_TRUNC: a file that is refused must be left as it was.
+    // Readable too: the end of the run reads it back to tell whether anything else wrote to it.
     let f = std::fs::OpenOptions::new()
+        .read(true)
         .write(true)
         .create(true)
         .mode(0o600)
@@ -82,7 +91,10 @@ pub fn open(path: &Path) -> Result<File, TraceFileError> {
             .map_err(io)?;
     }
     f.set_len(0).map_err(io)?;
-    Ok(f)
+    Ok(TraceFile {
+        file: f,
+        path: std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()),
+    })
 }
 
 #[cfg(test)]

@@ -195,7 +195,7 @@ impl SensitivePaths {
 }
 
 pub struct Recorder {
-    out: Option<std::io::BufWriter<std::fs::File>>,
+    out: Option<Out>,
     watched: Vec<Watched>,
     sensitive: SensitivePaths,
     /// Per group, what it did, in first-seen order, without repeats.
@@ -211,12 +211,12 @@ impl Recorder {
     /// `file`: where the JSON lines go, opened by `file::open` (before keyfence restricted
     /// itself).
     pub fn new(
-        file: Option<std::fs::File>,
+        file: Option<file::TraceFile>,
         watched: Vec<Watched>,
         sensitive: Vec<PathBuf>,
     ) -> Recorder {
         Recorder {
-            out: file.map(std::io::BufWriter::new),
+            out: file.map(Out::new),
             watched,
             sensitive: SensitivePaths(std::sync::Arc::new(sensitive)),
             summary: BTreeMap::new(),
@@ -394,22 +394,99 @@ impl Recorder {
         if let Some(out) = &mut self.out
             && let Ok(json) = serde_json::to_string(&e)
         {
-            let _ = writeln!(out, "{json}");
+            out.line(&json);
         }
     }
 
     /// The summary: one paragraph per group that did something worth telling.
     pub fn finish(mut self) -> Vec<String> {
-        if let Some(out) = &mut self.out {
-            let _ = out.flush();
+        let mut lines = Vec::new();
+        match self.out.take().map(Out::finish) {
+            Some(Err(e)) => lines.push(format!("error: the trace file is incomplete: {e}")),
+            Some(Ok(false)) => lines.push(
+                "ALERT: something other than keyfence wrote to, moved or replaced the trace \
+                 file during the run (the command runs as the same user, and may write where \
+                 it was allowed to): its events cannot be trusted; keep it where the command \
+                 may not write, such as the home under --sandbox"
+                    .to_string(),
+            ),
+            Some(Ok(true)) | None => {}
         }
-        let mut lines: Vec<String> = self.alerts.iter().map(|a| format!("ALERT: {a}")).collect();
+        lines.extend(self.alerts.iter().map(|a| format!("ALERT: {a}")));
         for (group, did) in &self.summary {
             if !did.is_empty() {
                 lines.push(format!("{group}: {}", did.join(", ")));
             }
         }
         lines
+    }
+}
+
+/// The trace file, and a digest of what keyfence wrote to it: the command runs as the same
+/// user, so wherever it may write it can also rewrite the record of what it did (or delete it
+/// and leave another in its place), and the end of the run reads the file back to tell.
+struct Out {
+    file: std::io::BufWriter<std::fs::File>,
+    path: PathBuf,
+    digest: sha2::Sha256,
+    len: u64,
+    /// The first write that failed (a full disk): the file is missing events from there on.
+    failed: Option<std::io::Error>,
+}
+
+impl Out {
+    fn new(file: file::TraceFile) -> Out {
+        use sha2::Digest;
+        Out {
+            file: std::io::BufWriter::new(file.file),
+            path: file.path,
+            digest: sha2::Sha256::new(),
+            len: 0,
+            failed: None,
+        }
+    }
+
+    fn line(&mut self, json: &str) {
+        use sha2::Digest;
+        if self.failed.is_some() {
+            return;
+        }
+        for part in [json.as_bytes(), b"\n"] {
+            if let Err(e) = self.file.write_all(part) {
+                self.failed = Some(e);
+                return;
+            }
+            self.digest.update(part);
+            self.len += part.len() as u64;
+        }
+    }
+
+    /// Flushes; whether the file is still at its path and holds exactly what keyfence wrote.
+    fn finish(self) -> std::io::Result<bool> {
+        use sha2::Digest;
+        use std::io::{Read, Seek};
+        use std::os::unix::fs::MetadataExt;
+        if let Some(e) = self.failed {
+            return Err(e);
+        }
+        let mut f = self.file.into_inner().map_err(|e| e.into_error())?;
+        let (ours, there) = (f.metadata()?, std::fs::symlink_metadata(&self.path).ok());
+        if there.is_none_or(|t| (t.dev(), t.ino()) != (ours.dev(), ours.ino())) {
+            return Ok(false);
+        }
+        f.rewind()?;
+        let mut back = sha2::Sha256::new();
+        let mut buf = vec![0u8; 1 << 16];
+        let mut len = 0u64;
+        loop {
+            let n = f.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            back.update(&buf[..n]);
+            len += n as u64;
+        }
+        Ok(len == self.len && back.finalize() == self.digest.finalize())
     }
 }
 
@@ -556,7 +633,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.jsonl");
         let mut rec = Recorder::new(
-            Some(std::fs::File::create(&path).unwrap()),
+            Some(file::open(&path).unwrap()),
             vec![Watched {
                 label: "GITHUB_TOKEN".into(),
                 canary: true,
@@ -628,6 +705,29 @@ mod tests {
             ),
             "{summary}"
         );
+    }
+
+    /// A command that rewrites the trace file during the run is found out at the end.
+    #[test]
+    fn tells_when_something_else_wrote_to_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.jsonl");
+        for tamper in [false, true] {
+            let mut out = Out::new(file::open(&path).unwrap());
+            out.line("{\"event\":\"exec\"}");
+            out.file.flush().unwrap();
+            if tamper {
+                // The same length, other content: only the bytes tell.
+                std::fs::write(&path, "{\"event\":\"true\"}\n").unwrap();
+            }
+            out.line("{\"event\":\"dns\"}");
+            assert_eq!(out.finish().unwrap(), !tamper);
+        }
+        // Deleted, and another file left in its place.
+        let out = Out::new(file::open(&path).unwrap());
+        std::fs::remove_file(&path).unwrap();
+        std::fs::write(&path, "").unwrap();
+        assert!(!out.finish().unwrap());
     }
 
     #[test]
