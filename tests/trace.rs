@@ -1136,3 +1136,45 @@ fn read_trace_lossy(path: &Path) -> (String, Vec<serde_json::Value>) {
         .collect();
     (text, events)
 }
+
+/// #14: guard alone (no trace) printed a setuid program's path and a process's name in its
+/// notices as given: a command holding an injected key could put it on keyfence's stderr (a CI
+/// log) by naming a program after it, or 15 bytes of it by naming a process.
+#[test]
+fn guard_notices_mask_a_protected_value() {
+    let mut fx = Fixture::new();
+    let key = fx.key("github");
+    fx.store_secret("GITHUB_TOKEN", &key);
+    // The command itself holds the key (its descendants do not, under guard).
+    let script = r#"
+import ctypes, os, shutil, subprocess
+v = os.environ["GITHUB_TOKEN"]
+shutil.copy("/bin/true", v)
+os.chmod(v, 0o4755)
+subprocess.run(["./" + v])
+libc = ctypes.CDLL(None)
+libc.prctl(15, v[4:19].encode())
+libc.ptrace(0, 0, 0, 0)
+"#;
+    let r = fx.run(
+        &[
+            "run",
+            "--guard",
+            "--inject",
+            "GITHUB_TOKEN",
+            "--",
+            "python3",
+            "-c",
+            script,
+        ],
+        &[],
+    );
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(!r.stderr.contains(&key[4..19]), "{}", r.stderr);
+    for notice in [
+        "keyfence: guard: ./<keyfence:GITHUB_TOKEN> is setuid/setgid",
+        "keyfence: guard: <keyfence:GITHUB_TOKEN> (pid ",
+    ] {
+        assert!(r.stderr.contains(notice), "{notice}: {}", r.stderr);
+    }
+}
