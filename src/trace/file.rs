@@ -13,6 +13,10 @@
 //! Nothing is checked by path and then opened: the owner and type are read from the open
 //! descriptor (`fstat`), and the file is truncated only after they pass, so a refused file is
 //! left as it was.
+//!
+//! Not covered: a link among the directories on the way is followed, as every tool follows
+//! one (the user chose the path); and a process that opened a world-readable FILE before
+//! keyfence tightened it keeps its descriptor (what it can read is masked).
 
 use std::fs::File;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
