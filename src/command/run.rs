@@ -38,6 +38,14 @@ pub fn run(g: &GlobalArgs, args: &RunArgs) -> Result<Exit> {
                  with --net {net}"
             );
         }
+        // Before keyfence restricts itself: the sandbox may deny it the file's directory too
+        // (`--trace=$HOME/trace.jsonl`), and a network namespace comes with a user namespace.
+        let trace_file = match args.trace.as_deref() {
+            Some(file) if !file.is_empty() => {
+                Some(crate::trace::file::open(std::path::Path::new(file)).context("--trace")?)
+            }
+            _ => None,
+        };
         // Order matters: self-protection and the network namespace both write to /proc/self,
         // which the sandbox then forbids.
         if supervise {
@@ -47,9 +55,9 @@ pub fn run(g: &GlobalArgs, args: &RunArgs) -> Result<Exit> {
         if sandbox {
             enter_sandbox(g)?;
         }
-        Ok((plan, supervise, mask, sandbox, guard, leases))
+        Ok((plan, supervise, mask, sandbox, guard, leases, trace_file))
     }) {
-        Ok((plan, supervise, mask, sandbox, guard, mut leases)) => {
+        Ok((plan, supervise, mask, sandbox, guard, mut leases, trace_file)) => {
             if let Some(sig) = provider::interrupted() {
                 drop(leases);
                 eprintln!(
@@ -59,7 +67,7 @@ pub fn run(g: &GlobalArgs, args: &RunArgs) -> Result<Exit> {
                 return Ok(Exit::Code(128u8.wrapping_add(sig as u8)));
             }
             let keep_alive = leases.keep_alive();
-            let exit = start(g, args, plan, supervise, mask, sandbox, guard);
+            let exit = start(g, args, plan, supervise, mask, sandbox, guard, trace_file);
             drop(keep_alive);
             let (revoked, errors) = leases.revoke_all();
             for e in errors {
@@ -440,6 +448,7 @@ fn start(
     mask: bool,
     sandbox: bool,
     guard: Option<(u32, bool)>,
+    trace_file: Option<crate::trace::file::TraceFile>,
 ) -> Exit {
     if g.verbose {
         // Names only, never values.
@@ -456,10 +465,10 @@ fn start(
         return Exit::Code(code);
     }
     let trace = match &args.trace {
-        Some(file) => match recorder(args, &plan, sandbox, std::path::Path::new(file)) {
+        Some(_) => match recorder(args, &plan, sandbox, trace_file) {
             Ok(r) => Some(r),
             Err(e) => {
-                eprintln!("keyfence: error: --trace={file}: {e}");
+                eprintln!("keyfence: error: --trace: {e}");
                 return Exit::Code(process::EXIT_CANNOT_RUN);
             }
         },
@@ -525,7 +534,7 @@ fn recorder(
     args: &RunArgs,
     plan: &env::Plan,
     sandbox: bool,
-    file: &std::path::Path,
+    file: Option<crate::trace::file::TraceFile>,
 ) -> std::io::Result<crate::trace::Recorder> {
     use crate::trace::{Recorder, Watched};
     let value_in_env = |name: &str| {
@@ -573,8 +582,7 @@ fn recorder(
     };
     #[cfg(not(target_os = "linux"))]
     let (sensitive, writable) = (store_dirs(), Vec::new());
-    let file = (!file.as_os_str().is_empty()).then_some(file);
-    let mut rec = Recorder::new(file, watched, sensitive)?;
+    let mut rec = Recorder::new(file, watched, sensitive);
     if sandbox {
         rec.sandbox_writable = Some(writable);
     }
