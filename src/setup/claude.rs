@@ -6,6 +6,11 @@
 //! inherits it or can read it from `/proc/PID/environ`. What it does not: any process in the
 //! agent's tree can still run the helper command itself or read the store's files. Closing that
 //! is the job of guard and the sandbox.
+//!
+//! `setup claude --hook` adds a PreToolUse hook instead, and `decide` is what the hook does with
+//! a Bash command: which profile the whole line runs under, or whether to refuse it. It must
+//! never produce a command whose words the shell reads differently from what keyfence meant,
+//! so every interpolated word goes through `sh_quote`.
 
 use serde_json::Value;
 use std::path::{Path, PathBuf};
