@@ -264,7 +264,8 @@ impl Walker {
         for k in 0..texts.len() {
             let b = normal_program(&texts[k]);
             let known = self.scan.contains(&b);
-            let interesting = k == 0 || known || is_python(base(&texts[k]));
+            // In a heredoc body, only a package manager counts: prose has no program.
+            let interesting = (k == 0 && !quiet) || known || is_python(base(&texts[k]));
             if !interesting {
                 continue;
             }

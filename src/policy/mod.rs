@@ -22,7 +22,8 @@ pub const BUILTIN: &[&str] = &["default", "install", "agent"];
 /// `yarn`); a word-prefix glob such as `npm i*` also takes in harmless neighbours (`npm info`),
 /// which then run sandboxed too. npm resolves unique abbreviations (`npm inst`, `npm upd`).
 /// Sources: npm's `lib/utils/cmd-list.js` (11.x), `pnpm help --all` (12.x), yarn 1 and berry,
-/// bun, pip, uv and cargo docs.
+/// bun, pip, uv and cargo docs. Only literals and literal prefixes (`...*`): anything else
+/// costs a globset build on every `keyfence run` (see `patterns`).
 pub const INSTALL_MATCHES: &[&str] = &[
     // npm: install, i, in..instal, isnt*, install-test/it, install-ci-test/cit, install-clean,
     // install-scripts, ci, ic, clean-install(-test), sit, add, update/u/up/upgrade/udpate,
@@ -50,7 +51,7 @@ pub const INSTALL_MATCHES: &[&str] = &[
     "npm exe*",
     "npm x *",
     "npm cr*",
-    "npm aud* fix*",
+    "npm audit fix*",
     "npx *",
     // pnpm (and its `pn`, `pnpx`, `pnx` entry points): install/i, add, install-test/it,
     // update/up/upgrade, rebuild/rb, ci/clean-install/ic/install-clean, dedupe, link/ln,
@@ -104,9 +105,7 @@ pub const INSTALL_MATCHES: &[&str] = &[
     "yarn rebuild*",
     "yarn link*",
     "yarn import*",
-    "yarn workspace * add*",
-    "yarn workspace * up*",
-    "yarn workspace * install*",
+    "yarn workspace *",
     "yarn workspaces focus*",
     "yarn workspaces foreach *",
     // bun: install/i, add/a, update, x, bunx, create/c, link, pm trust (runs the scripts it
@@ -150,7 +149,6 @@ pub const INSTALL_MATCHES: &[&str] = &[
     "uvx *",
     // cargo: install builds the crate and its dependencies' build scripts.
     "cargo install*",
-    "cargo +* install*",
     "cargo binstall*",
 ];
 

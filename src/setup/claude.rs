@@ -223,12 +223,18 @@ pub fn decide(config: &crate::policy::Config, exe: &Path, command: &str) -> Hook
         }
     };
     let mut matched: Vec<Vec<String>> = Vec::with_capacity(analysis.commands.len());
+    // The same candidate comes back in every `npm test;` of a long line: select each once.
+    let mut selected: std::collections::HashMap<&str, Option<crate::policy::Resolved>> =
+        std::collections::HashMap::new();
     for (i, simple) in analysis.commands.iter().enumerate() {
         let mut names = Vec::new();
         for c in &simple.candidates {
-            if let Ok(r) = config.select(None, c) {
+            let r = selected
+                .entry(c.as_str())
+                .or_insert_with(|| config.select(None, c).ok());
+            if let Some(r) = r {
                 names.push(r.profile.name.clone());
-                consider(r, Some(i));
+                consider(r.clone(), Some(i));
             }
         }
         matched.push(names);
@@ -526,6 +532,19 @@ mod tests {
         assert_eq!(sh_quote("it's"), r#"'it'\''s'"#);
         assert_eq!(sh_quote(""), "''");
         assert_eq!(sh_quote("=npm"), "'=npm'");
+    }
+
+    /// Patterns other than a literal or a literal followed by `*` cost a globset build in every
+    /// `keyfence run` and every candidate the hook selects for (policy::patterns).
+    #[test]
+    fn install_matches_stay_on_the_fast_path() {
+        for p in crate::policy::INSTALL_MATCHES {
+            let head = p.strip_suffix('*').unwrap_or(p);
+            assert!(
+                !head.contains(['*', '?', '[', ']', '{', '}', '\\']),
+                "{p} needs globset"
+            );
+        }
     }
 
     #[test]
