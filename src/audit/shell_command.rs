@@ -242,21 +242,21 @@ impl Walker {
             .unwrap_or(words.len());
         let words = words.get(start..).unwrap_or_default();
         let Some(first) = words.first() else { return };
-        if first.literal && is_among(&first.text, LIST_WORDS) {
-            return;
-        }
+        // `for x in ...`, `function f { npm i` (one simple command up to the `;`): no program
+        // in front, but a package manager later in it still counts.
+        let list = first.literal && is_among(&first.text, LIST_WORDS);
         let texts: Vec<String> = words.iter().map(|w| lossy(&w.text)).collect();
         let mut simple = Simple {
             text: texts.join(" "),
+            inert: list || INERT.contains(&base(&texts[0])),
             ..Simple::default()
         };
         // `$PM install`, `{npm,i}` (brace expansion), `/usr/bin/np?`: the program is only
         // known when the shell expands it.
-        if !quiet && (is_dynamic(&first.text) || expands(first)) {
+        if !quiet && !list && (is_dynamic(&first.text) || expands(first)) {
             self.doubt(Doubt::Dynamic(texts[0].clone()));
         }
-        simple.inert = INERT.contains(&base(&texts[0]));
-        if let Some(script) = self.script_of(words, &texts, quiet) {
+        if !list && let Some(script) = self.script_of(words, &texts, quiet) {
             simple.inert = true;
             self.walk(&script, depth + 1, false);
         }
@@ -265,7 +265,7 @@ impl Walker {
             let b = normal_program(&texts[k]);
             let known = self.scan.contains(&b);
             // In a heredoc body, only a package manager counts: prose has no program.
-            let interesting = (k == 0 && !quiet) || known || is_python(base(&texts[k]));
+            let interesting = (k == 0 && !quiet && !list) || known || is_python(base(&texts[k]));
             if !interesting {
                 continue;
             }
@@ -324,6 +324,14 @@ impl Walker {
                     .filter_map(|a| a.split_once('=').map(|(_, v)| v))
                     .collect();
                 return Some(values.join("\n").into_bytes());
+            } else if b == "concurrently" && runs {
+                // `concurrently "npm install" "npm run dev"`: each argument is a command line.
+                let args: Vec<&str> = rest
+                    .iter()
+                    .filter(|a| !is_option(a))
+                    .map(String::as_str)
+                    .collect();
+                return Some(args.join("\n").into_bytes());
             } else if b == "eval" && k == 0 {
                 if rest_words.iter().any(|w| is_dynamic(&w.text)) && !quiet {
                     self.doubt(Doubt::Dynamic(texts.join(" ")));
@@ -340,6 +348,8 @@ impl Walker {
                 return Some(rest[i..].join(" ").into_bytes());
             } else if matches!(b, "su" | "runuser" | "script" | "flock") {
                 flag_value(rest, &["-c", "--command"]).map(|i| (i, false))
+            } else if b == "nodemon" {
+                flag_value(rest, &["-x", "--exec"]).map(|i| (i, false))
             } else if b == "nix-shell" {
                 flag_value(rest, &["--run", "--command"]).map(|i| (i, false))
             } else if b == "env" {
@@ -606,6 +616,10 @@ mod tests {
             ("for d in a b; do (cd $d && npm ci); done", "npm ci"),
             ("while false; do npm i; done", "npm i"),
             ("f() { npm install; }; f", "npm install"),
+            ("function f { npm install; }; f", "npm install"),
+            ("function f() {\n  npm ci\n}", "npm ci"),
+            ("for x in a; do npm i; done", "npm i"),
+            ("case $x in a) npm i;; esac", "npm i"),
             ("su -c 'npm install' me", "npm install"),
             ("env -S 'npm install' x", "npm install x"),
             ("watch -n 5 npm install", "npm install"),
@@ -621,6 +635,11 @@ mod tests {
                 "shopt -s expand_aliases\nalias i='npm install'\ni",
                 "npm install",
             ),
+            (
+                "concurrently -k \"npm install\" \"npm run dev\"",
+                "npm install",
+            ),
+            ("nodemon --exec 'npm ci'", "npm ci"),
             ("bun i", "bun i"),
             ("bunx cowsay", "bunx cowsay"),
             ("uv sync", "uv sync"),
