@@ -640,6 +640,9 @@ mod tests {
                 "npm install",
             ),
             ("nodemon --exec 'npm ci'", "npm ci"),
+            // Decided: words that name an install count even as arguments. Wrapping `echo` is
+            // harmless, and the same rule catches wrappers keyfence does not know.
+            ("echo npm install", "npm install"),
             ("bun i", "bun i"),
             ("bunx cowsay", "bunx cowsay"),
             ("uv sync", "uv sync"),

@@ -255,11 +255,12 @@ pub fn decide(config: &crate::policy::Config, exe: &Path, command: &str) -> Hook
             .zip(&matched)
             .find(|(s, names)| !s.inert && !names.contains(&name));
         if let Some((s, _)) = other {
+            // Only the program: the rest of the line may hold a value the agent pasted in.
+            let program = s.text.split(' ').next().unwrap_or_default();
             return HookDecision::Block(format!(
                 "keyfence: profile '{name}' injects secrets, and this command line also runs \
-                 `{}`, which must not get them\nhint: run the command that needs profile \
-                 '{name}' on its own",
-                s.text
+                 `{program}`, which must not get them; the command was not run\nhint: run the \
+                 command that needs profile '{name}' on its own"
             ));
         }
     }
