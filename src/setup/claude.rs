@@ -462,6 +462,7 @@ mod tests {
             "npm test",
             "npm run build",
             "yarn build",
+            "pn test",
             "ls -la",
             "grep 'npm install' README",
             "git commit -m 'npm install left-pad'",
