@@ -71,8 +71,8 @@ const MAX_DEPTH: usize = 12;
 /// Words after a program that are tried as its subcommand (options and their values).
 const MAX_LEADING_OPTIONS: usize = 8;
 
-/// Candidate command lines in one analysis; past it, the rest is a doubt. Keeps the hook's
-/// time bounded (Claude Code runs the command anyway when a hook times out).
+/// Program positions looked at in one analysis; past it, the rest is a doubt. Keeps the
+/// hook's time bounded on any input, well inside Claude Code's hook timeout.
 const MAX_CANDIDATES: usize = 20_000;
 
 /// Commands that run the rest of their arguments: after these, a shell without `-c` reads
@@ -332,7 +332,7 @@ impl Walker {
                     .map(String::as_str)
                     .collect();
                 return Some(args.join("\n").into_bytes());
-            } else if b == "eval" && k == 0 {
+            } else if b == "eval" && runs {
                 if rest_words.iter().any(|w| is_dynamic(&w.text)) && !quiet {
                     self.doubt(Doubt::Dynamic(texts.join(" ")));
                 }
@@ -593,6 +593,7 @@ mod tests {
             ("echo ${X:-$(npm install)}", "npm install"),
             ("eval 'npm install'", "npm install"),
             ("eval npm install", "npm install"),
+            ("builtin eval 'npm install'", "npm install"),
             ("command npm install", "npm install"),
             ("exec npm install", "npm install"),
             ("nice -n 10 npm install", "npm install"),
@@ -731,6 +732,20 @@ mod tests {
             "{inert:?}"
         );
         assert!(inert.contains(&("git push".into(), false)), "{inert:?}");
+    }
+
+    proptest::proptest! {
+        /// Whatever comes before it, an install on a line of its own is found, or the line is
+        /// a doubt (and so runs under install anyway). No input panics.
+        #[test]
+        fn an_install_after_anything_is_found(
+            soup in "(npm|install|i|bash|sh|-c|eval|env|sudo|--prefix|web|echo|cat|x|\\$X|\\$\\(|`|\\)|\\(|\\{|\\}|<<EOF|<<'EOF'|EOF|<<<|;|;;|&&|\\|\\||\\||&|'|\"|\\\\|#|=|case|in|esac|for|do|done|function| |\n){0,40}"
+        ) {
+            let line = format!("{soup}\n;npm install\n");
+            let a = analyse(&line, &programs());
+            let found = all_candidates(&a).iter().any(|c| c.starts_with("npm install"));
+            proptest::prop_assert!(found || a.doubt.is_some(), "{:?}: {:?}", line, a);
+        }
     }
 
     /// A long line costs time linear in its length, not in its number of options.
