@@ -460,8 +460,9 @@ fn claude_code_does_not_run_a_command_the_hook_blocks() {
     round_trip(&stub, &r);
     assert!(!ran.exists(), "Claude Code ran the blocked command");
     let results = tool_results(&stub);
+    // The model is told what happened and why, with the hint.
     assert!(
-        results.contains("keyfence") && results.contains("not run"),
+        results.contains("keyfence.toml") && results.contains("cannot tell which profile"),
         "{results}"
     );
 }
