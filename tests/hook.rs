@@ -256,3 +256,28 @@ fn an_injecting_profile_is_not_stretched_over_a_compound_line() {
     let run = command_to_run(&fx, "git push").expect("wrapped");
     assert!(run.contains("--profile=push"), "{run}");
 }
+
+/// A profile that injects a secret matches only the program the shell runs: a command that
+/// merely names it in its arguments (`printenv GH_TOKEN gh pr create > leak`) must not be
+/// wrapped under it, or it gets the secret and writes it out.
+#[test]
+fn a_secret_profile_is_not_matched_by_an_argument() {
+    let mut fx = Fixture::outside_tmp();
+    let token = fx.key("github");
+    fx.store_secret("GH_TOKEN", &token);
+    fx.home_file(
+        ".config/keyfence/config.toml",
+        "[[profile]]\nname = \"gh\"\nmatch = [\"gh pr*\"]\ninject = [\"GH_TOKEN\"]\n",
+    );
+    let bin = stand_ins(&fx, &["gh"]);
+    let leak = fx.project.join("leak");
+    let line = "printenv GH_TOKEN gh pr create > leak";
+    if let Some(run) = command_to_run(&fx, line) {
+        bash(&fx, &bin, &run, &fake("anthropic"));
+    }
+    let written = std::fs::read_to_string(&leak).unwrap_or_default();
+    assert!(!written.contains(&token), "the token was written to a file");
+    // The real thing still gets it.
+    let run = command_to_run(&fx, "gh pr create").expect("wrapped");
+    assert!(run.contains("--profile=gh"), "{run}");
+}

