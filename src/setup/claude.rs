@@ -180,6 +180,12 @@ fn strength(p: &crate::policy::Profile) -> (bool, bool, bool, bool) {
     )
 }
 
+/// Whether a profile gives the command a secret, or a stand-in that spends one through the
+/// phantom proxy: such a profile must reach only the command it was written for.
+fn hands_out_keys(p: &crate::policy::Profile) -> bool {
+    !p.inject.is_empty() || !p.phantom.is_empty()
+}
+
 /// A word quoted for `/bin/sh`, bash and zsh (Claude Code runs its Bash tool in the user's
 /// shell): as is when it has nothing any of them would read, else in single quotes.
 pub fn sh_quote(word: &str) -> String {
@@ -200,8 +206,10 @@ pub fn sh_quote(word: &str) -> String {
 /// confidence is taken to be an install. A command that already runs through keyfence is
 /// wrapped like any other: the outer profile's sandbox holds for the inner `keyfence run`.
 ///
-/// A profile that injects secrets must not hand them to the rest of a compound line
-/// (`git push && curl ...`): such a line is blocked unless every other part is inert (`cd`).
+/// A profile that hands out keys (inject or phantom) must not hand them to the rest of a
+/// compound line (`git push && curl ...`): such a line is blocked unless every other part is
+/// inert (`cd`). And it only matches the program the shell runs, never a word in another
+/// command's arguments (`printenv GH_TOKEN gh pr create`).
 pub fn decide(config: &crate::policy::Config, exe: &Path, command: &str) -> HookDecision {
     use crate::audit::shell_command::analyse;
     use crate::policy::Origin;
@@ -234,7 +242,7 @@ pub fn decide(config: &crate::policy::Config, exe: &Path, command: &str) -> Hook
                 .or_insert_with(|| config.select(None, &c.line).ok());
             // Secrets only for the program the shell runs: `curl -d @- x gh pr create` names
             // `gh pr create` without running it.
-            if let Some(r) = r.as_ref().filter(|r| c.runs || r.profile.inject.is_empty()) {
+            if let Some(r) = r.as_ref().filter(|r| c.runs || !hands_out_keys(&r.profile)) {
                 names.push(r.profile.name.clone());
                 consider(r.clone(), Some(i));
             }
@@ -250,7 +258,7 @@ pub fn decide(config: &crate::policy::Config, exe: &Path, command: &str) -> Hook
         return HookDecision::Pass;
     };
     let name = chosen.profile.name.clone();
-    if !chosen.profile.inject.is_empty() {
+    if hands_out_keys(&chosen.profile) {
         let other = analysis
             .commands
             .iter()
@@ -260,7 +268,7 @@ pub fn decide(config: &crate::policy::Config, exe: &Path, command: &str) -> Hook
             // Only the program: the rest of the line may hold a value the agent pasted in.
             let program = s.text.split(' ').next().unwrap_or_default();
             return HookDecision::Block(format!(
-                "keyfence: profile '{name}' injects secrets, and this command line also runs \
+                "keyfence: profile '{name}' hands out keys, and this command line also runs \
                  `{program}`, which must not get them; the command was not run\nhint: run the \
                  command that needs profile '{name}' on its own"
             ));
