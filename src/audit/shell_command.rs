@@ -31,6 +31,9 @@ pub enum Doubt {
     TooDeep,
     /// More candidate programs than keyfence looks at.
     TooLong,
+    /// zsh syntax that runs code bash would not (Claude Code runs a command the hook passes
+    /// in the user's shell, which may be zsh).
+    Zsh(String),
 }
 
 impl std::fmt::Display for Doubt {
@@ -41,6 +44,7 @@ impl std::fmt::Display for Doubt {
             Doubt::ShellStdin(w) => write!(f, "`{w}` reads its commands from stdin"),
             Doubt::TooDeep => f.write_str("commands are nested too deep to follow"),
             Doubt::TooLong => f.write_str("the command line names too many programs to follow"),
+            Doubt::Zsh(at) => write!(f, "`{at}` runs code in zsh"),
         }
     }
 }
@@ -151,9 +155,9 @@ fn base(word: &str) -> &str {
     word.rsplit('/').next().unwrap_or(word)
 }
 
-/// `pip3.12` and `pip3` are `pip`; other aliases as in `ALIASES`.
+/// `pip3.12` and `pip3` are `pip`; other aliases as in `ALIASES`; zsh's `=npm` is `npm`.
 fn normal_program(word: &str) -> String {
-    let b = base(word);
+    let b = base(word.strip_prefix('=').unwrap_or(word));
     if let Some(rest) = b.strip_prefix("pip")
         && !rest.is_empty()
         && rest.bytes().all(|c| c.is_ascii_digit() || c == b'.')
@@ -190,6 +194,40 @@ fn expands(w: &Word) -> bool {
         && t.contains(&b'}')
         && (t.contains(&b',') || t.windows(2).any(|p| p == b".."));
     braces || t.iter().any(|c| matches!(c, b'*' | b'?' | b'['))
+}
+
+/// zsh constructs that run code where bash sees none: parameter flags (`${(e)X}` evaluates
+/// the value) and glob qualifiers that run a command (`*(e:'cmd':)`, `*(+func)`). bash rejects
+/// both, so taking them as doubts costs a bash user nothing. Returns the construct's start.
+fn zsh_runs_code(text: &[u8]) -> Option<String> {
+    let show = |i: usize| lossy(text.get(i..text.len().min(i + 16)).unwrap_or_default());
+    for (i, w) in text.windows(3).enumerate() {
+        if w == b"${(" {
+            return Some(show(i));
+        }
+    }
+    for (i, &c) in text.iter().enumerate() {
+        if c != b'(' || i == 0 {
+            continue;
+        }
+        let before = text[i - 1];
+        if before.is_ascii_whitespace() || b"($<>=|&;`".contains(&before) {
+            continue;
+        }
+        let body = &text[i + 1..];
+        let end = body
+            .iter()
+            .position(|&b| b == b')' || b == b'(' || b.is_ascii_whitespace())
+            .unwrap_or(body.len());
+        let flags = &body[..end];
+        let runs = flags.iter().enumerate().any(|(j, &f)| {
+            f == b'+' || (f == b'e' && flags.get(j + 1).is_some_and(|d| !d.is_ascii_alphanumeric()))
+        });
+        if runs {
+            return Some(show(i - 1));
+        }
+    }
+    None
 }
 
 fn is_option(w: &str) -> bool {
@@ -229,6 +267,9 @@ impl Walker {
         let script = shell_syntax::split_script(text, Dialect::Posix);
         if script.unclosed && !quiet {
             self.doubt(Doubt::Unclosed);
+        }
+        if !quiet && let Some(at) = zsh_runs_code(text) {
+            self.doubt(Doubt::Zsh(at));
         }
         for n in &script.nested {
             match n {
@@ -668,6 +709,7 @@ mod tests {
             // Decided: words that name an install count even as arguments. Wrapping `echo` is
             // harmless, and the same rule catches wrappers keyfence does not know.
             ("echo npm install", "npm install"),
+            ("=npm install", "npm install"),
             ("bun i", "bun i"),
             ("bunx cowsay", "bunx cowsay"),
             ("uv sync", "uv sync"),
@@ -720,6 +762,11 @@ mod tests {
             "npm${IFS}install",
             "npm $SUB left-pad",
             "echo install | xargs npm",
+            // zsh: Claude Code may run a passed command there.
+            "X='$(npm i)'; echo ${(e)X}",
+            "ls *(e:'npm install':)",
+            "ls *(.e:'npm install':)",
+            "print -l **/*(+npm_i)",
         ] {
             let a = analyse(command, &programs());
             assert!(a.doubt.is_some(), "{command:?}: {a:?}");
@@ -737,6 +784,9 @@ mod tests {
             "cd \"$dir\" && ls",
             "[ -f x ] && ls",
             "npm run $task",
+            "f() { ls; }; f",
+            "echo $((1+2)) $(date) <(ls) x=(a b)",
+            "git log --format='%h (%an)' -- src/",
         ] {
             assert_eq!(analyse(command, &programs()).doubt, None, "{command}");
         }
