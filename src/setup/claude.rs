@@ -274,16 +274,21 @@ pub fn decide(config: &crate::policy::Config, exe: &Path, command: &str) -> Hook
             ));
         }
     }
-    let exe = exe.to_string_lossy();
     HookDecision::Wrap {
-        command: format!(
-            "{} run --profile={} -- bash -c {}",
-            sh_quote(&exe),
-            sh_quote(&name),
-            sh_quote(command)
-        ),
+        command: wrapped(exe, &name, command),
         profile: name,
     }
+}
+
+/// `command` run by `exe` under `profile`, every word quoted: nothing in any of the three can
+/// become shell syntax.
+fn wrapped(exe: &Path, profile: &str, command: &str) -> String {
+    format!(
+        "{} run --profile={} -- bash -c {}",
+        sh_quote(&exe.to_string_lossy()),
+        sh_quote(profile),
+        sh_quote(command)
+    )
 }
 
 /// Writes the change: a backup of the old file first, then the new content atomically (temp
@@ -533,16 +538,14 @@ mod tests {
     }
 
     /// Every interpolated word is quoted: a profile name or path that is shell code stays a
-    /// word (the name is also refused when the file is loaded; this holds on its own).
+    /// word (policy also refuses such names when the file is loaded; this holds on its own).
     #[test]
     fn interpolated_words_are_quoted() {
-        let c =
-            config("[[profile]]\nname = \"x; touch /tmp/pwned #\"\nmatch = [\"npm install*\"]\n");
-        let HookDecision::Wrap { command, .. } =
-            decide(&c, Path::new("/opt/key fence/k$(id)"), "npm install 'a b'")
-        else {
-            panic!("not wrapped");
-        };
+        let command = wrapped(
+            Path::new("/opt/key fence/k$(id)"),
+            "x; touch /tmp/pwned #",
+            "npm install 'a b'",
+        );
         assert_eq!(
             command,
             r#"'/opt/key fence/k$(id)' run --profile='x; touch /tmp/pwned #' -- bash -c 'npm install '\''a b'\'''"#
