@@ -217,24 +217,23 @@ pub fn decide(config: &crate::policy::Config, exe: &Path, command: &str) -> Hook
         return HookDecision::Pass;
     }
     let analysis = analyse(command, &config.matched_programs());
-    // (profile, index of the simple command it came from)
-    let mut best: Option<(crate::policy::Resolved, Option<usize>)> = None;
-    let mut consider = |r: crate::policy::Resolved, at: Option<usize>| {
+    let mut best: Option<crate::policy::Resolved> = None;
+    let mut consider = |r: crate::policy::Resolved| {
         if r.origin == Origin::Builtin && r.profile.name == "default" {
             return;
         }
         if best
             .as_ref()
-            .is_none_or(|(b, _)| strength(&r.profile) > strength(&b.profile))
+            .is_none_or(|b| strength(&r.profile) > strength(&b.profile))
         {
-            best = Some((r, at));
+            best = Some(r);
         }
     };
     let mut matched: Vec<Vec<String>> = Vec::with_capacity(analysis.commands.len());
     // The same candidate comes back in every `npm test;` of a long line: select each once.
     let mut selected: std::collections::HashMap<&str, Option<crate::policy::Resolved>> =
         std::collections::HashMap::new();
-    for (i, simple) in analysis.commands.iter().enumerate() {
+    for simple in &analysis.commands {
         let mut names = Vec::new();
         for c in &simple.candidates {
             let r = selected
@@ -244,7 +243,7 @@ pub fn decide(config: &crate::policy::Config, exe: &Path, command: &str) -> Hook
             // `gh pr create` without running it.
             if let Some(r) = r.as_ref().filter(|r| c.runs || !hands_out_keys(&r.profile)) {
                 names.push(r.profile.name.clone());
-                consider(r.clone(), Some(i));
+                consider(r.clone());
             }
         }
         matched.push(names);
@@ -252,9 +251,9 @@ pub fn decide(config: &crate::policy::Config, exe: &Path, command: &str) -> Hook
     if analysis.doubt.is_some()
         && let Ok(r) = config.select(Some("install"), command)
     {
-        consider(r, None);
+        consider(r);
     }
-    let Some((chosen, _)) = best else {
+    let Some(chosen) = best else {
         return HookDecision::Pass;
     };
     let name = chosen.profile.name.clone();
