@@ -131,6 +131,36 @@ pub(crate) struct Command {
 /// Splits `text` into simple commands. Comments, heredoc bodies and redirections (with their
 /// targets) are dropped; every byte of input is looked at a bounded number of times.
 pub(crate) fn split_commands(text: &[u8], dialect: Dialect) -> Vec<Command> {
+    split_script(text, dialect).commands
+}
+
+/// What `split_commands` read, and what it kept as written without looking inside: code that
+/// the shell may still run (`$(...)`, backquotes, `<(...)`, `${...}`, `((...))`, heredoc
+/// bodies), and whether some quote or substitution never closed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Script {
+    pub(crate) commands: Vec<Command>,
+    /// Each as written, openers and closers removed (a backquoted body keeps its backslashes).
+    pub(crate) nested: Vec<Nested>,
+    /// A quote, substitution or arithmetic that did not close: the words after it are a guess.
+    pub(crate) unclosed: bool,
+}
+
+/// One piece of code the lexer copied without splitting it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Nested {
+    /// `$(...)`, `<(...)`, `>(...)`, `((...))`, `$((...))`.
+    Code(Vec<u8>),
+    /// `${...}`: a parameter expansion, which may hold substitutions.
+    Param(Vec<u8>),
+    /// `` `...` ``: backslash escapes still in.
+    Backquoted(Vec<u8>),
+    /// A heredoc's body.
+    Heredoc(Vec<u8>),
+}
+
+/// `split_commands`, with what the lexer skipped over (Posix and fish only see the commands).
+pub(crate) fn split_script(text: &[u8], dialect: Dialect) -> Script {
     let mut lx = Lexer::new(text, dialect);
     let mut out = Vec::new();
     let mut cur: Vec<Word> = Vec::new();
@@ -221,7 +251,11 @@ pub(crate) fn split_commands(text: &[u8], dialect: Dialect) -> Vec<Command> {
             }
         }
     }
-    out
+    Script {
+        commands: out,
+        nested: lx.nested,
+        unclosed: lx.unclosed,
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -244,6 +278,10 @@ struct Lexer<'a> {
     /// the end of the input. This keeps the whole scan linear.
     wasted: usize,
     budget: usize,
+    /// Code copied as written (see `Script::nested`).
+    nested: Vec<Nested>,
+    /// Some construct hit the end of input unclosed.
+    unclosed: bool,
 }
 
 fn to_u32(n: usize) -> u32 {
@@ -261,6 +299,8 @@ impl<'a> Lexer<'a> {
             heredocs: Vec::new(),
             wasted: 0,
             budget: s.len().saturating_mul(4).saturating_add(4096),
+            nested: Vec::new(),
+            unclosed: false,
         }
     }
 
@@ -303,6 +343,7 @@ impl<'a> Lexer<'a> {
     /// Called when a construct that started at `from` hit the end of input unclosed: whether to
     /// go back and read its opening character as a literal.
     fn retry(&mut self, from: Mark) -> bool {
+        self.unclosed = true;
         self.wasted = self
             .wasted
             .saturating_add(self.pos.saturating_sub(from.pos));
@@ -364,6 +405,8 @@ impl<'a> Lexer<'a> {
     /// After an unquoted newline: skips the bodies of heredocs opened on the line just ended.
     fn skip_heredoc_bodies(&mut self) {
         for (delim, strip_tabs) in std::mem::take(&mut self.heredocs) {
+            let start = self.pos;
+            let mut end = self.s.len();
             while self.pos < self.s.len() {
                 let rest = self.s.get(self.pos..).unwrap_or_default();
                 let n = rest.iter().position(|&b| b == b'\n').unwrap_or(rest.len());
@@ -377,12 +420,17 @@ impl<'a> Lexer<'a> {
                     }
                 }
                 let done = line == delim.as_slice();
+                if done {
+                    end = self.pos;
+                }
                 self.pos += n;
                 self.bump();
                 if done {
                     break;
                 }
             }
+            let body = self.s.get(start..end).unwrap_or_default();
+            self.nested.push(Nested::Heredoc(body.to_vec()));
         }
     }
 
@@ -394,6 +442,11 @@ impl<'a> Lexer<'a> {
         self.bump();
         let mut sink = Vec::new();
         if self.scan_nested(&mut sink, vec![b')', b')'], false) {
+            // Kept with its parentheses, as `$((...))` is: arithmetic, not a command.
+            let body = sink.get(..sink.len().saturating_sub(1)).unwrap_or_default();
+            let mut body = body.to_vec();
+            body.insert(0, b'(');
+            self.nested.push(Nested::Code(body));
             return true;
         }
         if !self.retry(m) {
@@ -700,6 +753,15 @@ impl<'a> Lexer<'a> {
             }
         }
         if self.scan_nested(out, vec![closer], in_dq) {
+            let body = out
+                .get(base.saturating_add(open_len)..out.len().saturating_sub(1))
+                .unwrap_or_default()
+                .to_vec();
+            self.nested.push(match closer {
+                b'`' => Nested::Backquoted(body),
+                b'}' => Nested::Param(body),
+                _ => Nested::Code(body),
+            });
             return;
         }
         if self.retry(m) {
