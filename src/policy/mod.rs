@@ -539,6 +539,7 @@ fn parse_error(path: &Path, origin: Origin, text: &str, mut e: toml::de::Error) 
              `name = \"...\"`",
         );
     }
+    let message = redact_values(message);
     let path = path.to_path_buf();
     match origin {
         Origin::Project => PolicyError::ProjectParse {
@@ -548,6 +549,21 @@ fn parse_error(path: &Path, origin: Origin, text: &str, mut e: toml::de::Error) 
         },
         _ => PolicyError::Parse { path, message },
     }
+}
+
+/// A parse error quotes the line it stopped at and the value it could not take: a key pasted
+/// into the file (`inject = ["sk-ant-..."]`) must not reach stderr, or, through the Claude Code
+/// hook, the model.
+fn redact_values(message: String) -> String {
+    let found = crate::detect::detector().scan(message.as_bytes(), crate::detect::Mode::Text);
+    if found.is_empty() {
+        return message;
+    }
+    let mut out = message.into_bytes();
+    for m in found.iter().rev() {
+        out.splice(m.start..m.end, b"<redacted>".iter().copied());
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// The closest known key to a misspelt one, for a hint.
@@ -1159,6 +1175,29 @@ mod tests {
             Config::load(None, Some(&u)),
             Err(PolicyError::Name { .. })
         ));
+    }
+
+    #[test]
+    fn a_parse_error_does_not_quote_a_pasted_key() {
+        // A fake key of the right shape, from a fixed pseudo-random sequence.
+        let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-";
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let body: String = (0..93)
+            .map(|_| {
+                x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+                alphabet[(x >> 58) as usize] as char
+            })
+            .collect();
+        let key = format!("sk-ant-api03-{body}AA");
+        let err = config(&format!("[[profile]]\nname = \"a\"\ninject = [\"{key}\"\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line 3") || err.contains("line 4"), "{err}");
+        assert!(!err.contains(&key[..30]), "{err}");
+        let err = config(&format!("[[profile]]\nname = \"a\"\nmask = \"{key}\"\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(!err.contains(&key[..30]), "{err}");
     }
 
     #[test]

@@ -169,13 +169,15 @@ pub enum HookDecision {
 }
 
 /// How much a profile protects, compared field by field in this order: a sandbox, then guard,
-/// then phantom keys, then handing out no injected secrets. The hook wraps a whole command
+/// then phantom keys, then a limited network, then handing out no injected secrets. The hook wraps a whole command
 /// line under the strongest profile any of its parts matches (ties: the first in the line).
-fn strength(p: &crate::policy::Profile) -> (bool, bool, bool, bool) {
+fn strength(p: &crate::policy::Profile) -> (bool, bool, bool, bool, bool) {
+    use crate::policy::NetPolicy;
     (
         p.sandbox.unwrap_or(false),
         p.guard.unwrap_or(false),
         !p.phantom.is_empty(),
+        matches!(p.net, Some(NetPolicy::None | NetPolicy::TcpPorts(_))),
         p.inject.is_empty(),
     )
 }
