@@ -119,6 +119,9 @@ fn bare_install_commands_get_the_install_profile() {
         "pnpm install",
         "bun i",
         "yarn",
+        // Options before the subcommand: read as the Claude Code hook reads them.
+        "npm --prefix web install",
+        "pnpm -C web i",
     ];
     let script = format!("eval \"$(\"$KF\" shell-init bash)\"; {}", forms.join("; "));
     let out = Command::new("bash")
@@ -142,6 +145,17 @@ fn bare_install_commands_get_the_install_profile() {
             r.stderr
         );
     }
+    // A script handed to a shell is read the same way.
+    let r = fx.run(
+        &["run", "--", "bash", "-c", "mkdir -p web && cd web && npm i"],
+        &[("PATH", &path), ("ANTHROPIC_API_KEY", &key)],
+    );
+    assert!(
+        r.stdout.contains("npm i: key=none npmrc=denied"),
+        "{}{}",
+        r.stdout,
+        r.stderr
+    );
     // `keyfence run` picks the same profile from the bare command line.
     for form in forms {
         let mut args = vec!["run", "--"];

@@ -181,7 +181,10 @@ fn prepare(args: &RunArgs) -> Result<(env::Plan, bool, bool, bool, NetPolicy, pr
         .map(|a| a.to_string_lossy())
         .collect::<Vec<_>>()
         .join(" ");
-    let chosen = config.select(args.profile.as_deref(), &command_line)?;
+    let chosen = match &args.profile {
+        Some(name) => config.select(Some(name), &command_line)?,
+        None => select_by_command(&config, &args.command, &command_line)?,
+    };
     let p = &chosen.profile;
     let allow = [args.allow.as_slice(), p.allow.as_slice()].concat();
     // The OpenBao settings are credentials too: gone unless allowed.
@@ -240,6 +243,46 @@ fn prepare(args: &RunArgs) -> Result<(env::Plan, bool, bool, bool, NetPolicy, pr
         net,
         resolver.take_leases(),
     ))
+}
+
+/// The profile for a command line when none is named: what its words match, raised to the
+/// strongest profile any command it runs matches, read as the Claude Code hook reads a Bash
+/// command (`audit::shell_command`). So `npm --prefix web install`, `pnpm -C web i` and
+/// `bash -c 'cd web && npm ci'` run under `install` as `npm install` does, and a line the
+/// lexer cannot read with confidence gets `install` too. Only profiles that restrict are
+/// raised to: one that hands out keys is for the program it was written for, not for a word in
+/// another's arguments.
+fn select_by_command(
+    config: &policy::Config,
+    argv: &[std::ffi::OsString],
+    command_line: &str,
+) -> Result<policy::Resolved> {
+    use crate::audit::shell_command::analyse;
+    use crate::setup::claude::sh_quote;
+    let mut chosen = config.select(None, command_line)?;
+    let script = argv
+        .iter()
+        .map(|w| sh_quote(&w.to_string_lossy()))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let analysis = analyse(&script, &config.matched_programs());
+    let doubt = analysis
+        .doubt
+        .is_some()
+        .then(|| config.select(Some("install"), ""));
+    let candidates = analysis
+        .commands
+        .iter()
+        .flat_map(|s| &s.candidates)
+        .filter(|c| c.line != command_line)
+        .map(|c| config.select(None, &c.line));
+    for r in candidates.chain(doubt) {
+        let r = r?;
+        if !r.profile.hands_out_keys() && r.profile.strength() > chosen.profile.strength() {
+            chosen = r;
+        }
+    }
+    Ok(chosen)
 }
 
 /// Starts the phantom proxy for `--phantom` names: each gets a stand-in (added to `inject`

@@ -218,6 +218,28 @@ pub struct Profile {
     pub phantom: Vec<PhantomSpec>,
 }
 
+impl Profile {
+    /// How much a profile protects, compared field by field in this order: a sandbox, then
+    /// guard, then phantom keys, then a limited network, then handing out no injected secrets.
+    /// The Claude Code hook wraps a whole command line under the strongest profile any of its
+    /// parts matches (ties: the first in the line), and `run` reads a command the same way.
+    pub fn strength(&self) -> impl Ord + use<> {
+        (
+            self.sandbox.unwrap_or(false),
+            self.guard.unwrap_or(false),
+            !self.phantom.is_empty(),
+            matches!(self.net, Some(NetPolicy::None | NetPolicy::TcpPorts(_))),
+            self.inject.is_empty(),
+        )
+    }
+
+    /// Whether the profile gives the command a secret, or a stand-in that spends one through
+    /// the phantom proxy: such a profile must reach only the command it was written for.
+    pub fn hands_out_keys(&self) -> bool {
+        !self.inject.is_empty() || !self.phantom.is_empty()
+    }
+}
+
 /// The keys a `[[profile]]` table may hold, for "did you mean" on the others.
 const PROFILE_KEYS: &[&str] = &[
     "name", "match", "allow", "drop", "inject", "mask", "sandbox", "guard", "net", "phantom",

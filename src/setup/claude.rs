@@ -168,26 +168,6 @@ pub enum HookDecision {
     Block(String),
 }
 
-/// How much a profile protects, compared field by field in this order: a sandbox, then guard,
-/// then phantom keys, then a limited network, then handing out no injected secrets. The hook wraps a whole command
-/// line under the strongest profile any of its parts matches (ties: the first in the line).
-fn strength(p: &crate::policy::Profile) -> (bool, bool, bool, bool, bool) {
-    use crate::policy::NetPolicy;
-    (
-        p.sandbox.unwrap_or(false),
-        p.guard.unwrap_or(false),
-        !p.phantom.is_empty(),
-        matches!(p.net, Some(NetPolicy::None | NetPolicy::TcpPorts(_))),
-        p.inject.is_empty(),
-    )
-}
-
-/// Whether a profile gives the command a secret, or a stand-in that spends one through the
-/// phantom proxy: such a profile must reach only the command it was written for.
-fn hands_out_keys(p: &crate::policy::Profile) -> bool {
-    !p.inject.is_empty() || !p.phantom.is_empty()
-}
-
 /// A word quoted for `/bin/sh`, bash and zsh (Claude Code runs its Bash tool in the user's
 /// shell): as is when it has nothing any of them would read, else in single quotes.
 pub fn sh_quote(word: &str) -> String {
@@ -204,7 +184,7 @@ pub fn sh_quote(word: &str) -> String {
 
 /// The hook's decision for `command`: split into its simple commands
 /// (`audit::shell_command`), each matched against the profiles, and the whole line wrapped
-/// under the strongest one that matched (see `strength`). What the lexer cannot read with
+/// under the strongest one that matched (see `Profile::strength`). What the lexer cannot read with
 /// confidence is taken to be an install. A command that already runs through keyfence is
 /// wrapped like any other: the outer profile's sandbox holds for the inner `keyfence run`.
 ///
@@ -226,7 +206,7 @@ pub fn decide(config: &crate::policy::Config, exe: &Path, command: &str) -> Hook
         }
         if best
             .as_ref()
-            .is_none_or(|b| strength(&r.profile) > strength(&b.profile))
+            .is_none_or(|b| r.profile.strength() > b.profile.strength())
         {
             best = Some(r);
         }
@@ -243,7 +223,7 @@ pub fn decide(config: &crate::policy::Config, exe: &Path, command: &str) -> Hook
                 .or_insert_with(|| config.select(None, &c.line).ok());
             // Secrets only for the program the shell runs: `curl -d @- x gh pr create` names
             // `gh pr create` without running it.
-            if let Some(r) = r.as_ref().filter(|r| c.runs || !hands_out_keys(&r.profile)) {
+            if let Some(r) = r.as_ref().filter(|r| c.runs || !r.profile.hands_out_keys()) {
                 names.push(r.profile.name.clone());
                 consider(r.clone());
             }
@@ -259,7 +239,7 @@ pub fn decide(config: &crate::policy::Config, exe: &Path, command: &str) -> Hook
         return HookDecision::Pass;
     };
     let name = chosen.profile.name.clone();
-    if hands_out_keys(&chosen.profile) {
+    if chosen.profile.hands_out_keys() {
         let other = analysis
             .commands
             .iter()
