@@ -318,7 +318,8 @@ struct Seen {
 /// in them. It frames as a lenient server does — the first `Content-Length` counts and wins
 /// over `Transfer-Encoding`, and it keeps reading requests on a connection whatever the
 /// client said about closing it — which is how a front-end and the server behind it can
-/// disagree with the proxy about where a request ends. `TRACE` is echoed (RFC 9110 §9.3.8), a
+/// disagree with the proxy about where a request ends. `TRACE` is echoed (RFC 9110 §9.3.8), as is
+/// a path ending in `/echo` (a debugging endpoint, an error quoting the request); a
 /// path ending in `/big` gets a [`BIG`] body, anything else a small 200.
 struct Upstream {
     url: String,
@@ -398,7 +399,11 @@ fn upstream_conn(mut conn: TcpStream, raw: &Mutex<Vec<Vec<u8>>>, seen: &Mutex<Ve
             if buf.len() < body_start + body_len {
                 break;
             }
-            let trace = request_line.starts_with("TRACE ");
+            let trace = request_line.starts_with("TRACE ")
+                || request_line
+                    .split(' ')
+                    .nth(1)
+                    .is_some_and(|p| p.ends_with("/echo"));
             let big = request_line
                 .split(' ')
                 .nth(1)
@@ -586,6 +591,33 @@ fn phantom_refuses_methods_that_echo_the_request() {
         assert!(r.closed, "{method}: connection left open");
     }
     assert_eq!(up.connections(), 0, "the upstream was reached");
+    proxy.finish();
+}
+
+/// An upstream that echoes what it received (here a path ending in `/echo`; in the wild an
+/// error message quoting the header, a debugging endpoint, a gateway's request log) hands the
+/// real key back through the proxy. Before the fix the command read it in the response; now
+/// it reads its own stand-in in that place, headers and body, plain and chunked.
+#[test]
+fn phantom_takes_the_real_key_out_of_responses() {
+    let up = Upstream::start();
+    let proxy = Proxy::start(&up, &[]);
+    for auth in ["x-api-key: {standin}", "authorization: Bearer {standin}"] {
+        let r = proxy.exchange(
+            &format!("POST /v1/echo HTTP/1.1\r\nhost: x\r\n{auth}\r\ncontent-length: 0\r\n\r\n"),
+            WAIT,
+        );
+        let text = String::from_utf8_lossy(&r.bytes).into_owned();
+        assert!(
+            !text.contains(&proxy.key),
+            "{auth}: the real key came back to the command"
+        );
+        assert_eq!(r.status(), Some(200), "{}", r.shown(&proxy.key));
+        let echoed = auth.replace("{standin}", &proxy.standin);
+        assert!(text.contains(&echoed), "{auth}: not echoed: {text}");
+    }
+    // The upstream did receive the real key: what came back was scrubbed on the way.
+    assert!(up.all_raw().contains(&proxy.key));
     proxy.finish();
 }
 

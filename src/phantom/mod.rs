@@ -11,16 +11,19 @@
 //! API clients send, and it keeps an async runtime out of a tool whose other paths start in a
 //! millisecond. Because its clients are the command keyfence does not trust, the proxy forwards
 //! only requests with one reading of where they go and where they end ([`request`]), and holds
-//! every client to time limits and a cap on connections ([`limits`]).
+//! every client to time limits and a cap on connections ([`limits`]); and it takes the real
+//! key out of responses, should the upstream echo it ([`scrub`]).
 
 mod limits;
 mod request;
+mod scrub;
 
 pub use limits::{BadTimeout, Limits};
 
 use crate::secret::SecretValue;
 use limits::{Paced, Slots, UPSTREAM_TIMEOUT};
 use request::Body;
+use scrub::Scrub;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::sync::Arc;
@@ -403,10 +406,12 @@ fn serve(
         }
     }
     upstream.flush()?;
-    // The response, byte for byte as it arrives (server-sent events stay live). With a
-    // Content-Length, stop after that many body bytes (a server may keep the connection
-    // open despite `connection: close`); otherwise the server's close ends it.
+    // The response, byte for byte as it arrives (server-sent events stay live), but for the
+    // real key, which never comes back ([`scrub`]). With a Content-Length, stop after that
+    // many body bytes (a server may keep the connection open despite `connection: close`);
+    // otherwise the server's close ends it.
     let mut buf = [0u8; 16 * 1024];
+    let mut scrub = Scrub::new(phantom.real.expose(), phantom.standin.expose());
     let mut seen: Vec<u8> = Vec::new();
     let mut remaining: Option<usize> = None;
     loop {
@@ -416,7 +421,7 @@ fn serve(
             Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => break,
             Err(e) => return Err(e),
         };
-        client.write_all(&buf[..n])?;
+        client.write_all(&scrub.feed(&buf[..n]))?;
         client.flush()?;
         match remaining.as_mut() {
             Some(r) => *r = r.saturating_sub(n),
@@ -457,6 +462,7 @@ fn serve(
             break;
         }
     }
+    client.write_all(&scrub.finish())?;
     // The upstream closed after one response; so does this connection, which clients
     // handle as the end of a keep-alive connection.
     Ok(())
