@@ -1,7 +1,9 @@
-//! The phantom proxy with a client that streams its request body in chunks (Python's
-//! http.client with `encode_chunked`), against the loopback stub of the Messages API as the
-//! upstream: the body arrives whole, and the upstream sees the real key, the client only the
-//! stand-in.
+//! The phantom proxy against the built binary: real clients through it (Python's http.client
+//! streaming a chunked body, a per-secret configuration) reach a loopback upstream with the
+//! real key while holding only the stand-in; and the attacks a command can make on the proxy
+//! itself (issue #14, part 5) — targets and methods that send the key elsewhere or echo it
+//! back, ambiguous framing that smuggles a request, an endless head, slow and idle clients, a
+//! flood of connections, an upstream that echoes the key — each fail.
 
 #[path = "common/claude_stub.rs"]
 mod claude_stub;
