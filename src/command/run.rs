@@ -378,7 +378,8 @@ fn start_phantoms(
         .iter()
         .map(|p| (p.var.clone(), p.standin.clone(), p.base_url_var.clone()))
         .collect();
-    let addr = phantom::start(phantoms).context("starting the phantom proxy")?;
+    let limits = phantom::Limits::from_env()?;
+    let addr = phantom::start(phantoms, limits).context("starting the phantom proxy")?;
     for (var, standin, base_var) in stand {
         inject.push((var, standin));
         inject.push((base_var, SecretValue::new(format!("http://{addr}"))));
