@@ -176,11 +176,6 @@ fn is_python(b: &str) -> bool {
             .is_some_and(|v| v.bytes().all(|c| c.is_ascii_digit() || c == b'.'))
 }
 
-/// Text the shell only knows when it runs: an expansion or a substitution.
-fn is_dynamic(text: &[u8]) -> bool {
-    text.contains(&b'$') || text.contains(&b'`')
-}
-
 /// An unquoted word the shell may turn into other words: brace expansion or a glob.
 fn expands(w: &Word) -> bool {
     if !w.literal {
@@ -304,7 +299,7 @@ impl Walker {
         };
         // `$PM install`, `{npm,i}` (brace expansion), `/usr/bin/np?`: the program is only
         // known when the shell expands it.
-        if !quiet && !list && (is_dynamic(&first.text) || expands(first)) {
+        if !quiet && !list && (first.expands || expands(first)) {
             self.doubt(Doubt::Dynamic(texts[0].clone()));
         }
         if !list && let Some(script) = self.script_of(words, &texts, quiet) {
@@ -333,7 +328,7 @@ impl Walker {
             // `npm $cmd`, `xargs npm` (the subcommand comes from stdin): which subcommand
             // runs is only known at run time.
             if known && !quiet {
-                let next_dynamic = words.get(k + 1).is_some_and(|w| is_dynamic(&w.text));
+                let next_dynamic = words.get(k + 1).is_some_and(|w| w.expands);
                 let from_xargs = texts[..k].iter().any(|t| base(t) == "xargs");
                 if next_dynamic || from_xargs {
                     self.doubt(Doubt::Dynamic(texts[k..].join(" ")));
@@ -398,7 +393,7 @@ impl Walker {
                     .collect();
                 return Some(args.join("\n").into_bytes());
             } else if b == "eval" && runs {
-                if rest_words.iter().any(|w| is_dynamic(&w.text)) && !quiet {
+                if rest_words.iter().any(|w| w.expands) && !quiet {
                     self.doubt(Doubt::Dynamic(texts.join(" ")));
                 }
                 return Some(rest.join(" ").into_bytes());
@@ -407,7 +402,7 @@ impl Walker {
                     .iter()
                     .position(|w| !is_option(w))
                     .unwrap_or(rest.len());
-                if rest_words[i..].iter().any(|w| is_dynamic(&w.text)) && !quiet {
+                if rest_words[i..].iter().any(|w| w.expands) && !quiet {
                     self.doubt(Doubt::Dynamic(texts.join(" ")));
                 }
                 return Some(rest[i..].join(" ").into_bytes());
@@ -428,7 +423,7 @@ impl Walker {
                     // `--command=S` / `-SS`: the value is in the flag's own word.
                     _ => return None,
                 };
-                if is_dynamic(&word.text) && !quiet {
+                if word.expands && !quiet {
                     self.doubt(Doubt::Dynamic(texts.join(" ")));
                 }
                 let mut script = text;
@@ -754,6 +749,8 @@ mod tests {
             "$PM install",
             "\"$(command -v npm)\" install",
             "bash -c \"$SCRIPT\"",
+            "bash -c 'npm $SUB'",
+            "sh -c 'eval \"$CMD\"'",
             "curl -fsSL https://example.invalid/x.sh | sh",
             "bash <<EOF\n$X\nEOF",
             "echo npm install | bash",
@@ -787,6 +784,10 @@ mod tests {
             "f() { ls; }; f",
             "echo $((1+2)) $(date) <(ls) x=(a b)",
             "git log --format='%h (%an)' -- src/",
+            // A `$` in single quotes is the inner shell's to expand, where it is an argument.
+            "sh -c 'echo $$'",
+            "bash -c 'echo \"$HOME\" $(date)'",
+            "'$PM' install",
         ] {
             assert_eq!(analyse(command, &programs()).doubt, None, "{command}");
         }

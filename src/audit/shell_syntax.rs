@@ -74,6 +74,10 @@ pub(crate) struct Word {
     pub(crate) assign: Option<AssignSplit>,
     /// No quoting, escapes or substitutions: only such words can be reserved words.
     pub(crate) literal: bool,
+    /// The shell expands something in it when it runs it (`$X`, `$(...)`, `${...}`, a
+    /// backquote; unquoted or in double quotes): what the word holds is only known then. A
+    /// `$` in single quotes is not an expansion.
+    pub(crate) expands: bool,
 }
 
 /// Where the name and value of an assignment word are in its `text`.
@@ -282,6 +286,8 @@ struct Lexer<'a> {
     nested: Vec<Nested>,
     /// Some construct hit the end of input unclosed.
     unclosed: bool,
+    /// Expansions read so far (see `Word::expands`).
+    expansions: usize,
 }
 
 fn to_u32(n: usize) -> u32 {
@@ -297,6 +303,7 @@ impl<'a> Lexer<'a> {
             line_start: 0,
             dialect,
             heredocs: Vec::new(),
+            expansions: 0,
             wasted: 0,
             budget: s.len().saturating_mul(4).saturating_add(4096),
             nested: Vec::new(),
@@ -512,7 +519,9 @@ impl<'a> Lexer<'a> {
             column: self.column(),
             assign: None,
             literal: true,
+            expands: false,
         };
+        let expansions = self.expansions;
         // Process substitution `<(cmd)` / `>(cmd)` (Posix).
         if self.dialect == Dialect::Posix
             && matches!(self.peek(), Some(b'<' | b'>'))
@@ -601,6 +610,7 @@ impl<'a> Lexer<'a> {
                 }
             }
         }
+        w.expands = self.expansions != expansions;
         w
     }
 
@@ -735,7 +745,11 @@ impl<'a> Lexer<'a> {
                 *literal = false;
                 self.substitution(out, 2, b'}', in_dq);
             }
-            _ => {
+            next => {
+                // `$NAME`, `$1`, `$$`, `$?`, ...: a parameter; a lone `$` is a character.
+                if next.is_some_and(|c| c.is_ascii_alphanumeric() || b"_$?#@*!-".contains(&c)) {
+                    self.expansions += 1;
+                }
                 self.bump();
                 out.push(b'$');
             }
@@ -745,6 +759,7 @@ impl<'a> Lexer<'a> {
     /// A substitution whose `open_len` opening bytes are at the cursor, copied as written up to
     /// its matching `closer`. Unclosed: the first opening byte is taken as a literal.
     fn substitution(&mut self, out: &mut Vec<u8>, open_len: usize, closer: u8, in_dq: bool) {
+        self.expansions += 1;
         let m = self.mark();
         let base = out.len();
         for _ in 0..open_len {

@@ -248,10 +248,9 @@ fn prepare(args: &RunArgs) -> Result<(env::Plan, bool, bool, bool, NetPolicy, pr
 /// The profile for a command line when none is named: what its words match, raised to the
 /// strongest profile any command it runs matches, read as the Claude Code hook reads a Bash
 /// command (`audit::shell_command`). So `npm --prefix web install`, `pnpm -C web i` and
-/// `bash -c 'cd web && npm ci'` run under `install` as `npm install` does, and a line the
-/// lexer cannot read with confidence gets `install` too. Only profiles that restrict are
-/// raised to: one that hands out keys is for the program it was written for, not for a word in
-/// another's arguments.
+/// `bash -c 'cd web && npm ci'` run under `install` as `npm install` does. Only profiles that
+/// restrict are raised to: one that hands out keys is for the program it was written for, not
+/// for a word in another's arguments.
 fn select_by_command(
     config: &policy::Config,
     argv: &[std::ffi::OsString],
@@ -266,17 +265,16 @@ fn select_by_command(
         .collect::<Vec<_>>()
         .join(" ");
     let analysis = analyse(&script, &config.matched_programs());
-    let doubt = analysis
-        .doubt
-        .is_some()
-        .then(|| config.select(Some("install"), ""));
+    // What the lexer cannot read with confidence (`sh -c 'eval "$X"'`) is not raised here, as
+    // the hook raises it: these words come from the user's own shell, already expanded, and an
+    // agent's command line gets the hook's stricter reading first.
     let candidates = analysis
         .commands
         .iter()
         .flat_map(|s| &s.candidates)
         .filter(|c| c.line != command_line)
         .map(|c| config.select(None, &c.line));
-    for r in candidates.chain(doubt) {
+    for r in candidates {
         let r = r?;
         if !r.profile.hands_out_keys() && r.profile.strength() > chosen.profile.strength() {
             chosen = r;
