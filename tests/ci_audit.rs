@@ -422,7 +422,7 @@ fn keyfence_reports_everything_zizmors_secret_audits_report() {
         .current_dir(fixture_dir())
         .output()
     else {
-        println!("skipped: zizmor is not installed (.ci/run installs it with pip)");
+        skip("zizmor is not installed (.ci/run installs it with pip)");
         return;
     };
     let found: Value = serde_json::from_slice(&z.stdout).unwrap_or_else(|e| {

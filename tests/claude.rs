@@ -291,7 +291,7 @@ fn agent_profile_guards_the_key_from_the_bash_tool() {
     let key = fx.key("anthropic");
     fx.store_secret("ANTHROPIC_API_KEY", &key);
     if !fx.hand_to_nobody() {
-        eprintln!("needs root and setpriv to drop to nobody: skipped");
+        skip("needs root and setpriv to drop to nobody");
         return;
     }
     let stub = Stub::start(LOOK_FOR_KEY);
@@ -357,9 +357,16 @@ fn setup_claude_hook_wraps_install_commands_run_by_the_bash_tool() {
         bin.display(),
         std::env::var("PATH").unwrap_or_default()
     );
+    std::fs::create_dir_all(fx.project.join("web")).unwrap();
     for (command, expect) in [
         ("npm install left-pad", "npm install: credentials denied"),
         ("npm test", "npm test: credentials readable"),
+        // Issue #14: a compound line was run as written.
+        (
+            "cd web && npm install left-pad",
+            "npm install: credentials denied",
+        ),
+        ("npm i", "npm i: credentials denied"),
     ] {
         let stub = Stub::start(command);
         let r = claude(
@@ -384,7 +391,7 @@ fn agent_profile_with_phantom_keeps_the_real_key_out_of_the_whole_tree() {
     let key = fx.key("anthropic");
     fx.store_secret("ANTHROPIC_API_KEY", &key);
     if !fx.hand_to_nobody() {
-        eprintln!("needs root and setpriv to drop to nobody: skipped");
+        skip("needs root and setpriv to drop to nobody");
         return;
     }
     let stub = Stub::start(LOOK_FOR_KEY);
@@ -430,4 +437,32 @@ fn assert_guarded_tool_report(stub: &Stub, key: &str) {
     assert!(report.contains("content\":\"0\\n"), "{report}");
     assert!(report.contains("environ: Permission denied"), "{report}");
     assert!(report.contains("\\n0\\nchecked"), "{report}");
+}
+
+/// The hook fails closed with the real Claude Code: when keyfence cannot load the profiles (a
+/// malformed project keyfence.toml), the hook exits 2 and Claude Code does not run the command;
+/// the model is told why. Any other status would let the command run as written.
+#[test]
+fn claude_code_does_not_run_a_command_the_hook_blocks() {
+    let fx = Fixture::outside_tmp();
+    fx.home_file(".claude/settings.json", "{}\n");
+    let setup = fx.run(&["setup", "claude", "--hook"], &[]);
+    assert_eq!(setup.code, 0, "{}", setup.stderr);
+    fx.project_file("keyfence.toml", "[[profile]\nname = \"broken\"\n");
+    let ran = fx.dir.path().join("ran");
+    let stub = Stub::start(&format!("touch {} && npm install", ran.display()));
+    let r = claude(
+        &fx,
+        &stub,
+        &[],
+        &[("ANTHROPIC_API_KEY", &fake("anthropic"))],
+    );
+    round_trip(&stub, &r);
+    assert!(!ran.exists(), "Claude Code ran the blocked command");
+    let results = tool_results(&stub);
+    // The model is told what happened and why, with the hint.
+    assert!(
+        results.contains("keyfence.toml") && results.contains("cannot tell which profile"),
+        "{results}"
+    );
 }

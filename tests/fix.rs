@@ -486,7 +486,7 @@ fn nothing_to_fix() {
 #[test]
 fn asks_per_key_on_the_terminal_and_leaves_a_file_changed_meanwhile() {
     if Command::new("script").arg("--version").output().is_err() {
-        eprintln!("script missing: skipped");
+        skip("script missing");
         return;
     }
     let mut fx = Fixture::new();

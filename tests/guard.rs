@@ -531,7 +531,7 @@ fn with_stored_key() -> (Fixture, String) {
 }
 
 fn skipped() {
-    eprintln!("setpriv missing or not running as root (needed to drop to nobody): skipped");
+    skip("setpriv missing or not running as root (needed to drop to nobody)");
 }
 
 /// The 32-bit system call ABI (`int 0x80` from a 64-bit process) cannot exec under guard: its

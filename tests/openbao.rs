@@ -184,9 +184,10 @@ fn kv_v2_value_is_injected_once_and_settings_are_dropped() {
     assert_eq!(r.stdout.trim(), "0", "{}", r.stdout);
     assert!(r.stderr.contains("BAO_TOKEN"), "{}", r.stderr);
 
-    // A profile may keep the address for the command.
-    fx.project_file(
-        "keyfence.toml",
+    // A profile of the user's may keep the address for the command (a project's may not:
+    // tests/policy.rs).
+    fx.home_file(
+        ".config/keyfence/config.toml",
         "[[profile]]\nname = \"bao\"\nallow = [\"BAO_ADDR\"]\n\
          inject = [\"ANTHROPIC_API_KEY=openbao://secret/team/app#api_key\"]\n",
     );

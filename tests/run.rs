@@ -263,19 +263,16 @@ fn supervisor_hides_values_and_leaks_no_descriptor() {
 }
 
 #[test]
-fn profiles_from_keyfence_toml() {
+fn profiles_from_the_users_config_and_the_projects() {
     let fx = Fixture::new();
-    fx.project_file(
-        "keyfence.toml",
-        "[[profile]]\nname = \"tests\"\nmatch = [\"sh -c *\"]\ndrop = [\"CORP_*\"]\nallow = [\"CI_TOKEN\"]\nmask = false\n",
-    );
+    let profile = "[[profile]]\nname = \"tests\"\nmatch = [\"sh -c *\"]\ndrop = [\"CORP_*\"]\n\
+                   allow = [\"CI_TOKEN\"]\nmask = false\n";
+    fx.home_file(".config/keyfence/config.toml", profile);
     let tok = fake("token");
-    // Matched by command line: CORP_* dropped, CI_TOKEN allowed, no masking (exec in place).
-    let r = run_cmd(
-        &fx,
-        &["run", "--", "sh", "-c", "env; echo $$"],
-        &[("CORP_X", "1"), ("CI_TOKEN", &tok), ("PLAIN", "ok")],
-    );
+    let env = [("CORP_X", "1"), ("CI_TOKEN", tok.as_str()), ("PLAIN", "ok")];
+    // The user's: matched by command line: CORP_* dropped, CI_TOKEN allowed, no masking
+    // (exec in place).
+    let r = run_cmd(&fx, &["run", "--", "sh", "-c", "env; echo $$"], &env);
     assert!(!r.stdout.contains("CORP_X"), "{}", r.stdout);
     assert!(
         r.stdout.contains("CI_TOKEN=") && r.stdout.contains("PLAIN=ok"),
@@ -283,27 +280,33 @@ fn profiles_from_keyfence_toml() {
         r.stdout
     );
     // Not matched: the default profile keeps CORP_X (not a secret) and drops CI_TOKEN.
-    let r = run_cmd(
-        &fx,
-        &["run", "--", "env"],
-        &[("CORP_X", "1"), ("CI_TOKEN", &tok)],
-    );
+    let r = run_cmd(&fx, &["run", "--", "env"], &env);
     assert!(
         r.stdout.contains("CORP_X=1") && !r.stdout.contains("CI_TOKEN"),
         "{}",
         r.stdout
     );
 
-    // A typo in the file: exit 125 with the file and line, the command not started.
-    fx.project_file(
-        "keyfence.toml",
+    // The same profile in the project's file: its restriction holds, its `allow` and
+    // `mask = false` do not (tests/policy.rs has the attacks).
+    std::fs::remove_file(fx.home.join(".config/keyfence/config.toml")).unwrap();
+    fx.project_file("keyfence.toml", profile);
+    let r = run_cmd(&fx, &["run", "--", "sh", "-c", "env"], &env);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(!r.stdout.contains("CORP_X"), "{}", r.stdout);
+    assert!(!r.stdout.contains("CI_TOKEN"), "{}", r.stdout);
+    assert!(r.stderr.contains("may not `allow`"), "{}", r.stderr);
+
+    // A typo in the user's file: exit 125 with the file and line, the command not started.
+    fx.home_file(
+        ".config/keyfence/config.toml",
         "[[profile]]\nname = \"x\"\ndorp = [\"A\"]\n",
     );
     let r = run_cmd(&fx, &["run", "--", "sh", "-c", "echo started"], &[]);
     assert_eq!(r.code, 125);
     assert!(!r.stdout.contains("started"));
     assert!(
-        r.stderr.contains("keyfence.toml")
+        r.stderr.contains("config.toml")
             && r.stderr.contains("line 3")
             && r.stderr.contains("dorp"),
         "{}",

@@ -26,7 +26,7 @@ fn in_terminal(fx: &Fixture, shell_line: &str, input: &str) -> String {
 fn no_script() -> bool {
     let missing = Command::new("script").arg("--version").output().is_err();
     if missing {
-        eprintln!("script (util-linux) missing: skipped");
+        skip("script (util-linux) missing");
     }
     missing
 }
@@ -252,7 +252,7 @@ fn under_guard_on_a_terminal_no_ancestor_gives_up_the_key() {
     )
     .unwrap();
     if !fx.hand_to_nobody() {
-        eprintln!("needs root and setpriv to drop to nobody: skipped");
+        skip("needs root and setpriv to drop to nobody");
         return;
     }
     let line = format!(

@@ -84,3 +84,88 @@ fn fish_and_zsh_scripts_define_the_same_functions() {
     let bad = fx.run(&["shell-init", "tcsh"], &[]);
     assert_eq!(bad.code, 2);
 }
+
+/// Issue #14: `npm i *` needed an argument, so a bare `npm i` (and `pnpm i`, `bun i`) ran with
+/// the key and the credential files in reach, through shell-init and `keyfence run` alike.
+#[test]
+fn bare_install_commands_get_the_install_profile() {
+    let mut fx = Fixture::outside_tmp();
+    let key = fx.key("anthropic");
+    let npm_token = fx.key("npm");
+    fx.home_file(
+        ".npmrc",
+        &format!("//registry.npmjs.org/:_authToken={npm_token}\n"),
+    );
+    let bin = fx.dir.path().join("bin");
+    use std::os::unix::fs::PermissionsExt;
+    for name in ["npm", "pnpm", "bun", "yarn"] {
+        let p = bin.join(name);
+        fx.write(
+            &p,
+            &format!(
+                "#!/bin/sh\nif cat ~/.npmrc >/dev/null 2>&1; then r=readable; else r=denied; fi\n\
+                 echo \"{name}${{*:+ $*}}: key=${{ANTHROPIC_API_KEY:-none}} npmrc=$r\"\n"
+            ),
+        );
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let path = format!("{}:/usr/bin:/bin", bin.display());
+    let forms = [
+        "npm i",
+        "npm install",
+        "npm ci",
+        "npm it",
+        "pnpm i",
+        "pnpm install",
+        "bun i",
+        "yarn",
+        // Options before the subcommand: read as the Claude Code hook reads them.
+        "npm --prefix web install",
+        "pnpm -C web i",
+    ];
+    let script = format!("eval \"$(\"$KF\" shell-init bash)\"; {}", forms.join("; "));
+    let out = Command::new("bash")
+        .args(["--norc", "-c", &script])
+        .current_dir(&fx.project)
+        .env_clear()
+        .env("KF", BIN)
+        .env("HOME", &fx.home)
+        .env("PATH", &path)
+        .env("ANTHROPIC_API_KEY", &key)
+        .output()
+        .unwrap();
+    let r = Run::from(out);
+    r.assert_no_secret(&fx.planted);
+    for form in forms {
+        let line = format!("{form}: key=none npmrc=denied");
+        assert!(
+            r.stdout.contains(&line),
+            "{line}:\n{}{}",
+            r.stdout,
+            r.stderr
+        );
+    }
+    // A script handed to a shell is read the same way.
+    let r = fx.run(
+        &["run", "--", "bash", "-c", "mkdir -p web && cd web && npm i"],
+        &[("PATH", &path), ("ANTHROPIC_API_KEY", &key)],
+    );
+    assert!(
+        r.stdout.contains("npm i: key=none npmrc=denied"),
+        "{}{}",
+        r.stdout,
+        r.stderr
+    );
+    // `keyfence run` picks the same profile from the bare command line.
+    for form in forms {
+        let mut args = vec!["run", "--"];
+        args.extend(form.split(' '));
+        let r = fx.run(&args, &[("PATH", &path), ("ANTHROPIC_API_KEY", &key)]);
+        assert!(
+            r.stdout.contains(&format!("{form}: key=none npmrc=denied")),
+            "{form}: {}{}",
+            r.stdout,
+            r.stderr
+        );
+    }
+}

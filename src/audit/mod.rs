@@ -16,6 +16,7 @@ pub mod history_syntax;
 pub mod package;
 pub mod proc;
 pub mod shell;
+pub mod shell_command;
 pub mod shell_syntax;
 pub mod store;
 pub mod walk;

@@ -74,6 +74,10 @@ pub(crate) struct Word {
     pub(crate) assign: Option<AssignSplit>,
     /// No quoting, escapes or substitutions: only such words can be reserved words.
     pub(crate) literal: bool,
+    /// The shell expands something in it when it runs it (`$X`, `$(...)`, `${...}`, a
+    /// backquote; unquoted or in double quotes): what the word holds is only known then. A
+    /// `$` in single quotes is not an expansion.
+    pub(crate) expands: bool,
 }
 
 /// Where the name and value of an assignment word are in its `text`.
@@ -131,6 +135,36 @@ pub(crate) struct Command {
 /// Splits `text` into simple commands. Comments, heredoc bodies and redirections (with their
 /// targets) are dropped; every byte of input is looked at a bounded number of times.
 pub(crate) fn split_commands(text: &[u8], dialect: Dialect) -> Vec<Command> {
+    split_script(text, dialect).commands
+}
+
+/// What `split_commands` read, and what it kept as written without looking inside: code that
+/// the shell may still run (`$(...)`, backquotes, `<(...)`, `${...}`, `((...))`, heredoc
+/// bodies), and whether some quote or substitution never closed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Script {
+    pub(crate) commands: Vec<Command>,
+    /// Each as written, openers and closers removed (a backquoted body keeps its backslashes).
+    pub(crate) nested: Vec<Nested>,
+    /// A quote, substitution or arithmetic that did not close: the words after it are a guess.
+    pub(crate) unclosed: bool,
+}
+
+/// One piece of code the lexer copied without splitting it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Nested {
+    /// `$(...)`, `<(...)`, `>(...)`, `((...))`, `$((...))`.
+    Code(Vec<u8>),
+    /// `${...}`: a parameter expansion, which may hold substitutions.
+    Param(Vec<u8>),
+    /// `` `...` ``: backslash escapes still in.
+    Backquoted(Vec<u8>),
+    /// A heredoc's body.
+    Heredoc(Vec<u8>),
+}
+
+/// `split_commands`, with what the lexer skipped over (Posix and fish only see the commands).
+pub(crate) fn split_script(text: &[u8], dialect: Dialect) -> Script {
     let mut lx = Lexer::new(text, dialect);
     let mut out = Vec::new();
     let mut cur: Vec<Word> = Vec::new();
@@ -221,7 +255,11 @@ pub(crate) fn split_commands(text: &[u8], dialect: Dialect) -> Vec<Command> {
             }
         }
     }
-    out
+    Script {
+        commands: out,
+        nested: lx.nested,
+        unclosed: lx.unclosed,
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -244,6 +282,12 @@ struct Lexer<'a> {
     /// the end of the input. This keeps the whole scan linear.
     wasted: usize,
     budget: usize,
+    /// Code copied as written (see `Script::nested`).
+    nested: Vec<Nested>,
+    /// Some construct hit the end of input unclosed.
+    unclosed: bool,
+    /// Expansions read so far (see `Word::expands`).
+    expansions: usize,
 }
 
 fn to_u32(n: usize) -> u32 {
@@ -259,8 +303,11 @@ impl<'a> Lexer<'a> {
             line_start: 0,
             dialect,
             heredocs: Vec::new(),
+            expansions: 0,
             wasted: 0,
             budget: s.len().saturating_mul(4).saturating_add(4096),
+            nested: Vec::new(),
+            unclosed: false,
         }
     }
 
@@ -303,6 +350,7 @@ impl<'a> Lexer<'a> {
     /// Called when a construct that started at `from` hit the end of input unclosed: whether to
     /// go back and read its opening character as a literal.
     fn retry(&mut self, from: Mark) -> bool {
+        self.unclosed = true;
         self.wasted = self
             .wasted
             .saturating_add(self.pos.saturating_sub(from.pos));
@@ -364,6 +412,8 @@ impl<'a> Lexer<'a> {
     /// After an unquoted newline: skips the bodies of heredocs opened on the line just ended.
     fn skip_heredoc_bodies(&mut self) {
         for (delim, strip_tabs) in std::mem::take(&mut self.heredocs) {
+            let start = self.pos;
+            let mut end = self.s.len();
             while self.pos < self.s.len() {
                 let rest = self.s.get(self.pos..).unwrap_or_default();
                 let n = rest.iter().position(|&b| b == b'\n').unwrap_or(rest.len());
@@ -377,12 +427,17 @@ impl<'a> Lexer<'a> {
                     }
                 }
                 let done = line == delim.as_slice();
+                if done {
+                    end = self.pos;
+                }
                 self.pos += n;
                 self.bump();
                 if done {
                     break;
                 }
             }
+            let body = self.s.get(start..end).unwrap_or_default();
+            self.nested.push(Nested::Heredoc(body.to_vec()));
         }
     }
 
@@ -394,6 +449,11 @@ impl<'a> Lexer<'a> {
         self.bump();
         let mut sink = Vec::new();
         if self.scan_nested(&mut sink, vec![b')', b')'], false) {
+            // Kept with its parentheses, as `$((...))` is: arithmetic, not a command.
+            let body = sink.get(..sink.len().saturating_sub(1)).unwrap_or_default();
+            let mut body = body.to_vec();
+            body.insert(0, b'(');
+            self.nested.push(Nested::Code(body));
             return true;
         }
         if !self.retry(m) {
@@ -459,7 +519,9 @@ impl<'a> Lexer<'a> {
             column: self.column(),
             assign: None,
             literal: true,
+            expands: false,
         };
+        let expansions = self.expansions;
         // Process substitution `<(cmd)` / `>(cmd)` (Posix).
         if self.dialect == Dialect::Posix
             && matches!(self.peek(), Some(b'<' | b'>'))
@@ -548,6 +610,7 @@ impl<'a> Lexer<'a> {
                 }
             }
         }
+        w.expands = self.expansions != expansions;
         w
     }
 
@@ -682,7 +745,11 @@ impl<'a> Lexer<'a> {
                 *literal = false;
                 self.substitution(out, 2, b'}', in_dq);
             }
-            _ => {
+            next => {
+                // `$NAME`, `$1`, `$$`, `$?`, ...: a parameter; a lone `$` is a character.
+                if next.is_some_and(|c| c.is_ascii_alphanumeric() || b"_$?#@*!-".contains(&c)) {
+                    self.expansions += 1;
+                }
                 self.bump();
                 out.push(b'$');
             }
@@ -692,6 +759,7 @@ impl<'a> Lexer<'a> {
     /// A substitution whose `open_len` opening bytes are at the cursor, copied as written up to
     /// its matching `closer`. Unclosed: the first opening byte is taken as a literal.
     fn substitution(&mut self, out: &mut Vec<u8>, open_len: usize, closer: u8, in_dq: bool) {
+        self.expansions += 1;
         let m = self.mark();
         let base = out.len();
         for _ in 0..open_len {
@@ -700,6 +768,15 @@ impl<'a> Lexer<'a> {
             }
         }
         if self.scan_nested(out, vec![closer], in_dq) {
+            let body = out
+                .get(base.saturating_add(open_len)..out.len().saturating_sub(1))
+                .unwrap_or_default()
+                .to_vec();
+            self.nested.push(match closer {
+                b'`' => Nested::Backquoted(body),
+                b'}' => Nested::Param(body),
+                _ => Nested::Code(body),
+            });
             return;
         }
         if self.retry(m) {

@@ -6,7 +6,7 @@
 use super::Exit;
 use crate::cli::{GlobalArgs, RunArgs};
 use crate::detect;
-use crate::policy;
+use crate::policy::{self, NetPolicy};
 use crate::provider;
 use crate::run::{env, process, protect};
 use crate::secret::SecretValue;
@@ -20,7 +20,7 @@ pub fn run(g: &GlobalArgs, args: &RunArgs) -> Result<Exit> {
     // automata under zeroing (every realloc a copy) was a fifth of the start-up.
     crate::detect::detector();
     crate::zero_alloc::zero_freed_memory();
-    match prepare(args).and_then(|(plan, mask, sandbox, guard, leases)| {
+    match prepare(args).and_then(|(plan, mask, sandbox, guard, net, leases)| {
         // Guard and trace share the supervisor: a tracer of the whole tree.
         let guard = match guard || args.trace.is_some() {
             true => Some((
@@ -30,34 +30,41 @@ pub fn run(g: &GlobalArgs, args: &RunArgs) -> Result<Exit> {
             false => None,
         };
         // Leases and child tokens are revoked when the command ends, so keyfence stays to do it.
-        // A sandbox that keeps part of the project read-only stays to say so if the command
-        // fails.
+        // A sandbox that keeps part of the project read-only, or watches for a new .git,
+        // stays to say so when the command ends.
         let supervise = (mask && !plan.secrets.is_empty())
             || guard.is_some()
             || !leases.is_empty()
             || sandbox
                 .as_ref()
                 .is_some_and(|s| !s.kept.is_empty() || s.no_git.is_some());
-        if !leases.is_empty() && args.net != "allow" {
+        if !leases.is_empty() && net != NetPolicy::Allow {
             bail!(
                 "short-lived credentials (openbao+lease://, openbao+token://) need keyfence to \
                  reach OpenBao when the command ends, to revoke them; they cannot be combined \
-                 with --net {}",
-                args.net
+                 with --net {net}"
             );
         }
+        // Before keyfence restricts itself: the sandbox may deny it the file's directory too
+        // (`--trace=$HOME/trace.jsonl`), and a network namespace comes with a user namespace.
+        let trace_file = match args.trace.as_deref() {
+            Some(file) if !file.is_empty() => {
+                Some(crate::trace::file::open(std::path::Path::new(file)).context("--trace")?)
+            }
+            _ => None,
+        };
         // Order matters: self-protection and the network namespace both write to /proc/self,
         // which the sandbox then forbids.
         if supervise {
             protect_supervisor(&plan);
         }
-        restrict_network(&args.net)?;
+        restrict_network(&net)?;
         if let Some(sb) = &sandbox {
             enter_sandbox(g, sb)?;
         }
-        Ok((plan, supervise, mask, sandbox, guard, leases))
+        Ok((plan, supervise, mask, sandbox, guard, leases, trace_file))
     }) {
-        Ok((plan, supervise, mask, sandbox, guard, mut leases)) => {
+        Ok((plan, supervise, mask, sandbox, guard, mut leases, trace_file)) => {
             if let Some(sig) = provider::interrupted() {
                 drop(leases);
                 eprintln!(
@@ -67,7 +74,16 @@ pub fn run(g: &GlobalArgs, args: &RunArgs) -> Result<Exit> {
                 return Ok(Exit::Code(128u8.wrapping_add(sig as u8)));
             }
             let keep_alive = leases.keep_alive();
-            let exit = start(g, args, plan, supervise, mask, sandbox.is_some(), guard);
+            let exit = start(
+                g,
+                args,
+                plan,
+                supervise,
+                mask,
+                sandbox.is_some(),
+                guard,
+                trace_file,
+            );
             drop(keep_alive);
             if let Some(sb) = &sandbox {
                 if let Some(warning) = sb.quarantine_new_git() {
@@ -325,22 +341,19 @@ fn store_dirs() -> Vec<std::path::PathBuf> {
 }
 
 #[cfg(target_os = "linux")]
-fn restrict_network(spec: &str) -> Result<()> {
-    use crate::isolate::net::{self, NetPolicy};
-    match spec
-        .parse::<NetPolicy>()
-        .map_err(|e| anyhow::anyhow!("--net {e}"))?
-    {
+fn restrict_network(net: &NetPolicy) -> Result<()> {
+    use crate::isolate::net;
+    match net {
         NetPolicy::Allow => Ok(()),
         NetPolicy::None => Ok(net::enter_none()?),
-        NetPolicy::TcpPorts(ports) => Ok(net::restrict_tcp(&ports)?),
+        NetPolicy::TcpPorts(ports) => Ok(net::restrict_tcp(ports)?),
     }
 }
 
 #[cfg(not(target_os = "linux"))]
-fn restrict_network(spec: &str) -> Result<()> {
-    if spec != "allow" {
-        bail!("--net {spec} needs Linux; refusing to run with the network on");
+fn restrict_network(net: &NetPolicy) -> Result<()> {
+    if *net != NetPolicy::Allow {
+        bail!("--net {net} needs Linux; refusing to run with the network on");
     }
     Ok(())
 }
@@ -350,21 +363,42 @@ fn enter_sandbox(_g: &GlobalArgs, _sb: &Sandbox) -> Result<()> {
     bail!("--sandbox needs Linux (Landlock); refusing to run unprotected")
 }
 
-/// The environment to run with, whether to mask output, sandbox and guard, and the leases to
-/// revoke when the command ends.
-fn prepare(args: &RunArgs) -> Result<(env::Plan, bool, Option<Sandbox>, bool, provider::Leases)> {
+/// The environment to run with, whether to mask output, the sandbox, whether to guard, the
+/// network, and the leases to revoke when the command ends.
+fn prepare(
+    args: &RunArgs,
+) -> Result<(
+    env::Plan,
+    bool,
+    Option<Sandbox>,
+    bool,
+    NetPolicy,
+    provider::Leases,
+)> {
     let cwd = std::env::current_dir()?;
+    let program = args
+        .command
+        .first()
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let config = policy::Config::load(
         policy::project_file(&cwd).as_deref(),
         policy::user_file().as_deref(),
-    )?;
+    )
+    .map_err(|e| e.for_program(&program))?;
+    for w in &config.warnings {
+        eprintln!("keyfence: warning: {w}");
+    }
     let command_line = args
         .command
         .iter()
         .map(|a| a.to_string_lossy())
         .collect::<Vec<_>>()
         .join(" ");
-    let chosen = config.select(args.profile.as_deref(), &command_line)?;
+    let chosen = match &args.profile {
+        Some(name) => config.select(Some(name), &command_line)?,
+        None => select_by_command(&config, &args.command, &command_line)?,
+    };
     let p = &chosen.profile;
     let allow = [args.allow.as_slice(), p.allow.as_slice()].concat();
     // The OpenBao settings are credentials too: gone unless allowed.
@@ -407,7 +441,15 @@ fn prepare(args: &RunArgs) -> Result<(env::Plan, bool, Option<Sandbox>, bool, pr
     let phantoms = !phantom_secrets.is_empty();
     let mask = !args.no_mask && p.mask.unwrap_or(true);
     let guard = args.guard || p.guard.unwrap_or(false);
-    if phantoms && args.net == "none" {
+    let cli_net = args
+        .net
+        .parse::<NetPolicy>()
+        .map_err(|e| anyhow::anyhow!("--net {e}"))?;
+    let net = match &p.net {
+        Some(profile_net) => cli_net.stricter(profile_net),
+        None => cli_net,
+    };
+    if phantoms && net == NetPolicy::None {
         bail!("--phantom needs the network for its proxy; it cannot be combined with --net none");
     }
     let mut plan = env::plan(detect::detector(), std::env::vars_os(), &rules, inject);
@@ -429,8 +471,47 @@ fn prepare(args: &RunArgs) -> Result<(env::Plan, bool, Option<Sandbox>, bool, pr
         mask || phantoms,
         sandbox,
         guard,
+        net,
         resolver.take_leases(),
     ))
+}
+
+/// The profile for a command line when none is named: what its words match, raised to the
+/// strongest profile any command it runs matches, read as the Claude Code hook reads a Bash
+/// command (`audit::shell_command`). So `npm --prefix web install`, `pnpm -C web i` and
+/// `bash -c 'cd web && npm ci'` run under `install` as `npm install` does. Only profiles that
+/// restrict are raised to: one that hands out keys is for the program it was written for, not
+/// for a word in another's arguments.
+fn select_by_command(
+    config: &policy::Config,
+    argv: &[std::ffi::OsString],
+    command_line: &str,
+) -> Result<policy::Resolved> {
+    use crate::audit::shell_command::analyse;
+    use crate::setup::claude::sh_quote;
+    let mut chosen = config.select(None, command_line)?;
+    let script = argv
+        .iter()
+        .map(|w| sh_quote(&w.to_string_lossy()))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let analysis = analyse(&script, &config.matched_programs());
+    // What the lexer cannot read with confidence (`sh -c 'eval "$X"'`) is not raised here, as
+    // the hook raises it: these words come from the user's own shell, already expanded, and an
+    // agent's command line gets the hook's stricter reading first.
+    let candidates = analysis
+        .commands
+        .iter()
+        .flat_map(|s| &s.candidates)
+        .filter(|c| c.line != command_line)
+        .map(|c| config.select(None, &c.line));
+    for r in candidates {
+        let r = r?;
+        if !r.profile.hands_out_keys() && r.profile.strength() > chosen.profile.strength() {
+            chosen = r;
+        }
+    }
+    Ok(chosen)
 }
 
 /// Starts the phantom proxy for `--phantom` names: each gets a stand-in (added to `inject`
@@ -526,7 +607,8 @@ fn start_phantoms(
         .iter()
         .map(|p| (p.var.clone(), p.standin.clone(), p.base_url_var.clone()))
         .collect();
-    let addr = phantom::start(phantoms).context("starting the phantom proxy")?;
+    let limits = phantom::Limits::from_env()?;
+    let addr = phantom::start(phantoms, limits).context("starting the phantom proxy")?;
     for (var, standin, base_var) in stand {
         inject.push((var, standin));
         inject.push((base_var, SecretValue::new(format!("http://{addr}"))));
@@ -639,6 +721,7 @@ fn start(
     mask: bool,
     sandbox: bool,
     guard: Option<(u32, bool)>,
+    trace_file: Option<crate::trace::file::TraceFile>,
 ) -> Exit {
     if g.verbose {
         // Names only, never values.
@@ -655,10 +738,10 @@ fn start(
         return Exit::Code(code);
     }
     let trace = match &args.trace {
-        Some(file) => match recorder(args, &plan, sandbox, std::path::Path::new(file)) {
+        Some(_) => match recorder(args, &plan, sandbox, trace_file) {
             Ok(r) => Some(r),
             Err(e) => {
-                eprintln!("keyfence: error: --trace={file}: {e}");
+                eprintln!("keyfence: error: --trace: {e}");
                 return Exit::Code(process::EXIT_CANNOT_RUN);
             }
         },
@@ -724,7 +807,7 @@ fn recorder(
     args: &RunArgs,
     plan: &env::Plan,
     sandbox: bool,
-    file: &std::path::Path,
+    file: Option<crate::trace::file::TraceFile>,
 ) -> std::io::Result<crate::trace::Recorder> {
     use crate::trace::{Recorder, Watched};
     let value_in_env = |name: &str| {
@@ -772,8 +855,7 @@ fn recorder(
     };
     #[cfg(not(target_os = "linux"))]
     let (sensitive, writable) = (store_dirs(), Vec::new());
-    let file = (!file.as_os_str().is_empty()).then_some(file);
-    let mut rec = Recorder::new(file, watched, sensitive)?;
+    let mut rec = Recorder::new(file, watched, sensitive);
     if sandbox {
         rec.sandbox_writable = Some(writable);
     }

@@ -205,40 +205,97 @@ fn setup_claude_hook(dry_run: bool) -> Result<Exit> {
 
 /// `keyfence __hook-claude`: Claude Code passes the tool call as JSON on stdin; a Bash command
 /// that matches a profile comes back rewritten (`updatedInput`) to run under that profile.
-/// Anything else, including input this does not understand, is left alone (no output).
+///
+/// It fails closed. Claude Code runs the command as written when a PreToolUse hook exits with
+/// any status but 0 or 2 (a crash, a panic), so every failure here ends in status 2 with the
+/// reason on stderr, which Claude Code shows the model and the command does not run: input
+/// that is not JSON, a config file that cannot be loaded (keyfence cannot tell which profile
+/// the command needs), a command line that runs a secret-injecting profile along with other
+/// commands.
 pub fn hook_claude() -> Result<Exit> {
+    std::panic::set_hook(Box::new(|info| {
+        eprintln!(
+            "keyfence: the hook failed ({info}); the command was not run\n\
+             hint: report this at keyfence's issue tracker; `keyfence setup claude --hook` \
+             put the hook in ~/.claude/settings.json"
+        );
+        std::process::exit(2);
+    }));
+    let blocked = |message: String| {
+        eprintln!("{message}");
+        Ok(Exit::Error)
+    };
+    let output = match hook_output() {
+        Ok(None) => return Ok(Exit::Clean),
+        Ok(Some(out)) => out,
+        Err(HookFailure::Block(m)) => return blocked(m),
+        Err(HookFailure::Error(e)) => {
+            return blocked(format!(
+                "keyfence: the command was not run: {e:#}\n\
+                 hint: keyfence cannot tell which profile it needs until this is fixed"
+            ));
+        }
+    };
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    if let Err(e) = writeln!(stdout, "{output}").and_then(|()| stdout.flush()) {
+        // Not the usual broken pipe = success: without the rewritten command Claude Code
+        // would run the original.
+        return blocked(format!(
+            "keyfence: cannot hand the rewritten command to Claude Code: {e}; the command was \
+             not run"
+        ));
+    }
+    Ok(Exit::Clean)
+}
+
+enum HookFailure {
+    Block(String),
+    Error(anyhow::Error),
+}
+
+impl<E: Into<anyhow::Error>> From<E> for HookFailure {
+    fn from(e: E) -> Self {
+        HookFailure::Error(e.into())
+    }
+}
+
+/// The JSON to print (None: run the command as written).
+fn hook_output() -> Result<Option<serde_json::Value>, HookFailure> {
+    use crate::setup::claude::HookDecision;
     use std::io::Read;
     let mut input = String::new();
-    std::io::stdin().read_to_string(&mut input)?;
-    let Ok(call) = serde_json::from_str::<serde_json::Value>(&input) else {
-        return Ok(Exit::Clean);
-    };
+    std::io::stdin()
+        .read_to_string(&mut input)
+        .context("reading the tool call from stdin")?;
+    let call: serde_json::Value =
+        serde_json::from_str(&input).context("the tool call on stdin is not JSON")?;
     if call["tool_name"] != "Bash" {
-        return Ok(Exit::Clean);
+        return Ok(None);
     }
     let Some(command) = call["tool_input"]["command"].as_str() else {
-        return Ok(Exit::Clean);
+        return Ok(None);
     };
-    let cwd = call["cwd"]
-        .as_str()
-        .map(std::path::PathBuf::from)
-        .unwrap_or(std::env::current_dir()?);
+    let cwd = match call["cwd"].as_str() {
+        Some(c) => std::path::PathBuf::from(c),
+        None => std::env::current_dir().context("finding the current directory")?,
+    };
     let config = crate::policy::Config::load(
         crate::policy::project_file(&cwd).as_deref(),
         crate::policy::user_file().as_deref(),
     )?;
-    let exe = std::env::current_exe()?;
-    let Some(wrapped) = crate::setup::claude::wrap_command(&config, &exe, command) else {
-        return Ok(Exit::Clean);
+    let exe = std::env::current_exe().context("finding keyfence's own path")?;
+    let wrapped = match claude::decide(&config, &exe, command) {
+        HookDecision::Pass => return Ok(None),
+        HookDecision::Block(m) => return Err(HookFailure::Block(m)),
+        HookDecision::Wrap { command, .. } => command,
     };
     let mut updated = call["tool_input"].clone();
     updated["command"] = serde_json::Value::String(wrapped);
-    let out = serde_json::json!({
+    Ok(Some(serde_json::json!({
         "hookSpecificOutput": {
             "hookEventName": "PreToolUse",
             "updatedInput": updated,
         }
-    });
-    println!("{out}");
-    Ok(Exit::Clean)
+    })))
 }

@@ -223,6 +223,7 @@ impl<'a> Tracer<'a> {
         }
         self.drain_opens();
         self.check_written();
+        self.mask_summary();
         Ok(status)
     }
 
@@ -408,7 +409,7 @@ impl<'a> Tracer<'a> {
                 Err(why) => {
                     self.summary.denied.push(format!(
                         "{} (pid {pid}): killed, cannot contain it: {why}",
-                        comm(pid)
+                        self.comm_of(pid)
                     ));
                     let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
                     return;
@@ -457,7 +458,7 @@ impl<'a> Tracer<'a> {
                     self.summary.notices.push(format!(
                         "{} (pid {pid}) used ptrace: a debugger or tracer cannot work inside a \
                          guarded tree (keyfence is already its tracer)",
-                        comm(pid)
+                        self.comm_of(pid)
                     ));
                 }
                 let _ = ptrace::cont(pid, None);
@@ -538,7 +539,7 @@ impl<'a> Tracer<'a> {
                 // `contain` has already failed the exec.
                 Err(why) => self.summary.denied.push(format!(
                     "{} (pid {pid}): exec refused, cannot contain it: {why}",
-                    comm(pid)
+                    self.comm_of(pid)
                 )),
             }
             return;
@@ -582,16 +583,18 @@ impl<'a> Tracer<'a> {
             return;
         }
         self.summary.notices.push(format!(
-            "{} is setuid/setgid: inside a guarded tree it runs without those privileges              (no_new_privs), so it may fail",
+            "{} is setuid/setgid: inside a guarded tree it runs without those privileges \
+             (no_new_privs), so it may fail",
             path.display()
         ));
     }
 
     /// Fails the exec with EPERM: what cannot be checked does not run.
     fn deny(&mut self, pid: Pid, mut regs: libc::user_regs_struct, why: &str) {
-        self.summary
-            .denied
-            .push(format!("{} (pid {pid}): exec refused, {why}", comm(pid)));
+        self.summary.denied.push(format!(
+            "{} (pid {pid}): exec refused, {why}",
+            self.comm_of(pid)
+        ));
         regs.orig_rax = u64::MAX; // skip the call
         regs.rax = (-(libc::EPERM as i64)) as u64;
         let _ = ptrace::setregs(pid, regs);
@@ -600,6 +603,62 @@ impl<'a> Tracer<'a> {
 }
 
 impl Tracer<'_> {
+    /// The values keyfence protects or watches: (name, value).
+    fn values(&self) -> impl Iterator<Item = (std::borrow::Cow<'_, str>, &[u8])> {
+        let protected = self
+            .protected
+            .names
+            .iter()
+            .zip(&self.protected.values)
+            .map(|(n, v)| (String::from_utf8_lossy(n), v.expose()));
+        let watched = self
+            .trace
+            .iter()
+            .flat_map(|r| r.watched())
+            .map(|w| (w.label.as_str().into(), w.value.expose()));
+        protected.chain(watched)
+    }
+
+    /// A process's name for the notices on stderr. It is the first 15 bytes of the program's
+    /// file name, or what the process set (`prctl(PR_SET_NAME)`): too short to hold a whole
+    /// value, so whole-value masking misses it, yet a tree can name its processes after pieces
+    /// of a key and make them earn a notice. One that shares 8 bytes in a row with a value is
+    /// shown as `<keyfence:NAME>`.
+    fn comm_of(&self, pid: Pid) -> String {
+        const PIECE: usize = 8;
+        let name = comm(pid);
+        let found = self.values().find(|(_, v)| {
+            name.as_bytes()
+                .windows(PIECE)
+                .any(|w| memchr::memmem::find(v, w).is_some())
+        });
+        match found {
+            Some((label, _)) => format!("<keyfence:{label}>"),
+            None => name,
+        }
+    }
+
+    /// The notices name paths the tree chose (a setuid program's): any value in one is
+    /// masked, as in the trace.
+    fn mask_summary(&mut self) {
+        // Taken out, so that the values can be borrowed without a copy of any.
+        let mut lines = std::mem::take(&mut self.summary.notices);
+        let notices = lines.len();
+        lines.append(&mut self.summary.denied);
+        for line in &mut lines {
+            for (label, value) in self.values() {
+                if let Ok(v) = std::str::from_utf8(value)
+                    && !v.is_empty()
+                    && line.contains(v)
+                {
+                    *line = line.replace(v, &format!("<keyfence:{label}>"));
+                }
+            }
+        }
+        self.summary.denied = lines.split_off(notices);
+        self.summary.notices = lines;
+    }
+
     fn group_of(&self, pid: Pid) -> String {
         self.tasks
             .get(&pid)
@@ -619,18 +678,14 @@ impl Tracer<'_> {
                 .collect()
         };
         let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-        // Looked for in the raw bytes (every argument, not only the 64 recorded): the record
-        // itself only ever holds the masked form.
+        // Looked for in the raw bytes (every argument, not only the 64 recorded). The
+        // arguments, the program and the group are masked where the event is recorded.
         let in_argv: Vec<String> = rec
             .find_watched(&cmdline)
             .into_iter()
             .map(|(l, c)| crate::trace::what(l, c))
             .collect();
-        let argv: Vec<String> = split(cmdline)
-            .into_iter()
-            .take(64)
-            .map(|a| rec.mask(&a))
-            .collect();
+        let argv: Vec<String> = split(cmdline).into_iter().take(64).collect();
         // keyfence's own helper, caught finishing its exec when the tracer attached: not part
         // of the command's story.
         if pid == self.command && argv.get(1).map(String::as_str) == Some(super::HELPER) {
@@ -831,15 +886,15 @@ impl Tracer<'_> {
     /// A connect at its entry: remembered for the sends on that socket, and returned as the event
     /// to record when the call returns (`connect_done`).
     fn connect_seen(&mut self, pid: Pid, r: libc::user_regs_struct) -> Option<crate::trace::Event> {
-        let rec = self.trace.as_ref()?;
+        self.trace.as_ref()?;
         let raw = memory::read_upto(pid, r.rsi as usize, (r.rdx as usize).min(MAX_PAYLOAD));
         let (address, port) = crate::trace::sockaddr(&raw)?;
-        let masked = rec.mask(&address);
         let tgid = self.tasks.get(&pid).map_or(pid, |t| t.tgid);
-        self.connected.insert((tgid, r.rdi), (address, port));
+        self.connected
+            .insert((tgid, r.rdi), (address.clone(), port));
         Some(crate::trace::Event::Connect {
             pid: pid.as_raw(),
-            address: masked,
+            address,
             blocked: false,
             group: self.group_of(pid),
         })
@@ -1013,7 +1068,7 @@ impl Tracer<'_> {
         if let Err(why) = result {
             self.summary.notices.push(format!(
                 "trace: {} (pid {pid}): cannot watch its descriptor {}: {why}",
-                comm(pid),
+                self.comm_of(pid),
                 key.1
             ));
         }
@@ -1063,7 +1118,7 @@ impl Tracer<'_> {
         let tool = self
             .stdin_tools
             .get(&tgid)
-            .map_or_else(|| comm(pid), |t| t.to_string());
+            .map_or_else(|| self.comm_of(pid), |t| t.to_string());
         let group = self.group_of(pid);
         if let Some(rec) = &mut self.trace {
             let destination = format!("the standard input of {tool}");

@@ -10,35 +10,7 @@ use landlock::{
 use nix::sched::{CloneFlags, unshare};
 use nix::unistd::{getegid, geteuid};
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum NetPolicy {
-    Allow,
-    None,
-    TcpPorts(Vec<u16>),
-}
-
-impl std::str::FromStr for NetPolicy {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "allow" => Ok(NetPolicy::Allow),
-            "none" => Ok(NetPolicy::None),
-            _ => {
-                let ports = s.strip_prefix("tcp:").ok_or_else(|| {
-                    format!("'{s}': expected allow, none, or tcp:PORT,... (e.g. tcp:443,80)")
-                })?;
-                let ports: Result<Vec<u16>, _> =
-                    ports.split(',').map(|p| p.trim().parse::<u16>()).collect();
-                match ports {
-                    Ok(p) if !p.is_empty() => Ok(NetPolicy::TcpPorts(p)),
-                    _ => Err(format!(
-                        "'{s}': ports must be numbers from 1 to 65535, comma-separated"
-                    )),
-                }
-            }
-        }
-    }
-}
+pub use crate::policy::net::NetPolicy;
 
 #[derive(Debug, thiserror::Error)]
 pub enum NetError {
@@ -93,26 +65,4 @@ pub fn restrict_tcp(ports: &[u16]) -> Result<(), NetError> {
         return Err(NetError::NotEnforced);
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses() {
-        assert_eq!("none".parse::<NetPolicy>(), Ok(NetPolicy::None));
-        assert_eq!(
-            "tcp:443, 80".parse::<NetPolicy>(),
-            Ok(NetPolicy::TcpPorts(vec![443, 80]))
-        );
-        assert!("tcp:".parse::<NetPolicy>().is_err());
-        assert!("tcp:99999".parse::<NetPolicy>().is_err());
-        assert!(
-            "udp:53"
-                .parse::<NetPolicy>()
-                .unwrap_err()
-                .contains("expected allow, none")
-        );
-    }
 }

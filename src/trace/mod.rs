@@ -12,6 +12,12 @@
 //! second filter for that one descriptor. Values are also looked for in each program's
 //! arguments and, at the end, in the regular files the tree wrote. TLS payloads are opaque;
 //! connects and DNS queries are always seen.
+//!
+//! No watched value is ever written out in clear: every string of every event (paths, program
+//! names, addresses, group labels — all chosen by the tree) is masked at the one place events
+//! go in (`Recorder::record`), before the JSON line and the summary are made from it.
+
+pub mod file;
 
 use crate::secret::SecretValue;
 use serde::Serialize;
@@ -83,6 +89,63 @@ pub enum Event {
     },
 }
 
+impl Event {
+    /// Every string the event carries. The patterns name every field (no `..`), so a field
+    /// added later fails to compile until it is listed here, and so masked.
+    fn for_each_text(&mut self, mut f: impl FnMut(&mut String)) {
+        match self {
+            Event::Exec {
+                pid: _,
+                ppid: _,
+                program,
+                argv,
+                cwd,
+                group,
+            } => {
+                argv.iter_mut().for_each(&mut f);
+                [program, cwd, group].into_iter().for_each(f);
+            }
+            Event::Open {
+                pid: _,
+                path,
+                write: _,
+                why: _,
+                blocked: _,
+                group,
+            } => [path, group].into_iter().for_each(f),
+            Event::Connect {
+                pid: _,
+                address,
+                blocked: _,
+                group,
+            } => [address, group].into_iter().for_each(f),
+            Event::Dns {
+                pid: _,
+                name,
+                group,
+            } => [name, group].into_iter().for_each(f),
+            Event::SecretSent {
+                pid: _,
+                what,
+                destination,
+                group,
+            } => [what, destination, group].into_iter().for_each(f),
+            Event::SecretInArgv {
+                pid: _,
+                what,
+                program,
+                group,
+            } => [what, program, group].into_iter().for_each(f),
+            Event::SecretWritten {
+                pid: _,
+                what,
+                path,
+                group,
+            } => [what, path, group].into_iter().for_each(f),
+        }
+    }
+}
+
 /// How an event names a watched value.
 pub fn what(label: &str, canary: bool) -> String {
     if canary {
@@ -132,7 +195,7 @@ impl SensitivePaths {
 }
 
 pub struct Recorder {
-    out: Option<std::io::BufWriter<std::fs::File>>,
+    out: Option<Out>,
     watched: Vec<Watched>,
     sensitive: SensitivePaths,
     /// Per group, what it did, in first-seen order, without repeats.
@@ -145,55 +208,53 @@ pub struct Recorder {
 }
 
 impl Recorder {
+    /// `file`: where the JSON lines go, opened by `file::open` (before keyfence restricted
+    /// itself).
     pub fn new(
-        file: Option<&Path>,
+        file: Option<file::TraceFile>,
         watched: Vec<Watched>,
         sensitive: Vec<PathBuf>,
-    ) -> std::io::Result<Recorder> {
-        let out = match file {
-            Some(p) => {
-                let f = std::fs::OpenOptions::new()
-                    .create(true)
-                    .write(true)
-                    .truncate(true)
-                    .mode_0600()
-                    .open(p)?;
-                Some(std::io::BufWriter::new(f))
-            }
-            None => None,
-        };
-        Ok(Recorder {
-            out,
+    ) -> Recorder {
+        Recorder {
+            out: file.map(Out::new),
             watched,
             sensitive: SensitivePaths(std::sync::Arc::new(sensitive)),
             summary: BTreeMap::new(),
             alerts: Vec::new(),
             top: String::new(),
             sandbox_writable: None,
-        })
+        }
     }
 
-    /// Replaces watched values in a string (argv, DNS names, socket paths) with
+    /// Replaces watched values in a string (argv, paths, DNS names, socket addresses) with
     /// `<keyfence:LABEL>`, also when a DNS name has split the value across labels.
     pub fn mask(&self, s: &str) -> String {
         let mut s = s.to_string();
+        self.mask_in_place(&mut s);
+        s
+    }
+
+    /// `mask`, without a copy of a string that holds no value (most of them): every string of
+    /// every event goes through it.
+    fn mask_in_place(&self, text: &mut String) {
         for w in &self.watched {
-            if let Ok(v) = std::str::from_utf8(w.value.expose())
-                && v.len() >= 8
-                && !s.contains(v)
-                && s.replace('.', "").contains(v)
-            {
-                // Split by dots (DNS labels hold at most 63 bytes): say so, keep no piece.
-                return format!("<keyfence:{} split across labels>", w.label);
+            let v = w.value.expose();
+            if v.is_empty() {
+                continue;
             }
-            if let Ok(v) = std::str::from_utf8(w.value.expose())
-                && !v.is_empty()
-                && s.contains(v)
-            {
-                s = s.replace(v, &format!("<keyfence:{}>", w.label));
+            if memchr::memmem::find(text.as_bytes(), v).is_some() {
+                *text = replace_bytes(text, v, &format!("<keyfence:{}>", w.label));
+            } else if v.len() >= 8 && contains_skipping_dots(text.as_bytes(), v) {
+                // Split by dots (DNS labels hold at most 63 bytes): say so, keep no piece.
+                *text = format!("<keyfence:{} split across labels>", w.label);
+                return;
             }
         }
-        s
+    }
+
+    /// The values looked for.
+    pub fn watched(&self) -> &[Watched] {
+        &self.watched
     }
 
     /// Why a path is sensitive, if it is.
@@ -247,7 +308,8 @@ impl Recorder {
             .collect()
     }
 
-    pub fn record(&mut self, e: Event) {
+    pub fn record(&mut self, mut e: Event) {
+        e.for_each_text(|t| self.mask_in_place(t));
         let (group, line) = match &e {
             Event::Exec { group, argv, .. } => (
                 group,
@@ -332,16 +394,25 @@ impl Recorder {
         if let Some(out) = &mut self.out
             && let Ok(json) = serde_json::to_string(&e)
         {
-            let _ = writeln!(out, "{json}");
+            out.line(&json);
         }
     }
 
     /// The summary: one paragraph per group that did something worth telling.
     pub fn finish(mut self) -> Vec<String> {
-        if let Some(out) = &mut self.out {
-            let _ = out.flush();
+        let mut lines = Vec::new();
+        match self.out.take().map(Out::finish) {
+            Some(Err(e)) => lines.push(format!("error: the trace file is incomplete: {e}")),
+            Some(Ok(false)) => lines.push(
+                "ALERT: something other than keyfence wrote to, moved or replaced the trace \
+                 file during the run (the command runs as the same user, and may write where \
+                 it was allowed to): its events cannot be trusted; keep it where the command \
+                 may not write, such as the home under --sandbox"
+                    .to_string(),
+            ),
+            Some(Ok(true)) | None => {}
         }
-        let mut lines: Vec<String> = self.alerts.iter().map(|a| format!("ALERT: {a}")).collect();
+        lines.extend(self.alerts.iter().map(|a| format!("ALERT: {a}")));
         for (group, did) in &self.summary {
             if !did.is_empty() {
                 lines.push(format!("{group}: {}", did.join(", ")));
@@ -351,23 +422,111 @@ impl Recorder {
     }
 }
 
+/// The trace file, and a digest of what keyfence wrote to it: the command runs as the same
+/// user, so wherever it may write it can also rewrite the record of what it did (or delete it
+/// and leave another in its place), and the end of the run reads the file back to tell.
+struct Out {
+    file: std::io::BufWriter<std::fs::File>,
+    path: PathBuf,
+    digest: sha2::Sha256,
+    len: u64,
+    /// The first write that failed (a full disk): the file is missing events from there on.
+    failed: Option<std::io::Error>,
+}
+
+impl Out {
+    fn new(file: file::TraceFile) -> Out {
+        use sha2::Digest;
+        Out {
+            file: std::io::BufWriter::new(file.file),
+            path: file.path,
+            digest: sha2::Sha256::new(),
+            len: 0,
+            failed: None,
+        }
+    }
+
+    fn line(&mut self, json: &str) {
+        use sha2::Digest;
+        if self.failed.is_some() {
+            return;
+        }
+        for part in [json.as_bytes(), b"\n"] {
+            if let Err(e) = self.file.write_all(part) {
+                self.failed = Some(e);
+                return;
+            }
+            self.digest.update(part);
+            self.len += part.len() as u64;
+        }
+    }
+
+    /// Flushes; whether the file is still at its path and holds exactly what keyfence wrote.
+    fn finish(self) -> std::io::Result<bool> {
+        use sha2::Digest;
+        use std::io::{Read, Seek};
+        use std::os::unix::fs::MetadataExt;
+        if let Some(e) = self.failed {
+            return Err(e);
+        }
+        let mut f = self.file.into_inner().map_err(|e| e.into_error())?;
+        let (ours, there) = (f.metadata()?, std::fs::symlink_metadata(&self.path).ok());
+        if there.is_none_or(|t| (t.dev(), t.ino()) != (ours.dev(), ours.ino())) {
+            return Ok(false);
+        }
+        f.rewind()?;
+        let mut back = sha2::Sha256::new();
+        let mut buf = vec![0u8; 1 << 16];
+        let mut len = 0u64;
+        loop {
+            let n = f.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            back.update(&buf[..n]);
+            len += n as u64;
+        }
+        Ok(len == self.len && back.finalize() == self.digest.finalize())
+    }
+}
+
+/// `text` with every `value` replaced by `with`; by bytes, so that a value that is not UTF-8
+/// by itself is still found.
+fn replace_bytes(text: &str, value: &[u8], with: &str) -> String {
+    let mut out = Vec::with_capacity(text.len());
+    let mut rest = text.as_bytes();
+    while let Some(i) = memchr::memmem::find(rest, value) {
+        out.extend_from_slice(&rest[..i]);
+        out.extend_from_slice(with.as_bytes());
+        rest = &rest[i + value.len()..];
+    }
+    out.extend_from_slice(rest);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Whether `hay` holds `needle` once its dots are taken out, without making that copy.
+fn contains_skipping_dots(hay: &[u8], needle: &[u8]) -> bool {
+    let Some(&first) = needle.first() else {
+        return true;
+    };
+    // Most strings are shorter than a value: no scan at all.
+    if hay.iter().filter(|&&b| b != b'.').count() < needle.len() {
+        return false;
+    }
+    (0..hay.len()).any(|start| {
+        hay[start] == first && {
+            let mut undotted = hay[start..].iter().filter(|&&b| b != b'.');
+            needle.iter().all(|n| undotted.next() == Some(n))
+        }
+    })
+}
+
 fn tilde(path: &str) -> String {
     match std::env::var("HOME") {
         Ok(h) if !h.is_empty() && path.starts_with(&format!("{h}/")) => {
             format!("~{}", &path[h.len()..])
         }
         _ => path.to_string(),
-    }
-}
-
-trait Mode0600 {
-    fn mode_0600(&mut self) -> &mut Self;
-}
-
-impl Mode0600 for std::fs::OpenOptions {
-    fn mode_0600(&mut self) -> &mut Self {
-        use std::os::unix::fs::OpenOptionsExt;
-        self.mode(0o600)
     }
 }
 
@@ -453,8 +612,7 @@ mod tests {
                 value: SecretValue::new(value),
             }],
             Vec::new(),
-        )
-        .unwrap();
+        );
         assert_eq!(
             rec.mask(&format!("--key={value}")),
             "--key=<keyfence:OPENAI_API_KEY>"
@@ -466,6 +624,119 @@ mod tests {
             "{masked}"
         );
         assert_eq!(rec.mask("registry.npmjs.org"), "registry.npmjs.org");
+    }
+
+    /// #14: a value in a path, a program name or a group label reached the trace in clear.
+    #[test]
+    fn record_masks_every_string_of_every_event() {
+        let value = "ghp_0123456789abcdefghijABCDEFGHIJ012345";
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.jsonl");
+        let mut rec = Recorder::new(
+            Some(file::open(&path).unwrap()),
+            vec![Watched {
+                label: "GITHUB_TOKEN".into(),
+                canary: true,
+                value: SecretValue::new(value),
+            }],
+            Vec::new(),
+        );
+        let t = |s: &str| s.replace('V', value);
+        let group = t("V postinstall");
+        let events = [
+            Event::Exec {
+                pid: 1,
+                ppid: 0,
+                program: t("/d/V"),
+                argv: vec![t("./V"), t("--k=V")],
+                cwd: t("/dV"),
+                group: group.clone(),
+            },
+            Event::Open {
+                pid: 1,
+                path: t("/dV/.env"),
+                write: true,
+                why: ".env file",
+                blocked: false,
+                group: group.clone(),
+            },
+            Event::Connect {
+                pid: 1,
+                address: t("unix:/run/V"),
+                blocked: true,
+                group: group.clone(),
+            },
+            Event::Dns {
+                pid: 1,
+                name: t("V.example"),
+                group: group.clone(),
+            },
+            Event::SecretSent {
+                pid: 1,
+                what: what("GITHUB_TOKEN", true),
+                destination: t("unix:/run/V"),
+                group: group.clone(),
+            },
+            Event::SecretInArgv {
+                pid: 1,
+                what: what("GITHUB_TOKEN", true),
+                program: t("V"),
+                group: group.clone(),
+            },
+            Event::SecretWritten {
+                pid: 1,
+                what: what("GITHUB_TOKEN", true),
+                path: t("/dV/.env"),
+                group,
+            },
+        ];
+        for e in events {
+            rec.record(e);
+        }
+        let summary = rec.finish().join("\n");
+        let text = std::fs::read_to_string(&path).unwrap();
+        for out in [&text, &summary] {
+            assert!(!out.contains(&value[4..]), "{out}");
+        }
+        assert_eq!(text.lines().count(), 7);
+        assert!(
+            summary.contains(
+                "<keyfence:GITHUB_TOKEN> postinstall: wrote /d<keyfence:GITHUB_TOKEN>/.env"
+            ),
+            "{summary}"
+        );
+    }
+
+    /// A command that rewrites the trace file during the run is found out at the end.
+    #[test]
+    fn tells_when_something_else_wrote_to_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.jsonl");
+        for tamper in [false, true] {
+            let mut out = Out::new(file::open(&path).unwrap());
+            out.line("{\"event\":\"exec\"}");
+            out.file.flush().unwrap();
+            if tamper {
+                // The same length, other content: only the bytes tell.
+                std::fs::write(&path, "{\"event\":\"true\"}\n").unwrap();
+            }
+            out.line("{\"event\":\"dns\"}");
+            assert_eq!(out.finish().unwrap(), !tamper);
+        }
+        // Deleted, and another file left in its place.
+        let out = Out::new(file::open(&path).unwrap());
+        std::fs::remove_file(&path).unwrap();
+        std::fs::write(&path, "").unwrap();
+        assert!(!out.finish().unwrap());
+    }
+
+    #[test]
+    fn finds_a_value_with_dots_in_it() {
+        assert!(contains_skipping_dots(b"ab.cd.ef", b"abcdef"));
+        assert!(contains_skipping_dots(b"x.abc.d", b"abcd"));
+        assert!(!contains_skipping_dots(b"ab.cd", b"abcde"));
+        assert!(!contains_skipping_dots(b"abxcd", b"abcd"));
+        assert_eq!(replace_bytes("aVbV", b"V", "<m>"), "a<m>b<m>");
     }
 
     #[test]

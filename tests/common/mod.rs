@@ -16,6 +16,16 @@ pub const AS_NOBODY: [&str; 4] = [
     "--clear-groups",
 ];
 
+/// A test that cannot run on this machine: a failure under CI, where `.ci/run` installs
+/// everything the tests need, and a loud note elsewhere — never a silent pass.
+pub fn skip(why: &str) {
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "{why}: CI must run this test (.ci/run installs what it needs)"
+    );
+    eprintln!("SKIPPED: {why}");
+}
+
 /// Random bytes from the kernel: fixtures get fresh, format-valid, never-real keys every run.
 fn random_bytes(n: usize) -> Vec<u8> {
     let mut buf = vec![0u8; n];
