@@ -885,3 +885,34 @@ fn a_git_directory_planted_where_there_was_none_is_moved_aside() {
     assert_eq!(r.stdout, "planted\n", "{}", r.stderr);
     assert!(fx.project.join("web/.git/config").exists());
 }
+
+/// The Claude Code hook runs an install as `keyfence run --profile install -- bash -c
+/// 'COMMAND'`: the package manager named inside the script gets its cache created in a fresh
+/// home as well (here npm's, which does not exist yet).
+#[test]
+fn a_fresh_home_installs_through_a_shell_as_the_hook_runs_it() {
+    if !have("npm") || !nix_is_root() {
+        return;
+    }
+    let fx = Fixture::outside_tmp();
+    let tarball = package(
+        &fx.dir.path().join("pkgs"),
+        "plain",
+        "{}",
+        &[("index.js", "module.exports = 1;\n")],
+    );
+    fx.project_file("package.json", r#"{"name": "app", "version": "1.0.0"}"#);
+    let script = format!(
+        "cd . && npm install --offline --no-audit --no-fund {}",
+        tarball.display()
+    );
+    let Some(r) = fx.run_unprivileged(
+        &["run", "--profile", "install", "--", "bash", "-c", &script],
+        &[("npm_config_update_notifier", "false")],
+    ) else {
+        return;
+    };
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(fx.home.join(".npm").is_dir());
+    assert!(fx.project.join("node_modules/plain").is_dir());
+}

@@ -150,7 +150,7 @@ impl Policy {
         deny_read.extend(var("HISTFILE").map(PathBuf::from));
         deny_read.extend(r.store_dirs.iter().cloned());
 
-        let program = program_name(r.command);
+        let managers = package_managers(r.command);
         let mut writable = vec![
             r.project.to_path_buf(),
             PathBuf::from("/tmp"),
@@ -158,12 +158,11 @@ impl Policy {
             PathBuf::from("/dev"),
         ];
         writable.extend(var("TMPDIR").map(PathBuf::from));
-        let known = CACHES_IN_HOME.iter().any(|(p, _)| *p == program);
         writable.extend(cache_dirs(
             home,
             CACHES_IN_HOME
                 .iter()
-                .filter(|(p, _)| !known || *p == program)
+                .filter(|(p, _)| managers.is_empty() || managers.contains(p))
                 .flat_map(|(_, d)| d.iter()),
         ));
         // npm's cache where the user moved it.
@@ -187,8 +186,9 @@ impl Policy {
                     .filter(|d| d.is_absolute() && !normal(d).starts_with(normal(r.project))),
             );
         }
-        let npx = program == "npx"
-            || (program == "npm" && r.command.iter().skip(1).any(|a| a == "exec" || a == "x"));
+        let words = words(r.command);
+        let npx = managers.contains(&"npx")
+            || (managers.contains(&"npm") && words.iter().any(|w| w == "exec" || w == "x"));
         if !npx {
             read_only.push(home.join(NPX_CACHE));
         }
@@ -215,15 +215,16 @@ impl Policy {
     /// The caches to create before the sandbox starts, so that the first install in a fresh
     /// home works (the home itself is not writable inside).
     pub fn caches_to_create(home: &Path, command: &[std::ffi::OsString]) -> Vec<PathBuf> {
-        let program = program_name(command);
+        let managers = package_managers(command);
         let mut dirs = cache_dirs(
             home,
             CACHES_IN_HOME
                 .iter()
-                .filter(|(p, _)| *p == program)
+                .filter(|(p, _)| managers.contains(p))
                 .flat_map(|(_, dirs)| dirs.iter()),
         );
-        if program == "npm" || program == "npx" || home.join(".npm").is_dir() {
+        let npm = managers.contains(&"npm") || managers.contains(&"npx");
+        if npm || home.join(".npm").is_dir() {
             // So the read-only mount over it has something to cover.
             dirs.push(home.join(NPX_CACHE));
         }
@@ -248,6 +249,38 @@ fn cache_dirs<'a>(home: &Path, rel: impl Iterator<Item = &'a &'a str>) -> Vec<Pa
         _ => home.join(r),
     })
     .collect()
+}
+
+/// The package managers a command runs, by their `CACHES_IN_HOME` names: its program, or,
+/// for another program (a shell, `env`, `time`: the Claude Code hook runs `bash -c
+/// 'COMMAND'`), every known one named among its words. Empty: none known, so any.
+fn package_managers(command: &[std::ffi::OsString]) -> Vec<&'static str> {
+    let known = |w: &str| CACHES_IN_HOME.iter().map(|(p, _)| *p).find(|p| *p == w);
+    if let Some(p) = known(&program_name(command)) {
+        return vec![p];
+    }
+    let mut found: Vec<&'static str> = words(command)
+        .iter()
+        .filter_map(|w| known(Path::new(w).file_name()?.to_str()?))
+        .collect();
+    found.sort_unstable();
+    found.dedup();
+    found
+}
+
+/// The command's words, its arguments split where a shell would separate them too (a script
+/// handed to `sh -c` is one argument).
+fn words(command: &[std::ffi::OsString]) -> Vec<String> {
+    command
+        .iter()
+        .flat_map(|a| {
+            a.to_string_lossy()
+                .split(|c: char| !(c.is_alphanumeric() || "._-/".contains(c)))
+                .filter(|w| !w.is_empty())
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+        .collect()
 }
 
 /// The command's program, without its directory: what picks the package manager's cache.
@@ -723,5 +756,22 @@ mod tests {
         assert!(dirs.contains(&base.join("main/.git/worktrees/wt/../..")));
         assert_eq!(git_dirs(&base.join("main")), [base.join("main/.git")]);
         assert!(git_dirs(Path::new("/")).is_empty() || Path::new("/.git").exists());
+    }
+
+    #[test]
+    fn package_managers_are_found_through_a_shell() {
+        let argv = |a: &[&str]| -> Vec<std::ffi::OsString> { a.iter().map(Into::into).collect() };
+        assert_eq!(package_managers(&argv(&["/usr/bin/npm", "ci"])), ["npm"]);
+        assert_eq!(
+            package_managers(&argv(&["bash", "-c", "cd web && npm install; uv sync"])),
+            ["npm", "uv"]
+        );
+        assert!(package_managers(&argv(&["make", "all"])).is_empty());
+        let home = Path::new("/home/u");
+        let created = Policy::caches_to_create(home, &argv(&["bash", "-c", "pnpm i"]));
+        assert!(
+            created.contains(&home.join(".local/share/pnpm/store")),
+            "{created:?}"
+        );
     }
 }
