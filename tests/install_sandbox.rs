@@ -97,19 +97,7 @@ fn package(dir: &Path, name: &str, scripts: &str, files: &[(&str, &str)]) -> Pat
     for (f, text) in files {
         std::fs::write(src.join(f), text).unwrap();
     }
-    let out = Command::new("npm")
-        .args(["pack", "--silent", "--pack-destination"])
-        .arg(dir)
-        .current_dir(&src)
-        .env("npm_config_cache", dir.join("npm-cache"))
-        .env("npm_config_update_notifier", "false")
-        .output()
-        .expect("npm pack");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    npm_pack(&src, dir);
     dir.join(format!("{name}-1.0.0.tgz"))
 }
 
@@ -466,19 +454,7 @@ fn husky_prepare_is_refused_and_told_how_to_allow_it() {
     let fx = Fixture::outside_tmp();
     let pkgs = fx.dir.path().join("pkgs");
     std::fs::create_dir_all(&pkgs).unwrap();
-    let out = Command::new("npm")
-        .args(["pack", "--silent", "--pack-destination"])
-        .arg(&pkgs)
-        .current_dir(&husky)
-        .env("npm_config_cache", pkgs.join("npm-cache"))
-        .env("npm_config_update_notifier", "false")
-        .output()
-        .expect("npm pack");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    npm_pack(&husky, &pkgs);
     let tarball = std::fs::read_dir(&pkgs)
         .unwrap()
         .filter_map(|e| e.ok().map(|e| e.path()))

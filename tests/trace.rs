@@ -142,19 +142,7 @@ fn package(dir: &Path, name: &str, postinstall: &str, script: &str) -> std::path
     )
     .unwrap();
     std::fs::write(src.join("install.js"), script).unwrap();
-    let out = Command::new("npm")
-        .args(["pack", "--silent", "--pack-destination"])
-        .arg(dir)
-        .current_dir(&src)
-        .env("npm_config_cache", dir.join("npm-cache"))
-        .env("npm_config_update_notifier", "false")
-        .output()
-        .expect("npm pack");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    npm_pack(&src, dir);
     dir.join(format!("{name}-1.0.0.tgz"))
 }
 

@@ -16,6 +16,24 @@ pub const AS_NOBODY: [&str; 4] = [
     "--clear-groups",
 ];
 
+/// `npm pack` of the package in `src` into `dest` (npm 11 reads `a/b` as a GitHub shorthand,
+/// so it runs from inside the directory), with its cache in `dest` and no update check.
+pub fn npm_pack(src: &Path, dest: &Path) {
+    let out = Command::new("npm")
+        .args(["pack", "--silent", "--pack-destination"])
+        .arg(dest)
+        .current_dir(src)
+        .env("npm_config_cache", dest.join("npm-cache"))
+        .env("npm_config_update_notifier", "false")
+        .output()
+        .expect("npm pack");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// A test that cannot run on this machine: a failure under CI, where `.ci/run` installs
 /// everything the tests need, and a loud note elsewhere — never a silent pass.
 pub fn skip(why: &str) {
