@@ -171,11 +171,16 @@ fn bind_read_only(p: &Path) -> nix::Result<()> {
         (FsFlags::ST_NOEXEC, MsFlags::MS_NOEXEC),
         (FsFlags::ST_NOATIME, MsFlags::MS_NOATIME),
         (FsFlags::ST_NODIRATIME, MsFlags::MS_NODIRATIME),
-        (FsFlags::ST_RELATIME, MsFlags::MS_RELATIME),
     ] {
         if kept.contains(f) {
             flags |= m;
         }
+    }
+    // ST_RELATIME by its value (include/linux/statfs.h): nix names it for glibc only, and the
+    // static release build links musl.
+    const ST_RELATIME: nix::libc::c_ulong = 0x1000;
+    if kept.bits() & ST_RELATIME != 0 {
+        flags |= MsFlags::MS_RELATIME;
     }
     mount(None::<&str>, p, None::<&str>, flags, None::<&str>)
 }
