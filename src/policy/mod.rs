@@ -183,6 +183,14 @@ pub const INSTALL_MATCHES: &[&str] = &[
     "cargo binstall*",
 ];
 
+/// The programs `INSTALL_MATCHES` names (the first word of each pattern), written out so that
+/// `keyfence run` does not derive them from 120 patterns at every start; a test checks that the
+/// two agree.
+pub const INSTALL_PROGRAMS: &[&str] = &[
+    "npm", "npx", "pnpm", "pn", "pnpx", "pnx", "yarn", "bun", "bunx", "pip", "pip3", "pipx", "uv",
+    "uvx", "cargo",
+];
+
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct Profile {
@@ -336,6 +344,16 @@ impl Restrictions {
         }
         p.net = stricter_net(p.net.take(), self.net.clone());
     }
+}
+
+/// Whether the built-in `install` profile's patterns match: each is a literal or a literal
+/// followed by `*` (a test in `setup::claude` keeps them so), compared in place, since building
+/// `Patterns` of all of them was a tenth of `keyfence run`'s start-up.
+fn is_install(command_line: &str) -> bool {
+    INSTALL_MATCHES.iter().any(|p| match p.strip_suffix('*') {
+        Some(head) => command_line.starts_with(head),
+        None => command_line == *p,
+    })
 }
 
 fn stricter_net(a: Option<NetPolicy>, b: Option<NetPolicy>) -> Option<NetPolicy> {
@@ -807,19 +825,18 @@ impl Config {
     /// The programs whose command lines some profile matches (the first word of each `match`
     /// pattern, built-in ones included), for `keyfence shell-init`.
     pub fn matched_programs(&self) -> Vec<String> {
-        let mut out: Vec<String> = Vec::new();
-        let patterns = self
+        let mut out: Vec<String> = INSTALL_PROGRAMS.iter().map(|p| p.to_string()).collect();
+        let words = self
             .user
             .iter()
             .chain(&self.project)
-            .flat_map(|r| r.profile.matches.iter().map(String::as_str))
-            .chain(INSTALL_MATCHES.iter().copied());
-        for m in patterns {
-            let word = m.split(' ').next().unwrap_or("");
+            .flat_map(|r| r.profile.matches.iter())
+            .filter_map(|m| m.split(' ').next());
+        for word in words {
             let plain = !word.is_empty()
                 && word
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "-_.+".contains(c));
+                    .bytes()
+                    .all(|c| c.is_ascii_alphanumeric() || b"-_.+".contains(&c));
             if plain && !out.iter().any(|w| w == word) {
                 out.push(word.to_string());
             }
@@ -888,7 +905,7 @@ impl Config {
         if let Some(r) = self.user.iter().find(|r| matches(&r.profile)) {
             return Ok(self.narrowed(r.clone()));
         }
-        if Patterns::new(INSTALL_MATCHES).is_ok_and(|p| p.is_match(command_line)) {
+        if is_install(command_line) {
             return Ok(self.owned("install").unwrap_or_else(|| builtin("install")));
         }
         if let Some(r) = self.project.iter().find(|r| matches(&r.profile)) {
@@ -976,6 +993,19 @@ mod tests {
         let u = write(dir.path(), "config.toml", user);
         let p = write(dir.path(), "keyfence.toml", project);
         Config::load(Some(&p), Some(&u)).unwrap()
+    }
+
+    #[test]
+    fn install_programs_are_the_first_words_of_the_install_patterns() {
+        let mut derived: Vec<&str> = INSTALL_MATCHES
+            .iter()
+            .filter_map(|m| m.split(' ').next())
+            .collect();
+        derived.sort_unstable();
+        derived.dedup();
+        let mut written = INSTALL_PROGRAMS.to_vec();
+        written.sort_unstable();
+        assert_eq!(derived, written);
     }
 
     #[test]
