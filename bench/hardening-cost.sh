@@ -25,7 +25,7 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 export HOME=$work/home npm_config_cache=$work/home/.npm
 export XDG_DATA_HOME=$work/data XDG_STATE_HOME=$work/state XDG_CONFIG_HOME=$work/config
-mkdir -p "$HOME" "$work/app"
+mkdir -p "$HOME" "$work/app" "$work/pkgs"
 cd "$work/app"
 git init -q .
 
