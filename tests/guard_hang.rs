@@ -198,7 +198,10 @@ fn guard_never_hangs_when_the_command_ends_under_load() {
     let survived = fx.project.join("survived");
     let start = Instant::now();
     while !survived.exists() {
-        assert!(start.elapsed() < DEADLINE, "control: the background subshell never ran");
+        assert!(
+            start.elapsed() < DEADLINE,
+            "control: the background subshell never ran"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     std::fs::remove_file(&survived).unwrap();

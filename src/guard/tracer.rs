@@ -259,6 +259,12 @@ impl<'a> Tracer<'a> {
             let _ = nix::sys::signal::kill(*pid, Signal::SIGKILL);
         }
         self.early.clear();
+        // A monitor that stopped with the command as it ended waits for a SIGCONT keyfence
+        // would only send after its own suspension; it must go on to see the command's end and
+        // exit, or the wait below never ends.
+        if let Some((monitor, _)) = &self.monitor {
+            let _ = nix::sys::signal::kill(*monitor, Signal::SIGCONT);
+        }
         loop {
             let st = match deferred_status()
                 .map_or_else(|| waitpid(None, Some(WaitPidFlag::__WALL)), Ok)
