@@ -91,9 +91,9 @@ pub fn attach(pid: Pid, trace: bool) -> nix::Result<()> {
     nix::sys::ptrace::seize(pid, tracer::options(trace))
 }
 
-/// Serves the tree until the command ends; its exit status (128+N for signal N).
-/// `monitor`: the command's parent on keyfence's terminal (run/monitor.rs), and what to do when
-/// it stops.
+/// Serves the tree until the command ends and what it left is gone; its exit status (128+N for
+/// signal N). `monitor`: the command's parent on keyfence's terminal (run/monitor.rs), and what
+/// to do when it stops. `ended` is set as soon as the command has ended.
 pub fn supervise<'a>(
     pid: Pid,
     protected: &'a Protected,
@@ -101,8 +101,9 @@ pub fn supervise<'a>(
     contain: bool,
     trace: Option<crate::trace::Recorder>,
     monitor: Option<(Pid, Box<dyn FnMut() + 'a>)>,
+    ended: &'a std::sync::atomic::AtomicBool,
 ) -> nix::Result<(u8, Summary, Option<crate::trace::Recorder>)> {
-    let mut t = tracer::Tracer::new(pid, protected, landlock_abi, contain, trace);
+    let mut t = tracer::Tracer::new(pid, protected, landlock_abi, contain, trace).with_ended(ended);
     if let Some((monitor, on_stop)) = monitor {
         t = t.with_monitor(monitor, on_stop);
     }

@@ -193,6 +193,16 @@ fn serve(
                 &mut id,
             )
         } == 0;
+        // Passed on before the answer lets the open go on: the tracer handles a process's end
+        // after the opens it has heard, so it must have heard them by the time the process can
+        // end, or the open is recorded without the group of a process it no longer knows.
+        if valid
+            && let Some(seen) = seen
+            && (seen.flags & (libc::O_WRONLY | libc::O_RDWR | libc::O_CREAT) != 0
+                || sensitive.why(&seen.path, seen.pid.as_raw()).is_some())
+        {
+            let _ = tx.send(seen);
+        }
         let mut resp = libc::seccomp_notif_resp {
             id: req.id,
             val: 0,
@@ -208,13 +218,6 @@ fn serve(
                 &mut resp,
             )
         };
-        if valid
-            && let Some(seen) = seen
-            && (seen.flags & (libc::O_WRONLY | libc::O_RDWR | libc::O_CREAT) != 0
-                || sensitive.why(&seen.path, seen.pid.as_raw()).is_some())
-        {
-            let _ = tx.send(seen);
-        }
     }
 }
 

@@ -104,6 +104,9 @@ pub struct Tracer<'a> {
     /// On keyfence's terminal: the command's parent (run/monitor.rs), whose stops mean the
     /// command was stopped from the terminal, and what keyfence then does (suspends itself).
     monitor: Option<(Pid, Box<dyn FnMut() + 'a>)>,
+    /// Set when the command has ended: from then on a signal to keyfence is not passed on
+    /// but ends keyfence (run/process.rs), and with it the tree (PTRACE_O_EXITKILL).
+    ended: Option<&'a std::sync::atomic::AtomicBool>,
 }
 
 /// The tracer's ptrace options. The exec event (one more stop per exec) is asked for only by
@@ -168,7 +171,14 @@ impl<'a> Tracer<'a> {
             written: HashMap::new(),
             written_dropped: 0,
             monitor: None,
+            ended: None,
         }
+    }
+
+    /// Where to say that the command has ended (before what it left is killed and reaped).
+    pub fn with_ended(mut self, ended: &'a std::sync::atomic::AtomicBool) -> Self {
+        self.ended = Some(ended);
+        self
     }
 
     /// The command runs under a monitor process (run/monitor.rs): group stops are held
@@ -188,7 +198,8 @@ impl<'a> Tracer<'a> {
             None => WaitPidFlag::__WALL,
         };
         let status = loop {
-            let st = match waitpid(None, Some(flags)) {
+            // Statuses heard while waiting for one tracee (`wait_for`) come first, in order.
+            let st = match deferred_status().map_or_else(|| waitpid(None, Some(flags)), Ok) {
                 Ok(st) => st,
                 Err(Errno::EINTR) => continue,
                 Err(e) => return Err(e),
@@ -209,6 +220,9 @@ impl<'a> Tracer<'a> {
                 break done;
             }
         };
+        if let Some(ended) = self.ended {
+            ended.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
         self.drain_opens();
         self.end();
         // Connects still waiting for their return when the tree was killed.
@@ -227,7 +241,10 @@ impl<'a> Tracer<'a> {
         Ok(status)
     }
 
-    /// Kills what is left and reaps it.
+    /// Kills what is left and reaps it, answering every stop with SIGKILL until no tracee is
+    /// left. The list of known processes is not enough: one killed while it was forking leaves
+    /// a child whose fork event never comes, in its first stop, waiting for keyfence; a wait
+    /// that ignored it would wait for ever.
     fn end(&mut self) {
         let left: Vec<Pid> = self
             .tasks
@@ -235,15 +252,40 @@ impl<'a> Tracer<'a> {
             .filter(|(pid, t)| **pid == t.tgid)
             .map(|(pid, _)| *pid)
             .collect();
-        for pid in &left {
+        self.summary.left_running = left.len() + self.early.len();
+        // Every pid here is a tracee not yet reaped, so none can have been reused. Threads are
+        // killed with their process.
+        for pid in left.iter().chain(self.early.iter()) {
             let _ = nix::sys::signal::kill(*pid, Signal::SIGKILL);
         }
-        self.summary.left_running = left.len();
+        self.early.clear();
+        // A monitor that stopped with the command as it ended waits for a SIGCONT keyfence
+        // would only send after its own suspension; it must go on to see the command's end and
+        // exit, or the wait below never ends.
+        if let Some((monitor, _)) = &self.monitor {
+            let _ = nix::sys::signal::kill(*monitor, Signal::SIGCONT);
+        }
         loop {
-            match waitpid(None, Some(WaitPidFlag::__WALL)) {
+            let st = match deferred_status()
+                .map_or_else(|| waitpid(None, Some(WaitPidFlag::__WALL)), Ok)
+            {
                 Err(Errno::EINTR) => continue,
                 Err(_) => break,
-                Ok(_) => {}
+                Ok(st) => st,
+            };
+            match st {
+                WaitStatus::Exited(..) | WaitStatus::Signaled(..) => {}
+                // A tracee in a stop (the first one of a child nobody heard of, an event, a
+                // signal): it is ours to end, and unreaped, so its pid is still its own.
+                WaitStatus::PtraceEvent(pid, ..)
+                | WaitStatus::Stopped(pid, _)
+                | WaitStatus::PtraceSyscall(pid) => {
+                    if !self.tasks.contains_key(&pid) {
+                        self.summary.left_running += 1;
+                    }
+                    let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
+                }
+                WaitStatus::Continued(_) | WaitStatus::StillAlive => {}
             }
         }
     }
@@ -407,11 +449,14 @@ impl<'a> Tracer<'a> {
                 Ok(false) => {}
                 // It is gone, or its registers could not be put back: it must not run on.
                 Err(why) => {
-                    self.summary.denied.push(format!(
-                        "{} (pid {pid}): killed, cannot contain it: {why}",
-                        self.comm_of(pid)
-                    ));
-                    let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
+                    // Killed only if not reaped already: its pid could be another's by now.
+                    if !ended_meanwhile(pid) {
+                        self.summary.denied.push(format!(
+                            "{} (pid {pid}): killed, cannot contain it: {why}",
+                            self.comm_of(pid)
+                        ));
+                        let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
+                    }
                     return;
                 }
             }
@@ -1436,7 +1481,7 @@ fn contain_at_start(pid: Pid) -> Result<bool, String> {
     let mut pending = Vec::new();
     ptrace::step(pid, None).map_err(|e| format!("step: {e}"))?;
     let after = loop {
-        match waitpid(pid, Some(WaitPidFlag::__WALL)) {
+        match wait_for(pid) {
             Ok(WaitStatus::Exited(..) | WaitStatus::Signaled(..)) => {
                 return Err("the process ended".into());
             }
@@ -1567,7 +1612,7 @@ fn inject(
 
 fn wait_syscall_stop(pid: Pid, pending: &mut Vec<Signal>) -> Result<(), String> {
     loop {
-        match waitpid(pid, Some(WaitPidFlag::__WALL)) {
+        match wait_for(pid) {
             Ok(WaitStatus::PtraceSyscall(_)) => return Ok(()),
             // A signal arriving meanwhile is held back until the calls are done.
             Ok(WaitStatus::Stopped(_, sig)) => {
@@ -1593,6 +1638,48 @@ fn restore(pid: Pid, saved: libc::user_regs_struct) -> Result<(), String> {
     r.rip = saved.rip - 2;
     ptrace::setregs(pid, r).map_err(|e| format!("setregs: {e}"))?;
     ptrace::cont(pid, None).map_err(|e| format!("resume: {e}"))
+}
+
+thread_local! {
+    /// Wait statuses of other tracees heard while waiting for one (`wait_for`), for the main
+    /// loop, in the order they came. Thread-local: the tracer is one thread, the only one that
+    /// may wait for its tracees.
+    static DEFERRED: std::cell::RefCell<std::collections::VecDeque<WaitStatus>> =
+        const { std::cell::RefCell::new(std::collections::VecDeque::new()) };
+}
+
+fn deferred_status() -> Option<WaitStatus> {
+    DEFERRED.with(|d| d.borrow_mut().pop_front())
+}
+
+/// Whether `pid`'s end was heard by `wait_for` and not yet handled (it is reaped).
+fn ended_meanwhile(pid: Pid) -> bool {
+    DEFERRED.with(|d| {
+        d.borrow().iter().any(
+            |st| matches!(st, WaitStatus::Exited(p, _) | WaitStatus::Signaled(p, ..) if *p == pid),
+        )
+    })
+}
+
+/// The next wait status of one tracee, while the tracer works on it (injected calls, a single
+/// step). Waits for any tracee, not for `pid` alone, and keeps the others' statuses for the
+/// main loop: a thread group leader's end is reported only once its other threads are reaped,
+/// and only a wait for any reaps them. `pid`'s own end is also kept for the main loop, which
+/// must hear of every end (the command's above all).
+fn wait_for(pid: Pid) -> nix::Result<WaitStatus> {
+    loop {
+        match waitpid(None, Some(WaitPidFlag::__WALL)) {
+            Ok(st) if st.pid() == Some(pid) => {
+                if matches!(st, WaitStatus::Exited(..) | WaitStatus::Signaled(..)) {
+                    DEFERRED.with(|d| d.borrow_mut().push_back(st));
+                }
+                return Ok(st);
+            }
+            Ok(st) => DEFERRED.with(|d| d.borrow_mut().push_back(st)),
+            Err(Errno::EINTR) => {}
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 fn is_stop_signal(sig: Signal) -> bool {

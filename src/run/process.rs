@@ -11,6 +11,7 @@ use std::io::{self, IsTerminal, Read, Write};
 use std::os::fd::AsFd;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// keyfence's own failure before the command started (DESIGN.md §3).
 pub const EXIT_CANNOT_RUN: u8 = 125;
@@ -90,27 +91,44 @@ pub fn supervise(
     {
         let _ = nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_SETPIPE_SZ(1 << 20));
     }
+    let ended = &AtomicBool::new(false);
     std::thread::scope(|s| {
-        s.spawn(move || forward_signals(&mut signals, pid, None));
-        if let Some(o) = out {
-            s.spawn(move || pump(o, io::stdout(), secrets));
+        s.spawn(move || forward_signals(&mut signals, pid, None, ended, None));
+        let pumps = [
+            out.map(|o| s.spawn(move || pump(o, io::stdout(), secrets))),
+            err.map(|e| s.spawn(move || pump(e, io::stderr(), secrets))),
+        ];
+        let status = wait(&mut child, pid, guard, None, ended);
+        ended.store(true, Ordering::SeqCst);
+        // Signals are still heard while the output drains (something outside the tree may
+        // hold the pipes open): each now ends keyfence.
+        for p in pumps.into_iter().flatten() {
+            let _ = p.join();
         }
-        if let Some(e) = err {
-            s.spawn(move || pump(e, io::stderr(), secrets));
-        }
-        let status = wait(&mut child, pid, guard, None);
         handle.close();
         status
     })
 }
 
 /// Passes signals on to the child until the handle is closed; with a pty, SIGWINCH resizes it.
+/// Once the command has ended (`ended`), there is nobody to pass a signal on to, and keyfence
+/// takes it as a process without a handler would: it ends (a guarded tree with it, by
+/// PTRACE_O_EXITKILL), its terminal's mode given back first.
 fn forward_signals(
     signals: &mut SignalsInfo<WithOrigin>,
     pid: nix::unistd::Pid,
     pty: Option<&pty_process::blocking::Pty>,
+    ended: &AtomicBool,
+    raw: Option<&RawMode>,
 ) {
     for info in signals.forever() {
+        if info.signal != SIGWINCH && ended.load(Ordering::SeqCst) {
+            if let Some(r) = raw {
+                r.leave();
+            }
+            let _ = signal_hook::low_level::emulate_default_handler(info.signal);
+            continue;
+        }
         if info.signal == SIGWINCH {
             if let (Some(pty), Some(size)) = (pty, terminal_size()) {
                 let _ = pty.resize(size);
@@ -249,8 +267,10 @@ pub fn supervise_pty(
     // terminal does the line editing and turns Ctrl-C into its SIGINT, exactly once.
     let raw = if stdin_is_tty { RawMode::enter() } else { None };
     let pty = &pty;
+    let ended = &AtomicBool::new(false);
     let status = std::thread::scope(|s| {
-        s.spawn(move || forward_signals(&mut signals, pid, Some(pty)));
+        let raw = raw.as_ref();
+        s.spawn(move || forward_signals(&mut signals, pid, Some(pty), ended, raw));
         let output = s.spawn(move || pump(pty, io::stdout(), secrets));
         if stdin_is_tty {
             // Not joined: a read of the terminal cannot be interrupted, and the process exits
@@ -260,17 +280,17 @@ pub fn supervise_pty(
                 .spawn(move || copy_input(input))
                 .ok();
         }
-        let raw = raw.as_ref();
         let status = match (job_control, guard) {
             (true, None) => wait_for_monitor(pid, raw, pty),
             (true, Some(_)) => {
                 let on_stop = Box::new(move || suspend_with_command(pid, raw, pty));
-                wait(&mut child, command_pid, guard, Some((pid, on_stop)))
+                wait(&mut child, command_pid, guard, Some((pid, on_stop)), ended)
             }
-            (false, _) => wait(&mut child, pid, guard, None),
+            (false, _) => wait(&mut child, pid, guard, None, ended),
         };
-        handle.close();
+        ended.store(true, Ordering::SeqCst);
         let _ = output.join();
+        handle.close();
         status
     });
     drop(raw);
@@ -376,18 +396,26 @@ fn wait<'a>(
     pid: nix::unistd::Pid,
     guard: Option<&'a Guard>,
     monitor: Option<(nix::unistd::Pid, Box<dyn FnMut() + 'a>)>,
+    ended: &'a AtomicBool,
 ) -> Result<u8, (u8, String)> {
     #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
     if let Some(g) = guard {
         let trace = g.trace.lock().ok().and_then(|mut t| t.take());
-        let (code, summary, trace) =
-            crate::guard::supervise(pid, &g.protected, g.landlock_abi, g.contain, trace, monitor)
-                .map_err(|e| {
-                (
-                    EXIT_CANNOT_RUN,
-                    format!("guard: supervising the command: {e}"),
-                )
-            })?;
+        let (code, summary, trace) = crate::guard::supervise(
+            pid,
+            &g.protected,
+            g.landlock_abi,
+            g.contain,
+            trace,
+            monitor,
+            ended,
+        )
+        .map_err(|e| {
+            (
+                EXIT_CANNOT_RUN,
+                format!("guard: supervising the command: {e}"),
+            )
+        })?;
         crate::guard::report(&summary, g.verbose);
         if let Some(rec) = trace {
             for line in rec.finish() {
@@ -396,7 +424,7 @@ fn wait<'a>(
         }
         return Ok(code);
     }
-    let _ = (pid, guard, monitor);
+    let _ = (pid, guard, monitor, ended);
     child
         .wait()
         .map(exit_code)
