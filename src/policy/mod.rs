@@ -883,6 +883,9 @@ impl Config {
                 }
             }
         }
+        // A warning quotes what the file says (an unknown key, a name); a key pasted there
+        // must not reach stderr or, through the hook, the model.
+        c.warnings = c.warnings.into_iter().map(redact_values).collect();
         Ok(c)
     }
 
@@ -979,6 +982,19 @@ mod tests {
         let p = dir.join(name);
         std::fs::write(&p, text).unwrap();
         p
+    }
+
+    /// A fake key of the right shape, from a fixed pseudo-random sequence.
+    fn fake_anthropic_key() -> String {
+        let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-";
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let body: String = (0..93)
+            .map(|_| {
+                x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+                alphabet[(x >> 58) as usize] as char
+            })
+            .collect();
+        format!("sk-ant-api03-{body}AA")
     }
 
     fn config(text: &str) -> Result<Config, PolicyError> {
@@ -1231,16 +1247,7 @@ mod tests {
 
     #[test]
     fn a_parse_error_does_not_quote_a_pasted_key() {
-        // A fake key of the right shape, from a fixed pseudo-random sequence.
-        let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-";
-        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-        let body: String = (0..93)
-            .map(|_| {
-                x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
-                alphabet[(x >> 58) as usize] as char
-            })
-            .collect();
-        let key = format!("sk-ant-api03-{body}AA");
+        let key = fake_anthropic_key();
         let err = config(&format!("[[profile]]\nname = \"a\"\ninject = [\"{key}\"\n"))
             .unwrap_err()
             .to_string();
@@ -1250,6 +1257,15 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(!err.contains(&key[..30]), "{err}");
+    }
+
+    #[test]
+    fn a_warning_does_not_quote_a_pasted_key() {
+        let key = fake_anthropic_key();
+        let c = config(&format!("[[profile]]\nname = \"a\"\n{key} = 1\n")).unwrap();
+        let w = c.warnings.join("\n");
+        assert!(w.contains("keyfence.toml:3: unknown key"), "{w}");
+        assert!(!w.contains(&key[..30]), "{w}");
     }
 
     #[test]
