@@ -80,7 +80,7 @@ pub fn run(g: &GlobalArgs, args: &RunArgs) -> Result<Exit> {
                 plan,
                 supervise,
                 mask,
-                sandbox.is_some(),
+                sandbox.as_ref(),
                 guard,
                 trace_file,
             );
@@ -719,7 +719,7 @@ fn start(
     mut plan: env::Plan,
     supervise: bool,
     mask: bool,
-    sandbox: bool,
+    sandbox: Option<&Sandbox>,
     guard: Option<(u32, bool)>,
     trace_file: Option<crate::trace::file::TraceFile>,
 ) -> Exit {
@@ -802,11 +802,12 @@ fn fetch_for_run(
 /// The trace recorder: which values to look for in outgoing data (every dropped or injected
 /// secret, and the canaries and stand-ins given in their place) and which paths are sensitive
 /// (the sandbox's list of credential stores), and, under the sandbox, where it lets the tree
-/// write, so that what it refused is reported as blocked.
+/// write, so that what it refused is reported as blocked. Under the sandbox both come from
+/// the rules it applied, not from a default computed again.
 fn recorder(
     args: &RunArgs,
     plan: &env::Plan,
-    sandbox: bool,
+    sandbox: Option<&Sandbox>,
     file: Option<crate::trace::file::TraceFile>,
 ) -> std::io::Result<crate::trace::Recorder> {
     use crate::trace::{Recorder, Watched};
@@ -849,16 +850,17 @@ fn recorder(
         .map(std::path::PathBuf::from)
         .unwrap_or_default();
     #[cfg(target_os = "linux")]
-    let (sensitive, writable) = {
-        let p = default_sandbox_policy(&home)?;
-        (p.deny_read, p.writable)
+    let (sensitive, writable) = match sandbox {
+        Some(sb) => (
+            sb.policy.deny_read.clone(),
+            Some(sb.policy.writable.clone()),
+        ),
+        None => (default_sandbox_policy(&home)?.deny_read, None),
     };
     #[cfg(not(target_os = "linux"))]
-    let (sensitive, writable) = (store_dirs(), Vec::new());
+    let (sensitive, writable) = (store_dirs(), sandbox.map(|_| Vec::new()));
     let mut rec = Recorder::new(file, watched, sensitive);
-    if sandbox {
-        rec.sandbox_writable = Some(writable);
-    }
+    rec.sandbox_writable = writable;
     // The command as the user named it (`npm`, not the `/usr/bin/env node` its shebang runs).
     rec.top = std::path::Path::new(&args.command[0])
         .file_name()
