@@ -170,11 +170,14 @@ impl Sandbox {
         if (code == 0 || code >= 125) && installer.is_none() {
             return None;
         }
-        let cmd = command
-            .iter()
-            .map(|a| a.to_string_lossy())
-            .collect::<Vec<_>>()
-            .join(" ");
+        // The user's own words, but a key typed among them stays off stderr.
+        let cmd = crate::detect::redact(
+            command
+                .iter()
+                .map(|a| a.to_string_lossy())
+                .collect::<Vec<_>>()
+                .join(" "),
+        );
         let why = match installer {
             Some(tool) => format!(
                 "so this project's scripts could not set up git hooks ({tool} writes \

@@ -87,6 +87,20 @@ pub fn detector() -> &'static Detector {
     DETECTOR.get_or_init(|| Detector::new(rules::builtin()))
 }
 
+/// `text` with every secret the detector finds replaced by `<redacted>`: for messages that
+/// quote what a user wrote (a config line, a command line), where a key may have been pasted.
+pub fn redact(text: String) -> String {
+    let found = detector().scan(text.as_bytes(), Mode::Text);
+    if found.is_empty() {
+        return text;
+    }
+    let mut out = text.into_bytes();
+    for m in found.iter().rev() {
+        out.splice(m.start..m.end, b"<redacted>".iter().copied());
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 impl Detector {
     pub fn new(rules: &'static [Rule]) -> Self {
         // Unique keywords (several rules may share one), each with the rules it triggers;
@@ -560,6 +574,19 @@ mod tests {
         let ms = detector().scan(text, Mode::Text);
         assert_eq!(ms.len(), 1);
         assert_eq!(line_col(text, ms[0].start).0, 2);
+    }
+
+    #[test]
+    fn redact_replaces_every_key_and_keeps_the_rest() {
+        let key = "AKIAQWGEMR245TUSXABC";
+        let text = format!("npm install --token={key} left-pad; echo {key}");
+        let out = redact(text);
+        assert!(!out.contains(key), "{out}");
+        assert!(
+            out.starts_with("npm install --token=<redacted> left-pad"),
+            "{out}"
+        );
+        assert_eq!(redact("npm install".into()), "npm install");
     }
 
     #[test]

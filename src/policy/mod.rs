@@ -579,7 +579,9 @@ fn parse_error(path: &Path, origin: Origin, text: &str, mut e: toml::de::Error) 
              `name = \"...\"`",
         );
     }
-    let message = redact_values(message);
+    // It quotes the line it stopped at and the value it could not take: a key pasted into the
+    // file (`inject = ["sk-ant-..."]`) must not reach stderr or, through the hook, the model.
+    let message = crate::detect::redact(message);
     let path = path.to_path_buf();
     match origin {
         Origin::Project => PolicyError::ProjectParse {
@@ -589,21 +591,6 @@ fn parse_error(path: &Path, origin: Origin, text: &str, mut e: toml::de::Error) 
         },
         _ => PolicyError::Parse { path, message },
     }
-}
-
-/// A parse error quotes the line it stopped at and the value it could not take: a key pasted
-/// into the file (`inject = ["sk-ant-..."]`) must not reach stderr, or, through the Claude Code
-/// hook, the model.
-fn redact_values(message: String) -> String {
-    let found = crate::detect::detector().scan(message.as_bytes(), crate::detect::Mode::Text);
-    if found.is_empty() {
-        return message;
-    }
-    let mut out = message.into_bytes();
-    for m in found.iter().rev() {
-        out.splice(m.start..m.end, b"<redacted>".iter().copied());
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// The closest known key to a misspelt one, for a hint.
@@ -885,7 +872,7 @@ impl Config {
         }
         // A warning quotes what the file says (an unknown key, a name); a key pasted there
         // must not reach stderr or, through the hook, the model.
-        c.warnings = c.warnings.into_iter().map(redact_values).collect();
+        c.warnings = c.warnings.into_iter().map(crate::detect::redact).collect();
         Ok(c)
     }
 
