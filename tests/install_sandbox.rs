@@ -72,17 +72,20 @@ const connect = (name, p) => new Promise((done) => {
 })();
 "##;
 
-/// Skips (saying so) without `tool`, or fails under CI, where .ci/run installs it.
-fn have(tool: &str) -> bool {
-    if Command::new(tool).arg("--version").output().is_ok() {
-        return true;
+/// Whether this test can run here: `tool` installed, and root with setpriv to run the install
+/// as nobody. Otherwise `skip`, which fails under CI.
+fn ready(tool: &str) -> bool {
+    if Command::new(tool).arg("--version").output().is_err() {
+        skip(&format!(
+            "{tool} is needed for this test (.ci/run installs it)"
+        ));
+        return false;
     }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "{tool} is needed for this test (.ci/run installs it)"
-    );
-    eprintln!("SKIPPED: {tool} not found");
-    false
+    if !nix_is_root() || !Path::new(AS_NOBODY[0]).exists() {
+        skip("root and setpriv are needed to run the install as nobody");
+        return false;
+    }
+    true
 }
 
 /// `npm pack` of a package whose postinstall runs `script`, from inside its directory.
@@ -324,7 +327,7 @@ fn line<'a>(probe: &'a str, name: &str) -> &'a str {
 
 #[test]
 fn without_the_sandbox_every_attack_works() {
-    if !have("npm") || !nix_is_root() {
+    if !ready("npm") {
         return;
     }
     let v = victim();
@@ -350,7 +353,7 @@ fn without_the_sandbox_every_attack_works() {
 
 #[test]
 fn the_install_sandbox_leaves_nothing_to_read_and_nowhere_to_plant() {
-    if !have("npm") || !nix_is_root() {
+    if !ready("npm") {
         return;
     }
     let v = victim();
@@ -439,16 +442,14 @@ fn the_install_sandbox_leaves_nothing_to_read_and_nowhere_to_plant() {
 #[test]
 fn husky_prepare_is_refused_and_told_how_to_allow_it() {
     let husky = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-tools/node_modules/husky");
-    if !have("npm") || !nix_is_root() {
+    if !ready("npm") {
         return;
     }
     if !husky.join("package.json").exists() {
-        assert!(
-            std::env::var_os("CI").is_none(),
+        skip(&format!(
             "husky not found at {}: .ci/run installs it",
             husky.display()
-        );
-        eprintln!("SKIPPED: husky not found at {}", husky.display());
+        ));
         return;
     }
     let fx = Fixture::outside_tmp();
@@ -523,7 +524,7 @@ fn husky_prepare_is_refused_and_told_how_to_allow_it() {
 /// command there would run a planted repository's config. It stays as it was.
 #[test]
 fn a_worktree_git_file_cannot_be_pointed_elsewhere() {
-    if !have("git") || !nix_is_root() {
+    if !ready("git") {
         return;
     }
     let fx = Fixture::outside_tmp();
@@ -592,7 +593,7 @@ fn a_worktree_git_file_cannot_be_pointed_elsewhere() {
 /// that needs it, git over ssh say: the variable and its socket both.
 #[test]
 fn an_allowed_agent_stays_reachable() {
-    if !have("node") || !nix_is_root() {
+    if !ready("node") {
         return;
     }
     let fx = Fixture::outside_tmp();
@@ -653,7 +654,7 @@ fn an_allowed_agent_stays_reachable() {
 /// directory on PATH). A project install may not write there.
 #[test]
 fn a_global_install_writes_its_prefix_and_a_project_install_does_not() {
-    if !have("npm") || !nix_is_root() {
+    if !ready("npm") {
         return;
     }
     let fx = Fixture::outside_tmp();
@@ -734,7 +735,7 @@ fn a_global_install_writes_its_prefix_and_a_project_install_does_not() {
 // user into a second one ("cannot map this user into its namespace").
 #[test]
 fn the_sandbox_and_net_none_combine_for_an_ordinary_user() {
-    if !have("git") || !nix_is_root() {
+    if !ready("git") {
         return;
     }
     let fx = Fixture::outside_tmp();
@@ -756,7 +757,7 @@ fn the_sandbox_and_net_none_combine_for_an_ordinary_user() {
 /// view. Landlock forbids them (they need ptrace access to a process outside the domain).
 #[test]
 fn git_is_out_of_reach_through_an_outside_process_view() {
-    if !have("git") || !nix_is_root() {
+    if !ready("git") {
         return;
     }
     let fx = Fixture::outside_tmp();
@@ -797,7 +798,7 @@ fn git_is_out_of_reach_through_an_outside_process_view() {
 /// `core.fsmonitor`. keyfence moves it aside when the command ends, and says so.
 #[test]
 fn a_git_directory_planted_where_there_was_none_is_moved_aside() {
-    if !have("git") || !nix_is_root() {
+    if !ready("git") {
         return;
     }
     let fx = Fixture::outside_tmp();
@@ -867,7 +868,7 @@ fn a_git_directory_planted_where_there_was_none_is_moved_aside() {
 /// home as well (here npm's, which does not exist yet).
 #[test]
 fn a_fresh_home_installs_through_a_shell_as_the_hook_runs_it() {
-    if !have("npm") || !nix_is_root() {
+    if !ready("npm") {
         return;
     }
     let fx = Fixture::outside_tmp();

@@ -918,11 +918,7 @@ fn needs_root() -> bool {
     if nix_is_root() && Path::new(AS_NOBODY[0]).exists() {
         return true;
     }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "this test needs root and setpriv (to give a file to another user, and run as one)"
-    );
-    eprintln!("not root: skipped");
+    skip("this test needs root and setpriv (to give a file to another user, and run as one)");
     false
 }
 
