@@ -335,12 +335,10 @@ fn setup_claude_hook_wraps_install_commands_run_by_the_bash_tool() {
     fx.home_file(".claude/settings.json", "{\"model\": \"opus\"}\n");
     let bin = fx.dir.path().join("bin");
     let npm = bin.join("npm");
-    fx.write(
+    fx.script(
         &npm,
         "#!/bin/sh\nif cat ~/.aws/credentials >/dev/null 2>&1; then echo \"npm $1: credentials readable\"; else echo \"npm $1: credentials denied\"; fi\n",
     );
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&npm, std::fs::Permissions::from_mode(0o755)).unwrap();
     let setup = fx.run(&["setup", "claude", "--hook"], &[]);
     assert_eq!(setup.code, 0, "{}", setup.stderr);
     let settings = std::fs::read_to_string(fx.home.join(".claude/settings.json")).unwrap();

@@ -77,11 +77,10 @@ impl std::fmt::Debug for Run {
 /// Stand-in package managers in `bin/`: each prints its name and arguments, whether it got the
 /// key, and whether ~/.npmrc and ~/.aws/credentials are readable.
 fn stand_ins(fx: &Fixture, names: &[&str]) -> PathBuf {
-    use std::os::unix::fs::PermissionsExt;
     let bin = fx.dir.path().join("bin");
     for name in names {
         let p = bin.join(name);
-        fx.write(
+        fx.script(
             &p,
             &format!(
                 "#!/bin/sh\n\
@@ -89,7 +88,6 @@ fn stand_ins(fx: &Fixture, names: &[&str]) -> PathBuf {
                  echo \"ran {name} $*: key=${{ANTHROPIC_API_KEY:-none}} npmrc=$(r ~/.npmrc) aws=$(r ~/.aws/credentials)\"\n"
             ),
         );
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
     }
     bin
 }

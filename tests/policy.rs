@@ -80,15 +80,10 @@ fn a_project_cannot_turn_the_agent_profiles_guard_off() {
 /// A stand-in `npm` first on PATH: prints its environment and tries the user's npm token.
 fn fake_npm(fx: &Fixture) -> String {
     let bin = fx.project.join("bin");
-    fx.write(
+    fx.script(
         &bin.join("npm"),
         "#!/bin/sh\nenv\necho \"npmrc: $(cat \"$HOME/.npmrc\" 2>&1)\"\n",
     );
-    std::process::Command::new("chmod")
-        .arg("+x")
-        .arg(bin.join("npm"))
-        .status()
-        .unwrap();
     format!("{}:/usr/bin:/bin", bin.display())
 }
 

@@ -18,12 +18,10 @@ fn bash_functions_route_installs_through_the_install_profile() {
     // A stand-in npm that reports what it can reach.
     let bin = fx.dir.path().join("bin");
     let npm = bin.join("npm");
-    fx.write(
+    fx.script(
         &npm,
         "#!/bin/sh\necho \"npm $1: key=${ANTHROPIC_API_KEY:-none}\"\nif cat ~/.aws/credentials >/dev/null 2>&1; then echo \"npm $1: credentials readable\"; else echo \"npm $1: credentials denied\"; fi\n",
     );
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&npm, std::fs::Permissions::from_mode(0o755)).unwrap();
 
     let init = fx.run(&["shell-init", "bash"], &[]);
     assert_eq!(init.code, 0, "{}", init.stderr);
@@ -97,17 +95,15 @@ fn bare_install_commands_get_the_install_profile() {
         &format!("//registry.npmjs.org/:_authToken={npm_token}\n"),
     );
     let bin = fx.dir.path().join("bin");
-    use std::os::unix::fs::PermissionsExt;
     for name in ["npm", "pnpm", "bun", "yarn"] {
         let p = bin.join(name);
-        fx.write(
+        fx.script(
             &p,
             &format!(
                 "#!/bin/sh\nif cat ~/.npmrc >/dev/null 2>&1; then r=readable; else r=denied; fi\n\
                  echo \"{name}${{*:+ $*}}: key=${{ANTHROPIC_API_KEY:-none}} npmrc=$r\"\n"
             ),
         );
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
     }
     let path = format!("{}:/usr/bin:/bin", bin.display());
     let forms = [

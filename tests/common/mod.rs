@@ -228,6 +228,13 @@ impl Fixture {
         std::fs::write(path, content).expect("write");
     }
 
+    /// An executable script at `path` (a stand-in program for a test's PATH).
+    pub fn script(&self, path: &Path, content: &str) {
+        use std::os::unix::fs::PermissionsExt;
+        self.write(path, content);
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+
     pub fn home_file(&self, rel: &str, content: &str) -> PathBuf {
         let p = self.home.join(rel);
         self.write(&p, content);
