@@ -191,6 +191,11 @@ pub const INSTALL_PROGRAMS: &[&str] = &[
     "uvx", "cargo",
 ];
 
+/// The AI coding agents the built-in `agent` profile is for: a command line whose first word
+/// (its file name, so `/usr/local/bin/claude` too) is one of these runs under `agent` when no
+/// profile is named, and `shell-init` wraps them.
+pub const AGENT_PROGRAMS: &[&str] = &["claude"];
+
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct Profile {
@@ -354,6 +359,13 @@ fn is_install(command_line: &str) -> bool {
         Some(head) => command_line.starts_with(head),
         None => command_line == *p,
     })
+}
+
+/// Whether the command line starts an agent of `AGENT_PROGRAMS`.
+fn is_agent(command_line: &str) -> bool {
+    let first = command_line.split(' ').next().unwrap_or_default();
+    let name = first.rsplit('/').next().unwrap_or_default();
+    AGENT_PROGRAMS.contains(&name)
 }
 
 fn stricter_net(a: Option<NetPolicy>, b: Option<NetPolicy>) -> Option<NetPolicy> {
@@ -812,7 +824,11 @@ impl Config {
     /// The programs whose command lines some profile matches (the first word of each `match`
     /// pattern, built-in ones included), for `keyfence shell-init`.
     pub fn matched_programs(&self) -> Vec<String> {
-        let mut out: Vec<String> = INSTALL_PROGRAMS.iter().map(|p| p.to_string()).collect();
+        let mut out: Vec<String> = INSTALL_PROGRAMS
+            .iter()
+            .chain(AGENT_PROGRAMS)
+            .map(|p| p.to_string())
+            .collect();
         let words = self
             .user
             .iter()
@@ -878,7 +894,7 @@ impl Config {
 
     /// The profile for a command: the one named by `--profile`; else the first of the user's
     /// profiles whose `match` fits the command line; else the built-in `install` for an
-    /// install; else the first of the project's profiles that matches; else `default`.
+    /// install, `agent` for an agent (`AGENT_PROGRAMS`); else the first of the project's profiles that matches; else `default`.
     pub fn select(&self, name: Option<&str>, command_line: &str) -> Result<Resolved, PolicyError> {
         // The patterns were checked when the file was loaded.
         let matches =
@@ -897,6 +913,9 @@ impl Config {
         }
         if is_install(command_line) {
             return Ok(self.owned("install").unwrap_or_else(|| builtin("install")));
+        }
+        if is_agent(command_line) {
+            return Ok(self.owned("agent").unwrap_or_else(|| builtin("agent")));
         }
         if let Some(r) = self.project.iter().find(|r| matches(&r.profile)) {
             return Ok(self.on_default(r));
@@ -1033,6 +1052,23 @@ mod tests {
             c.select(Some("nope"), "x"),
             Err(PolicyError::Unknown(_))
         ));
+    }
+
+    #[test]
+    fn an_agent_runs_under_the_agent_profile_unless_the_user_says_otherwise() {
+        let c = Config::default();
+        for line in ["claude", "claude -p hi", "/usr/local/bin/claude --resume"] {
+            assert_eq!(
+                c.select(None, line).unwrap().profile.name,
+                "agent",
+                "{line}"
+            );
+        }
+        assert_eq!(c.select(None, "claudette").unwrap().profile.name, "default");
+        assert!(c.matched_programs().iter().any(|p| p == "claude"));
+        // A project's profile cannot claim the agent: the built-in comes first.
+        let c = config("[[profile]]\nname = \"mine\"\nmatch = [\"claude*\"]\n").unwrap();
+        assert_eq!(c.select(None, "claude").unwrap().profile.name, "agent");
     }
 
     // A cloned repository's keyfence.toml redefined `agent` with guard off and `install` with
