@@ -260,9 +260,13 @@ fn phantom_claude_holds_only_a_stand_in() {
     let r = claude(
         &fx,
         &stub,
+        // Phantom alone: `claude` runs under the guarded agent profile unless told otherwise,
+        // and guard keeps even the stand-in from the tool call.
         &[
             BIN,
             "run",
+            "--profile",
+            "default",
             "--phantom",
             "ANTHROPIC_API_KEY",
             "--upstream",
