@@ -1,0 +1,332 @@
+//! Issue #15: under the built-in `agent` profile, the real Claude Code CLI (2.1.332, against the
+//! loopback stub of the Messages API) gets its credential — an injected key, a phantom
+//! stand-in, or its own OAuth login — and the command its Bash tool runs gets none, through
+//! any channel: its environment, an ancestor's environ, memory or ptrace, keyfence's store
+//! (`secret get`, the vault, its key file, the canary registry, a copy of both), every
+//! credential file (read, hard-linked or renamed into /tmp), signals and a forced core dump of
+//! an ancestor, and same-uid services outside the tree (a helper on tmux's socket path, a real
+//! tmux server, the D-Bus session bus).
+//!
+//! The attacked tree runs as nobody: root passes the kernel's ptrace checks (DESIGN.md §5).
+//! Each protected run has a baseline without keyfence in which every channel leaks, so a
+//! protected run that finds nothing proves something.
+
+#[path = "common/claude_stub.rs"]
+mod claude_stub;
+mod common;
+#[path = "common/probe.rs"]
+mod probe;
+
+use claude_stub::Stub;
+use common::*;
+use probe::{ALL, EXPECTED, Seeded, Verdict, World};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+fn claude_bin() -> PathBuf {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("target/test-tools/node_modules/.bin/claude");
+    assert!(
+        p.exists(),
+        "Claude Code CLI not found at {}: run .ci/run (it installs the pinned version)",
+        p.display()
+    );
+    p
+}
+
+/// Everything one attacked run needs; None (after saying why) when this machine cannot run it.
+struct Attack {
+    seeded: Seeded,
+    world: World,
+    _shared: std::sync::MutexGuard<'static, ()>,
+}
+
+impl Attack {
+    /// A seeded home (keyfence's store also holding `store`), handed to nobody, the outside
+    /// services started, and the probe written with `channels`.
+    fn new(store: &[(&str, &str)], channels: &[&str]) -> Option<Attack> {
+        if let Some(why) = World::missing() {
+            skip(&why);
+            return None;
+        }
+        let shared = probe::SHARED_TMP
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let seeded = Seeded::new(store);
+        // The config names the outside services' addresses, known before they start.
+        let placeholder = World::addresses(&seeded);
+        seeded.write_probe(channels, &placeholder);
+        if !seeded.fx.hand_to_nobody() {
+            skip("needs root and setpriv to drop to nobody");
+            return None;
+        }
+        let world = World::start(&seeded, placeholder);
+        Some(Attack {
+            seeded,
+            world,
+            _shared: shared,
+        })
+    }
+
+    /// `claude -p` as nobody behind `wrap` (keyfence's arguments, or none), its Bash tool
+    /// running the probe.
+    fn run(&self, stub: &Stub, wrap: &[&str], env: &[(&str, &str)]) -> Run {
+        let bin_dir = Path::new(BIN).parent().expect("bin dir");
+        let mut c = Command::new(AS_NOBODY[0]);
+        c.args(&AS_NOBODY[1..]).args(wrap).arg(claude_bin()).args([
+            "-p",
+            "run the command",
+            "--allowedTools",
+            "Bash",
+            "--output-format",
+            "json",
+        ]);
+        c.current_dir(&self.seeded.fx.project)
+            .env_clear()
+            // keyfence on the tree's PATH, as it is for a user; only directories nobody can
+            // search (root's PATH has some it cannot).
+            .env("PATH", format!("{}:/usr/bin:/bin", bin_dir.display()))
+            .env("HOME", &self.seeded.fx.home)
+            .env("ANTHROPIC_BASE_URL", &stub.url)
+            .env("DISABLE_AUTOUPDATER", "1")
+            .env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
+            .env("DISABLE_TELEMETRY", "1");
+        for (k, v) in self.world.env() {
+            c.env(k, v);
+        }
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        let out = c.output().expect("run claude");
+        let r = Run::from(out);
+        r.assert_no_secret(&self.seeded.fx.planted);
+        r
+    }
+
+    /// What the probe got. It finishes before the agent does unless an attack killed the
+    /// agent, so a short wait is enough unless `killed`.
+    fn verdict(&self, killed: bool) -> Verdict {
+        let wait = if killed { 30 } else { 3 };
+        Verdict::judge(&self.seeded, Duration::from_secs(wait))
+    }
+}
+
+/// The tool result came back (so the agent survived every attack), and nothing the API
+/// received, headers aside, holds a planted value.
+fn assert_round_trip(stub: &Stub, a: &Attack, r: &Run) {
+    let msgs = stub.messages();
+    assert!(
+        msgs.len() >= 2 && msgs.iter().any(|m| m.body.contains("tool_result")),
+        "the tool result never reached the API ({} requests): did the agent die? stdout: {}\nstderr: {}",
+        msgs.len(),
+        r.stdout,
+        r.stderr
+    );
+    for m in stub.requests.lock().unwrap().iter() {
+        for (what, v) in &a.seeded.secrets {
+            assert!(!m.body.contains(v.as_str()), "{what} reached the API");
+        }
+    }
+}
+
+/// Every channel tried, none gave anything.
+fn assert_fenced(v: &Verdict, expect_also: &[&str]) {
+    let untried = v.untried(&[EXPECTED, expect_also].concat());
+    assert!(
+        untried.is_empty(),
+        "the probe did not try {untried:?}:\n{}",
+        v.report
+    );
+    assert!(
+        v.leaks.is_empty(),
+        "the agent's tree obtained credentials:\n  {}\nprobe report:\n{}",
+        v.leaks.iter().cloned().collect::<Vec<_>>().join("\n  "),
+        v.report
+    );
+}
+
+#[test]
+fn agent_profile_with_inject_keeps_every_credential_from_the_tree() {
+    let key = fake("anthropic");
+    let Some(mut a) = Attack::new(&[("ANTHROPIC_API_KEY", &key)], ALL) else {
+        return;
+    };
+    a.seeded.fx.planted.push(key.clone());
+    let stub = Stub::start(&a.seeded.probe_command());
+    let r = a.run(
+        &stub,
+        &[
+            BIN,
+            "run",
+            "--profile",
+            "agent",
+            "--inject",
+            "ANTHROPIC_API_KEY",
+            "--",
+        ],
+        &[],
+    );
+    let v = a.verdict(false);
+    assert_fenced(&v, &["mem-keyfence", "signal-0-keyfence"]);
+    assert_round_trip(&stub, &a, &r);
+    for m in stub.messages() {
+        assert!(
+            m.header("x-api-key") == Some(key.as_str()),
+            "claude did not send the injected key"
+        );
+    }
+}
+
+#[test]
+fn agent_profile_with_phantom_keeps_every_credential_from_the_tree() {
+    let key = fake("anthropic");
+    let Some(mut a) = Attack::new(&[("ANTHROPIC_API_KEY", &key)], ALL) else {
+        return;
+    };
+    a.seeded.fx.planted.push(key.clone());
+    let stub = Stub::start(&a.seeded.probe_command());
+    let upstream = stub.url.clone();
+    let r = a.run(
+        &stub,
+        &[
+            BIN,
+            "run",
+            "--profile",
+            "agent",
+            "--phantom",
+            "ANTHROPIC_API_KEY",
+            "--upstream",
+            &upstream,
+            "--",
+        ],
+        &[],
+    );
+    let v = a.verdict(false);
+    assert_fenced(&v, &["mem-keyfence", "signal-0-keyfence"]);
+    assert_round_trip(&stub, &a, &r);
+    // The proxy swapped the stand-in for the real key on the way out.
+    for m in stub.messages() {
+        assert!(
+            m.header("x-api-key") == Some(key.as_str()),
+            "upstream did not get the real key"
+        );
+    }
+}
+
+/// A user logged in with `claude auth login`: no API key anywhere, Claude Code reads its
+/// OAuth token from ~/.claude/.credentials.json and sends it as a bearer token; the tree
+/// cannot read that file (nor any other).
+#[test]
+fn agent_profile_keeps_a_claude_login_working_and_from_the_tree() {
+    let Some(a) = Attack::new(&[], ALL) else {
+        return;
+    };
+    let stub = Stub::start(&a.seeded.probe_command());
+    let r = a.run(&stub, &[BIN, "run", "--profile", "agent", "--"], &[]);
+    let v = a.verdict(false);
+    assert_fenced(&v, &["mem-keyfence", "signal-0-keyfence"]);
+    assert_round_trip(&stub, &a, &r);
+    let bearer = format!("Bearer {}", a.seeded.oauth);
+    for m in stub.messages() {
+        assert!(
+            m.header("authorization") == Some(bearer.as_str()),
+            "claude did not log in with its OAuth token"
+        );
+        assert!(m.header("x-api-key").is_none());
+    }
+}
+
+/// What every protected test above must stop, done without keyfence: each channel leaks here,
+/// or the protected tests would prove nothing about it.
+#[test]
+fn baseline_without_keyfence_every_channel_leaks() {
+    let key = fake("anthropic");
+    let channels: Vec<&str> = ALL.iter().copied().filter(|c| *c != "core").collect();
+    let Some(mut a) = Attack::new(&[("ANTHROPIC_API_KEY", &key)], &channels) else {
+        return;
+    };
+    a.seeded.fx.planted.push(key.clone());
+    a.seeded
+        .secrets
+        .push(("the exported key".into(), key.clone()));
+    let stub = Stub::start(&a.seeded.probe_command());
+    let r = a.run(&stub, &[], &[("ANTHROPIC_API_KEY", &key)]);
+    let v = a.verdict(false);
+    // Names only, never values: what a reader of the test log wants to see.
+    eprintln!("leaks: {:#?}\nreport:\n{}", v.leaks, v.report);
+    assert_round_trip_ignoring_leaks(&stub, &r);
+    let expected: Vec<&str> = EXPECTED
+        .iter()
+        .copied()
+        .filter(|c| !c.starts_with("core"))
+        .collect();
+    let untried = v.untried(&expected);
+    assert!(untried.is_empty(), "not tried: {untried:?}\n{}", v.report);
+    let mut quiet = Vec::new();
+    for channel in expected {
+        // `secret list` shows names and fingerprints only: it is tried, never a leak.
+        if channel == "secret-list" {
+            continue;
+        }
+        if v.leaks_through(channel).is_empty() {
+            quiet.push(channel);
+        }
+    }
+    assert!(
+        quiet.is_empty(),
+        "without keyfence these channels gave nothing, so their protected tests prove nothing: \
+         {quiet:?}\nleaks: {:#?}\nreport:\n{}",
+        v.leaks,
+        v.report
+    );
+}
+
+/// The crash channel, alone because it works: the tree raises the agent's core limit and
+/// kills it with SIGSEGV; the agent dies, and its core file in the project holds the key.
+#[test]
+fn baseline_a_forced_core_dump_of_the_agent_leaks_its_key() {
+    let key = fake("anthropic");
+    let Some(mut a) = Attack::new(&[], &["core"]) else {
+        return;
+    };
+    a.seeded.fx.planted.push(key.clone());
+    a.seeded
+        .secrets
+        .push(("the exported key".into(), key.clone()));
+    let stub = Stub::start(&a.seeded.probe_command());
+    a.run(&stub, &[], &[("ANTHROPIC_API_KEY", &key)]);
+    let v = a.verdict(true);
+    assert!(
+        v.tried.iter().any(|t| t.starts_with("core-claude")),
+        "{}",
+        v.report
+    );
+    assert!(
+        v.leaks
+            .iter()
+            .any(|l| l.starts_with("core") && l.contains("the exported key")),
+        "no core file with the key: {:#?}\n{}",
+        v.leaks,
+        v.report
+    );
+    // The agent died: no tool result ever reached the API.
+    assert!(
+        !stub
+            .messages()
+            .iter()
+            .any(|m| m.body.contains("tool_result"))
+    );
+}
+
+/// The baseline's tool result may carry nothing secret either (the probe prints none), but
+/// the run must have completed.
+fn assert_round_trip_ignoring_leaks(stub: &Stub, r: &Run) {
+    let msgs = stub.messages();
+    assert!(
+        msgs.iter().any(|m| m.body.contains("tool_result")),
+        "the tool result never reached the API: {}\n{}",
+        r.stdout,
+        r.stderr
+    );
+}
