@@ -263,6 +263,10 @@ fn phantom_claude_holds_only_a_stand_in() {
         &[
             BIN,
             "run",
+            // Phantom alone: `claude` would otherwise run under the agent profile, whose guard
+            // keeps even the stand-in from the Bash tool.
+            "--profile",
+            "default",
             "--phantom",
             "ANTHROPIC_API_KEY",
             "--upstream",

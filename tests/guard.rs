@@ -440,10 +440,11 @@ fn guard_tree_dies_with_its_supervisor() {
     }
 }
 
-/// Guard keeps the key out of the tree's processes; the store and credential files are the
-/// sandbox's job. Together, a descendant gets nothing.
+/// Guard keeps the key out of the tree's processes, and the store and the credential files out
+/// of what the command starts (the descendant fence); the sandbox on top changes nothing of
+/// that. Without guard, the same descendant reads all three.
 #[test]
-fn guard_with_sandbox_leaves_no_path_to_the_key() {
+fn guard_leaves_a_descendant_no_path_to_the_key() {
     let (mut fx, key) = with_stored_key();
     let aws = fx.key("aws-secret");
     fx.home_file(
@@ -465,22 +466,24 @@ fn guard_with_sandbox_leaves_no_path_to_the_key() {
         fx.run_unprivileged(&args, &[("PATH", "/usr/bin:/bin")])
             .map(|r| (r, std::fs::read_to_string(&loot).unwrap_or_default()))
     };
-    let Some((_, guarded)) = run(&["--guard"]) else {
+    let Some((_, open)) = run(&[]) else {
         skipped();
         return;
     };
-    // Guard alone: the environment is clean, but the store answers anyone who asks.
-    assert!(guarded.contains("done"), "{guarded}");
-    assert!(
-        guarded.contains(&key),
-        "expected the store to answer without a sandbox"
-    );
-    let (_, both) = run(&["--guard", "--sandbox"]).unwrap();
-    assert!(both.contains("done"), "{both}");
-    assert!(
-        !both.contains(&key) && !both.contains(&aws),
-        "leaked:\n{both}"
-    );
+    // The baseline: every way works.
+    assert!(open.contains("done"), "{open}");
+    assert!(open.contains(&format!("ANTHROPIC_API_KEY={key}")), "{open}");
+    assert!(open.contains(&aws), "{open}");
+    assert_eq!(open.matches(key.as_str()).count(), 2, "{open}");
+    for mode in [&["--guard"][..], &["--guard", "--sandbox"]] {
+        let (r, fenced) = run(mode).unwrap();
+        assert!(fenced.contains("done"), "{mode:?}: {fenced}");
+        assert!(
+            !fenced.contains(&key) && !fenced.contains(&aws),
+            "{mode:?} leaked:\n{fenced}"
+        );
+        assert!(!r.stdout.contains(&key) && !r.stderr.contains(&key));
+    }
 }
 
 /// The nested Landlock domain restricts nothing a program does with files: moving a file

@@ -16,6 +16,7 @@
 //! their privileges (no_new_privs), debuggers and tracers inside the tree, 32-bit programs
 //! starting programs.
 
+pub mod fence;
 #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
 pub mod filter;
 #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
