@@ -487,6 +487,11 @@ fn guard_leaves_a_descendant_no_path_to_the_key() {
     ] {
         let (r, fenced) = run(mode, first).unwrap();
         assert!(fenced.contains("done"), "{mode:?} {first}: {fenced}");
+        // `secret get` says why it cannot answer.
+        assert!(
+            fenced.contains("the store is out of reach here"),
+            "{mode:?} {first}: {fenced}"
+        );
         assert!(
             !fenced.contains(&key) && !fenced.contains(&aws),
             "{mode:?} {first} leaked:\n{fenced}"
