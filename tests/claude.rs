@@ -260,11 +260,11 @@ fn phantom_claude_holds_only_a_stand_in() {
     let r = claude(
         &fx,
         &stub,
-        // Phantom alone: `claude` runs under the guarded agent profile unless told otherwise,
-        // and guard keeps even the stand-in from the tool call.
         &[
             BIN,
             "run",
+            // Phantom alone: `claude` would otherwise run under the agent profile, whose guard
+            // keeps even the stand-in from the Bash tool.
             "--profile",
             "default",
             "--phantom",

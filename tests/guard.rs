@@ -440,10 +440,11 @@ fn guard_tree_dies_with_its_supervisor() {
     }
 }
 
-/// Guard keeps the key out of the tree's processes; the store and credential files are the
-/// sandbox's job. Together, a descendant gets nothing.
+/// Guard keeps the key out of the tree's processes, and the store and the credential files out
+/// of what the command starts (the descendant fence); the sandbox on top changes nothing of
+/// that. Without guard, the same descendant reads all three.
 #[test]
-fn guard_with_sandbox_leaves_no_path_to_the_key() {
+fn guard_leaves_a_descendant_no_path_to_the_key() {
     let (mut fx, key) = with_stored_key();
     let aws = fx.key("aws-secret");
     fx.home_file(
@@ -453,34 +454,138 @@ fn guard_with_sandbox_leaves_no_path_to_the_key() {
     let loot = fx.project.join("loot");
     let probe =
         format!("env; cat ~/.aws/credentials; {BIN} secret get ANTHROPIC_API_KEY; echo done",);
-    let target = format!(
-        "sh -c '{}' > {} 2>&1",
-        probe.replace('\'', "'\\''"),
-        loot.display()
-    );
-    let run = |mode: &[&str]| {
+    let target = |first: &str| {
+        format!(
+            "{first} sh -c '{}' > {} 2>&1",
+            probe.replace('\'', "'\\''"),
+            loot.display()
+        )
+    };
+    let run = |mode: &[&str], first: &str| {
         let mut args = vec!["run"];
         args.extend_from_slice(mode);
+        let target = target(first);
         args.extend(["--inject", "ANTHROPIC_API_KEY", "--", "sh", "-c", &target]);
         fx.run_unprivileged(&args, &[("PATH", "/usr/bin:/bin")])
             .map(|r| (r, std::fs::read_to_string(&loot).unwrap_or_default()))
     };
-    let Some((_, guarded)) = run(&["--guard"]) else {
+    let Some((_, open)) = run(&[], "") else {
         skipped();
         return;
     };
-    // Guard alone: the environment is clean, but the store answers anyone who asks.
-    assert!(guarded.contains("done"), "{guarded}");
-    assert!(
-        guarded.contains(&key),
-        "expected the store to answer without a sandbox"
+    // The baseline: every way works.
+    assert!(open.contains("done"), "{open}");
+    assert!(open.contains(&format!("ANTHROPIC_API_KEY={key}")), "{open}");
+    assert!(open.contains(&aws), "{open}");
+    assert_eq!(open.matches(key.as_str()).count(), 2, "{open}");
+    // Also where the command closed the ruleset it was handed: the tracer then builds the
+    // fence inside each child, rule by rule.
+    for (mode, first) in [
+        (&["--guard"][..], ""),
+        (&["--guard"], "exec 1000>&-;"),
+        (&["--guard", "--sandbox"], ""),
+    ] {
+        let (r, fenced) = run(mode, first).unwrap();
+        assert!(fenced.contains("done"), "{mode:?} {first}: {fenced}");
+        // `secret get` says why it cannot answer.
+        assert!(
+            fenced.contains("the store is out of reach here"),
+            "{mode:?} {first}: {fenced}"
+        );
+        assert!(
+            !fenced.contains(&key) && !fenced.contains(&aws),
+            "{mode:?} {first} leaked:\n{fenced}"
+        );
+        assert!(!r.stdout.contains(&key) && !r.stderr.contains(&key));
+    }
+}
+
+/// One run plants a way to the credential file for the next: a hard link and a symlink in the
+/// home directory, which a descendant may write. The next run's fence grants neither, while
+/// the command itself (outside the fence) reads through both.
+#[test]
+fn guard_fence_ignores_links_planted_by_an_earlier_run() {
+    let (mut fx, _key) = with_stored_key();
+    let aws = fx.key("aws-secret");
+    fx.home_file(
+        ".aws/credentials",
+        &format!("[default]\naws_secret_access_key = {aws}\n"),
     );
-    let (_, both) = run(&["--guard", "--sandbox"]).unwrap();
-    assert!(both.contains("done"), "{both}");
-    assert!(
-        !both.contains(&key) && !both.contains(&aws),
-        "leaked:\n{both}"
+    let plant = "sh -c 'ln ~/.aws/credentials ~/notes; ln -s ~/.aws ~/sl'; true";
+    let Some(r) = guarded_sh(&fx, plant, &[("PATH", "/usr/bin:/bin")]) else {
+        skipped();
+        return;
+    };
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(fx.home.join("notes").exists() && fx.home.join("sl").exists());
+    let loot = fx.project.join("loot");
+    let read = format!(
+        "read -r a < ~/notes; read -r b < ~/sl/credentials; echo \"command: $a $b\"; \
+         sh -c 'cat ~/notes ~/sl/credentials' > {} 2>&1",
+        loot.display()
     );
+    let r = guarded_sh(&fx, &read, &[("PATH", "/usr/bin:/bin")]).unwrap();
+    assert!(
+        r.stdout.contains("command: [default] [default]"),
+        "{}",
+        r.stdout
+    );
+    let loot = std::fs::read_to_string(&loot).unwrap();
+    assert!(
+        !loot.contains(&aws),
+        "leaked through a planted link:\n{loot}"
+    );
+    assert_eq!(loot.matches("Permission denied").count(), 2, "{loot}");
+}
+
+/// A descendant makes the command dump core (`prlimit` it, then `SIGSEGV` it) and reads the
+/// injected key from the core file. Under guard the command's hard core limit is 0, which no
+/// process of the tree may raise, and (Landlock ABI 6) the signal is refused.
+#[test]
+fn guard_keeps_a_descendant_from_making_the_command_dump_core() {
+    let pattern = std::fs::read_to_string("/proc/sys/kernel/core_pattern").unwrap_or_default();
+    if pattern.starts_with('|') || !pattern.trim_start().starts_with("core") {
+        skip(&format!(
+            "core_pattern is {:?}: the baseline needs core files written to the crashing \
+             process's directory",
+            pattern.trim()
+        ));
+        return;
+    }
+    let (fx, key) = with_stored_key();
+    let attack = "grep 'core file' /proc/$$/limits; \
+        sh -c 'prlimit --pid $PPID --core=unlimited:unlimited; kill -SEGV $PPID; sleep 1'; \
+        echo survived";
+    let cores = || -> Vec<std::path::PathBuf> {
+        std::fs::read_dir(&fx.project)
+            .unwrap()
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("core"))
+            .collect()
+    };
+    let env = [("PATH", "/usr/bin:/bin")];
+    let Some(open) = injected_sh(&fx, &[], attack, &env) else {
+        skipped();
+        return;
+    };
+    // The baseline: the command dies of the signal and leaves its memory, key and all.
+    assert_eq!(open.code, 128 + 11, "{}{}", open.stdout, open.stderr);
+    let dumped = cores();
+    assert_eq!(dumped.len(), 1, "no core file: {dumped:?}");
+    let core = std::fs::read(&dumped[0]).unwrap();
+    assert!(memchr::memmem::find(&core, key.as_bytes()).is_some());
+    std::fs::remove_file(&dumped[0]).unwrap();
+
+    let r = guarded_sh(&fx, attack, &env).unwrap();
+    assert!(r.stdout.contains("survived"), "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout
+            .contains("Max core file size        0                    0"),
+        "{}",
+        r.stdout
+    );
+    assert!(cores().is_empty(), "{:?}", cores());
+    assert!(!r.stdout.contains(&key) && !r.stderr.contains(&key));
 }
 
 /// The nested Landlock domain restricts nothing a program does with files: moving a file

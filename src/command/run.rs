@@ -750,10 +750,19 @@ fn start(
         },
         None => None,
     };
-    let guard = guard.map(|(landlock_abi, contain)| process::Guard {
+    let fence = match guard {
+        Some((abi, true)) => match share_fence(abi) {
+            Ok(f) => Some(f),
+            Err(e) => {
+                eprintln!("keyfence: error: guard: {e}");
+                return Exit::Code(process::EXIT_CANNOT_RUN);
+            }
+        },
+        _ => None,
+    };
+    let guard = guard.map(|_| process::Guard {
         protected: crate::guard::Protected::new(&plan.secrets),
-        landlock_abi,
-        contain,
+        fence,
         trace: std::sync::Mutex::new(trace),
         verbose: g.verbose,
     });
@@ -800,6 +809,29 @@ fn fetch_for_run(
         store.get_for_profile(name, profile)?
     };
     Ok(entry.value.clone())
+}
+
+/// Builds the descendants' fence (guard/fence.rs) and leaves its ruleset open for the helper;
+/// the fence and that descriptor. Core dumps go too: with a hard `RLIMIT_CORE` of 0 for
+/// keyfence, and so for the command and everything it starts, no process of the tree can
+/// raise it again (that needs `CAP_SYS_RESOURCE`), and no crash of the command, forced or
+/// not, writes its memory to a file; systemd-coredump honours the limit too.
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+fn share_fence(abi: u32) -> Result<(crate::guard::fence::Fence, i32)> {
+    use nix::sys::resource::{Resource, setrlimit};
+    setrlimit(Resource::RLIMIT_CORE, 0, 0).context("cannot turn core dumps off")?;
+    let home = std::env::var_os("HOME")
+        .map(std::path::PathBuf::from)
+        .ok_or_else(|| anyhow::anyhow!("needs HOME to know which credential files to fence"))?;
+    let deny = crate::isolate::sandbox::credential_paths(&home, &store_dirs());
+    let fence = crate::guard::fence::Fence::new(&deny, abi);
+    let fd = crate::guard::fence::share(&fence).map_err(|e| anyhow::anyhow!(e))?;
+    Ok((fence, fd))
+}
+
+#[cfg(not(all(target_os = "linux", target_arch = "x86_64")))]
+fn share_fence(_abi: u32) -> Result<(crate::guard::fence::Fence, i32)> {
+    bail!("--guard needs Linux on x86-64")
 }
 
 /// The trace recorder: which values to look for in outgoing data (every dropped or injected

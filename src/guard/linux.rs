@@ -1,6 +1,7 @@
 //! The Linux x86-64 side of guard: the helper, attaching, and serving the tree.
 
 use super::{Protected, filter, notify, tracer};
+use crate::guard::fence::Fence;
 use nix::sys::wait::WaitStatus;
 use nix::unistd::Pid;
 use std::ffi::OsString;
@@ -12,9 +13,6 @@ pub use tracer::Summary;
 pub fn helper_exec(argv: &[OsString], trace: bool) -> (u8, String) {
     use std::os::unix::process::CommandExt;
     let extra = if trace { filter::nr::TRACED } else { &[] };
-    // Also with --trace: --guard --trace contains descendants too (the helper is not told
-    // which), and an unused ruleset descriptor costs a trace-only tree nothing.
-    share_ruleset();
     // Without a tracer the exec would fail with ENOSYS; wait for keyfence to attach. Before the
     // filter goes in: from then on an open here would wait for a listener nobody holds yet.
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -46,34 +44,6 @@ pub fn helper_exec(argv: &[OsString], trace: bool) -> (u8, String) {
     crate::run::process::start_error(&argv[0], &err)
 }
 
-/// Leaves a ready Landlock ruleset open (not close-on-exec) at `tracer::RULESET_FD`, so that
-/// containing a descendant at its first exec is one injected call (`landlock_restrict_self`)
-/// instead of four. The descriptor only lets a process restrict itself, so handing it to the
-/// tree gives nothing away. Where it cannot be set up, or a program closed or reused the number,
-/// the tracer builds the ruleset in the process instead.
-fn share_ruleset() {
-    use landlock::RulesetCreatedAttr;
-    use landlock::{ABI, Access, AccessFs, PathBeneath, PathFd, Ruleset, RulesetAttr};
-    use std::os::fd::OwnedFd;
-    let access = AccessFs::from_all(ABI::V2) & (AccessFs::MakeBlock | AccessFs::Refer);
-    let built = (|| -> Option<OwnedFd> {
-        let created = Ruleset::default()
-            .handle_access(access)
-            .ok()?
-            .create()
-            .ok()?
-            .add_rule(PathBeneath::new(PathFd::new("/").ok()?, access))
-            .ok()?;
-        Option::<OwnedFd>::from(created)
-    })();
-    if let Some(fd) = built {
-        // F_DUPFD leaves the copy without close-on-exec (the copy is deliberately never
-        // closed); the original is closed when `fd` drops.
-        use nix::fcntl::{FcntlArg, fcntl};
-        let _ = fcntl(&fd, FcntlArg::F_DUPFD(tracer::RULESET_FD));
-    }
-}
-
 fn traced() -> bool {
     std::fs::read_to_string("/proc/self/status")
         .ok()
@@ -93,17 +63,17 @@ pub fn attach(pid: Pid, trace: bool) -> nix::Result<()> {
 
 /// Serves the tree until the command ends and what it left is gone; its exit status (128+N for
 /// signal N). `monitor`: the command's parent on keyfence's terminal (run/monitor.rs), and what
-/// to do when it stops. `ended` is set as soon as the command has ended.
+/// to do when it stops. `ended` is set as soon as the command has ended. `fence`: what the
+/// descendants are denied and the descriptor of its shared ruleset; `None` only observes.
 pub fn supervise<'a>(
     pid: Pid,
     protected: &'a Protected,
-    landlock_abi: u32,
-    contain: bool,
+    fence: Option<(&'a Fence, i32)>,
     trace: Option<crate::trace::Recorder>,
     monitor: Option<(Pid, Box<dyn FnMut() + 'a>)>,
     ended: &'a std::sync::atomic::AtomicBool,
 ) -> nix::Result<(u8, Summary, Option<crate::trace::Recorder>)> {
-    let mut t = tracer::Tracer::new(pid, protected, landlock_abi, contain, trace).with_ended(ended);
+    let mut t = tracer::Tracer::new(pid, protected, fence, trace).with_ended(ended);
     if let Some((monitor, on_stop)) = monitor {
         t = t.with_monitor(monitor, on_stop);
     }

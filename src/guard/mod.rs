@@ -16,6 +16,7 @@
 //! their privileges (no_new_privs), debuggers and tracers inside the tree, 32-bit programs
 //! starting programs.
 
+pub mod fence;
 #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
 pub mod filter;
 #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
@@ -57,6 +58,24 @@ impl Protected {
                 !v.expose().is_empty() && memchr::memmem::find(value, v.expose()).is_some()
             })
     }
+}
+
+/// Whether this process is traced by a keyfence, as every process of a guarded tree is: to
+/// explain a refusal of the descendant fence (fence.rs) instead of showing a bare "permission
+/// denied". Only for messages: the fence itself does not depend on it.
+pub fn supervised() -> bool {
+    let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
+        return false;
+    };
+    let tracer = status
+        .lines()
+        .find_map(|l| l.strip_prefix("TracerPid:"))
+        .map(|v| v.trim().to_string())
+        .unwrap_or_default();
+    if tracer.is_empty() || tracer == "0" {
+        return false;
+    }
+    std::fs::read_to_string(format!("/proc/{tracer}/comm")).is_ok_and(|c| c.trim() == "keyfence")
 }
 
 /// The hidden subcommand the helper runs as.

@@ -14,6 +14,7 @@
 //! x86-64 only: the registers are read and written with `PTRACE_GETREGS`.
 
 use super::Protected;
+use super::fence::Fence;
 use super::filter::nr;
 use super::memory::{self, Fault};
 use super::notify;
@@ -74,7 +75,9 @@ pub struct Tracer<'a> {
     early: HashSet<Pid>,
     pub summary: Summary,
     warned_ptrace: bool,
-    landlock_abi: u32,
+    /// The descendants' fence and the descriptor of its shared ruleset (guard); `None`: only
+    /// observe (trace alone).
+    fence: Option<(&'a Fence, i32)>,
     /// Contain descendants and rewrite their environment (guard); false: only observe.
     contain: bool,
     pub trace: Option<crate::trace::Recorder>,
@@ -126,21 +129,17 @@ pub fn options(trace: bool) -> Options {
     }
 }
 
-/// Landlock's "make block device" right: a domain that handles only it changes nothing a
-/// program normally does, but is a domain, which is what the ptrace check looks at.
-const LANDLOCK_ACCESS_FS_MAKE_BLOCK: u64 = 1 << 11;
-const LANDLOCK_ACCESS_FS_REFER: u64 = 1 << 13;
 const LANDLOCK_RULE_PATH_BENEATH: u64 = 1;
 
-/// Where the helper leaves a ready ruleset for the tree (`linux::share_ruleset`).
+/// Where the supervisor leaves the fence's ruleset for the tree (`fence::share`), or the first
+/// free descriptor above.
 pub const RULESET_FD: i32 = 1000;
 
 impl<'a> Tracer<'a> {
     pub fn new(
         command: Pid,
         protected: &'a Protected,
-        landlock_abi: u32,
-        contain: bool,
+        fence: Option<(&'a Fence, i32)>,
         trace: Option<crate::trace::Recorder>,
     ) -> Self {
         let mut tasks = HashMap::new();
@@ -157,8 +156,8 @@ impl<'a> Tracer<'a> {
             early: HashSet::new(),
             summary: Summary::default(),
             warned_ptrace: false,
-            landlock_abi,
-            contain,
+            fence,
+            contain: fence.is_some(),
             trace,
             connected: HashMap::new(),
             setuid_seen: HashSet::new(),
@@ -442,8 +441,9 @@ impl<'a> Tracer<'a> {
             return;
         };
         task.started = true;
+        let fd = self.fence.map_or(-1, |(_, fd)| fd);
         if std::mem::take(&mut task.contain_at_start) {
-            match contain_at_start(pid) {
+            match contain_at_start(pid, fd) {
                 Ok(true) => task.contained = true,
                 // Not contained yet: its exec contains it, by the slower way if need be.
                 Ok(false) => {}
@@ -573,8 +573,10 @@ impl<'a> Tracer<'a> {
         // (which guard alone does not follow: no exec event), the new image is contained
         // whatever the leader's entry says, and an entry never claims a containment its thread
         // lacks.
-        if !task.contained {
-            match contain(pid, regs, self.landlock_abi) {
+        if !task.contained
+            && let Some((fence, fd)) = self.fence
+        {
+            match contain(pid, regs, fence, fd) {
                 Ok(()) => {
                     if let Some(t) = self.tasks.get_mut(&pid) {
                         t.contained = true;
@@ -1389,16 +1391,16 @@ fn rewrite_env(
 }
 
 /// Puts the stopped tracee (at an exec's seccomp stop: a process `contain_at_start` could not
-/// contain) into a nested Landlock domain by making
-/// it run system calls, then rewinds it to issue the exec again: one call with the ruleset the
-/// helper shared, four when that is gone.
-///
-/// The domain handles "make block device" and, from ABI 2, "refer" (every Landlock domain
-/// forbids renaming and linking across directories unless it handles and grants "refer"), and
-/// grants both beneath `/`: it restricts nothing a program does with files, yet is a domain,
-/// which is what the kernel's ptrace check looks at. Both file descriptors are close-on-exec,
-/// so the exec that follows closes them.
-fn contain(pid: Pid, saved: libc::user_regs_struct, abi: u32) -> Result<(), String> {
+/// contain) into the fence's nested Landlock domain (fence.rs) by making it run system calls,
+/// then rewinds it to issue the exec again: one call with the ruleset the supervisor shared,
+/// one per rule and three more when that is gone. The descriptors are close-on-exec, so the
+/// exec that follows closes them.
+fn contain(
+    pid: Pid,
+    saved: libc::user_regs_struct,
+    fence: &Fence,
+    ruleset_fd: i32,
+) -> Result<(), String> {
     // The exec must have come from a two-byte `syscall` instruction, which is re-executed.
     let mut insn = [0u8; 2];
     memory::read_exact(pid, saved.rip as usize - 2, &mut insn)
@@ -1406,16 +1408,9 @@ fn contain(pid: Pid, saved: libc::user_regs_struct, abi: u32) -> Result<(), Stri
     if insn != [0x0f, 0x05] {
         return Err("the exec did not come from a syscall instruction".into());
     }
-    let handled = LANDLOCK_ACCESS_FS_MAKE_BLOCK
-        | if abi >= 2 {
-            LANDLOCK_ACCESS_FS_REFER
-        } else {
-            0
-        };
-    // Scratch space below the red zone: "/\0" at +0, the ruleset attribute (ABI 1 size:
-    // handled_access_fs only) at +16, the path-beneath attribute (packed: u64 access, i32 fd)
-    // at +32, its fd filled in once known.
-    let scratch = (saved.rsp as usize - 128 - 64) & !15;
+    // Scratch space below the red zone: the ruleset attribute at +0, the path-beneath
+    // attribute (packed: u64 access, i32 fd) at +32, a path at +64.
+    let scratch = (saved.rsp as usize - 128 - 64 - libc::PATH_MAX as usize) & !15;
     let write = |at: usize, bytes: &[u8]| {
         memory::write_all(pid, at, bytes).map_err(|_| "cannot write to its stack".to_string())
     };
@@ -1424,19 +1419,19 @@ fn contain(pid: Pid, saved: libc::user_regs_struct, abi: u32) -> Result<(), Stri
         inject(pid, &mut pending, saved, first, number, args)
     };
     // The first call replaces the exec at its seccomp stop; the next ones re-enter the kernel
-    // from the same instruction. Usually the ruleset the helper left open is still there, and
-    // one call is enough. A descriptor that is not a ruleset fails it with EBADFD or EBADF; one
-    // that is some other ruleset the command made still gives a domain, which is all the ptrace
-    // check needs.
+    // from the same instruction. Usually the ruleset the supervisor shared is still there, and
+    // one call is enough. A descriptor that is not a ruleset fails it with EBADFD or EBADF.
+    // One that is some other ruleset is possible only if the command itself replaced it (each
+    // process below is contained before its own code runs), and the command is trusted.
     let shared = call(
         true,
         libc::SYS_landlock_restrict_self,
-        [RULESET_FD as u64, 0, 0, 0],
+        [ruleset_fd as u64, 0, 0, 0],
     )?;
     let result = if shared == 0 {
         Ok(())
     } else {
-        build_and_restrict(&mut call, scratch, handled, write)
+        build_and_restrict(&mut call, scratch, fence, write)
     };
     match &result {
         Ok(()) => restore(pid, saved)?,
@@ -1464,7 +1459,7 @@ fn contain(pid: Pid, saved: libc::user_regs_struct, abi: u32) -> Result<(), Stri
 /// Why single-step: resuming with `PTRACE_SYSCALL` would stop at the call's entry and exit;
 /// letting it run on without a stop would hand its code `rdi`/`rsi` changed across a system
 /// call, which the ABI promises not to do.
-fn contain_at_start(pid: Pid) -> Result<bool, String> {
+fn contain_at_start(pid: Pid, ruleset_fd: i32) -> Result<bool, String> {
     let saved = ptrace::getregs(pid).map_err(|e| format!("getregs: {e}"))?;
     let mut insn = [0u8; 2];
     if memory::read_exact(pid, saved.rip as usize - 2, &mut insn).is_err() || insn != [0x0f, 0x05] {
@@ -1475,7 +1470,7 @@ fn contain_at_start(pid: Pid) -> Result<bool, String> {
     r.rax = libc::SYS_landlock_restrict_self as u64;
     // Not in a system call: no restart logic applies on the way back to user space.
     r.orig_rax = u64::MAX;
-    r.rdi = RULESET_FD as u64;
+    r.rdi = ruleset_fd as u64;
     r.rsi = 0;
     ptrace::setregs(pid, r).map_err(|e| format!("setregs: {e}"))?;
     let mut pending = Vec::new();
@@ -1510,58 +1505,59 @@ fn contain_at_start(pid: Pid) -> Result<bool, String> {
     Ok(after.rax == 0)
 }
 
-/// The slow way into a domain: open `/`, create the ruleset, add the rule, restrict — each an
-/// injected call re-entering the kernel from the exec's instruction.
+/// The slow way into the fence's domain: create the ruleset, then for each rule open its path,
+/// add the rule and close the path again, then restrict — each an injected call re-entering the
+/// kernel from the exec's instruction. A path that no longer opens gets no rule, which denies
+/// it: fails closed, as `fence::share` does.
 fn build_and_restrict(
     call: &mut impl FnMut(bool, i64, [u64; 4]) -> Result<i64, String>,
     scratch: usize,
-    handled: u64,
+    fence: &Fence,
     write: impl Fn(usize, &[u8]) -> Result<(), String>,
 ) -> Result<(), String> {
-    write(scratch, b"/\0")?;
-    write(scratch + 16, &handled.to_ne_bytes())?;
-    let root = call(
-        false,
-        libc::SYS_openat,
-        [
-            libc::AT_FDCWD as u64,
-            scratch as u64,
-            (libc::O_PATH | libc::O_CLOEXEC) as u64,
-            0,
-        ],
-    )?;
-    if root < 0 {
-        return Err(format!("cannot open /: {}", Errno::from_raw(-root as i32)));
-    }
+    let failed = |what: &str, r: i64| format!("{what} failed: {}", Errno::from_raw(-r as i32));
+    let attr = fence.attr();
+    write(scratch, &attr)?;
     let ruleset = call(
         false,
         libc::SYS_landlock_create_ruleset,
-        [(scratch + 16) as u64, 8, 0, 0],
+        [scratch as u64, attr.len() as u64, 0, 0],
     )?;
     if ruleset < 0 {
-        return Err(format!(
-            "landlock_create_ruleset failed: {}",
-            Errno::from_raw(-ruleset as i32)
-        ));
+        return Err(failed("landlock_create_ruleset", ruleset));
     }
-    let mut beneath = handled.to_ne_bytes().to_vec();
-    beneath.extend_from_slice(&(root as i32).to_ne_bytes());
-    write(scratch + 32, &beneath)?;
-    let added = call(
-        false,
-        libc::SYS_landlock_add_rule,
-        [
-            ruleset as u64,
-            LANDLOCK_RULE_PATH_BENEATH,
-            (scratch + 32) as u64,
-            0,
-        ],
-    )?;
-    if added < 0 {
-        return Err(format!(
-            "landlock_add_rule failed: {}",
-            Errno::from_raw(-added as i32)
-        ));
+    for (path, access) in &fence.rules {
+        write(scratch + 64, path.as_bytes_with_nul())?;
+        let fd = call(
+            false,
+            libc::SYS_openat,
+            [
+                libc::AT_FDCWD as u64,
+                (scratch + 64) as u64,
+                (libc::O_PATH | libc::O_CLOEXEC) as u64,
+                0,
+            ],
+        )?;
+        if fd < 0 {
+            continue;
+        }
+        let mut beneath = access.to_ne_bytes().to_vec();
+        beneath.extend_from_slice(&(fd as i32).to_ne_bytes());
+        write(scratch + 32, &beneath)?;
+        let added = call(
+            false,
+            libc::SYS_landlock_add_rule,
+            [
+                ruleset as u64,
+                LANDLOCK_RULE_PATH_BENEATH,
+                (scratch + 32) as u64,
+                0,
+            ],
+        )?;
+        call(false, libc::SYS_close, [fd as u64, 0, 0, 0])?;
+        if added < 0 {
+            return Err(failed("landlock_add_rule", added));
+        }
     }
     let restricted = call(
         false,
@@ -1569,12 +1565,9 @@ fn build_and_restrict(
         [ruleset as u64, 0, 0, 0],
     )?;
     if restricted < 0 {
-        return Err(format!(
-            "landlock_restrict_self failed: {}",
-            Errno::from_raw(-restricted as i32)
-        ));
+        return Err(failed("landlock_restrict_self", restricted));
     }
-    // The two descriptors are close-on-exec: the exec that follows closes them.
+    // The ruleset's descriptor is close-on-exec: the exec that follows closes it.
     Ok(())
 }
 

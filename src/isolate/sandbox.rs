@@ -136,19 +136,7 @@ impl Policy {
     pub fn for_request(r: &Request) -> Policy {
         let home = r.home;
         let var = |n: &str| std::env::var_os(n).filter(|v| !v.is_empty());
-        // Every file an audit source reads for keys: a new audit file extends the sandbox.
-        let audited = crate::audit::credfile::HOME_FILES
-            .iter()
-            .copied()
-            .chain(crate::audit::shell::HOME_FILES.iter().map(|(f, _)| *f))
-            .chain(crate::audit::shell::HOME_DIRS.iter().map(|(d, _, _)| *d))
-            .chain(crate::audit::history::HOME_FILES.iter().map(|(f, _)| *f));
-        let mut deny_read: Vec<PathBuf> = audited
-            .chain(DENIED_IN_HOME.iter().copied())
-            .map(|r| home.join(r))
-            .collect();
-        deny_read.extend(var("HISTFILE").map(PathBuf::from));
-        deny_read.extend(r.store_dirs.iter().cloned());
+        let deny_read = credential_paths(home, r.store_dirs);
 
         let managers = package_managers(r.command);
         let mut writable = vec![
@@ -510,6 +498,29 @@ fn agent_sockets(home: &Path, allowed: &dyn Fn(&str) -> bool) -> Vec<PathBuf> {
     out
 }
 
+/// What neither a sandboxed command nor the descendants of a guarded one may read: every file
+/// an audit source reads for keys (so a new audit file extends both), the credential
+/// directories of `DENIED_IN_HOME`, the shell's history file, and keyfence's store.
+pub fn credential_paths(home: &Path, store_dirs: &[PathBuf]) -> Vec<PathBuf> {
+    let audited = crate::audit::credfile::HOME_FILES
+        .iter()
+        .copied()
+        .chain(crate::audit::shell::HOME_FILES.iter().map(|(f, _)| *f))
+        .chain(crate::audit::shell::HOME_DIRS.iter().map(|(d, _, _)| *d))
+        .chain(crate::audit::history::HOME_FILES.iter().map(|(f, _)| *f));
+    let mut deny: Vec<PathBuf> = audited
+        .chain(DENIED_IN_HOME.iter().copied())
+        .map(|r| home.join(r))
+        .collect();
+    deny.extend(
+        std::env::var_os("HISTFILE")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from),
+    );
+    deny.extend(store_dirs.iter().cloned());
+    deny
+}
+
 /// Normalises a path for comparison: absolute, symlinks resolved where it exists.
 fn normal(p: &Path) -> PathBuf {
     p.canonicalize()
@@ -547,14 +558,15 @@ pub fn cover(root: &Path, deny: &[PathBuf]) -> Cover {
         return c;
     }
     if denied.iter().any(|d| d.starts_with(&root)) {
-        walk(&root, &denied, &mut c);
+        walk(&root, &denied, &mut c, &mut DeniedInodes::default());
     } else {
         c.whole.push(root);
     }
     c
 }
 
-fn walk(dir: &Path, denied: &BTreeSet<PathBuf>, c: &mut Cover) {
+fn walk(dir: &Path, denied: &BTreeSet<PathBuf>, c: &mut Cover, links: &mut DeniedInodes) {
+    use std::os::unix::fs::MetadataExt;
     c.partial.push(dir.to_path_buf());
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
@@ -565,15 +577,55 @@ fn walk(dir: &Path, denied: &BTreeSet<PathBuf>, c: &mut Cover) {
         if denied.contains(&child) {
             continue;
         }
+        let Ok(meta) = std::fs::symlink_metadata(&child) else {
+            continue;
+        };
+        // A rule binds to the inode its path opens to. A symlink would hand its target's
+        // rights over (`~/notes -> ~/.aws`, planted by an earlier run); its target gets
+        // whatever its own place in the cover gives it, so the link itself needs no rule.
+        if meta.file_type().is_symlink() {
+            continue;
+        }
+        // Likewise a second hard link to a denied file (`ln ~/.aws/credentials ~/notes`):
+        // a rule on it would be a rule on the credential file itself.
+        if meta.is_file() && meta.nlink() > 1 && links.contains(denied, meta.dev(), meta.ino()) {
+            continue;
+        }
         let leads_to_denied = denied.iter().any(|d| d.starts_with(&child));
-        // Follow a directory only if a denied path lies beneath it; never through a symlink
-        // (its target is handled through the resolved denied paths).
-        let is_dir = std::fs::symlink_metadata(&child).is_ok_and(|m| m.is_dir());
-        if leads_to_denied && is_dir {
-            walk(&child, denied, c);
+        if leads_to_denied && meta.is_dir() {
+            walk(&child, denied, c, links);
         } else {
             c.whole.push(child);
         }
+    }
+}
+
+/// The inodes of the files beneath the denied paths, gathered only when a file with more
+/// than one link needs checking (rare), and then once.
+#[derive(Default)]
+struct DeniedInodes(Option<std::collections::HashSet<(u64, u64)>>);
+
+impl DeniedInodes {
+    fn contains(&mut self, denied: &BTreeSet<PathBuf>, dev: u64, ino: u64) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        let set = self.0.get_or_insert_with(|| {
+            let mut set = std::collections::HashSet::new();
+            for d in denied {
+                for entry in walkdir::WalkDir::new(d)
+                    .follow_links(false)
+                    .into_iter()
+                    .filter_map(|e| e.ok())
+                {
+                    if let Ok(m) = entry.metadata()
+                        && m.is_file()
+                    {
+                        set.insert((m.dev(), m.ino()));
+                    }
+                }
+            }
+            set
+        });
+        set.contains(&(dev, ino))
     }
 }
 

@@ -347,10 +347,9 @@ fn suspend_with_command(
 /// What `--guard` protects, and whether to report on it in detail.
 pub struct Guard {
     pub protected: crate::guard::Protected,
-    pub landlock_abi: u32,
-    /// Contain descendants and rewrite their environment (`--guard`); false with `--trace`
-    /// alone, which only observes.
-    pub contain: bool,
+    /// What the descendants are denied, and the descriptor of its shared ruleset
+    /// (`--guard`); `None` with `--trace` alone, which only observes.
+    pub fence: Option<(crate::guard::fence::Fence, i32)>,
     /// `--trace`: the recorder, taken by the supervisor.
     pub trace: std::sync::Mutex<Option<crate::trace::Recorder>>,
     pub verbose: bool,
@@ -404,8 +403,7 @@ fn wait<'a>(
         let (code, summary, trace) = crate::guard::supervise(
             pid,
             &g.protected,
-            g.landlock_abi,
-            g.contain,
+            g.fence.as_ref().map(|(f, fd)| (f, *fd)),
             trace,
             monitor,
             ended,

@@ -387,6 +387,15 @@ pub enum StoreError {
     Passphrase(#[from] PassphraseError),
     #[error("deriving the key from the passphrase: {0}")]
     Kdf(argon2::Error),
+    #[error(
+        "the store is out of reach here: this command runs below one that `keyfence run --guard` \
+         (the agent profile) supervises, which keeps the store and the credential files from \
+         every command it starts ({} is not readable)\n\
+         hint: run `keyfence secret` in a terminal of your own; a command the agent runs that \
+         needs a key gets it by name from a profile of yours with `inject`",
+        path.display()
+    )]
+    Fenced { path: PathBuf },
     #[error("{action} {}: {source}", path.display())]
     Io {
         action: &'static str,
@@ -629,6 +638,11 @@ fn load(
     let bytes = match std::fs::read(&paths.vault) {
         Ok(b) => b,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) if e.kind() == io::ErrorKind::PermissionDenied && crate::guard::supervised() => {
+            return Err(StoreError::Fenced {
+                path: paths.vault.clone(),
+            });
+        }
         Err(e) => return Err(io_err("reading", &paths.vault)(e)),
     };
     let corrupt = |reason| StoreError::Corrupt {
