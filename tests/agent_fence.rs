@@ -130,8 +130,8 @@ fn assert_round_trip(stub: &Stub, a: &Attack, r: &Run) {
     }
 }
 
-/// Every channel tried, none gave anything.
-fn assert_fenced(v: &Verdict, expect_also: &[&str]) {
+/// Every channel tried, none gave anything, and `keyfence secret get` said why it refused.
+fn assert_fenced(a: &Attack, v: &Verdict, expect_also: &[&str]) {
     let untried = v.untried(&[EXPECTED, expect_also].concat());
     assert!(
         untried.is_empty(),
@@ -144,6 +144,14 @@ fn assert_fenced(v: &Verdict, expect_also: &[&str]) {
         v.leaks.iter().cloned().collect::<Vec<_>>().join("\n  "),
         v.report
     );
+    for name in &a.seeded.stored {
+        let said = std::fs::read_to_string(a.seeded.loot().join(format!("secret-get-{name}")))
+            .unwrap_or_default();
+        assert!(
+            said.contains("out of reach") && said.contains("hint:"),
+            "secret get {name} below the agent did not say why it failed: {said}"
+        );
+    }
 }
 
 #[test]
@@ -168,7 +176,7 @@ fn agent_profile_with_inject_keeps_every_credential_from_the_tree() {
         &[],
     );
     let v = a.verdict(false);
-    assert_fenced(&v, &["mem-keyfence", "signal-0-keyfence"]);
+    assert_fenced(&a, &v, &["mem-keyfence", "signal-0-keyfence"]);
     assert_round_trip(&stub, &a, &r);
     for m in stub.messages() {
         assert!(
@@ -203,7 +211,7 @@ fn agent_profile_with_phantom_keeps_every_credential_from_the_tree() {
         &[],
     );
     let v = a.verdict(false);
-    assert_fenced(&v, &["mem-keyfence", "signal-0-keyfence"]);
+    assert_fenced(&a, &v, &["mem-keyfence", "signal-0-keyfence"]);
     assert_round_trip(&stub, &a, &r);
     // The proxy swapped the stand-in for the real key on the way out.
     for m in stub.messages() {
@@ -225,7 +233,7 @@ fn agent_profile_keeps_a_claude_login_working_and_from_the_tree() {
     let stub = Stub::start(&a.seeded.probe_command());
     let r = a.run(&stub, &[BIN, "run", "--profile", "agent", "--"], &[]);
     let v = a.verdict(false);
-    assert_fenced(&v, &["mem-keyfence", "signal-0-keyfence"]);
+    assert_fenced(&a, &v, &["mem-keyfence", "signal-0-keyfence"]);
     assert_round_trip(&stub, &a, &r);
     let bearer = format!("Bearer {}", a.seeded.oauth);
     for m in stub.messages() {
