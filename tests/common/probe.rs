@@ -303,6 +303,7 @@ impl World {
         let mut helper = as_nobody(&fx.home, "/usr/bin/python3")
             .arg(&helper_script)
             .arg(&world.helper_socket)
+            .arg(s.loot())
             .stdout(Stdio::piped())
             .spawn()
             .expect("start the helper");
@@ -439,6 +440,10 @@ impl Verdict {
         if let Ok(entries) = std::fs::read_dir(&loot) {
             for e in entries.flatten() {
                 let name = e.file_name().to_string_lossy().into_owned();
+                // The outside helper's own reads of the agent's /proc entries.
+                if name.starts_with("outside-") {
+                    tried.insert(name.clone());
+                }
                 if name != "report" {
                     hay.push((name, e.path()));
                 }
@@ -529,7 +534,10 @@ pub const EXPECTED: &[&str] = &[
     "rename-git-credentials",
     "signal-0-claude",
     "signal-18-claude",
-    "helper",
+    "helper-file-claude",
+    "helper-environ-claude",
+    "outside-environ-claude",
+    "outside-mem-claude",
     "tmux",
     "dbus",
     "core-claude",
