@@ -134,17 +134,13 @@ fn assert_round_trip(stub: &Stub, a: &Attack, r: &Run) {
 fn assert_fenced(a: &Attack, v: &Verdict, expect_also: &[&str]) {
     let untried = v.untried(&[EXPECTED, expect_also].concat());
     assert!(
-        untried.is_empty(),
-        "the probe did not try {untried:?}:\n{}",
-        v.report
-    );
-    assert!(
-        v.leaks.is_empty(),
-        "the agent's tree obtained credentials:\n  {}\nprobe report:\n{}",
+        untried.is_empty() && v.leaks.is_empty(),
+        "not tried: {untried:?}\nthe agent's tree obtained credentials:\n  {}\nprobe report:\n{}",
         v.leaks.iter().cloned().collect::<Vec<_>>().join("\n  "),
         v.report
     );
     for name in &a.seeded.stored {
+        // No leak above, so what secret get printed holds no secret.
         let said = std::fs::read_to_string(a.seeded.loot().join(format!("secret-get-{name}")))
             .unwrap_or_default();
         assert!(
@@ -153,6 +149,19 @@ fn assert_fenced(a: &Attack, v: &Verdict, expect_also: &[&str]) {
         );
     }
 }
+
+/// Under keyfence, its supervisor is attacked too: it holds the key (phantom's proxy, inject's
+/// store read).
+const KEYFENCE_TOO: &[&str] = &[
+    "environ-keyfence",
+    "mem-keyfence",
+    "ptrace-keyfence",
+    "signal-0-keyfence",
+    "core-keyfence",
+    "helper-environ-keyfence",
+    "outside-environ-keyfence",
+    "outside-mem-keyfence",
+];
 
 #[test]
 fn agent_profile_with_inject_keeps_every_credential_from_the_tree() {
@@ -176,7 +185,7 @@ fn agent_profile_with_inject_keeps_every_credential_from_the_tree() {
         &[],
     );
     let v = a.verdict(false);
-    assert_fenced(&a, &v, &["mem-keyfence", "signal-0-keyfence"]);
+    assert_fenced(&a, &v, KEYFENCE_TOO);
     assert_round_trip(&stub, &a, &r);
     for m in stub.messages() {
         assert!(
@@ -211,7 +220,7 @@ fn agent_profile_with_phantom_keeps_every_credential_from_the_tree() {
         &[],
     );
     let v = a.verdict(false);
-    assert_fenced(&a, &v, &["mem-keyfence", "signal-0-keyfence"]);
+    assert_fenced(&a, &v, KEYFENCE_TOO);
     assert_round_trip(&stub, &a, &r);
     // The proxy swapped the stand-in for the real key on the way out.
     for m in stub.messages() {
@@ -233,7 +242,7 @@ fn agent_profile_keeps_a_claude_login_working_and_from_the_tree() {
     let stub = Stub::start(&a.seeded.probe_command());
     let r = a.run(&stub, &[BIN, "run", "--profile", "agent", "--"], &[]);
     let v = a.verdict(false);
-    assert_fenced(&a, &v, &["mem-keyfence", "signal-0-keyfence"]);
+    assert_fenced(&a, &v, KEYFENCE_TOO);
     assert_round_trip(&stub, &a, &r);
     let bearer = format!("Bearer {}", a.seeded.oauth);
     for m in stub.messages() {
