@@ -314,6 +314,7 @@ fn baseline_a_forced_core_dump_of_the_agent_leaks_its_key() {
     let stub = Stub::start(&a.seeded.probe_command());
     a.run(&stub, &[], &[("ANTHROPIC_API_KEY", &key)]);
     let v = a.verdict(true);
+    eprintln!("leaks: {:#?}", v.leaks);
     assert!(
         v.tried.iter().any(|t| t.starts_with("core-claude")),
         "{}",

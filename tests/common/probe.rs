@@ -453,7 +453,8 @@ impl Verdict {
             for e in entries.flatten() {
                 let name = e.file_name().to_string_lossy().into_owned();
                 if name.starts_with("core") {
-                    leaks.insert(format!("{name}: a core file was written"));
+                    let mib = e.metadata().map_or(0, |m| m.len()) >> 20;
+                    leaks.insert(format!("{name}: a core file was written ({mib} MiB)"));
                     hay.push((name, e.path()));
                 }
             }
