@@ -588,6 +588,105 @@ fn guard_keeps_a_descendant_from_making_the_command_dump_core() {
     assert!(!r.stdout.contains(&key) && !r.stderr.contains(&key));
 }
 
+/// A same-user server outside the tree, standing in for tmux: it reads whatever file it is
+/// asked for. Started by the test, as nobody, outside keyfence, at a tmux socket path.
+const OUTSIDE_HELPER: &str = r#"
+import os, socket, sys
+path = sys.argv[1]
+s = socket.socket(socket.AF_UNIX)
+s.bind(path)
+s.listen(4)
+open(path + ".ready", "w").close()
+while True:
+    c, _ = s.accept()
+    want = c.recv(4096).decode()
+    try:
+        c.sendall(open(want, "rb").read())
+    except OSError as e:
+        c.sendall(str(e).encode())
+    c.close()
+"#;
+
+/// A descendant asks a same-user process outside the tree (a tmux server) to read the
+/// credential file for it: the fence does not bind that process. Guard hides the socket (a
+/// mount namespace over the tree), so the connect fails; without guard the file comes back.
+#[test]
+fn guard_hides_a_same_user_server_outside_the_tree() {
+    let (mut fx, _key) = with_stored_key();
+    let aws = fx.key("aws-secret");
+    let creds = fx.home_file(
+        ".aws/credentials",
+        &format!("[default]\naws_secret_access_key = {aws}\n"),
+    );
+    if !fx.hand_to_nobody() {
+        skipped();
+        return;
+    }
+    let dir = std::path::PathBuf::from("/tmp/tmux-65534");
+    let _ = std::fs::create_dir(&dir);
+    std::os::unix::fs::chown(&dir, Some(65534), Some(65534)).unwrap();
+    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    let sock = dir.join(format!("keyfence-guard-{}", std::process::id()));
+    let _ = std::fs::remove_file(&sock);
+    // Killed and removed however the test ends.
+    struct Server(std::process::Child, std::path::PathBuf);
+    impl Drop for Server {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+            let _ = std::fs::remove_file(&self.1);
+            let _ = std::fs::remove_file(self.1.with_extension("ready"));
+        }
+    }
+    let server = Server(
+        std::process::Command::new(AS_NOBODY[0])
+            .args(&AS_NOBODY[1..])
+            .args(["/usr/bin/python3", "-c", OUTSIDE_HELPER])
+            .arg(&sock)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+        sock.clone(),
+    );
+    let ready = sock.with_extension("ready");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !ready.exists() {
+        assert!(std::time::Instant::now() < deadline, "helper did not start");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let loot = fx.project.join("loot");
+    let ask = format!(
+        "python3 -c 'import socket,sys; s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); \
+         s.sendall(sys.argv[2].encode()); print(s.recv(4096).decode())' {} {} > {} 2>&1; true",
+        sock.display(),
+        creds.display(),
+        loot.display()
+    );
+    let script = format!("sh -c \"{ask}\"; true");
+    let env = [("PATH", "/usr/bin:/bin")];
+    let open = injected_sh(&fx, &[], &script, &env).unwrap();
+    let opened = std::fs::read_to_string(&loot).unwrap_or_default();
+    let fenced = guarded_sh(&fx, &script, &env).unwrap();
+    let got = std::fs::read_to_string(&loot).unwrap_or_default();
+    drop(server);
+    // The baseline: the server outside reads the file the fence denies.
+    assert_eq!(open.code, 0, "{}", open.stderr);
+    assert!(opened.contains(&aws), "{opened}");
+    assert!(!got.contains(&aws), "leaked through the server");
+    assert!(
+        got.contains("Connection refused"),
+        "{got}\n{}",
+        fenced.stderr
+    );
+    assert!(
+        fenced.stderr.contains("hidden from the command's tree")
+            && fenced.stderr.contains(&sock.display().to_string()),
+        "{}",
+        fenced.stderr
+    );
+}
+
 /// The nested Landlock domain restricts nothing a program does with files: moving a file
 /// across directories (which every Landlock domain forbids unless it grants "refer") works.
 #[test]

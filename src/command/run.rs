@@ -273,6 +273,39 @@ fn prepare_sandbox(args: &RunArgs, allow: &[String]) -> Result<Sandbox> {
     })
 }
 
+/// Hides the user's session services from a guarded tree, in a mount namespace as the
+/// sandbox does (isolate/mounts.rs): tmux (`tmux new-window CMD`), the D-Bus session bus
+/// (`systemd-run --user CMD`, the secret service), systemd's and gpg's and ssh's agents,
+/// docker's and podman's sockets. Each would run a command, or use a key, for a descendant
+/// outside the descendant fence (guard/fence.rs), where it could read every credential file.
+/// The command is hidden from them too: a mount namespace holds a whole tree. `allowed`
+/// variables keep theirs (`allow = ["SSH_AUTH_SOCK"]` in the user's profile).
+#[cfg(target_os = "linux")]
+fn hide_services(allowed: &[String]) -> Result<()> {
+    use crate::isolate::{mounts, sandbox};
+    let home = sandbox_home()?;
+    let hidden = sandbox::agent_sockets(&home, &|v: &str| allowed.iter().any(|a| a == v));
+    match mounts::enter(&[], &hidden) {
+        Ok(m) if !m.hidden.is_empty() => eprintln!(
+            "keyfence: guard: hidden from the command's tree: {} (to keep one, allow its \
+             variable in your profile, e.g. allow = [\"SSH_AUTH_SOCK\"])",
+            list(&m.hidden)
+        ),
+        Ok(_) => {}
+        Err(e) => eprintln!(
+            "keyfence: warning: guard: {e:#}\nkeyfence: warning: so what the command starts can \
+             reach {}, and through them run commands outside the fence",
+            list(&hidden)
+        ),
+    }
+    Ok(())
+}
+
+#[cfg(not(target_os = "linux"))]
+fn hide_services(_allowed: &[String]) -> Result<()> {
+    Ok(())
+}
+
 #[cfg(target_os = "linux")]
 fn list(paths: &[std::path::PathBuf]) -> String {
     if paths.is_empty() {
@@ -433,6 +466,13 @@ fn prepare(
         true => Some(prepare_sandbox(args, &agents_allowed)?),
         false => None,
     };
+    let guard = args.guard || p.guard.unwrap_or(false);
+    // Like the sandbox's, a guarded tree does not reach the user's session services: each runs
+    // what it is asked outside every fence (before the phantom proxy's thread: unshare needs a
+    // single-threaded process).
+    if guard && sandbox.is_none() {
+        hide_services(&agents_allowed)?;
+    }
     let phantom_secrets = start_phantoms(
         &mut store,
         args,
@@ -443,7 +483,6 @@ fn prepare(
     )?;
     let phantoms = !phantom_secrets.is_empty();
     let mask = !args.no_mask && p.mask.unwrap_or(true);
-    let guard = args.guard || p.guard.unwrap_or(false);
     let cli_net = args
         .net
         .parse::<NetPolicy>()
@@ -456,9 +495,10 @@ fn prepare(
         bail!("--phantom needs the network for its proxy; it cannot be combined with --net none");
     }
     let mut plan = env::plan(detect::detector(), std::env::vars_os(), &rules, inject);
-    // The agents' sockets are hidden in the sandbox; their variables go too, unless allowed.
+    // The agents' sockets are hidden in the sandbox and under guard; their variables go too,
+    // unless allowed.
     #[cfg(target_os = "linux")]
-    if sandbox.is_some() {
+    if sandbox.is_some() || guard {
         use crate::isolate::sandbox::AGENT_VARS;
         plan.env.retain(|(k, _)| {
             !AGENT_VARS.iter().any(|v| k == v) || agents_allowed.iter().any(|a| k == a.as_str())

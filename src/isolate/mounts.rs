@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, thiserror::Error)]
 pub enum MountError {
     #[error(
-        "the sandbox needs a mount namespace to keep {what} read-only, and this user cannot \
+        "hiding or keeping read-only {what} needs a mount namespace, and this user cannot \
          create one ({source})\nhint: `keyfence doctor` shows whether user namespaces are \
          available"
     )]

@@ -387,7 +387,7 @@ pub fn git_dirs(project: &Path) -> Vec<PathBuf> {
 /// `systemd-run --user` starts any command outside the sandbox, and every other socket
 /// directly in `$XDG_RUNTIME_DIR`, systemd's and podman's, docker's); a tmux server's
 /// (`TMUX`: `tmux new-window CMD` runs CMD outside too).
-fn agent_sockets(home: &Path, allowed: &dyn Fn(&str) -> bool) -> Vec<PathBuf> {
+pub fn agent_sockets(home: &Path, allowed: &dyn Fn(&str) -> bool) -> Vec<PathBuf> {
     use std::os::unix::fs::{FileTypeExt, MetadataExt};
     let var = |n: &str| {
         std::env::var_os(n)
