@@ -19,7 +19,7 @@ mod probe;
 
 use claude_stub::Stub;
 use common::*;
-use probe::{ALL, EXPECTED, Seeded, Verdict, World};
+use probe::{ALL, EXPECTED, OUTSIDE, Seeded, Verdict, World};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -130,13 +130,23 @@ fn assert_round_trip(stub: &Stub, a: &Attack, r: &Run) {
     }
 }
 
-/// Every channel tried, none gave anything, and `keyfence secret get` said why it refused.
+/// Every channel tried, none gave the tree anything, and `keyfence secret get` said why it
+/// refused. (What the outside helper reads on its own is `agent_is_unreadable_from_outside`'s.)
 fn assert_fenced(a: &Attack, v: &Verdict, expect_also: &[&str]) {
     let untried = v.untried(&[EXPECTED, expect_also].concat());
+    let leaks: Vec<&String> = v
+        .leaks
+        .iter()
+        .filter(|l| !l.starts_with("outside-"))
+        .collect();
     assert!(
-        untried.is_empty() && v.leaks.is_empty(),
+        untried.is_empty() && leaks.is_empty(),
         "not tried: {untried:?}\nthe agent's tree obtained credentials:\n  {}\nprobe report:\n{}",
-        v.leaks.iter().cloned().collect::<Vec<_>>().join("\n  "),
+        leaks
+            .iter()
+            .map(|l| l.as_str())
+            .collect::<Vec<_>>()
+            .join("\n  "),
         v.report
     );
     for name in &a.seeded.stored {
@@ -159,8 +169,6 @@ const KEYFENCE_TOO: &[&str] = &[
     "signal-0-keyfence",
     "core-keyfence",
     "helper-environ-keyfence",
-    "outside-environ-keyfence",
-    "outside-mem-keyfence",
 ];
 
 #[test]
@@ -254,6 +262,50 @@ fn agent_profile_keeps_a_claude_login_working_and_from_the_tree() {
     }
 }
 
+/// Issue #15, item 6: a same-uid process outside the tree (an IDE, `systemd --user`, a
+/// tmux server the tree can no longer reach) reads the agent's /proc/PID/environ and memory
+/// while its Bash tool runs; a non-dumpable agent's /proc entries are root's. The agent holds
+/// an injected key in its environment and its OAuth tokens (read from its credentials file) in
+/// memory. Its baseline is `baseline_without_keyfence_every_channel_leaks`.
+#[test]
+fn agent_is_unreadable_from_outside_the_tree() {
+    let key = fake("anthropic");
+    let Some(mut a) = Attack::new(&[("ANTHROPIC_API_KEY", &key)], &["proc"]) else {
+        return;
+    };
+    a.seeded.fx.planted.push(key.clone());
+    let stub = Stub::start(&a.seeded.probe_command());
+    let r = a.run(
+        &stub,
+        &[
+            BIN,
+            "run",
+            "--profile",
+            "agent",
+            "--inject",
+            "ANTHROPIC_API_KEY",
+            "--",
+        ],
+        &[],
+    );
+    // The helper reads once the probe has started; give it the time to finish.
+    let start = std::time::Instant::now();
+    let v = loop {
+        let v = a.verdict(false);
+        if v.untried(OUTSIDE).is_empty() || start.elapsed() > Duration::from_secs(30) {
+            break v;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    assert_round_trip(&stub, &a, &r);
+    let untried = v.untried(OUTSIDE);
+    let outside = v.leaks_through("outside-");
+    assert!(
+        untried.is_empty() && outside.is_empty(),
+        "not read: {untried:?}\nread from outside the tree: {outside:#?}"
+    );
+}
+
 /// What every protected test above must stop, done without keyfence: each channel leaks here,
 /// or the protected tests would prove nothing about it.
 #[test]
@@ -275,6 +327,7 @@ fn baseline_without_keyfence_every_channel_leaks() {
     assert_round_trip_ignoring_leaks(&stub, &r);
     let expected: Vec<&str> = EXPECTED
         .iter()
+        .chain(OUTSIDE)
         .copied()
         .filter(|c| !c.starts_with("core"))
         .collect();

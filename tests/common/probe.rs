@@ -511,6 +511,10 @@ impl Verdict {
     }
 }
 
+/// What the helper outside the tree reads of the agent on its own (not asked by the tree):
+/// the agent's /proc entries, which only a non-dumpable agent keeps from a same-uid process.
+pub const OUTSIDE: &[&str] = &["outside-environ-claude", "outside-mem-claude"];
+
 /// The channel prefixes every full probe must have tried, for `Verdict::untried`.
 pub const EXPECTED: &[&str] = &[
     "env",
@@ -537,8 +541,6 @@ pub const EXPECTED: &[&str] = &[
     "signal-18-claude",
     "helper-file-claude",
     "helper-environ-claude",
-    "outside-environ-claude",
-    "outside-mem-claude",
     "tmux",
     "dbus",
     "core-claude",
