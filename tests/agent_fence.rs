@@ -262,6 +262,27 @@ fn agent_profile_keeps_a_claude_login_working_and_from_the_tree() {
     }
 }
 
+/// "With nothing else on the command line": `keyfence run -- claude` picks the agent profile
+/// itself, for a user logged in with `claude auth login`.
+#[test]
+fn keyfence_run_claude_alone_fences_the_tree() {
+    let Some(a) = Attack::new(&[], ALL) else {
+        return;
+    };
+    let stub = Stub::start(&a.seeded.probe_command());
+    let r = a.run(&stub, &[BIN, "run", "--"], &[]);
+    let v = a.verdict(false);
+    assert_fenced(&a, &v, KEYFENCE_TOO);
+    assert_round_trip(&stub, &a, &r);
+    let bearer = format!("Bearer {}", a.seeded.oauth);
+    assert!(
+        stub.messages()
+            .iter()
+            .all(|m| m.header("authorization") == Some(bearer.as_str())),
+        "claude did not log in with its OAuth token"
+    );
+}
+
 /// Issue #15, item 6: a same-uid process outside the tree (an IDE, `systemd --user`, a
 /// tmux server the tree can no longer reach) reads the agent's /proc/PID/environ and memory
 /// while its Bash tool runs; a non-dumpable agent's /proc entries are root's. The agent holds
