@@ -37,8 +37,9 @@ fn claude_bin() -> PathBuf {
 
 /// Everything one attacked run needs; None (after saying why) when this machine cannot run it.
 struct Attack {
-    seeded: Seeded,
+    // Dropped in this order: the services stop before their fixture goes.
     world: World,
+    seeded: Seeded,
     _shared: std::sync::MutexGuard<'static, ()>,
 }
 
@@ -63,8 +64,8 @@ impl Attack {
         }
         let world = World::start(&seeded, placeholder);
         Some(Attack {
-            seeded,
             world,
+            seeded,
             _shared: shared,
         })
     }
@@ -84,8 +85,8 @@ impl Attack {
         ]);
         c.current_dir(&self.seeded.fx.project)
             .env_clear()
-            // keyfence on the tree's PATH, as it is for a user; only directories nobody can
-            // search (root's PATH has some it cannot).
+            // keyfence on the tree's PATH, as it is for a user; besides it only directories
+            // nobody can search (root's PATH has some it cannot).
             .env("PATH", format!("{}:/usr/bin:/bin", bin_dir.display()))
             .env("HOME", &self.seeded.fx.home)
             .env("ANTHROPIC_BASE_URL", &stub.url)
