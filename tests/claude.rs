@@ -426,6 +426,62 @@ fn agent_profile_with_phantom_keeps_the_real_key_out_of_the_whole_tree() {
     assert!(!r.stdout.contains(&key) && !r.stderr.contains(&key));
 }
 
+/// `keyfence run -- claude` with the key in the store and nothing else on the command line: the
+/// agent profile (chosen by the program's name) hands Claude Code a phantom stand-in, and the
+/// proxy swaps the real key in on the way to the API (here the user's own ANTHROPIC_BASE_URL,
+/// the stub). First with a stand-in `claude` that reports what it holds, then the real CLI.
+#[test]
+fn agent_profile_gives_claude_a_phantom_by_default() {
+    let mut fx = Fixture::new();
+    let key = fx.key("anthropic");
+    fx.store_secret("ANTHROPIC_API_KEY", &key);
+    let bin = fx.dir.path().join("bin");
+    fx.script(
+        &bin.join("claude"),
+        // The URL is spelled out with its dots changed: keyfence masks what it injected.
+        "#!/bin/sh\nprintf '%s\\n' \"$ANTHROPIC_BASE_URL\" \"${#ANTHROPIC_API_KEY}\" \"$ANTHROPIC_API_KEY\" | tr . _ | cut -c1-30\n",
+    );
+    if !fx.hand_to_nobody() {
+        skip("needs root and setpriv to drop to nobody");
+        return;
+    }
+    let path = format!("{}:/usr/bin:/bin", bin.display());
+    let r = fx
+        .run_unprivileged(
+            &["run", "--", "claude"],
+            &[
+                ("PATH", &path),
+                ("ANTHROPIC_BASE_URL", "http://127.0.0.1:9"),
+            ],
+        )
+        .unwrap();
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let lines: Vec<&str> = r.stdout.lines().collect();
+    // The proxy's address, not the upstream's; a value of the key's length and shape that
+    // is not the key.
+    assert!(
+        lines[0].starts_with("http://127_0_0_1:") && lines[0] != "http://127_0_0_1:9",
+        "{}",
+        r.stdout
+    );
+    assert_eq!(lines[1], key.len().to_string());
+    assert!(lines[2].starts_with("sk-ant-api03-") && !key.starts_with(lines[2]));
+
+    let stub = Stub::start(LOOK_FOR_KEY);
+    let r = claude(
+        &fx,
+        &stub,
+        &[&AS_NOBODY[..], &[BIN, "run", "--"]].concat(),
+        &[],
+    );
+    let msgs = round_trip(&stub, &r);
+    for m in &msgs {
+        assert_eq!(m.header("x-api-key"), Some(key.as_str()));
+    }
+    assert_guarded_tool_report(&stub, &key);
+    assert!(!r.stdout.contains(&key) && !r.stderr.contains(&key));
+}
+
 /// What `LOOK_FOR_KEY` reported from inside a guarded tree: no key variable in the tool's own
 /// environment (not even a stand-in), its ancestors' environments refused by the kernel, and
 /// the real key nowhere.
