@@ -573,3 +573,76 @@ fn audit_reports_claude_on_path_until_the_shell_loads_shell_init() {
         "{f:?}"
     );
 }
+
+/// The attack on the wrapper itself: a `claude` alias defined after the line that loads
+/// shell-init wins, so typing `claude` starts it outside keyfence (Claude Code's older local
+/// installer appended such an alias). setup cannot stop a later edit; setup warns and audit
+/// reports it. An alias defined before the block is harmless: bash expands it in the function's
+/// definition, which then carries the alias's name.
+#[test]
+fn an_alias_after_the_block_is_reported() {
+    let fx = Fixture::new();
+    let bin = fx.dir.path().join("bin");
+    let local = fx.dir.path().join("local");
+    let tracer = "#!/bin/sh\nt=$(awk '/^TracerPid:/ {print $2}' /proc/$$/status)\n[ \"$t\" != 0 ] && echo 'claude: traced' || echo 'claude: not traced'\n";
+    fx.script(&bin.join("claude"), tracer);
+    fx.script(&local.join("claude"), tracer);
+    let path = format!("{}:/usr/bin:/bin", bin.display());
+    let alias = format!("alias claude={}\n", local.join("claude").display());
+    fx.home_file(".bashrc", &alias);
+    let r = fx.run(
+        &["setup", "claude"],
+        &[
+            ("SHELL", "/bin/bash"),
+            ("PATH", &path),
+            ("ANTHROPIC_API_KEY", &fake("anthropic")),
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(!r.stdout.contains("warning:"), "{}", r.stdout);
+    let typed = || {
+        let out = Command::new("bash")
+            .args(["-i", "-c", "claude"])
+            .current_dir(&fx.project)
+            .env_clear()
+            .env("HOME", &fx.home)
+            .env("PATH", &path)
+            .output()
+            .unwrap();
+        Run::from(out).stdout
+    };
+    // Before the block: absorbed.
+    assert!(typed().contains("claude: traced"), "{}", typed());
+
+    // After the block (and not also before it, which would have renamed the function).
+    let rc = fx.home.join(".bashrc");
+    let with_block = std::fs::read_to_string(&rc)
+        .unwrap()
+        .replacen(&alias, "", 1);
+    std::fs::write(&rc, format!("{with_block}{alias}")).unwrap();
+    let line = with_block.lines().count() + 1;
+    // The attack works: typing claude bypasses keyfence.
+    assert!(typed().contains("claude: not traced"), "{}", typed());
+    // setup says so, and audit reports it at the line.
+    let r = fx.run(
+        &["setup", "claude"],
+        &[("SHELL", "/bin/bash"), ("PATH", &path)],
+    );
+    assert!(
+        r.stdout
+            .contains(&format!("warning: ~/.bashrc:{line} defines `claude` again")),
+        "{}",
+        r.stdout
+    );
+    let f = fx
+        .run(
+            &["audit", "--only", "agent", "--format", "json"],
+            &[("PATH", &path), ("SHELL", "/bin/bash")],
+        )
+        .findings();
+    let f = f
+        .iter()
+        .find(|f| f["rule"] == "agent-starts-outside-keyfence")
+        .unwrap_or_else(|| panic!("{f:?}"));
+    assert_eq!(f["location"]["line"], line, "{f}");
+}

@@ -16,7 +16,8 @@ use std::path::{Path, PathBuf};
 /// Rule `agent-starts-outside-keyfence` (medium): an AI agent (`claude`) is installed on `PATH`
 /// and the start-up file of the user's shell (`$SHELL`) does not load `keyfence shell-init`, so
 /// typing `claude` starts it without keyfence's agent profile, and every command it runs can read
-/// the user's credential files and keyfence's store. A configuration finding (no secret); a
+/// the user's credential files and keyfence's store; or the file loads it and then defines
+/// `claude` again (an alias or function), which wins. A configuration finding (no secret); a
 /// running agent outside keyfence is `proc`'s `agent-outside-keyfence`. Fix: `keyfence setup
 /// claude`.
 pub const AGENT_STARTS_OUTSIDE_KEYFENCE: &str = "agent-starts-outside-keyfence";
@@ -101,7 +102,7 @@ pub fn audit(ctx: &Context, out: &mut Output) {
 
 /// Agents on `PATH` that the user's shell would start outside keyfence.
 fn typed_agents(ctx: &Context, out: &mut Output) {
-    use crate::setup::rc::{Shell, loads_shell_init};
+    use crate::setup::rc::{Shell, loads_shell_init, redefined_after};
     use std::os::unix::fs::PermissionsExt;
     let Some(path) = env_value(ctx, "PATH") else {
         return;
@@ -123,23 +124,39 @@ fn typed_agents(ctx: &Context, out: &mut Output) {
             Some(shell) => {
                 let rc = shell.rc_file(ctx.home(), |v| env_value(ctx, v).map(str::to_string));
                 let text = super::read_optional(ctx, out, Source::Agent, &rc).unwrap_or_default();
-                if loads_shell_init(&String::from_utf8_lossy(&text)) {
-                    continue;
-                }
+                let text = String::from_utf8_lossy(&text);
                 let shown = display_path(ctx.home(), &rc);
-                (
-                    Location::file(rc, 1),
-                    format!(
-                        "{shown} does not load `keyfence shell-init {}`",
-                        shell.name()
-                    ),
-                    format!(
-                        "run `keyfence setup claude`: {shown} then loads `keyfence shell-init {}`, \
+                if loads_shell_init(&text) {
+                    let Some(line) = redefined_after(&text, program) else {
+                        continue;
+                    };
+                    (
+                        Location::file(rc, line),
+                        format!(
+                            "{shown}:{line} defines `{program}` again after it loads \
+                             `keyfence shell-init`"
+                        ),
+                        format!(
+                            "delete the definition at {shown}:{line}, or move it above the line \
+                             that loads shell-init (an alias defined before it is taken into \
+                             keyfence's function)"
+                        ),
+                    )
+                } else {
+                    (
+                        Location::file(rc, 1),
+                        format!(
+                            "{shown} does not load `keyfence shell-init {}`",
+                            shell.name()
+                        ),
+                        format!(
+                            "run `keyfence setup claude`: {shown} then loads `keyfence shell-init {}`, \
                          whose `{program}` function starts it as `keyfence run --profile agent -- \
                          {program}`",
-                        shell.name()
-                    ),
-                )
+                            shell.name()
+                        ),
+                    )
+                }
             }
             None => (
                 Location::Env {

@@ -192,6 +192,24 @@ fn setup_claude(
             );
         }
     }
+    let text = String::from_utf8_lossy(&rc.new_text);
+    if let Some(line) = rc::redefined_after(&text, "claude") {
+        say(format!(
+            "warning: {rc_shown}:{line} defines `claude` again after shell-init is loaded, so \
+             typing `claude` runs that definition, outside keyfence: delete it, or move it above \
+             the line that loads shell-init"
+        ));
+    }
+    let on_path = std::env::var_os("PATH").is_some_and(|p| {
+        std::env::split_paths(&p).any(|d| d.is_absolute() && d.join("claude").is_file())
+    });
+    if !on_path {
+        say(
+            "note: no `claude` on PATH: keyfence's function runs the claude that PATH finds \
+             (install Claude Code, or add its directory to PATH in the start-up file)"
+                .into(),
+        );
+    }
     // 3. The apiKeyHelper: only where it is still needed.
     let settings_shown = audit::display_path(&home, &home.join(".claude/settings.json"));
     match settings {

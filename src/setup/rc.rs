@@ -80,10 +80,54 @@ pub fn block(shell: Shell, exe: &Path) -> String {
 /// Whether a start-up file's text loads `keyfence shell-init`: keyfence's block, or a line of
 /// the user's own that runs it (`eval "$(keyfence shell-init bash)"`). A comment does not count.
 pub fn loads_shell_init(text: &str) -> bool {
-    text.lines().any(|l| {
-        let l = l.trim_start();
-        !l.starts_with('#') && l.contains("keyfence") && l.contains("shell-init")
-    })
+    loading_line(text).is_some()
+}
+
+/// The 0-based index of the last line that loads shell-init.
+fn loading_line(text: &str) -> Option<usize> {
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| {
+            let l = l.trim_start();
+            !l.starts_with('#') && l.contains("keyfence") && l.contains("shell-init")
+        })
+        .map(|(i, _)| i)
+        .last()
+}
+
+/// The 1-based line, after the one that loads shell-init, that defines `program` again (an
+/// alias or a function): typing the name then runs that definition, not keyfence's function.
+/// Claude Code's older local installer added `alias claude="~/.claude/local/claude"`. An alias
+/// defined before shell-init is harmless: bash and zsh expand it in the function's own
+/// definition, so the function takes the alias's name.
+pub fn redefined_after(text: &str, program: &str) -> Option<u32> {
+    let from = loading_line(text)?;
+    text.lines()
+        .enumerate()
+        .skip(from + 1)
+        .find(|(_, l)| defines(l, program))
+        .map(|(i, _)| i as u32 + 1)
+}
+
+/// Whether a line defines `program` as an alias (`alias claude=...`, fish `alias claude ...`)
+/// or a function (`claude() {`, `function claude`).
+fn defines(line: &str, program: &str) -> bool {
+    let l = line.trim_start();
+    // What follows `program` in `rest`, when it is there as a whole word.
+    let after = |rest: &str| -> Option<String> {
+        let rest = rest.trim_start().strip_prefix(program)?;
+        match rest.chars().next() {
+            Some(c) if c.is_alphanumeric() || "_-.".contains(c) => None,
+            _ => Some(rest.trim_start().to_string()),
+        }
+    };
+    if let Some(rest) = l
+        .strip_prefix("alias ")
+        .or_else(|| l.strip_prefix("function "))
+    {
+        return after(rest).is_some();
+    }
+    after(l).is_some_and(|a| a.starts_with('('))
 }
 
 /// What `setup` does to the start-up file.
@@ -273,6 +317,26 @@ mod tests {
         assert_eq!(plan_in(dir.path(), Shell::Zsh).state, RcState::LoadedByUser);
         std::fs::write(&rc, "# eval \"$(keyfence shell-init zsh)\"\n").unwrap();
         assert_eq!(plan_in(dir.path(), Shell::Zsh).state, RcState::Add);
+    }
+
+    #[test]
+    fn definitions_after_shell_init_are_found() {
+        let load = "eval \"$(keyfence shell-init bash)\"\n";
+        for (text, line) in [
+            (
+                format!("{load}alias claude=~/.claude/local/claude\n"),
+                Some(2),
+            ),
+            (format!("{load}x=1\nalias claude='claude --x'\n"), Some(3)),
+            (format!("{load}claude() {{ :; }}\n"), Some(2)),
+            (format!("{load}function claude {{ :; }}\n"), Some(2)),
+            (format!("{load}alias claude ~/bin/claude\n"), Some(2)),
+            (format!("alias claude=x\n{load}"), None),
+            (format!("{load}alias claudette=x\nclaude_home=1\n"), None),
+            ("alias claude=x\n".to_string(), None),
+        ] {
+            assert_eq!(redefined_after(&text, "claude"), line, "{text}");
+        }
     }
 
     #[test]
