@@ -429,13 +429,11 @@ fn typing_claude_runs_the_real_claude_code_guarded() {
     assert!(report.contains("\\n0\\nchecked"), "{report}");
 }
 
-/// A live process named claude, its pid written to `pidfile`.
+/// A live process named claude, its pid written to its first argument. It waits on stdin
+/// (`read` is a builtin: no child outlives it when the test kills it).
 fn stand_in_claude(fx: &Fixture) -> PathBuf {
     let bin = fx.dir.path().join("bin");
-    fx.script(
-        &bin.join("claude"),
-        "#!/bin/sh\necho $$ > \"$1\"\nsleep 60\n",
-    );
+    fx.script(&bin.join("claude"), "#!/bin/sh\necho $$ > \"$1\"\nread x\n");
     bin
 }
 
@@ -474,6 +472,7 @@ fn audit_reports_a_running_claude_outside_keyfence() {
         .env_clear()
         .env("PATH", &path)
         .env("ANTHROPIC_API_KEY", &key)
+        .stdin(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     let inside = fx.dir.path().join("inside.pid");
@@ -483,6 +482,7 @@ fn audit_reports_a_running_claude_outside_keyfence() {
         .env_clear()
         .env("HOME", &fx.home)
         .env("PATH", &path)
+        .stdin(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     let outside_pid = wait_for_pid(&outside);
