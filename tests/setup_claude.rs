@@ -488,6 +488,8 @@ fn audit_reports_a_running_claude_outside_keyfence() {
     let outside_pid = wait_for_pid(&outside);
     let inside_pid = wait_for_pid(&inside);
     let found = agent_findings(&fx, &[]);
+    // The human report shows what the agent's commands can reach, not a "held by" summary.
+    let human = fx.run(&["audit", "--only", "proc", "--color", "never"], &[]);
     let _ = plain.kill();
     let _ = guarded.kill();
     let _ = plain.wait();
@@ -511,6 +513,13 @@ fn audit_reports_a_running_claude_outside_keyfence() {
         "{f}"
     );
     assert!(of(inside_pid).is_none(), "{found:?}");
+    assert!(
+        human.stdout.contains(&format!(
+            "claude ({outside_pid}) runs outside keyfence's agent profile"
+        )),
+        "{}",
+        human.stdout
+    );
 }
 
 /// `audit` reports claude installed on PATH while the shell's start-up file does not load
