@@ -152,8 +152,17 @@ fn setup_claude_stores_the_key_sets_the_helper_and_lists_what_is_left() {
     let original = std::fs::read(&settings).unwrap();
 
     // --dry-run changes nothing: no store, same settings.
+    // `--api-key-helper`: the helper is what this test is about (for claude started without the
+    // shell); the shell's part is tests/setup_claude.rs's.
     let r = fx.run(
-        &["setup", "claude", "--dry-run"],
+        &[
+            "setup",
+            "claude",
+            "--dry-run",
+            "--api-key-helper",
+            "--shell",
+            "bash",
+        ],
         &[("ANTHROPIC_API_KEY", &key)],
     );
     assert_eq!(r.code, 0, "{}", r.stderr);
@@ -165,7 +174,10 @@ fn setup_claude_stores_the_key_sets_the_helper_and_lists_what_is_left() {
     assert_eq!(std::fs::read(&settings).unwrap(), original);
     assert!(!fx.home.join(".local/share/keyfence/vault").exists());
 
-    let r = fx.run(&["setup", "claude"], &[("ANTHROPIC_API_KEY", &key)]);
+    let r = fx.run(
+        &["setup", "claude", "--api-key-helper", "--shell", "bash"],
+        &[("ANTHROPIC_API_KEY", &key)],
+    );
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(
         r.stdout.contains(&format!(
@@ -180,7 +192,12 @@ fn setup_claude_stores_the_key_sets_the_helper_and_lists_what_is_left() {
         "the export is still listed: {}",
         r.stdout
     );
-    assert!(r.stdout.contains("What it does not"), "{}", r.stdout);
+    assert!(
+        r.stdout
+            .contains("any command claude runs there can run the helper"),
+        "{}",
+        r.stdout
+    );
     let new: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&settings).unwrap()).unwrap();
     let keys: Vec<&String> = new.as_object().unwrap().keys().collect();
