@@ -838,7 +838,17 @@ fn start(
     };
     let fence = match guard {
         Some((abi, true)) => match share_fence(abi) {
-            Ok(f) => Some(f),
+            Ok(f) => {
+                if abi < 6 {
+                    eprintln!(
+                        "keyfence: guard: this kernel's Landlock (ABI {abi}, 6 came with Linux \
+                         6.12) cannot stop what the command starts from signalling it or from \
+                         reaching abstract unix sockets outside the tree; a signal can end the \
+                         command, but not make it dump core (its core limit is 0)"
+                    );
+                }
+                Some(f)
+            }
             Err(e) => {
                 eprintln!("keyfence: error: guard: {e}");
                 return Exit::Code(process::EXIT_CANNOT_RUN);
