@@ -166,7 +166,7 @@ status). Exit status: the command's; 128+N when it dies of signal N; 125 when ke
 before starting it, 126 when it cannot be executed, 127 when it is not found."
     )]
     Run(RunArgs),
-    /// Set up an integration: `claude` makes keyfence Claude Code's apiKeyHelper
+    /// Set up an integration: `claude` makes your shell start Claude Code under the agent profile
     #[command(subcommand)]
     Setup(SetupCommand),
     /// Move keys exported in shell start-up files or agent settings into the store
@@ -391,16 +391,25 @@ pub struct RunArgs {
 #[derive(Debug, Subcommand)]
 #[command(defer = true)]
 pub enum SetupCommand {
-    /// Store an exported ANTHROPIC_API_KEY and make `keyfence secret get` Claude Code's
-    /// apiKeyHelper in ~/.claude/settings.json
+    /// Store an exported ANTHROPIC_API_KEY (not needed after `claude auth login`) and make your
+    /// shell start `claude` under keyfence's agent profile: your shell's start-up file loads
+    /// `keyfence shell-init` (one marked block, backup kept)
     Claude {
         /// Show what would change, change nothing
         #[arg(long)]
         dry_run: bool,
         /// Instead: add a PreToolUse hook for the Bash tool that runs every command matching a
         /// profile (installs, and your own profiles' `match`) under `keyfence run --profile P`
-        #[arg(long)]
+        #[arg(long, conflicts_with_all = ["api_key_helper", "shell"])]
         hook: bool,
+        /// Also make `keyfence secret get` Claude Code's apiKeyHelper in
+        /// ~/.claude/settings.json, for claude started without your shell (an IDE). Any command
+        /// claude runs can run the helper too
+        #[arg(long)]
+        api_key_helper: bool,
+        /// The shell whose start-up file loads shell-init (default: from $SHELL)
+        #[arg(long, value_enum)]
+        shell: Option<InitShell>,
     },
 }
 

@@ -152,8 +152,17 @@ fn setup_claude_stores_the_key_sets_the_helper_and_lists_what_is_left() {
     let original = std::fs::read(&settings).unwrap();
 
     // --dry-run changes nothing: no store, same settings.
+    // `--api-key-helper`: the helper is what this test is about (for claude started without the
+    // shell); the shell's part is tests/setup_claude.rs's.
     let r = fx.run(
-        &["setup", "claude", "--dry-run"],
+        &[
+            "setup",
+            "claude",
+            "--dry-run",
+            "--api-key-helper",
+            "--shell",
+            "bash",
+        ],
         &[("ANTHROPIC_API_KEY", &key)],
     );
     assert_eq!(r.code, 0, "{}", r.stderr);
@@ -165,7 +174,10 @@ fn setup_claude_stores_the_key_sets_the_helper_and_lists_what_is_left() {
     assert_eq!(std::fs::read(&settings).unwrap(), original);
     assert!(!fx.home.join(".local/share/keyfence/vault").exists());
 
-    let r = fx.run(&["setup", "claude"], &[("ANTHROPIC_API_KEY", &key)]);
+    let r = fx.run(
+        &["setup", "claude", "--api-key-helper", "--shell", "bash"],
+        &[("ANTHROPIC_API_KEY", &key)],
+    );
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(
         r.stdout.contains(&format!(
@@ -180,7 +192,12 @@ fn setup_claude_stores_the_key_sets_the_helper_and_lists_what_is_left() {
         "the export is still listed: {}",
         r.stdout
     );
-    assert!(r.stdout.contains("What it does not"), "{}", r.stdout);
+    assert!(
+        r.stdout
+            .contains("any command claude runs there can run the helper"),
+        "{}",
+        r.stdout
+    );
     let new: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&settings).unwrap()).unwrap();
     let keys: Vec<&String> = new.as_object().unwrap().keys().collect();
@@ -416,6 +433,62 @@ fn agent_profile_with_phantom_keeps_the_real_key_out_of_the_whole_tree() {
             ],
         ]
         .concat(),
+        &[],
+    );
+    let msgs = round_trip(&stub, &r);
+    for m in &msgs {
+        assert_eq!(m.header("x-api-key"), Some(key.as_str()));
+    }
+    assert_guarded_tool_report(&stub, &key);
+    assert!(!r.stdout.contains(&key) && !r.stderr.contains(&key));
+}
+
+/// `keyfence run -- claude` with the key in the store and nothing else on the command line: the
+/// agent profile (chosen by the program's name) hands Claude Code a phantom stand-in, and the
+/// proxy swaps the real key in on the way to the API (here the user's own ANTHROPIC_BASE_URL,
+/// the stub). First with a stand-in `claude` that reports what it holds, then the real CLI.
+#[test]
+fn agent_profile_gives_claude_a_phantom_by_default() {
+    let mut fx = Fixture::new();
+    let key = fx.key("anthropic");
+    fx.store_secret("ANTHROPIC_API_KEY", &key);
+    let bin = fx.dir.path().join("bin");
+    fx.script(
+        &bin.join("claude"),
+        // The URL is spelled out with its dots changed: keyfence masks what it injected.
+        "#!/bin/sh\nprintf '%s\\n' \"$ANTHROPIC_BASE_URL\" \"${#ANTHROPIC_API_KEY}\" \"$ANTHROPIC_API_KEY\" | tr . _ | cut -c1-30\n",
+    );
+    if !fx.hand_to_nobody() {
+        skip("needs root and setpriv to drop to nobody");
+        return;
+    }
+    let path = format!("{}:/usr/bin:/bin", bin.display());
+    let r = fx
+        .run_unprivileged(
+            &["run", "--", "claude"],
+            &[
+                ("PATH", &path),
+                ("ANTHROPIC_BASE_URL", "http://127.0.0.1:9"),
+            ],
+        )
+        .unwrap();
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let lines: Vec<&str> = r.stdout.lines().collect();
+    // The proxy's address, not the upstream's; a value of the key's length and shape that
+    // is not the key.
+    assert!(
+        lines[0].starts_with("http://127_0_0_1:") && lines[0] != "http://127_0_0_1:9",
+        "{}",
+        r.stdout
+    );
+    assert_eq!(lines[1], key.len().to_string());
+    assert!(lines[2].starts_with("sk-ant-api03-") && !key.starts_with(lines[2]));
+
+    let stub = Stub::start(LOOK_FOR_KEY);
+    let r = claude(
+        &fx,
+        &stub,
+        &[&AS_NOBODY[..], &[BIN, "run", "--"]].concat(),
         &[],
     );
     let msgs = round_trip(&stub, &r);

@@ -218,7 +218,9 @@ fn unreadable_files_as_an_ordinary_user() {
         .output()
         .unwrap();
     let r = Run::from(out);
-    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    // Other tests may run processes as nobody meanwhile (a claude outside keyfence, a baseline
+    // holding a key): findings (1) are theirs; an error (2) would be this test's.
+    assert!(r.code == 0 || r.code == 1, "{}{}", r.stdout, r.stderr);
     assert!(
         r.json()["skipped"]["unreadable_processes"]
             .as_u64()

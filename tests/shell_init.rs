@@ -79,6 +79,22 @@ fn fish_and_zsh_scripts_define_the_same_functions() {
     );
     let zsh = fx.run(&["shell-init", "zsh"], &[]);
     assert!(zsh.stdout.contains("npm() {"), "{}", zsh.stdout);
+    // An agent's function names the agent profile: a user's profile whose `match` fits
+    // `claude ...` must not take the guard away.
+    let bash = fx.run(&["shell-init", "bash"], &[]);
+    assert!(
+        bash.stdout.contains(&format!(
+            "claude() {{ '{BIN}' run --profile agent -- claude \"$@\"; }}"
+        )),
+        "{}",
+        bash.stdout
+    );
+    assert!(
+        fish.stdout
+            .contains(" run --profile agent -- claude $argv; end"),
+        "{}",
+        fish.stdout
+    );
     let bad = fx.run(&["shell-init", "tcsh"], &[]);
     assert_eq!(bad.code, 2);
 }

@@ -2,6 +2,9 @@
 //! block to its process, so every Bash command, hook and MCP server inherits it; MCP server
 //! definitions carry their own `env`; Codex passes the whole environment to commands by default
 //! (`shell_environment_policy`, see research/injection.md §3–4).
+//!
+//! And whether typing an agent's name starts it under keyfence at all
+//! ([`AGENT_STARTS_OUTSIDE_KEYFENCE`]); a running agent outside keyfence is the `proc` source's.
 
 use super::git::GitState;
 use super::{Context, Output, display_path};
@@ -9,6 +12,15 @@ use crate::detect;
 use crate::finding::{Finding, Location, Severity, Source};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
+
+/// Rule `agent-starts-outside-keyfence` (medium): an AI agent (`claude`) is installed on `PATH`
+/// and the start-up file of the user's shell (`$SHELL`) does not load `keyfence shell-init`, so
+/// typing `claude` starts it without keyfence's agent profile, and every command it runs can read
+/// the user's credential files and keyfence's store; or the file loads it and then defines
+/// `claude` again (an alias or function), which wins. A configuration finding (no secret); a
+/// running agent outside keyfence is `proc`'s `agent-outside-keyfence`. Fix: `keyfence setup
+/// claude`.
+pub const AGENT_STARTS_OUTSIDE_KEYFENCE: &str = "agent-starts-outside-keyfence";
 
 /// Project files this source reads, so `file` leaves them alone.
 pub fn is_project_agent_file(path: &Path) -> bool {
@@ -85,6 +97,97 @@ pub fn audit(ctx: &Context, out: &mut Output) {
 
     claude_env_checks(ctx, out, helper_set, scrub_in_settings, claude_dir.is_dir());
     codex(ctx, out);
+    typed_agents(ctx, out);
+}
+
+/// Agents on `PATH` that the user's shell would start outside keyfence.
+fn typed_agents(ctx: &Context, out: &mut Output) {
+    use crate::setup::rc::{Shell, loads_shell_init, redefined_after};
+    use std::os::unix::fs::PermissionsExt;
+    let Some(path) = env_value(ctx, "PATH") else {
+        return;
+    };
+    for program in crate::policy::AGENT_PROGRAMS {
+        let Some(found) = path
+            .split(':')
+            .filter(|d| d.starts_with('/'))
+            .map(|d| Path::new(d).join(program))
+            .find(|p| {
+                std::fs::metadata(p)
+                    .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+            })
+        else {
+            continue;
+        };
+        let shell_var = env_value(ctx, "SHELL").unwrap_or_default();
+        let (location, why, fix) = match Shell::from_path(shell_var) {
+            Some(shell) => {
+                let rc = shell.rc_file(ctx.home(), |v| env_value(ctx, v).map(str::to_string));
+                let text = super::read_optional(ctx, out, Source::Agent, &rc).unwrap_or_default();
+                let text = String::from_utf8_lossy(&text);
+                let shown = display_path(ctx.home(), &rc);
+                if loads_shell_init(&text) {
+                    let Some(line) = redefined_after(&text, program) else {
+                        continue;
+                    };
+                    (
+                        Location::file(rc, line),
+                        format!(
+                            "{shown}:{line} defines `{program}` again after it loads \
+                             `keyfence shell-init`"
+                        ),
+                        format!(
+                            "delete the definition at {shown}:{line}, or move it above the line \
+                             that loads shell-init (an alias defined before it is taken into \
+                             keyfence's function)"
+                        ),
+                    )
+                } else {
+                    (
+                        Location::file(rc, 1),
+                        format!(
+                            "{shown} does not load `keyfence shell-init {}`",
+                            shell.name()
+                        ),
+                        format!(
+                            "run `keyfence setup claude`: {shown} then loads `keyfence shell-init {}`, \
+                         whose `{program}` function starts it as `keyfence run --profile agent -- \
+                         {program}`",
+                            shell.name()
+                        ),
+                    )
+                }
+            }
+            None => (
+                Location::Env {
+                    env: "SHELL".into(),
+                },
+                format!(
+                    "keyfence has no shell-init for your shell ({})",
+                    if shell_var.is_empty() {
+                        "SHELL is not set"
+                    } else {
+                        shell_var
+                    }
+                ),
+                format!("start it as `keyfence run --profile agent -- {program}`"),
+            ),
+        };
+        out.findings.push(Finding {
+            rule: AGENT_STARTS_OUTSIDE_KEYFENCE.into(),
+            severity: Severity::Medium,
+            source: Source::Agent,
+            location,
+            secret: None,
+            message: format!(
+                "{program} is installed ({}) and {why}: typing `{program}` starts it outside \
+                 keyfence's agent profile, where every command it runs can read your credential \
+                 files (~/.claude/.credentials.json, ~/.aws, ...) and keyfence's store",
+                found.display()
+            ),
+            fix,
+        });
+    }
 }
 
 fn place<'a>(ctx: &Context, path: &'a Path, text: &'a [u8], in_project: bool) -> Place<'a> {
@@ -189,8 +292,8 @@ fn env_block(
         };
         let fix = match kind {
             EnvKind::ClaudeSettings if name == "ANTHROPIC_API_KEY" => format!(
-                "remove {name} from the env block, store it with `keyfence secret set {name}`, \
-                 and set `\"apiKeyHelper\": \"keyfence secret get {name}\"` instead"
+                "remove {name} from the env block and run `keyfence setup claude`: it stores the \
+                 key and starts claude under keyfence's agent profile"
             ),
             EnvKind::ClaudeSettings => format!(
                 "remove {name} from the env block; store it with `keyfence secret set {name}` and \
@@ -257,9 +360,9 @@ fn claude_env_checks(
             message: "ANTHROPIC_API_KEY is exported and no Claude Code `apiKeyHelper` is set: \
                       Claude Code and every command its Bash tool runs see the key"
                 .into(),
-            fix: "store the key (`keyfence secret set ANTHROPIC_API_KEY`), stop exporting it, and \
-                  set `\"apiKeyHelper\": \"keyfence secret get ANTHROPIC_API_KEY\"` in \
-                  ~/.claude/settings.json"
+            fix: "run `keyfence setup claude` (it stores the key and starts claude under \
+                  keyfence's agent profile, which hands the key to claude alone), then stop \
+                  exporting it (`keyfence fix` removes the export)"
                 .into(),
         });
     }

@@ -26,6 +26,7 @@ pub const HOME_FILES: &[&str] = &[
     ".kube/config",
     ".claude/.credentials.json",
     ".codex/auth.json",
+    ".gemini/oauth_creds.json",
     ".config/gcloud/application_default_credentials.json",
     ".terraform.d/credentials.tfrc.json",
     ".cargo/credentials.toml",

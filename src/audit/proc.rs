@@ -1,12 +1,23 @@
 //! `proc`: which running processes hold secrets in their environment (`/proc/PID/environ`).
 //! Each holder passes the secret to its children, and any process of the same user can read it
 //! (P2). Processes of other users are counted, not read; processes that exit mid-scan are skipped.
+//!
+//! It also reports a running AI agent (`policy::AGENT_PROGRAMS`) that keyfence does not
+//! supervise ([`AGENT_OUTSIDE_KEYFENCE`]): every command the agent runs can reach whatever the
+//! user can, whether or not a key shows in the agent's environment.
 
 use super::{Context, Output};
 use crate::detect::Detector;
 use crate::finding::{Location, SecretInfo, Severity, Source};
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+/// Rule `agent-outside-keyfence` (high): an AI agent (`claude`) is running and no keyfence
+/// supervisor traces it (its `TracerPid` is 0, or its tracer is not keyfence), so it was not
+/// started under the `agent` profile (`keyfence run --profile agent`, which guards with ptrace).
+/// The commands it runs can read its environment, every credential file of the user
+/// and keyfence's store. Fix: `keyfence setup claude`, then restart the agent.
+pub const AGENT_OUTSIDE_KEYFENCE: &str = "agent-outside-keyfence";
 
 /// One running process and the secrets its environment holds.
 #[derive(Debug, Clone)]
@@ -112,10 +123,14 @@ pub fn audit(ctx: &Context, out: &mut Output) {
             return;
         }
     };
+    let me = std::env::current_exe().ok();
     for p in &procs {
         if !p.readable {
             out.skipped.unreadable_processes += 1;
             continue;
+        }
+        if is_agent(&p.comm) && !under_keyfence(Path::new("/proc"), p.pid, me.as_deref()) {
+            out.findings.push(agent_outside_keyfence(p));
         }
         for (var, rule, info) in &p.held {
             out.findings.push(crate::finding::Finding {
@@ -143,6 +158,74 @@ pub fn audit(ctx: &Context, out: &mut Output) {
     }
 }
 
+/// Whether a process name is one of `AGENT_PROGRAMS` (the npm package's native binary is
+/// `claude.exe` when started by that name).
+fn is_agent(comm: &str) -> bool {
+    let name = comm.strip_suffix(".exe").unwrap_or(comm);
+    crate::policy::AGENT_PROGRAMS.contains(&name)
+}
+
+/// Whether a keyfence process traces `pid` (guard traces every process of the tree it runs,
+/// the command included). The tracer counts as keyfence when its executable is this keyfence or
+/// is named `keyfence`; when its executable cannot be read (another user's), by its name.
+fn under_keyfence(proc_root: &Path, pid: u32, me: Option<&Path>) -> bool {
+    let Ok(status) = std::fs::read_to_string(proc_root.join(format!("{pid}/status"))) else {
+        // Exited since it was listed: nothing to report either way.
+        return true;
+    };
+    let tracer = status
+        .lines()
+        .find_map(|l| l.strip_prefix("TracerPid:"))
+        .and_then(|v| v.trim().parse::<u32>().ok())
+        .unwrap_or(0);
+    if tracer == 0 {
+        return false;
+    }
+    let dir = proc_root.join(tracer.to_string());
+    match std::fs::read_link(dir.join("exe")) {
+        Ok(exe) => {
+            let exe = PathBuf::from(
+                exe.to_string_lossy()
+                    .trim_end_matches(" (deleted)")
+                    .to_string(),
+            );
+            Some(exe.as_path()) == me || exe.file_name().is_some_and(|n| n == "keyfence")
+        }
+        Err(_) => std::fs::read_to_string(dir.join("comm")).is_ok_and(|c| c.trim() == "keyfence"),
+    }
+}
+
+fn agent_outside_keyfence(p: &Process) -> crate::finding::Finding {
+    let held: Vec<&str> = p.held.iter().map(|(v, _, _)| v.as_str()).collect();
+    let env = if held.is_empty() {
+        "its environment".to_string()
+    } else {
+        format!("{} from its environment", held.join(", "))
+    };
+    crate::finding::Finding {
+        rule: AGENT_OUTSIDE_KEYFENCE.into(),
+        severity: Severity::High,
+        source: Source::Proc,
+        location: Location::Process {
+            pid: p.pid,
+            comm: p.comm.clone(),
+            env: None,
+        },
+        secret: None,
+        message: format!(
+            "{} ({}) runs outside keyfence's agent profile: every command it runs can read {env}, \
+             every credential file you can read (~/.claude/.credentials.json, \
+             ~/.aws, ~/.ssh, ...) and keyfence's store through `keyfence secret get`",
+            p.comm, p.pid
+        ),
+        fix: format!(
+            "quit it and start it as `keyfence run --profile agent -- {}`; `keyfence setup \
+             claude` makes typing `claude` do that",
+            p.comm.strip_suffix(".exe").unwrap_or(&p.comm)
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -152,5 +235,11 @@ mod tests {
             Some(("tmux: server".to_string(), 1))
         );
         assert_eq!(super::parse_stat(b"garbage"), None);
+    }
+
+    #[test]
+    fn agent_names() {
+        assert!(super::is_agent("claude") && super::is_agent("claude.exe"));
+        assert!(!super::is_agent("claude-helper") && !super::is_agent("node"));
     }
 }

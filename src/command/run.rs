@@ -473,11 +473,15 @@ fn prepare(
     if guard && sandbox.is_none() {
         hide_services(&agents_allowed)?;
     }
+    let mut phantom_specs = p.phantom.clone();
+    if p.name == "agent" && chosen.origin != policy::Origin::Project {
+        phantom_specs.extend(agent_phantoms(&mut store, args, p, &inject));
+    }
     let phantom_secrets = start_phantoms(
         &mut store,
         args,
         &p.name,
-        &p.phantom,
+        &phantom_specs,
         chosen.origin == policy::Origin::Project,
         &mut inject,
     )?;
@@ -555,6 +559,48 @@ fn select_by_command(
         }
     }
     Ok(chosen)
+}
+
+/// The keys an agent's own API client needs, given as phantoms by default.
+const AGENT_KEYS: &[&str] = &["ANTHROPIC_API_KEY", "OPENAI_API_KEY"];
+
+/// The agent profile's phantoms: each of `AGENT_KEYS` that the store holds for this profile, or
+/// that keyfence's own environment has, and that the user did not choose to inject or already
+/// configure. So the agent itself never holds the real key: the phantom proxy (in this process,
+/// outside the tree) swaps it in on the way to the API. The upstream is the real API, or the
+/// user's own `ANTHROPIC_BASE_URL` / `OPENAI_BASE_URL` (a gateway; https, or http on loopback).
+fn agent_phantoms(
+    store: &mut Option<crate::store::Store>,
+    args: &RunArgs,
+    p: &policy::Profile,
+    inject: &[(String, SecretValue)],
+) -> Vec<crate::policy::PhantomSpec> {
+    let chosen = |name: &str| {
+        inject.iter().any(|(v, _)| v == name)
+            || args.phantom.iter().any(|v| v == name)
+            || p.phantom.iter().any(|s| s.var == name)
+    };
+    AGENT_KEYS
+        .iter()
+        .filter(|name| !chosen(name))
+        .filter(|name| {
+            std::env::var_os(name).is_some_and(|v| !v.is_empty())
+                || fetch_for_run(store, name, &p.name, false).is_ok()
+        })
+        .map(|name| {
+            let base_url_var = crate::phantom::provider_defaults(name).map(|(v, _)| v);
+            crate::policy::PhantomSpec {
+                var: name.to_string(),
+                upstream: args.upstream.clone().or_else(|| {
+                    base_url_var
+                        .and_then(std::env::var_os)
+                        .filter(|v| !v.is_empty())
+                        .map(|v| v.to_string_lossy().into_owned())
+                }),
+                ..Default::default()
+            }
+        })
+        .collect()
 }
 
 /// Starts the phantom proxy for `--phantom` names: each gets a stand-in (added to `inject`
@@ -792,7 +838,17 @@ fn start(
     };
     let fence = match guard {
         Some((abi, true)) => match share_fence(abi) {
-            Ok(f) => Some(f),
+            Ok(f) => {
+                if abi < 6 {
+                    eprintln!(
+                        "keyfence: guard: this kernel's Landlock (ABI {abi}, 6 came with Linux \
+                         6.12) cannot stop what the command starts from signalling it or from \
+                         reaching abstract unix sockets outside the tree; a signal can end the \
+                         command, but not make it dump core (its core limit is 0)"
+                    );
+                }
+                Some(f)
+            }
             Err(e) => {
                 eprintln!("keyfence: error: guard: {e}");
                 return Exit::Code(process::EXIT_CANNOT_RUN);

@@ -1,11 +1,12 @@
-//! `keyfence setup claude [--dry-run]`
+//! `keyfence setup claude [--dry-run] [--api-key-helper] [--shell SHELL]`, and `--hook`
 
 use super::{Exit, home_dir, threads};
 use crate::audit::{self, Context, Settings};
-use crate::cli::{GlobalArgs, SetupCommand};
+use crate::cli::{GlobalArgs, InitShell, SetupCommand};
 use crate::finding::Source;
 use crate::secret::SecretValue;
 use crate::setup::claude::{self, KEY_NAME};
+use crate::setup::rc::{self, Shell};
 use crate::store::{Interactive, Paths, SetOutcome, Store, Time};
 use anyhow::{Context as _, Result, bail};
 use std::os::unix::ffi::OsStrExt;
@@ -15,19 +16,60 @@ pub fn run(g: &GlobalArgs, cmd: &SetupCommand) -> Result<Exit> {
         SetupCommand::Claude {
             dry_run,
             hook: true,
+            ..
         } => setup_claude_hook(*dry_run),
         SetupCommand::Claude {
             dry_run,
             hook: false,
-        } => setup_claude(g, *dry_run),
+            api_key_helper,
+            shell,
+        } => setup_claude(g, *dry_run, *api_key_helper, *shell),
     }
 }
 
-fn setup_claude(g: &GlobalArgs, dry_run: bool) -> Result<Exit> {
+/// The shell whose start-up file gets the block: `--shell`, else `$SHELL`.
+fn chosen_shell(shell: Option<InitShell>) -> Result<Shell> {
+    if let Some(s) = shell {
+        return Ok(match s {
+            InitShell::Bash => Shell::Bash,
+            InitShell::Zsh => Shell::Zsh,
+            InitShell::Fish => Shell::Fish,
+        });
+    }
+    let var = std::env::var("SHELL").unwrap_or_default();
+    Shell::from_path(&var).ok_or_else(|| {
+        anyhow::anyhow!(
+            "cannot tell which start-up file to edit: SHELL is {}, and keyfence knows bash, zsh \
+             and fish; nothing was changed\n\
+             hint: name the shell with `keyfence setup claude --shell bash|zsh|fish`, or start \
+             claude as `keyfence run --profile agent -- claude`",
+            if var.is_empty() {
+                "not set".to_string()
+            } else {
+                format!("`{var}`")
+            }
+        )
+    })
+}
+
+fn setup_claude(
+    g: &GlobalArgs,
+    dry_run: bool,
+    api_key_helper: bool,
+    shell: Option<InitShell>,
+) -> Result<Exit> {
     let home = home_dir(g)?;
     let exe = std::env::current_exe().context("finding keyfence's own path")?;
-    // Read and check the settings before touching the store: invalid JSON stops everything.
-    let change = claude::plan_settings(&home, &exe)?;
+    // Read and check every file before touching the store: invalid JSON or a broken link stops
+    // everything.
+    let settings = if api_key_helper {
+        Some(claude::plan_settings(&home, &exe)?).filter(|c| c.changes_anything())
+    } else {
+        claude::plan_remove_helper(&home, &exe)?
+    };
+    let foreign_helper = claude::plan_settings(&home, &exe)?
+        .previous_helper
+        .filter(|h| !claude::is_keyfence_helper(h, &exe));
     let exported = std::env::var_os(KEY_NAME)
         .filter(|v| !v.is_empty())
         .map(|v| SecretValue::new(v.as_bytes()));
@@ -35,14 +77,28 @@ fn setup_claude(g: &GlobalArgs, dry_run: bool) -> Result<Exit> {
     let stored = Store::open(paths.clone(), &Interactive)
         .ok()
         .and_then(|s| s.entries().get(KEY_NAME).map(|e| e.value.clone()));
+    let logged_in = claude::oauth_login(&home);
     let fingerprint = match (&exported, &stored) {
-        (Some(v), _) => v.fingerprint(),
-        (None, Some(v)) => v.fingerprint(),
+        (Some(v), _) => Some(v.fingerprint()),
+        (None, Some(v)) => Some(v.fingerprint()),
+        (None, None) if logged_in && !api_key_helper => None,
         (None, None) => bail!(
-            "no {KEY_NAME} in the environment or in the store, so Claude Code would have no key\n\
-             hint: store it first with `keyfence secret set {KEY_NAME}`"
+            "no {KEY_NAME} in the environment or in the store{}, so Claude Code would have no key\n\
+             hint: store it first with `keyfence secret set {KEY_NAME}`{}",
+            if api_key_helper {
+                " for the apiKeyHelper"
+            } else {
+                ", and Claude Code is not logged in"
+            },
+            if api_key_helper {
+                ""
+            } else {
+                ", or log in with `claude auth login`"
+            }
         ),
     };
+    let shell = chosen_shell(shell)?;
+    let rc = rc::plan(shell, &home, |v| std::env::var(v).ok(), &exe)?;
     let say = |s: String| {
         if !g.quiet {
             println!("{s}");
@@ -53,26 +109,28 @@ fn setup_claude(g: &GlobalArgs, dry_run: bool) -> Result<Exit> {
         say("dry run: nothing is changed".into());
     }
     // 1. The key into the store.
-    match (&exported, &stored) {
-        (Some(v), Some(s)) if v == s => say(format!(
-            "{KEY_NAME} (fingerprint {fingerprint}) is already in the store"
+    match (&exported, &stored, &fingerprint) {
+        (Some(v), Some(s), Some(fp)) if v == s => say(format!(
+            "{KEY_NAME} (fingerprint {fp}) is already in the store: keyfence hands it to claude \
+             when claude starts"
         )),
-        (Some(v), _) => {
+        (Some(v), _, Some(fp)) => {
             if dry_run {
                 say(format!(
-                    "{verb} store the exported {KEY_NAME} (fingerprint {fingerprint}) in {}",
+                    "{verb} store the exported {KEY_NAME} (fingerprint {fp}) in {}",
                     paths.vault.display()
                 ));
             } else {
                 let new = super::secret::new_value(KEY_NAME, v.clone(), None, None);
                 let outcome = Store::update(&paths, &Interactive, |e| Ok(e.set(new, Time::now())))?;
-                // Read it back before pointing Claude Code at it.
+                // Read it back before relying on it.
                 let back = Store::open(paths.clone(), &Interactive)?;
                 if back.get(KEY_NAME)?.value != *v {
-                    bail!("{KEY_NAME} did not read back from the store; settings left unchanged");
+                    bail!("{KEY_NAME} did not read back from the store; nothing else was changed");
                 }
                 say(format!(
-                    "{} {KEY_NAME} (fingerprint {fingerprint}) in {}",
+                    "{} {KEY_NAME} (fingerprint {fp}) in {}: keyfence hands it to claude when \
+                     claude starts, so it need not be exported anywhere",
                     if outcome == SetOutcome::Rotated {
                         "replaced"
                     } else {
@@ -82,64 +140,149 @@ fn setup_claude(g: &GlobalArgs, dry_run: bool) -> Result<Exit> {
                 ));
             }
         }
-        (None, Some(_)) => say(format!(
-            "{KEY_NAME} (fingerprint {fingerprint}) is already in the store"
+        (None, Some(_), Some(fp)) => say(format!(
+            "{KEY_NAME} (fingerprint {fp}) is already in the store: keyfence hands it to claude \
+             when claude starts"
         )),
-        (None, None) => unreachable!("handled above"),
+        _ => say(
+            "Claude Code is logged in (`claude auth login`): no key to store; claude keeps using \
+             ~/.claude/.credentials.json, which the commands it runs cannot read under the \
+             agent profile"
+                .into(),
+        ),
     }
-    // 2. The helper in settings.json.
-    let shown = audit::display_path(&home, &change.path);
-    if !change.changes_anything() {
-        say(format!(
-            "{shown} already uses `{}` as apiKeyHelper",
-            change.helper
-        ));
-    } else if dry_run {
-        say(format!(
-            "{verb} set \"apiKeyHelper\": \"{}\" in {shown}",
-            change.helper
-        ));
+    // 2. The shell starts claude through keyfence.
+    let rc_shown = audit::display_path(&home, &rc.path);
+    let link = if rc.real != rc.path {
+        format!(" (a link: {} is edited)", rc.real.display())
     } else {
-        let backup = claude::apply(&change)?;
-        say(format!(
-            "set \"apiKeyHelper\": \"{}\" in {shown}",
-            change.helper
-        ));
-        if let Some(b) = backup {
-            say(format!("  backup of the previous file: {}", b.display()));
+        String::new()
+    };
+    let what = "the commands claude runs get none of its keys and cannot read its environment \
+                or memory, keyfence's store, or credential files such as \
+                ~/.claude/.credentials.json";
+    match rc.state {
+        rc::RcState::Present | rc::RcState::LoadedByUser => say(format!(
+            "{rc_shown} already loads `keyfence shell-init {}`: claude starts through keyfence's \
+             agent profile: {what}",
+            shell.name()
+        )),
+        _ if dry_run => {
+            say(format!(
+                "{verb} make {rc_shown}{link} load `keyfence shell-init {}`, so that claude \
+                 starts through keyfence's agent profile:",
+                shell.name()
+            ));
+            print!("{}", rc::diff(&rc));
+        }
+        _ => {
+            let backup = rc::apply(&rc)?;
+            say(format!(
+                "claude now starts through keyfence's agent profile ({rc_shown}{link} loads \
+                 `keyfence shell-init {}`): {what}",
+                shell.name()
+            ));
+            if let Some(b) = backup {
+                say(format!("  backup of the previous file: {}", b.display()));
+            }
+            say(
+                "  a shell that is already running keeps the old definitions: run `exec $SHELL` \
+                 or open a new terminal; `command claude` bypasses keyfence"
+                    .into(),
+            );
         }
     }
-    if let Some(prev) = change
-        .previous_helper
-        .as_ref()
-        .filter(|p| **p != change.helper)
-    {
-        say(format!("  (it replaces the previous helper `{prev}`)"));
+    let text = String::from_utf8_lossy(&rc.new_text);
+    if let Some(line) = rc::redefined_after(&text, "claude") {
+        say(format!(
+            "warning: {rc_shown}:{line} defines `claude` again after shell-init is loaded, so \
+             typing `claude` runs that definition, outside keyfence: delete it, or move it above \
+             the line that loads shell-init"
+        ));
     }
-    // 3. Where the key is still exposed.
-    let remaining = still_exposed(&home, &fingerprint)?;
-    if remaining.is_empty() {
-        say(format!(
-            "{KEY_NAME} is exposed nowhere else that keyfence audit looks"
-        ));
-    } else {
-        say(format!(
-            "the key is still exposed in {} place{}:",
-            remaining.len(),
-            if remaining.len() == 1 { "" } else { "s" }
-        ));
-        for (place, fix) in &remaining {
-            say(format!("  {place}\n    fix: {fix}"));
+    let on_path = std::env::var_os("PATH").is_some_and(|p| {
+        std::env::split_paths(&p).any(|d| d.is_absolute() && d.join("claude").is_file())
+    });
+    if !on_path {
+        say(
+            "note: no `claude` on PATH: keyfence's function runs the claude that PATH finds \
+             (install Claude Code, or add its directory to PATH in the start-up file)"
+                .into(),
+        );
+    }
+    // 3. The apiKeyHelper: only where it is still needed.
+    let settings_shown = audit::display_path(&home, &home.join(".claude/settings.json"));
+    match settings {
+        Some(change) if api_key_helper => {
+            if dry_run {
+                say(format!(
+                    "{verb} set \"apiKeyHelper\": \"{}\" in {settings_shown}",
+                    change.helper
+                ));
+            } else {
+                let backup = claude::apply(&change)?;
+                say(format!(
+                    "set \"apiKeyHelper\": \"{}\" in {settings_shown}, for claude started \
+                     without your shell (an IDE): the key stays out of environments, but any \
+                     command claude runs there can run the helper and read the key",
+                    change.helper
+                ));
+                if let Some(b) = backup {
+                    say(format!("  backup of the previous file: {}", b.display()));
+                }
+            }
         }
-        say("  `keyfence fix` moves exported keys into the store and removes the lines".into());
+        Some(change) => {
+            let old = change.previous_helper.as_deref().unwrap_or_default();
+            if dry_run {
+                say(format!(
+                    "{verb} remove \"apiKeyHelper\": \"{old}\" (written by an earlier keyfence \
+                     setup) from {settings_shown}"
+                ));
+            } else {
+                let backup = claude::apply(&change)?;
+                say(format!(
+                    "removed \"apiKeyHelper\": \"{old}\" (written by an earlier keyfence setup) \
+                     from {settings_shown}: any command claude ran could run it and read the key; \
+                     claude now gets its key from keyfence (`--api-key-helper` keeps it, for an \
+                     IDE)"
+                ));
+                if let Some(b) = backup {
+                    say(format!("  backup of the previous file: {}", b.display()));
+                }
+            }
+        }
+        None if api_key_helper => say(format!(
+            "{settings_shown} already uses `{}` as apiKeyHelper",
+            claude::helper_command(&exe)
+        )),
+        None => {}
     }
-    say(
-        "what this protects: the key leaves every environment, so nothing Claude Code starts \
-         inherits it or can read it from /proc. What it does not: any process in the agent's \
-         tree can still run the helper command or read the store's files; `keyfence run --guard` \
-         and `--sandbox` are what close that."
-            .into(),
-    );
+    if let Some(h) = foreign_helper {
+        say(format!(
+            "note: {settings_shown} sets another apiKeyHelper, `{h}`, left as it is: any command \
+             claude runs can run it too"
+        ));
+    }
+    // 4. Where the key is still exposed.
+    if let Some(fingerprint) = &fingerprint {
+        let remaining = still_exposed(&home, fingerprint)?;
+        if remaining.is_empty() {
+            say(format!(
+                "{KEY_NAME} is exposed nowhere else that keyfence audit looks"
+            ));
+        } else {
+            say(format!(
+                "the key is still exposed in {} place{}:",
+                remaining.len(),
+                if remaining.len() == 1 { "" } else { "s" }
+            ));
+            for (place, fix) in &remaining {
+                say(format!("  {place}\n    fix: {fix}"));
+            }
+            say("  `keyfence fix` moves exported keys into the store and removes the lines".into());
+        }
+    }
     Ok(Exit::Clean)
 }
 

@@ -2,11 +2,12 @@
 //! it, woken only by the seccomp filter's stops (exec, ptrace) and by process creation and exit.
 //!
 //! At the first stop of each process the command creates it makes that process run
-//! `landlock_restrict_self` on a ruleset the helper left open for the tree (when that is gone,
-//! at the process's exec, it builds one in the caller with three more injected calls), so that
-//! process and everything it starts live in a nested Landlock domain: the kernel's ptrace check
-//! then refuses them the
-//! command's `/proc/PID/environ`, `/proc/PID/mem`, `process_vm_readv` and `ptrace`. At every
+//! `landlock_restrict_self` on the fence's ruleset, which the supervisor left open for the tree
+//! (fence.rs; when that is gone, at the process's exec, it builds the same ruleset in the caller
+//! with injected calls), so that process and everything it starts live in a nested Landlock
+//! domain: the kernel's ptrace check then refuses them the command's `/proc/PID/environ`,
+//! `/proc/PID/mem`, `process_vm_readv` and `ptrace`, and the fence denies them the credential
+//! files, the store, and signals to the command. At every
 //! descendant exec it hands the kernel a new environment array without the protected variables,
 //! written below the caller's stack pointer — never compacting the caller's own array, which a
 //! vfork child shares with its parent.

@@ -419,6 +419,9 @@ pub fn agent_sockets(home: &Path, allowed: &dyn Fn(&str) -> bool) -> Vec<PathBuf
         "openssh_agent",
         "keyring/ssh",
         "gcr/ssh",
+        // gnome-keyring's own: its control socket and PKCS#11 hand out what it holds.
+        "keyring/control",
+        "keyring/pkcs11",
     ]));
     if let Ok(rd) = std::fs::read_dir("/tmp") {
         for d in rd.filter_map(|e| e.ok()) {
@@ -731,6 +734,29 @@ mod tests {
         }
         assert_eq!(cover(&home.join("src"), &deny).whole, [home.join("src")]);
         assert!(cover(&home.join(".aws"), &deny).whole.is_empty());
+    }
+
+    #[test]
+    fn cover_never_grants_a_link_into_a_denied_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().canonicalize().unwrap();
+        std::fs::create_dir_all(home.join(".aws")).unwrap();
+        std::fs::write(home.join(".aws/credentials"), "x").unwrap();
+        std::fs::write(home.join("plain"), "x").unwrap();
+        std::fs::hard_link(home.join(".aws/credentials"), home.join("notes")).unwrap();
+        std::fs::write(home.join("shared"), "x").unwrap();
+        std::fs::hard_link(home.join("shared"), home.join("shared2")).unwrap();
+        std::os::unix::fs::symlink(home.join(".aws"), home.join("sl")).unwrap();
+        let c = cover(&home, &[home.join(".aws")]);
+        // A rule binds to the inode: on `notes` or `sl` it would be a rule on the credentials.
+        assert_eq!(
+            c.whole,
+            [
+                home.join("plain"),
+                home.join("shared"),
+                home.join("shared2")
+            ]
+        );
     }
 
     #[test]

@@ -118,9 +118,12 @@ fn render_group(g: &Group, home: Option<&std::path::Path>, w: &mut dyn Write) ->
             first.rule
         )?,
     }
-    // Processes holding the same secret are summarised on one line: there can be dozens.
-    let (procs, others): (Vec<&Finding>, Vec<&Finding>) =
-        g.findings.iter().partition(|f| f.source == Source::Proc);
+    // Processes holding the same secret are summarised on one line: there can be dozens. A
+    // process finding about something else (an agent outside keyfence) keeps its message.
+    let (procs, others): (Vec<&Finding>, Vec<&Finding>) = g
+        .findings
+        .iter()
+        .partition(|f| f.source == Source::Proc && f.secret.is_some());
     for f in others {
         let fst = style(f.severity);
         writeln!(

@@ -1,11 +1,13 @@
-//! `keyfence setup claude`: make `keyfence secret get ANTHROPIC_API_KEY` Claude Code's
-//! `apiKeyHelper`, so the key lives in the store instead of any environment. Computes the
-//! change and applies it; printing is the command's job.
+//! `keyfence setup claude`: Claude Code's side of the set-up. The key goes into the store and
+//! the shell starts `claude` under the agent profile (`rc`); this module reads and edits
+//! `~/.claude/settings.json` and its `apiKeyHelper`. Computes the changes and applies them;
+//! printing is the command's job.
 //!
-//! What this protects: the key leaves every environment, so nothing Claude Code starts
-//! inherits it or can read it from `/proc/PID/environ`. What it does not: any process in the
-//! agent's tree can still run the helper command itself or read the store's files. Closing that
-//! is the job of guard and the sandbox.
+//! `apiKeyHelper` (`keyfence secret get ANTHROPIC_API_KEY`) keeps the key out of every
+//! environment, but any process in the agent's tree can run the helper command itself. Under the
+//! agent profile claude gets its key from keyfence and the helper is not needed, so setup removes
+//! one it wrote earlier and writes one only when asked (`--api-key-helper`, for an IDE that
+//! starts claude without the shell).
 //!
 //! `setup claude --hook` adds a PreToolUse hook instead, and `decide` is what the hook does with
 //! a Bash command: which profile the whole line runs under, or whether to refuse it. It must
@@ -40,6 +42,12 @@ pub enum SetupError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error(
+        "{path} is a symbolic link to {target}, which does not exist; nothing was changed\n\
+         hint: create the file the link points to (or replace the link with a file), then run \
+         the command again"
+    )]
+    DanglingLink { path: PathBuf, target: PathBuf },
 }
 
 /// The settings change.
@@ -102,6 +110,74 @@ pub fn plan_settings(home: &Path, exe: &Path) -> Result<SettingsChange, SetupErr
         previous_helper,
         helper,
     })
+}
+
+/// Whether an `apiKeyHelper` command is one `setup claude` wrote: this keyfence's, or any
+/// program named `keyfence` running `secret get ANTHROPIC_API_KEY` (the form the README showed).
+pub fn is_keyfence_helper(command: &str, exe: &Path) -> bool {
+    if command == helper_command(exe) {
+        return true;
+    }
+    let Some(program) = command.strip_suffix(&format!(" secret get {KEY_NAME}")) else {
+        return false;
+    };
+    let program = program
+        .strip_prefix('\'')
+        .and_then(|p| p.strip_suffix('\''))
+        .unwrap_or(program);
+    !program.contains(['\'', '"', ' ', ';', '&', '|', '$', '`'])
+        && Path::new(program).file_name() == Some("keyfence".as_ref())
+}
+
+/// `~/.claude/settings.json` without an `apiKeyHelper` that keyfence wrote, other keys and their
+/// order unchanged. `None` when there is no such helper (none, or someone else's).
+pub fn plan_remove_helper(home: &Path, exe: &Path) -> Result<Option<SettingsChange>, SetupError> {
+    let mut change = plan_settings(home, exe)?;
+    let Some(previous) = change.previous_helper.clone() else {
+        return Ok(None);
+    };
+    if !is_keyfence_helper(&previous, exe) {
+        return Ok(None);
+    }
+    let mut doc: Value = match &change.original {
+        Some(b) => serde_json::from_slice(b).map_err(|e| SetupError::InvalidJson {
+            path: change.path.clone(),
+            line: e.line(),
+            column: e.column(),
+        })?,
+        None => return Ok(None),
+    };
+    if let Some(obj) = doc.as_object_mut() {
+        obj.shift_remove("apiKeyHelper");
+    }
+    let mut new_text = serde_json::to_string_pretty(&doc).unwrap_or_default();
+    new_text.push('\n');
+    change.new_text = new_text;
+    change.helper = String::new();
+    Ok(Some(change))
+}
+
+/// Whether Claude Code is logged in with `claude auth login`: `~/.claude/.credentials.json`
+/// holds an OAuth access token. Only its presence is looked at; the token is never kept.
+pub fn oauth_login(home: &Path) -> bool {
+    let Ok(bytes) = std::fs::read(home.join(".claude/.credentials.json")) else {
+        return false;
+    };
+    let bytes = zeroize::Zeroizing::new(bytes);
+    let Ok(mut doc) = serde_json::from_slice::<Value>(&bytes) else {
+        return false;
+    };
+    let present = doc["claudeAiOauth"]["accessToken"]
+        .as_str()
+        .is_some_and(|t| !t.is_empty());
+    // serde_json's strings do not zeroize: overwrite the token before the value is dropped.
+    if let Some(Value::String(t)) = doc
+        .get_mut("claudeAiOauth")
+        .and_then(|o| o.get_mut("accessToken"))
+    {
+        zeroize::Zeroize::zeroize(t);
+    }
+    present
 }
 
 /// The hook command line, quoted for `/bin/sh` like the helper.
@@ -276,42 +352,71 @@ fn wrapped(exe: &Path, profile: &str, command: &str) -> String {
 /// file in the same directory, fsync, rename) with the old file's mode (0600 for a new one).
 /// Refuses when the file changed since it was read. Returns the backup's path.
 pub fn apply(change: &SettingsChange) -> Result<Option<PathBuf>, SetupError> {
+    write_atomically(
+        &change.path,
+        &change.path,
+        change.original.as_deref(),
+        change.new_text.as_bytes(),
+        0o600,
+    )
+}
+
+/// Writes `new` to `real` in place of `original` (`None`: the file did not exist): refuses when
+/// the file changed since it was read, keeps the old bytes as `path.keyfence-bak` (beside the
+/// path as the user knows it, so a backup of a linked dotfile stays out of the repository the
+/// link points into), then writes a temp file beside `real` with the old file's mode
+/// (`new_mode` for a new file), fsyncs it and renames it over `real`.
+pub(crate) fn write_atomically(
+    path: &Path,
+    real: &Path,
+    original: Option<&[u8]>,
+    new: &[u8],
+    new_mode: u32,
+) -> Result<Option<PathBuf>, SetupError> {
     use std::io::Write;
     use std::os::unix::fs::PermissionsExt;
     let err = |source| SetupError::Write {
-        path: change.path.clone(),
+        path: real.to_path_buf(),
         source,
     };
-    let now = match std::fs::read(&change.path) {
+    let now = match std::fs::read(real) {
         Ok(b) => Some(b),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
         Err(e) => return Err(err(e)),
     };
-    if now != change.original {
+    if now.as_deref() != original {
         return Err(err(std::io::Error::other(
             "the file changed since it was read; run the command again",
         )));
     }
-    let dir = change.path.parent().unwrap_or(Path::new("."));
+    let dir = real.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(err)?;
-    let mode = std::fs::metadata(&change.path)
+    let mode = std::fs::metadata(real)
         .map(|m| m.permissions().mode() & 0o7777)
-        .unwrap_or(0o600);
+        .unwrap_or(new_mode);
     // The same backups as `fix`: never overwriting an older one, mode 0600.
-    let backup = match &change.original {
+    let backup = match original {
         Some(bytes) => Some(
-            super::fix::create_backup(&change.path, bytes)
+            super::fix::create_backup(path, bytes)
                 .map_err(|e| err(std::io::Error::other(e.to_string())))?,
         ),
         None => None,
     };
-    let tmp = dir.join(format!(".settings.json.keyfence-{}", std::process::id()));
-    let mut f = std::fs::File::create(&tmp).map_err(err)?;
-    f.set_permissions(std::fs::Permissions::from_mode(mode))
-        .map_err(err)?;
-    f.write_all(change.new_text.as_bytes()).map_err(err)?;
-    f.sync_all().map_err(err)?;
-    std::fs::rename(&tmp, &change.path).map_err(err)?;
+    let name = real
+        .file_name()
+        .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+    let tmp = dir.join(format!(".{name}.keyfence-{}", std::process::id()));
+    let written = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.set_permissions(std::fs::Permissions::from_mode(mode))?;
+        f.write_all(new)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, real)
+    })();
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(err(e));
+    }
     Ok(backup)
 }
 
@@ -547,6 +652,54 @@ mod tests {
                 "{p} needs globset"
             );
         }
+    }
+
+    /// Only a helper keyfence wrote is removed; someone else's, and other settings, stay.
+    #[test]
+    fn removes_only_keyfences_own_helper() {
+        let exe = Path::new("/opt/key fence/keyfence");
+        for (helper, ours) in [
+            (
+                "'/opt/key fence/keyfence' secret get ANTHROPIC_API_KEY",
+                true,
+            ),
+            ("keyfence secret get ANTHROPIC_API_KEY", true),
+            ("/usr/local/bin/keyfence secret get ANTHROPIC_API_KEY", true),
+            ("op read op://vault/anthropic", false),
+            ("keyfence secret get OTHER_KEY", false),
+            ("curl x; keyfence secret get ANTHROPIC_API_KEY", false),
+            ("/bin/notkeyfence secret get ANTHROPIC_API_KEY", false),
+        ] {
+            assert_eq!(is_keyfence_helper(helper, exe), ours, "{helper}");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path();
+        std::fs::create_dir_all(home.join(".claude")).unwrap();
+        let settings = home.join(".claude/settings.json");
+        std::fs::write(
+            &settings,
+            "{\"z\": 1, \"apiKeyHelper\": \"keyfence secret get ANTHROPIC_API_KEY\", \"a\": 2}",
+        )
+        .unwrap();
+        let c = plan_remove_helper(home, exe).unwrap().unwrap();
+        assert_eq!(c.new_text, "{\n  \"z\": 1,\n  \"a\": 2\n}\n");
+        apply(&c).unwrap();
+        assert!(plan_remove_helper(home, exe).unwrap().is_none());
+        std::fs::write(&settings, "{\"apiKeyHelper\": \"op read x\"}").unwrap();
+        assert!(plan_remove_helper(home, exe).unwrap().is_none());
+    }
+
+    #[test]
+    fn oauth_login_needs_an_access_token() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path();
+        assert!(!oauth_login(home));
+        std::fs::create_dir_all(home.join(".claude")).unwrap();
+        let f = home.join(".claude/.credentials.json");
+        std::fs::write(&f, "{\"claudeAiOauth\": {\"accessToken\": \"\"}}").unwrap();
+        assert!(!oauth_login(home));
+        std::fs::write(&f, "{\"claudeAiOauth\": {\"accessToken\": \"t\"}}").unwrap();
+        assert!(oauth_login(home));
     }
 
     #[test]
