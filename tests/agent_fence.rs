@@ -204,6 +204,9 @@ fn agent_profile_with_inject_keeps_every_credential_from_the_tree() {
     }
 }
 
+/// Phantom is the agent profile's default for a stored Anthropic key: nothing but
+/// `--profile agent` on the command line, and the user's ANTHROPIC_BASE_URL (the stub) as the
+/// proxy's upstream.
 #[test]
 fn agent_profile_with_phantom_keeps_every_credential_from_the_tree() {
     let key = fake("anthropic");
@@ -212,22 +215,7 @@ fn agent_profile_with_phantom_keeps_every_credential_from_the_tree() {
     };
     a.seeded.fx.planted.push(key.clone());
     let stub = Stub::start(&a.seeded.probe_command());
-    let upstream = stub.url.clone();
-    let r = a.run(
-        &stub,
-        &[
-            BIN,
-            "run",
-            "--profile",
-            "agent",
-            "--phantom",
-            "ANTHROPIC_API_KEY",
-            "--upstream",
-            &upstream,
-            "--",
-        ],
-        &[],
-    );
+    let r = a.run(&stub, &[BIN, "run", "--profile", "agent", "--"], &[]);
     let v = a.verdict(false);
     assert_fenced(&a, &v, KEYFENCE_TOO);
     assert_round_trip(&stub, &a, &r);
@@ -236,6 +224,29 @@ fn agent_profile_with_phantom_keeps_every_credential_from_the_tree() {
         assert!(
             m.header("x-api-key") == Some(key.as_str()),
             "upstream did not get the real key"
+        );
+    }
+    // And Claude Code held only the stand-in, where its environment can be read at all (from
+    // outside the tree, while it is not made non-dumpable).
+    for e in std::fs::read_dir(a.seeded.loot()).expect("loot").flatten() {
+        if !e
+            .file_name()
+            .to_string_lossy()
+            .starts_with("outside-environ-claude")
+        {
+            continue;
+        }
+        let env = std::fs::read(e.path()).unwrap_or_default();
+        if env.starts_with(b"refused") {
+            continue;
+        }
+        assert!(
+            memchr::memmem::find(&env, key.as_bytes()).is_none(),
+            "Claude Code holds the real key: no phantom by default"
+        );
+        assert!(
+            memchr::memmem::find(&env, b"ANTHROPIC_API_KEY=sk-ant-api03-").is_some(),
+            "Claude Code holds no stand-in"
         );
     }
 }
