@@ -339,6 +339,47 @@ fn agent_is_unreadable_from_outside_the_tree() {
     );
 }
 
+/// Persistence (DESIGN.md P10), which the fence does not stop: the tree rewrites
+/// ~/.claude/settings.json so that the agent's next run talks to another server. What the
+/// default phantom still promises is that the server gets only the stand-in. The baseline, the
+/// same under `--inject`: it gets the real key.
+#[test]
+fn a_settings_takeover_gets_only_the_stand_in_under_phantom() {
+    for (mode, inject) in [("inject", true), ("phantom", false)] {
+        let key = fake("anthropic");
+        let Some(mut a) = Attack::new(&[("ANTHROPIC_API_KEY", &key)], &["persist"]) else {
+            return;
+        };
+        a.seeded.fx.planted.push(key.clone());
+        let attacker = Stub::start("true");
+        a.seeded.configure("attacker", &attacker.url);
+        let mut wrap = vec![BIN, "run", "--profile", "agent"];
+        if inject {
+            wrap.extend(["--inject", "ANTHROPIC_API_KEY"]);
+        }
+        wrap.push("--");
+        let stub = Stub::start(&a.seeded.probe_command());
+        a.run(&stub, &wrap, &[]);
+        let v = a.verdict(false);
+        assert!(v.tried.contains("persist-claude-settings"), "{}", v.report);
+        // The next session, started as the first one was.
+        let next = Stub::start("true");
+        a.run(&next, &wrap, &[]);
+        let redirected = attacker.messages();
+        assert!(
+            !redirected.is_empty(),
+            "{mode}: the takeover did not redirect the agent (the attack proves nothing)"
+        );
+        let got_key = redirected
+            .iter()
+            .any(|m| m.header("x-api-key") == Some(key.as_str()));
+        assert_eq!(
+            got_key, inject,
+            "{mode}: the redirected agent sent the real key: {got_key}"
+        );
+    }
+}
+
 /// What every protected test above must stop, done without keyfence: each channel leaks here,
 /// or the protected tests would prove nothing about it.
 #[test]

@@ -197,6 +197,15 @@ impl Seeded {
         self.fx.project_file("probe.json", &cfg.to_string());
     }
 
+    /// Adds `key: value` to the probe's config (after `write_probe`).
+    pub fn configure(&self, key: &str, value: &str) {
+        let path = self.fx.project.join("probe.json");
+        let mut cfg: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&path).expect("probe.json")).expect("json");
+        cfg[key] = value.into();
+        std::fs::write(&path, cfg.to_string()).expect("write probe.json");
+    }
+
     pub fn probe_command(&self) -> String {
         format!(
             "python3 {}/probe.py {}/probe.json",
