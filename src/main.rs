@@ -7,6 +7,10 @@ static ALLOCATOR: keyfence::zero_alloc::ZeroOnFree = keyfence::zero_alloc::ZeroO
 fn main() -> ExitCode {
     let cli = Cli::parse_args();
     match command::run(cli) {
+        Ok(command::Exit::Signal(sig)) => {
+            command::die_by(sig);
+            command::Exit::Signal(sig).into()
+        }
         Ok(code) => code.into(),
         Err(err) => {
             // A closed pipe (`keyfence audit | head`) is not a failure, as in ripgrep.

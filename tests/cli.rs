@@ -253,3 +253,26 @@ fn audit_from_the_home_directory_does_not_walk_it() {
         r.stderr
     );
 }
+
+/// The README's first command, `keyfence audit` in this checkout, finds nothing to fix: every
+/// fake key in the tree is made at test time or marked (`keyfence:allow`, `.keyfenceignore`).
+#[test]
+fn the_checkout_audits_clean() {
+    let home = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(BIN)
+        .args(["audit", "--skip", "proc", "--format", "json"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_clear()
+        .env("HOME", home.path())
+        .env("PATH", "/usr/bin:/bin")
+        .output()
+        .unwrap();
+    let r = Run::from(out);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let findings = r.json()["findings"].as_array().unwrap().clone();
+    let serious: Vec<_> = findings
+        .iter()
+        .filter(|f| f["severity"] != "info" && f["severity"] != "low")
+        .collect();
+    assert!(serious.is_empty(), "{serious:#?}");
+}

@@ -173,19 +173,106 @@ fn exit_statuses() {
         assert_eq!(code(&["sh", "-c", "exit 42"]), 42);
         assert_eq!(code(&["no-such-command-kf"]), 127);
         assert_eq!(code(&["./not-exec"]), 126);
-        // In place, the command's death by signal is keyfence's own (no status code at all, as
-        // when run directly); supervised, it becomes 128+N.
-        let (kill, term) = if killed.is_some() {
-            (137, 143)
-        } else {
-            (-1, -1)
-        };
-        assert_eq!(code(&["sh", "-c", "kill -KILL $$"]), kill);
-        assert_eq!(code(&["sh", "-c", "kill -TERM $$"]), term);
+        // The command's death by signal is keyfence's own, as when run directly: in place
+        // trivially, supervised because keyfence dies of the same signal (no status code).
+        let _ = killed;
+        assert_eq!(code(&["sh", "-c", "kill -KILL $$"]), -9);
+        assert_eq!(code(&["sh", "-c", "kill -TERM $$"]), -15);
     }
     let r = run_cmd(&fx, &["run", "--profile", "nope", "--", "true"], &[]);
     assert_eq!(r.code, 125);
     assert!(r.stderr.contains("unknown profile 'nope'"), "{}", r.stderr);
+}
+
+/// `keyfence run ... -- yes | head -1` and `... > /dev/full`: once keyfence cannot write the
+/// command's output, the command's next write fails as it would have without keyfence (EPIPE,
+/// SIGPIPE), and both end. The control runs the same pipeline without keyfence.
+#[test]
+fn a_closed_or_failing_output_ends_the_command() {
+    let mut fx = Fixture::new();
+    let tok = fx.key("token");
+    let bin = std::path::Path::new(BIN);
+    let run = |pipeline: &str| {
+        let out = Command::new("timeout")
+            .args(["20", "bash", "-c", pipeline])
+            .current_dir(&fx.project)
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("HOME", &fx.home)
+            .env("SERVICE_TOKEN", &tok)
+            .env("KF", bin)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    for kf in ["", "\"$KF\" run --", "\"$KF\" run --guard --"] {
+        let (code, out) = run(&format!("{kf} yes | head -1; echo \"${{PIPESTATUS[0]}}\""));
+        assert_eq!(code, Some(0), "{kf}: hung or failed: {out}");
+        assert_eq!(out, "y\n141\n", "{kf}");
+        // The command goes on after the failed write and sees SIGPIPE's status.
+        let (code, out) = run(&format!(
+            "{kf} sh -c 'seq 100000000; echo seq=$? >&2' 2>&1 | head -1"
+        ));
+        assert_eq!((code, out.as_str()), (Some(0), "1\n"), "{kf}");
+        let (code, _) = run(&format!("{kf} yes > /dev/full"));
+        assert!(code != Some(124) && code != Some(0), "{kf}: {code:?}");
+    }
+}
+
+/// Ctrl-C in `for i in 1 2 3; do keyfence run ... -- sleep 100; done` stops the loop, as it
+/// does without keyfence: bash goes on after a child that exits 130, and stops after one that
+/// dies of SIGINT, so keyfence dies of the signal that ended the command.
+#[test]
+fn ctrl_c_stops_a_shell_loop_as_without_keyfence() {
+    use std::os::unix::process::{CommandExt, ExitStatusExt};
+    let mut fx = Fixture::new();
+    let tok = fx.key("token");
+    for kf in ["", "\"$KF\" run --", "\"$KF\" run --guard --"] {
+        let mut child = Command::new("bash")
+            .args([
+                "-c",
+                &format!("for i in 1 2 3; do {kf} sleep 100; echo round$i; done"),
+            ])
+            .current_dir(&fx.project)
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("HOME", &fx.home)
+            .env("SERVICE_TOKEN", &tok)
+            .env("KF", BIN)
+            .stdout(Stdio::piped())
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(700));
+        // What a terminal's Ctrl-C does: SIGINT to the whole foreground group.
+        nix::sys::signal::killpg(
+            nix::unistd::Pid::from_raw(child.id() as i32),
+            nix::sys::signal::Signal::SIGINT,
+        )
+        .unwrap();
+        let start = std::time::Instant::now();
+        let out = loop {
+            if let Some(st) = child.try_wait().unwrap() {
+                let mut s = String::new();
+                use std::io::Read;
+                child.stdout.take().unwrap().read_to_string(&mut s).unwrap();
+                break (st, s);
+            }
+            if start.elapsed() > std::time::Duration::from_secs(10) {
+                let _ = nix::sys::signal::killpg(
+                    nix::unistd::Pid::from_raw(child.id() as i32),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+                panic!("{kf}: the loop went on after Ctrl-C");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        assert_eq!(out.0.signal(), Some(2), "{kf}: {:?} {}", out.0, out.1);
+        assert_eq!(out.1, "", "{kf}");
+    }
 }
 
 #[test]

@@ -34,6 +34,20 @@ pub enum Exit {
     Error,
     /// `run`: the command's own status, or 125/126/127 when it could not be started.
     Code(u8),
+    /// `run`: the command died of this signal; keyfence dies of it too (`die_by`), and
+    /// exits 128+N where it cannot.
+    Signal(i32),
+}
+
+/// Ends keyfence by `sig`, as the command it ran ended, so that the shell sees what it would
+/// have seen without keyfence (bash stops a loop when its child dies of SIGINT). Without a
+/// core file: the command's crash is not keyfence's. Returns if the signal does not end the
+/// process (then the caller exits 128+N).
+pub fn die_by(sig: i32) {
+    use nix::sys::resource::{Resource, setrlimit};
+    let _ = setrlimit(Resource::RLIMIT_CORE, 0, 0);
+    let _ = std::io::stdout().flush();
+    let _ = signal_hook::low_level::emulate_default_handler(sig);
 }
 
 impl From<Exit> for ExitCode {
@@ -43,6 +57,7 @@ impl From<Exit> for ExitCode {
             Exit::Findings => 1,
             Exit::Error => 2,
             Exit::Code(c) => c,
+            Exit::Signal(sig) => 128u8.wrapping_add(sig as u8),
         })
     }
 }

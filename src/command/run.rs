@@ -223,7 +223,7 @@ fn hook_installer(project: &std::path::Path) -> Option<&'static str> {
 #[cfg(target_os = "linux")]
 fn prepare_sandbox(args: &RunArgs, allow: &[String]) -> Result<Sandbox> {
     use crate::isolate::{mounts, sandbox};
-    let home = sandbox_home()?;
+    let home = sandbox_home("--sandbox")?;
     let cwd = std::env::current_dir()?;
     let allow_write: Vec<std::path::PathBuf> =
         args.allow_write.iter().map(|p| cwd.join(p)).collect();
@@ -283,7 +283,7 @@ fn prepare_sandbox(args: &RunArgs, allow: &[String]) -> Result<Sandbox> {
 #[cfg(target_os = "linux")]
 fn hide_services(allowed: &[String]) -> Result<()> {
     use crate::isolate::{mounts, sandbox};
-    let home = sandbox_home()?;
+    let home = sandbox_home("--guard")?;
     let hidden = sandbox::agent_sockets(&home, &|v: &str| allowed.iter().any(|a| a == v));
     match mounts::enter(&[], &hidden) {
         Ok(m) if !m.hidden.is_empty() => eprintln!(
@@ -319,12 +319,11 @@ fn list(paths: &[std::path::PathBuf]) -> String {
 }
 
 #[cfg(target_os = "linux")]
-fn sandbox_home() -> Result<std::path::PathBuf> {
+fn sandbox_home(what: &str) -> Result<std::path::PathBuf> {
     std::env::var_os("HOME")
+        .filter(|h| !h.is_empty())
         .map(std::path::PathBuf::from)
-        .ok_or_else(|| {
-            anyhow::anyhow!("--sandbox needs HOME to know which credential stores to deny")
-        })
+        .ok_or_else(|| anyhow::anyhow!("{what} needs HOME to know which credential stores to deny"))
 }
 
 #[cfg(not(target_os = "linux"))]
@@ -876,7 +875,8 @@ fn start(
         process::supervise(&args.command, command_env, masked, guard.as_ref())
     };
     match supervised {
-        Ok(code) => Exit::Code(code),
+        Ok(process::Outcome::Exited(code)) => Exit::Code(code),
+        Ok(process::Outcome::Signaled(sig)) => Exit::Signal(sig),
         Err((code, msg)) => {
             eprintln!("keyfence: {msg}");
             Exit::Code(code)

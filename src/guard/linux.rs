@@ -61,8 +61,7 @@ pub fn attach(pid: Pid, trace: bool) -> nix::Result<()> {
     nix::sys::ptrace::seize(pid, tracer::options(trace))
 }
 
-/// Serves the tree until the command ends and what it left is gone; its exit status (128+N for
-/// signal N). `monitor`: the command's parent on keyfence's terminal (run/monitor.rs), and what
+/// Serves the tree until the command ends and what it left is gone; how the command ended. `monitor`: the command's parent on keyfence's terminal (run/monitor.rs), and what
 /// to do when it stops. `ended` is set as soon as the command has ended. `fence`: what the
 /// descendants are denied and the descriptor of its shared ruleset; `None` only observes.
 pub fn supervise<'a>(
@@ -72,16 +71,21 @@ pub fn supervise<'a>(
     trace: Option<crate::trace::Recorder>,
     monitor: Option<(Pid, Box<dyn FnMut() + 'a>)>,
     ended: &'a std::sync::atomic::AtomicBool,
-) -> nix::Result<(u8, Summary, Option<crate::trace::Recorder>)> {
+) -> nix::Result<(
+    crate::run::process::Outcome,
+    Summary,
+    Option<crate::trace::Recorder>,
+)> {
     let mut t = tracer::Tracer::new(pid, protected, fence, trace).with_ended(ended);
     if let Some((monitor, on_stop)) = monitor {
         t = t.with_monitor(monitor, on_stop);
     }
     let status = t.run()?;
+    use crate::run::process::Outcome;
     let code = match status {
-        WaitStatus::Exited(_, c) => c as u8,
-        WaitStatus::Signaled(_, sig, _) => 128u8.wrapping_add(sig as u8),
-        _ => crate::run::process::EXIT_CANNOT_RUN,
+        WaitStatus::Exited(_, c) => Outcome::Exited(c as u8),
+        WaitStatus::Signaled(_, sig, _) => Outcome::Signaled(sig as i32),
+        _ => Outcome::Exited(crate::run::process::EXIT_CANNOT_RUN),
     };
     let trace = t.trace.take();
     Ok((code, t.summary, trace))

@@ -56,7 +56,7 @@ pub fn supervise(
     env: Vec<(OsString, OsString)>,
     secrets: &[(String, SecretValue)],
     guard: Option<&Guard>,
-) -> Result<u8, (u8, String)> {
+) -> Result<Outcome, (u8, String)> {
     let wrapped = wrap_for_guard(argv, guard)?;
     // Subscribe before the child exists, so no signal between spawn and subscription is lost.
     let mut signals =
@@ -205,7 +205,7 @@ pub fn supervise_pty(
     env: Vec<(OsString, OsString)>,
     secrets: &[(String, SecretValue)],
     guard: Option<&Guard>,
-) -> Result<u8, (u8, String)> {
+) -> Result<Outcome, (u8, String)> {
     let wrapped = wrap_for_guard(argv, guard)?;
     let argv_shown = argv;
     let argv = &wrapped[..];
@@ -305,12 +305,12 @@ fn wait_for_monitor(
     monitor: nix::unistd::Pid,
     raw: Option<&RawMode>,
     pty: &pty_process::blocking::Pty,
-) -> Result<u8, (u8, String)> {
+) -> Result<Outcome, (u8, String)> {
     use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
     loop {
         match waitpid(monitor, Some(WaitPidFlag::WUNTRACED)) {
-            Ok(WaitStatus::Exited(_, code)) => return Ok(code as u8),
-            Ok(WaitStatus::Signaled(_, sig, _)) => return Ok(128u8.wrapping_add(sig as u8)),
+            Ok(WaitStatus::Exited(_, code)) => return Ok(Outcome::Exited(code as u8)),
+            Ok(WaitStatus::Signaled(_, sig, _)) => return Ok(Outcome::Signaled(sig as i32)),
             Ok(WaitStatus::Stopped(..)) => suspend_with_command(monitor, raw, pty),
             Ok(_) | Err(nix::errno::Errno::EINTR) => {}
             Err(e) => {
@@ -396,7 +396,7 @@ fn wait<'a>(
     guard: Option<&'a Guard>,
     monitor: Option<(nix::unistd::Pid, Box<dyn FnMut() + 'a>)>,
     ended: &'a AtomicBool,
-) -> Result<u8, (u8, String)> {
+) -> Result<Outcome, (u8, String)> {
     #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
     if let Some(g) = guard {
         let trace = g.trace.lock().ok().and_then(|mut t| t.take());
@@ -425,7 +425,7 @@ fn wait<'a>(
     let _ = (pid, guard, monitor, ended);
     child
         .wait()
-        .map(exit_code)
+        .map(outcome)
         .map_err(|e| (EXIT_CANNOT_RUN, format!("waiting for the command: {e}")))
 }
 
@@ -467,11 +467,29 @@ fn copy_input(to: Option<std::fs::File>) {
     }
 }
 
-fn exit_code(st: std::process::ExitStatus) -> u8 {
+fn outcome(st: std::process::ExitStatus) -> Outcome {
     match (st.code(), st.signal()) {
-        (Some(code), _) => code as u8,
-        (None, Some(sig)) => 128u8.wrapping_add(sig as u8),
-        _ => EXIT_CANNOT_RUN,
+        (Some(code), _) => Outcome::Exited(code as u8),
+        (None, Some(sig)) => Outcome::Signaled(sig),
+        _ => Outcome::Exited(EXIT_CANNOT_RUN),
+    }
+}
+
+/// How the command ended: keyfence ends the same way (a shell running `keyfence run -- CMD`
+/// in a loop stops at Ctrl-C only if it sees its child die of SIGINT, not exit 130).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Exited(u8),
+    Signaled(i32),
+}
+
+impl Outcome {
+    /// The status a shell shows for it: the code, or 128+N.
+    pub fn code(self) -> u8 {
+        match self {
+            Outcome::Exited(c) => c,
+            Outcome::Signaled(sig) => 128u8.wrapping_add(sig as u8),
+        }
     }
 }
 
@@ -494,8 +512,10 @@ fn pump(mut from: impl Read, to: impl Write, secrets: &[(String, SecretValue)]) 
             None => masked.extend_from_slice(&buf[..n]),
         }
         if to.write_all(&masked).and_then(|()| to.flush()).is_err() {
-            // The reader went away (`| head`): keep draining so the command is not blocked.
-            continue;
+            // The reader went away (`| head`) or the output failed (`> /dev/full`): stop
+            // reading, so the pipe's read end closes when `from` drops and the command's next
+            // write fails with EPIPE (SIGPIPE), as it would have written there directly.
+            return;
         }
     }
     masked.clear();

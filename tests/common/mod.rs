@@ -358,6 +358,7 @@ impl Fixture {
 }
 
 pub struct Run {
+    /// The exit status, or minus the signal that ended the process.
     pub code: i32,
     pub stdout: String,
     pub stderr: String,
@@ -366,7 +367,9 @@ pub struct Run {
 impl From<Output> for Run {
     fn from(o: Output) -> Self {
         Run {
-            code: o.status.code().unwrap_or(-1),
+            code: o.status.code().unwrap_or_else(|| {
+                -std::os::unix::process::ExitStatusExt::signal(&o.status).unwrap_or(1)
+            }),
             stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
         }
