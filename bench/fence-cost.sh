@@ -7,10 +7,13 @@
 #     only for an ordinary user), in a realistic home with a session (D-Bus bus, ssh agent and
 #     tmux sockets): the new supervisor computes the cover of / minus every credential path and
 #     builds a Landlock ruleset of it before the command starts; the number of rules is counted
-#     (strace of the supervisor's landlock_add_rule calls);
+#     (strace of the supervisor's landlock_add_rule calls), and guard is timed again in a home
+#     of 300 entries; `--profile agent --inject ANTHROPIC_API_KEY` (no phantom) shows what the
+#     phantom adds;
 #   - per exec: 2,000 execs of /bin/true by the command and by a grandchild (guard-overhead.sh's
 #     loops), old against new: each child of the command restricts itself with the shared
-#     ruleset (one injected call, as before #15, but the ruleset now has the cover's rules);
+#     ruleset (one injected call, as before #15, but the ruleset now has the cover's rules;
+#     bench/landlock-rules.py times that call alone against the number of rules);
 #   - `cargo build --offline` of guard-overhead.sh's small crate from a clean target dir, plain,
 #     under the old and the new `--guard`, and under the new `--profile agent`.
 # Everything is timed in interleaved rounds (bench/interleave.sh); start-up runs each command
@@ -19,7 +22,8 @@
 # Usage: OLD=path/to/old/keyfence NEW=path/to/new/keyfence bench/fence-cost.sh
 #   (NEW defaults to the static build from `cargo dist`, else `cargo build --release`'s; OLD has
 #   no default: build 26b7f22, the commit before #15, e.g. in a `git worktree`.)
-#   RUNS (start-up rounds, 15), STARTUP_N (10), EXEC_RUNS (6), BUILD_RUNS (4).
+#   RUNS (start-up rounds, 15), STARTUP_N (10), EXEC_RUNS (6), BUILD_RUNS (4);
+#   ONLY="startup execs build" (any of them) to run fewer parts.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/interleave.sh"
@@ -89,11 +93,22 @@ PY
   chmod 700 "$rt" "$tmux/tmux-$uid"
 }
 
+# A home with 250 more entries, to see what the size of the cover costs.
+make_big_home() {
+  local h=$1 i
+  make_home "$h"
+  for i in $(seq 1 125); do
+    echo "placeholder" > "$h/.dotfile$i"
+    mkdir -p "$h/dir$i"
+  done
+}
+
 for who in root nobody; do
   uid=$([ $who = root ] && echo 0 || echo 65534)
   make_home "$work/home-$who"
+  make_big_home "$work/big-$who"
   make_session "$work/run-$who" "$work/tmux-$who" $uid
-  [ $who = root ] || chown -R 65534:65534 "$work/home-$who" "$work/run-$who" "$work/tmux-$who"
+  [ $who = root ] || chown -R 65534:65534 "$work/home-$who" "$work/big-$who" "$work/run-$who" "$work/tmux-$who"
 done
 
 # as WHO [--bare] CMD...: CMD as WHO, in WHO's home and session (--bare: no session sockets).
@@ -117,11 +132,13 @@ as() {
 rand() { head -c 64 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c "$1"; }
 for who in root nobody; do
   rand 32 | as $who "$new" secret set BENCH_TOKEN -q
+  rand 32 | as $who env HOME="$work/big-$who" "$new" secret set BENCH_TOKEN -q
   printf 'sk-ant-api03-%s' "$(rand 40)" | as $who "$new" secret set ANTHROPIC_API_KEY -q
   as $who "$old" run --guard --no-mask --inject BENCH_TOKEN -- true ||
     { echo "the old build cannot use the store or guard as $who" >&2; exit 1; }
 done
 
+want() { [[ " ${ONLY:-startup execs build} " == *" $1 "* ]]; }
 guard=(run --guard --no-mask --inject BENCH_TOKEN --)
 agent=(run --profile agent --)
 
@@ -129,11 +146,14 @@ agent=(run --profile agent --)
 # supervisor builds the cover before it starts the helper, so strace without -f sees it all.
 echo "== rules in the new descendants' ruleset (the supervisor's landlock_add_rule calls; old: 1)"
 for who in root nobody; do
-  as $who strace -qq -e trace=landlock_create_ruleset,landlock_add_rule \
-    -o "$work/out/rules-$who" "$new" "${guard[@]}" true
-  printf '%-7s rulesets %s, rules %s\n' $who \
-    "$(grep '^landlock_create_ruleset' "$work/out/rules-$who" | grep -vc VERSION || true)" \
-    "$(grep -c '^landlock_add_rule' "$work/out/rules-$who" || true)"
+  for h in home big; do
+    as $who env HOME="$work/$h-$who" strace -qq -e trace=landlock_create_ruleset,landlock_add_rule \
+      -o "$work/out/rules-$h-$who" "$new" "${guard[@]}" true
+    printf '%-7s %s (%s entries): rulesets %s, rules %s\n' $who $h \
+      "$(find "$work/$h-$who" -mindepth 1 -maxdepth 1 | wc -l)" \
+      "$(grep '^landlock_create_ruleset' "$work/out/rules-$h-$who" | grep -vc VERSION || true)" \
+      "$(grep -c '^landlock_add_rule' "$work/out/rules-$h-$who" || true)"
+  done
 done
 
 # Every variant once, with its messages: interleave discards output, and a refused run would
@@ -148,6 +168,7 @@ for who in root nobody; do
   done
 done
 
+if want startup; then
 n=${STARTUP_N:-10}
 rep() { local i; for ((i = 0; i < n; i++)); do "$@"; done; }
 for who in root nobody; do
@@ -160,8 +181,10 @@ for who in root nobody; do
   s_new_agent_inject() { rep as $who "$new" run --profile agent --inject ANTHROPIC_API_KEY -- true; }
   s_new_guard_bare() { rep as $who --bare "$new" "${guard[@]}" true; }
   s_true_bare() { rep as $who --bare true; }
+  s_old_guard_big() { rep as $who env HOME="$work/big-$who" "$old" "${guard[@]}" true; }
+  s_new_guard_big() { rep as $who env HOME="$work/big-$who" "$new" "${guard[@]}" true; }
   interleave "${RUNS:-15}" "$work/start-$who" : s_true s_old_guard s_new_guard s_old_agent \
-    s_new_agent s_true_bare s_new_guard_bare s_new_agent_inject
+    s_new_agent s_true_bare s_new_guard_bare s_new_agent_inject s_old_guard_big s_new_guard_big
   python3 - "$here" "$work/start-$who" "$n" <<'PY'
 import sys
 sys.path.insert(0, sys.argv[1])
@@ -177,11 +200,16 @@ row("old run --profile agent -- true", 3)
 row("new run --profile agent -- true", 4)
 row("new run --guard, no session sockets to hide", 6, 5)
 row("new run --profile agent --inject (no phantom)", 7)
+row("old run --guard, home of 300 entries", 8)
+row("new run --guard, home of 300 entries", 9)
 print(f"new - old: guard {ms[2]-ms[1]:+.2f} ms, agent profile {ms[4]-ms[3]:+.2f} ms; "
-      f"hiding the sockets {ms[2]-ms[6]-(ms[0]-ms[5]):+.2f} ms, the phantom proxy {ms[4]-ms[7]:+.2f} ms")
+      f"hiding the sockets {ms[2]-ms[6]-(ms[0]-ms[5]):+.2f} ms, the phantom proxy {ms[4]-ms[7]:+.2f} ms; "
+      f"guard in the big home {ms[9]-ms[8]:+.2f} ms")
 PY
 done
+fi
 
+if want execs; then
 echo "== 2,000 execs as root (interleaved, medians of ${EXEC_RUNS:-6} rounds)"
 loop='i=0; while [ $i -lt 2000 ]; do /bin/true; i=$((i+1)); done'
 deep="sh -c '$loop'"
@@ -189,11 +217,12 @@ children() { as root sh -c "$loop"; }
 children_old() { as root "$old" "${guard[@]}" sh -c "$loop"; }
 children_new() { as root "$new" "${guard[@]}" sh -c "$loop"; }
 children_agent() { as root "$new" "${agent[@]}" sh -c "$loop"; }
+children_big() { as root env HOME="$work/big-root" "$new" "${guard[@]}" sh -c "$loop"; }
 grandchildren() { as root sh -c "$deep"; }
 grandchildren_old() { as root "$old" "${guard[@]}" sh -c "$deep"; }
 grandchildren_new() { as root "$new" "${guard[@]}" sh -c "$deep"; }
 interleave "${EXEC_RUNS:-6}" "$work/execs" : children children_old children_new children_agent \
-  grandchildren grandchildren_old grandchildren_new
+  grandchildren grandchildren_old grandchildren_new children_big
 python3 - "$here" "$work/execs" <<'PY'
 import sys
 sys.path.insert(0, sys.argv[1])
@@ -207,10 +236,13 @@ row("new guard, children of the command", 0, 2)
 row("new --profile agent, children", 0, 3)
 row("old guard, grandchildren (already contained)", 4, 5)
 row("new guard, grandchildren", 4, 6)
+row("new guard, children, home of 300 entries", 0, 7)
 print(f"new - old per exec: children {(m[2]-m[1])/2000*1e6:+.1f} us, "
       f"grandchildren {(m[6]-m[5])/2000*1e6:+.1f} us")
 PY
+fi
 
+if want build; then
 echo "== cargo build --offline of a small crate (memchr + itoa), clean target dir, as root (interleaved)"
 crate=$work/crate
 mkdir -p "$crate/src"
@@ -252,3 +284,4 @@ for i, label in enumerate(labels):
     sd = statistics.stdev(x) if len(x) > 1 else 0.0
     print(f"{label:26s} median {m:6.2f} s ± {sd:.2f}  ({(m/b-1)*100:+5.1f} %)  n={len(x)}")
 PY
+fi

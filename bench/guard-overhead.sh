@@ -13,6 +13,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/interleave.sh"
 kf=${KEYFENCE:-$here/../target/release/keyfence}
 [ -x "$kf" ] || { echo "no keyfence binary at $kf: cargo build --release" >&2; exit 1; }
+kf=$(realpath "$kf") # the build runs in the crate's directory
 command -v strace >/dev/null || { echo "strace missing: apt-get install strace" >&2; exit 1; }
 
 # Not in /tmp: the store is denied to the tree (the descendant fence, guard/fence.rs), and every
