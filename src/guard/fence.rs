@@ -106,6 +106,18 @@ impl Fence {
     }
 }
 
+/// Makes room for `tracer::RULESET_FD` in this process's descriptor table while it has a single
+/// thread: growing the table of a process with two threads waits for an RCU grace period
+/// (`expand_fdtable`), 10-15 ms once the phantom proxy's thread runs (bench/README.md).
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+pub fn reserve_descriptor() {
+    use nix::fcntl::{FcntlArg, fcntl};
+    if let Ok(fd) = fcntl(std::io::stdin(), FcntlArg::F_DUPFD_CLOEXEC(super::tracer::RULESET_FD)) {
+        // The duplicate is ours; the table keeps its size after the close.
+        let _ = nix::unistd::close(fd);
+    }
+}
+
 /// Builds the fence's ruleset and leaves it open, not close-on-exec, in this process for the
 /// helper (and through it the tree) to inherit: at `tracer::RULESET_FD` or the first free
 /// number above, which it returns. A path that vanished since the cover was computed gets no
