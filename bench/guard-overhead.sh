@@ -13,9 +13,13 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/interleave.sh"
 kf=${KEYFENCE:-$here/../target/release/keyfence}
 [ -x "$kf" ] || { echo "no keyfence binary at $kf: cargo build --release" >&2; exit 1; }
+kf=$(realpath "$kf") # the build runs in the crate's directory
 command -v strace >/dev/null || { echo "strace missing: apt-get install strace" >&2; exit 1; }
 
-work=$(mktemp -d)
+# Not in /tmp: the store is denied to the tree (the descendant fence, guard/fence.rs), and every
+# directory on the way to it is only listable there, so with the store in /tmp the linker's
+# temporary files could not be read back and the guarded build failed.
+work=$(mktemp -d "${BENCH_HOMES:-/home}/kf-guard.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 export XDG_DATA_HOME=$work/data XDG_STATE_HOME=$work/state XDG_CONFIG_HOME=$work/config
 # A random stand-in value: the benchmark measures mechanics, not a real key.
@@ -67,6 +71,12 @@ clean() { rm -rf "$crate/target"; }
 build() { (cd "$crate" && cargo build --offline -q); }
 build_guard() { (cd "$crate" && $guard cargo build --offline -q); }
 build_strace() { (cd "$crate" && strace -f -qq -e trace=execve -o /dev/null cargo build --offline -q); }
+# Each variant must build: interleave hides the messages (and stops the script at a failure).
+for v in build build_guard build_strace; do
+  clean
+  $v 2>"$work/err" && [ -x "$crate/target/debug/guardbench" ] ||
+    { echo "$v failed:" >&2; cat "$work/err" >&2; exit 1; }
+done
 interleave "${BUILD_RUNS:-8}" "$work/btimes" clean build build_guard build_strace
 python3 - "$here" "$work/btimes" <<'PY'
 import statistics, sys

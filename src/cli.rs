@@ -29,7 +29,27 @@ impl Cli {
     /// The command line, parsed; exits on errors and for `--help` and `--version`, as clap does.
     pub fn parse_args() -> Cli {
         let args: Vec<OsString> = std::env::args_os().collect();
-        Cli::try_parse_run_only(&args).unwrap_or_else(|| Cli::parse_from(args))
+        if let Some(cli) = Cli::try_parse_run_only(&args) {
+            return cli;
+        }
+        match Cli::try_parse_from(&args) {
+            Ok(cli) => cli,
+            Err(e) => {
+                // `keyfence run npm install`: the command's words were read as keyfence's.
+                let run_without_dashes = args.iter().skip(1).any(|a| a == "run")
+                    && !args.iter().any(|a| a == "--")
+                    && e.kind() == clap::error::ErrorKind::UnknownArgument;
+                if run_without_dashes {
+                    let _ = e.print();
+                    eprintln!(
+                        "\nhint: put `--` before the command, so that its words are not read as \
+                         keyfence's: keyfence run [OPTIONS] -- COMMAND [ARGS...]"
+                    );
+                    std::process::exit(2);
+                }
+                e.exit()
+            }
+        }
     }
 
     /// `keyfence run ...` parsed by a tree that holds only `run`, or `None` for anything else.

@@ -276,3 +276,17 @@ fn the_checkout_audits_clean() {
         .collect();
     assert!(serious.is_empty(), "{serious:#?}");
 }
+
+/// `keyfence run /bin/true` (no `--`) says how to write it; with `--` it runs.
+#[test]
+fn run_without_dashes_gets_a_hint() {
+    let fx = Fixture::new();
+    let r = fx.run(&["run", "/bin/true"], &[]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("hint: put `--` before the command"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(fx.run(&["run", "--", "/bin/true"], &[]).code, 0);
+}

@@ -539,6 +539,40 @@ fn guard_fence_ignores_links_planted_by_an_earlier_run() {
     assert_eq!(loot.matches("Permission denied").count(), 2, "{loot}");
 }
 
+/// The fence lists the home entry by entry (to leave out `~/.aws` and the rest), so a directory
+/// created there during the run has no rule: a process that already runs under the fence cannot
+/// read it, but the next process the command starts gets a fence made again, which can — a new
+/// project directory made by one command the agent runs is readable by the next.
+#[test]
+fn guard_fence_is_made_again_for_a_directory_created_in_the_home() {
+    let (mut fx, _key) = with_stored_key();
+    let aws = fx.key("aws-secret");
+    fx.home_file(
+        ".aws/credentials",
+        &format!("[default]\naws_secret_access_key = {aws}\n"),
+    );
+    let script = "sh -c 'mkdir ~/newproj && echo hello > ~/newproj/f && \
+                  { cat ~/newproj/f || echo same-process-tree-denied; }' 2>&1; \
+                  sh -c 'cat ~/newproj/f; cat ~/.aws/credentials' 2>&1; true";
+    let Some(r) = guarded_sh(&fx, script, &[("PATH", "/usr/bin:/bin")]) else {
+        skipped();
+        return;
+    };
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout.contains("same-process-tree-denied"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("\nhello\n"), "{}", r.stdout);
+    assert!(!r.stdout.contains(&aws), "{}", r.stdout);
+    assert!(
+        r.stdout.ends_with("credentials: Permission denied\n"),
+        "{}",
+        r.stdout
+    );
+}
+
 /// A descendant makes the command dump core (`prlimit` it, then `SIGSEGV` it) and reads the
 /// injected key from the core file. Under guard the command's hard core limit is 0, which no
 /// process of the tree may raise, and (Landlock ABI 6) the signal is refused.

@@ -778,8 +778,9 @@ fn database_user_lives_as_long_as_the_command() {
         "{user} still exists after the command"
     );
 
-    // Interrupted: SIGINT and SIGTERM reach keyfence, the command ends, the user is dropped.
-    for (sig, code) in [("INT", 130), ("TERM", 143)] {
+    // Interrupted: SIGINT and SIGTERM reach keyfence, the command ends, the user is dropped,
+    // and keyfence dies of the signal as the command did.
+    for (sig, code) in [("INT", -2), ("TERM", -15)] {
         let (child, seen) = spawn_run(&fx, &bao, &pg, &injects, "60");
         wait_until("the command to start", 20, || seen.exists());
         let user = std::fs::read_to_string(&seen).unwrap().trim().to_string();
@@ -821,8 +822,8 @@ fn child_tokens_are_revoked_when_the_command_ends() {
     for (how, ttl, sleep, sig, code) in [
         ("normal", "10m", "2", None, 0),
         ("renewed", "3s", "6", None, 0),
-        ("SIGINT", "10m", "60", Some("INT"), 130),
-        ("SIGTERM", "10m", "60", Some("TERM"), 143),
+        ("SIGINT", "10m", "60", Some("INT"), -2),
+        ("SIGTERM", "10m", "60", Some("TERM"), -15),
     ] {
         // The command records its token where the test can look it up: a test-only file.
         let (child, seen) = {

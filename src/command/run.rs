@@ -472,6 +472,10 @@ fn prepare(
     if guard && sandbox.is_none() {
         hide_services(&agents_allowed)?;
     }
+    #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+    if guard {
+        crate::guard::fence::reserve_descriptor();
+    }
     let mut phantom_specs = p.phantom.clone();
     if p.name == "agent" && chosen.origin != policy::Origin::Project {
         phantom_specs.extend(agent_phantoms(&mut store, args, p, &inject));

@@ -43,8 +43,11 @@ pub struct Fence {
     pub scoped: u64,
     /// Path-beneath rules: each path and the rights granted beneath it.
     pub rules: Vec<(CString, u64)>,
-    /// What is denied, for messages.
+    /// What is denied.
     pub denied: Vec<PathBuf>,
+    /// The directories on the way to a denied path, which the rules list entry by entry, and
+    /// their modification times then: an entry added since has no rule (`is_stale`).
+    pub listed: Vec<(PathBuf, Option<std::time::SystemTime>)>,
 }
 
 impl Fence {
@@ -76,13 +79,28 @@ impl Fence {
             let is_dir = std::fs::metadata(p).is_ok_and(|m| m.is_dir());
             push(p, if is_dir { read } else { ACCESS_READ_FILE });
         }
+        let listed = cover
+            .partial
+            .iter()
+            .map(|p| (p.clone(), modified(p)))
+            .collect();
         Fence {
             abi,
             handled: always | read,
             scoped,
             rules,
             denied: deny.to_vec(),
+            listed,
         }
+    }
+
+    /// Whether an entry was added to (or removed from) a directory the rules list entry by
+    /// entry since the fence was made: a new project directory in the home, say, which the
+    /// descendants could then not read. The tracer then builds a fresh fence for the next
+    /// process the command starts (a few stats per process the command starts).
+    #[cfg(target_os = "linux")]
+    pub fn is_stale(&self) -> bool {
+        self.listed.iter().any(|(p, t)| modified(p) != *t)
     }
 
     /// The size of `struct landlock_ruleset_attr` this ABI reads: `handled_access_fs`, then
@@ -104,6 +122,26 @@ impl Fence {
         a.truncate(self.attr_size());
         a
     }
+}
+
+/// Makes room for `tracer::RULESET_FD` in this process's descriptor table while it has a single
+/// thread: growing the table of a process with two threads waits for an RCU grace period
+/// (`expand_fdtable`), 10-15 ms once the phantom proxy's thread runs (bench/README.md).
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+pub fn reserve_descriptor() {
+    use nix::fcntl::{FcntlArg, fcntl};
+    if let Ok(fd) = fcntl(
+        std::io::stdin(),
+        FcntlArg::F_DUPFD_CLOEXEC(super::tracer::RULESET_FD),
+    ) {
+        // The duplicate is ours; the table keeps its size after the close.
+        let _ = nix::unistd::close(fd);
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn modified(p: &Path) -> Option<std::time::SystemTime> {
+    std::fs::metadata(p).and_then(|m| m.modified()).ok()
 }
 
 /// Builds the fence's ruleset and leaves it open, not close-on-exec, in this process for the

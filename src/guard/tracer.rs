@@ -79,6 +79,10 @@ pub struct Tracer<'a> {
     /// The descendants' fence and the descriptor of its shared ruleset (guard); `None`: only
     /// observe (trace alone).
     fence: Option<(&'a Fence, i32)>,
+    /// A fence made again since, once a directory the shared one lists entry by entry changed
+    /// (`Fence::is_stale`): processes the command starts from then on are contained with it,
+    /// built inside each at its exec.
+    fresh: Option<Fence>,
     /// Contain descendants and rewrite their environment (guard); false: only observe.
     contain: bool,
     pub trace: Option<crate::trace::Recorder>,
@@ -158,6 +162,7 @@ impl<'a> Tracer<'a> {
             summary: Summary::default(),
             warned_ptrace: false,
             fence,
+            fresh: None,
             contain: fence.is_some(),
             trace,
             connected: HashMap::new(),
@@ -443,9 +448,13 @@ impl<'a> Tracer<'a> {
         };
         task.started = true;
         let fd = self.fence.map_or(-1, |(_, fd)| fd);
-        if std::mem::take(&mut task.contain_at_start) {
+        if std::mem::take(&mut task.contain_at_start) && !self.refreshed_fence() {
             match contain_at_start(pid, fd) {
-                Ok(true) => task.contained = true,
+                Ok(true) => {
+                    if let Some(t) = self.tasks.get_mut(&pid) {
+                        t.contained = true;
+                    }
+                }
                 // Not contained yet: its exec contains it, by the slower way if need be.
                 Ok(false) => {}
                 // It is gone, or its registers could not be put back: it must not run on.
@@ -463,6 +472,21 @@ impl<'a> Tracer<'a> {
             }
         }
         let _ = ptrace::cont(pid, None);
+    }
+
+    /// Whether the fence was made again because a directory it lists entry by entry changed
+    /// (checked as the command starts each process): then the new process is contained at
+    /// its exec with the fresh fence, built inside it, and not at its first stop with the
+    /// shared ruleset. Until its exec it runs the command's own code.
+    fn refreshed_fence(&mut self) -> bool {
+        let Some((shared, _)) = self.fence else {
+            return false;
+        };
+        let current = self.fresh.as_ref().unwrap_or(shared);
+        if current.is_stale() {
+            self.fresh = Some(Fence::new(&shared.denied, shared.abi));
+        }
+        self.fresh.is_some()
     }
 
     fn seccomp_stop(&mut self, pid: Pid, tag: u32, regs: libc::user_regs_struct) {
@@ -575,8 +599,13 @@ impl<'a> Tracer<'a> {
         // whatever the leader's entry says, and an entry never claims a containment its thread
         // lacks.
         if !task.contained
-            && let Some((fence, fd)) = self.fence
+            && let Some((shared, fd)) = self.fence
         {
+            // With a fresh fence the shared ruleset is out of date: no descriptor to try.
+            let (fence, fd) = match &self.fresh {
+                Some(f) => (f, -1),
+                None => (shared, fd),
+            };
             match contain(pid, regs, fence, fd) {
                 Ok(()) => {
                     if let Some(t) = self.tasks.get_mut(&pid) {
