@@ -295,50 +295,6 @@ fn keyfence_run_claude_alone_fences_the_tree() {
     );
 }
 
-/// Issue #15, item 6: a same-uid process outside the tree (an IDE, `systemd --user`, a
-/// tmux server the tree can no longer reach) reads the agent's /proc/PID/environ and memory
-/// while its Bash tool runs; a non-dumpable agent's /proc entries are root's. The agent holds
-/// an injected key in its environment and its OAuth tokens (read from its credentials file) in
-/// memory. Its baseline is `baseline_without_keyfence_every_channel_leaks`.
-#[test]
-fn agent_is_unreadable_from_outside_the_tree() {
-    let key = fake("anthropic");
-    let Some(mut a) = Attack::new(&[("ANTHROPIC_API_KEY", &key)], &["proc"]) else {
-        return;
-    };
-    a.seeded.fx.planted.push(key.clone());
-    let stub = Stub::start(&a.seeded.probe_command());
-    let r = a.run(
-        &stub,
-        &[
-            BIN,
-            "run",
-            "--profile",
-            "agent",
-            "--inject",
-            "ANTHROPIC_API_KEY",
-            "--",
-        ],
-        &[],
-    );
-    // The helper reads once the probe has started; give it the time to finish.
-    let start = std::time::Instant::now();
-    let v = loop {
-        let v = a.verdict(false);
-        if v.untried(OUTSIDE).is_empty() || start.elapsed() > Duration::from_secs(30) {
-            break v;
-        }
-        std::thread::sleep(Duration::from_millis(300));
-    };
-    assert_round_trip(&stub, &a, &r);
-    let untried = v.untried(OUTSIDE);
-    let outside = v.leaks_through("outside-");
-    assert!(
-        untried.is_empty() && outside.is_empty(),
-        "not read: {untried:?}\nread from outside the tree: {outside:#?}"
-    );
-}
-
 /// Persistence (DESIGN.md P10), which the fence does not stop: the tree rewrites
 /// ~/.claude/settings.json so that the agent's next run talks to another server. What the
 /// default phantom still promises is that the server gets only the stand-in. The baseline, the
