@@ -501,6 +501,44 @@ fn guard_leaves_a_descendant_no_path_to_the_key() {
     }
 }
 
+/// The command itself keeps its credential file, reading and rewriting it as Claude Code does
+/// when it refreshes its login (a new file renamed over the old one), while what it starts can
+/// read neither the old file nor the new one.
+#[test]
+fn guard_leaves_the_command_its_own_credential_file() {
+    let (mut fx, _key) = with_stored_key();
+    let old = fx.key("anthropic");
+    let new = fx.key("anthropic");
+    fx.home_file(
+        ".claude/.credentials.json",
+        &format!("{{\"t\": \"{old}\"}}\n"),
+    );
+    let loot = fx.project.join("loot");
+    let script = format!(
+        "sh -c 'cat ~/.claude/.credentials.json' > {loot} 2>&1; \
+         read -r line < ~/.claude/.credentials.json; case \"$line\" in *{old}*) echo read-own;; esac; \
+         printf '{{\"t\": \"{new}\"}}\\n' > ~/.claude/.tmp-cred && \
+         mv ~/.claude/.tmp-cred ~/.claude/.credentials.json && echo rewrote-own; \
+         sh -c 'cat ~/.claude/.credentials.json' >> {loot} 2>&1; true",
+        loot = loot.display()
+    );
+    let Some(r) = guarded_sh(&fx, &script, &[("PATH", "/usr/bin:/bin")]) else {
+        skipped();
+        return;
+    };
+    assert!(
+        r.stdout.contains("read-own\nrewrote-own"),
+        "{}{}",
+        r.stdout,
+        r.stderr
+    );
+    let written = std::fs::read_to_string(fx.home.join(".claude/.credentials.json")).unwrap();
+    assert!(written.contains(&new));
+    let loot = std::fs::read_to_string(&loot).unwrap();
+    assert!(!loot.contains(&old) && !loot.contains(&new), "{loot}");
+    assert_eq!(loot.matches("Permission denied").count(), 2, "{loot}");
+}
+
 /// One run plants a way to the credential file for the next: a hard link and a symlink in the
 /// home directory, which a descendant may write. The next run's fence grants neither, while
 /// the command itself (outside the fence) reads through both.
