@@ -655,3 +655,56 @@ fn an_alias_after_the_block_is_reported() {
         .unwrap_or_else(|| panic!("{f:?}"));
     assert_eq!(f["location"]["line"], line, "{f}");
 }
+
+/// What setup writes names keyfence as `keyfence` when that name on PATH is this binary, so the
+/// line survives a rebuild or reinstall; otherwise by its full path, with a warning that the
+/// line breaks when the binary moves (as a build directory's does after `cargo clean`).
+#[test]
+fn setup_names_keyfence_as_found_on_path() {
+    let fx = Fixture::new();
+    let key = fake("anthropic");
+    let dir = std::path::Path::new(BIN).parent().unwrap();
+    let on_path = format!("{}:/usr/bin:/bin", dir.display());
+    let r = fx.run(
+        &["setup", "claude", "--dry-run"],
+        &[
+            ("SHELL", "/bin/bash"),
+            ("PATH", &on_path),
+            ("ANTHROPIC_API_KEY", &key),
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout.contains("+eval \"$(keyfence shell-init bash)\""),
+        "{}",
+        r.stdout
+    );
+    assert!(!r.stderr.contains("full path"), "{}", r.stderr);
+    let init = fx.run(&["shell-init", "bash"], &[("PATH", &on_path)]);
+    assert!(
+        init.stdout
+            .contains("claude() { 'keyfence' run --profile agent -- claude \"$@\"; }"),
+        "{}",
+        init.stdout
+    );
+
+    let r = fx.run(
+        &["setup", "claude", "--dry-run"],
+        &[
+            ("SHELL", "/bin/bash"),
+            ("PATH", "/usr/bin:/bin"),
+            ("ANTHROPIC_API_KEY", &key),
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout
+            .contains(&format!("+eval \"$({BIN} shell-init bash)\""))
+    );
+    assert!(
+        r.stderr.contains("keyfence is not on PATH")
+            && r.stderr.contains("stops working if that file moves"),
+        "{}",
+        r.stderr
+    );
+}

@@ -39,6 +39,37 @@ pub enum Exit {
     Signal(i32),
 }
 
+/// How files keyfence writes for later (shell-init's functions, the rc block, Claude Code's
+/// hook) name keyfence: `keyfence` when that name on `PATH` is this very binary, so the line
+/// survives a reinstall elsewhere on PATH; else this binary's absolute path, with a warning
+/// that it stops working when the binary moves (a build directory after `cargo clean`).
+pub fn keyfence_path() -> Result<(PathBuf, Option<String>)> {
+    let exe = std::env::current_exe().context("finding keyfence's own path")?;
+    let real = exe.canonicalize().unwrap_or_else(|_| exe.clone());
+    let on_path = std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|d| d.join("keyfence"))
+        .find(|c| c.is_file());
+    if on_path.as_ref().and_then(|c| c.canonicalize().ok()) == Some(real) {
+        return Ok((PathBuf::from("keyfence"), None));
+    }
+    let why = match on_path {
+        Some(other) => format!(
+            "the `keyfence` on PATH is another one ({})",
+            other.display()
+        ),
+        None => "keyfence is not on PATH".to_string(),
+    };
+    let warning = format!(
+        "{why}, so this names keyfence by its full path, {}, which stops working if that file \
+         moves (a build directory after `cargo clean`)\nhint: install keyfence on your PATH \
+         (`cargo install --path .`) and run this again",
+        exe.display()
+    );
+    Ok((exe, Some(warning)))
+}
+
 /// Ends keyfence by `sig`, as the command it ran ended, so that the shell sees what it would
 /// have seen without keyfence (bash stops a loop when its child dies of SIGINT). Without a
 /// core file: the command's crash is not keyfence's. Returns if the signal does not end the

@@ -59,7 +59,10 @@ fn setup_claude(
     shell: Option<InitShell>,
 ) -> Result<Exit> {
     let home = home_dir(g)?;
-    let exe = std::env::current_exe().context("finding keyfence's own path")?;
+    let (exe, path_warning) = super::keyfence_path()?;
+    if let Some(w) = &path_warning {
+        eprintln!("keyfence: warning: {w}");
+    }
     // Read and check every file before touching the store: invalid JSON or a broken link stops
     // everything.
     let settings = if api_key_helper {
@@ -317,7 +320,10 @@ fn setup_claude_hook(dry_run: bool) -> Result<Exit> {
     let home = std::env::var_os("HOME")
         .map(std::path::PathBuf::from)
         .ok_or_else(|| anyhow::anyhow!("HOME is not set"))?;
-    let exe = std::env::current_exe()?;
+    let (exe, path_warning) = super::keyfence_path()?;
+    if let Some(w) = &path_warning {
+        eprintln!("keyfence: warning: {w}");
+    }
     let change = claude::plan_hook(&home, &exe)?;
     if !change.changes_anything() {
         println!(
@@ -427,7 +433,7 @@ fn hook_output() -> Result<Option<serde_json::Value>, HookFailure> {
         crate::policy::project_file(&cwd).as_deref(),
         crate::policy::user_file().as_deref(),
     )?;
-    let exe = std::env::current_exe().context("finding keyfence's own path")?;
+    let (exe, _) = super::keyfence_path()?;
     let wrapped = match claude::decide(&config, &exe, command) {
         HookDecision::Pass => return Ok(None),
         HookDecision::Block(m) => return Err(HookFailure::Block(m)),

@@ -16,7 +16,8 @@ pub fn run(shell: InitShell) -> Result<Exit> {
     // every directory.
     let config = policy::Config::load(None, policy::user_file().as_deref())?;
     let programs = config.matched_programs();
-    let exe = std::env::current_exe()?;
+    // Run at every shell start: the warning about a full path is `setup claude`'s to give.
+    let (exe, _) = super::keyfence_path()?;
     print!("{}", script(shell, &exe.to_string_lossy(), &programs));
     Ok(Exit::Clean)
 }

@@ -185,6 +185,19 @@ pub fn hook_command(exe: &Path) -> String {
     format!("{} __hook-claude", sh_quote(&exe.to_string_lossy()))
 }
 
+/// Whether a hook command is keyfence's (named by its full path or as `keyfence`), so that
+/// running setup again after keyfence moved onto PATH adds no second hook.
+fn is_keyfence_hook(command: &str) -> bool {
+    let Some(program) = command.strip_suffix(" __hook-claude") else {
+        return false;
+    };
+    let program = program
+        .strip_prefix('\'')
+        .and_then(|p| p.strip_suffix('\''))
+        .unwrap_or(program);
+    Path::new(program).file_name() == Some("keyfence".as_ref())
+}
+
 /// `~/.claude/settings.json` with keyfence's PreToolUse hook for Bash added (other settings and
 /// hooks unchanged). `previous_helper` is the hook command when it is already there.
 pub fn plan_hook(home: &Path, exe: &Path) -> Result<SettingsChange, SetupError> {
@@ -200,9 +213,10 @@ pub fn plan_hook(home: &Path, exe: &Path) -> Result<SettingsChange, SetupError> 
         .as_array()
         .is_some_and(|entries| {
             entries.iter().any(|e| {
-                e["hooks"]
-                    .as_array()
-                    .is_some_and(|hs| hs.iter().any(|h| h["command"] == hook.as_str()))
+                e["hooks"].as_array().is_some_and(|hs| {
+                    hs.iter()
+                        .any(|h| h["command"].as_str().is_some_and(is_keyfence_hook))
+                })
             })
         });
     change.helper = hook.clone();
