@@ -85,6 +85,34 @@ fn ctrl_c_reaches_the_command_once() {
     assert!(out.contains("rc=9"), "{out}");
 }
 
+/// Ctrl-C in an interactive shell's `for i in 1 2 3; do keyfence run ... -- sleep 5; done`
+/// stops the loop, as it stops a loop of `sleep` (the control). keyfence's terminal is raw, so
+/// the shell hears of the Ctrl-C only from how its child ended: keyfence dies of the SIGINT the
+/// command died of (it used to exit 130, and the loop went on).
+#[test]
+fn ctrl_c_in_an_interactive_shell_stops_a_loop() {
+    let Some((fx, key)) = fixture_with_token() else {
+        return;
+    };
+    for run in ["", "run --", "run --guard --"] {
+        let command = match run {
+            "" => "sleep 5".to_string(),
+            _ => format!("SERVICE_TOKEN={key} {BIN} {run} sleep 5"),
+        };
+        let line = format!("for i in 1 2 3; do {command}; echo round$i; done; echo loop-rc=$?");
+        let input = format!(
+            "(sleep 0.5; echo {}; sleep 1.5; printf '\\003'; sleep 1; echo exit)",
+            shell_quote(&line)
+        );
+        let out = in_terminal(&fx, "bash --norc --noprofile -i", &input);
+        assert!(out.contains("^C"), "{run}: {out}");
+        assert!(
+            !out.contains("round1\n") && !out.contains("loop-rc=0"),
+            "{run}: the loop went on:\n{out}"
+        );
+    }
+}
+
 #[test]
 fn window_size_changes_reach_the_command() {
     let Some((fx, key)) = fixture_with_token() else {
