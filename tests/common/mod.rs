@@ -157,12 +157,23 @@ impl Fixture {
     }
 
     /// A fixture outside /tmp, for tests where /tmp's own permissions would blur the result
-    /// (the sandbox lets commands write in /tmp and /var/tmp): in the target directory, or,
-    /// for a checkout that is itself under /tmp, in the real home's cache.
+    /// (the sandbox lets commands write in /tmp and /var/tmp; the guard's fence lists the
+    /// directories on the way to the home entry by entry): in the target directory, or, for a
+    /// checkout that is itself under /tmp, in `/var/cache` when root (tests hand the fixture to
+    /// nobody, who cannot enter a 0700 /root) or the user's own cache.
     pub fn outside_tmp() -> Self {
         let writable = |p: &Path| p.starts_with("/tmp") || p.starts_with("/var/tmp");
         let target = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
-        let base = if writable(&target) {
+        let base = if !writable(&target) {
+            target
+        } else if nix_is_root() {
+            let cache = PathBuf::from("/var/cache/keyfence-test-fixtures");
+            std::fs::create_dir_all(&cache).expect("mkdir");
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&cache, std::fs::Permissions::from_mode(0o755))
+                .expect("chmod");
+            cache
+        } else {
             let home = std::env::var_os("HOME")
                 .map(PathBuf::from)
                 .unwrap_or_default();
@@ -173,8 +184,6 @@ impl Fixture {
                  outside it (set CARGO_TARGET_DIR elsewhere)"
             );
             cache
-        } else {
-            target
         };
         std::fs::create_dir_all(&base).expect("mkdir");
         Self::with_dir(tempfile::tempdir_in(&base).expect("tempdir"))
