@@ -593,3 +593,54 @@ fn json_output_lists_what_was_stored_and_changed() {
     assert_eq!(secret_get(&fx, "ANTHROPIC_API_KEY"), Some(key));
     assert_eq!(read(&fx.home.join(".bashrc")), "alias ll='ls -l'\n");
 }
+
+/// The backups `fix` leaves beside the files it changed still hold the keys in clear: `audit`
+/// reports each, with the command that deletes it, and stops once it is gone.
+#[test]
+fn audit_reports_the_backups_fix_left() {
+    let h = Home::new();
+    let r = h.fx.run(&["fix", "--yes", "--home", h.home()], &[]);
+    assert!(r.code == 0 || r.code == 1, "{}", r.stderr);
+    let bak = backup(&h.bashrc);
+    assert!(bak.exists());
+    let audit = |h: &Home| {
+        h.fx.run(
+            &[
+                "audit",
+                "--only",
+                "credfile",
+                "--format",
+                "json",
+                "--home",
+                h.home(),
+            ],
+            &[],
+        )
+        .json()["findings"]
+            .as_array()
+            .unwrap()
+            .clone()
+    };
+    let found = audit(&h);
+    let at_backup: Vec<_> = found
+        .iter()
+        .filter(|f| f["location"]["path"].as_str() == Some(bak.to_str().unwrap()))
+        .collect();
+    assert!(!at_backup.is_empty(), "{found:#?}");
+    assert!(at_backup.iter().all(|f| {
+        f["fix"]
+            .as_str()
+            .unwrap()
+            .starts_with("check the changed file, then delete the backup: rm ")
+    }));
+    for b in std::fs::read_dir(h.home()).unwrap().filter_map(|e| e.ok()) {
+        if b.file_name().to_string_lossy().contains(".keyfence-bak") {
+            std::fs::remove_file(b.path()).unwrap();
+        }
+    }
+    assert!(
+        !audit(&h)
+            .iter()
+            .any(|f| f["location"]["path"].as_str() == Some(bak.to_str().unwrap()))
+    );
+}

@@ -43,6 +43,70 @@ pub fn audit(ctx: &Context, out: &mut Output) {
             check_file(ctx, out, &path, true);
         }
     }
+    check_backups(ctx, out);
+}
+
+/// Where `keyfence fix` and `setup claude` leave `FILE.keyfence-bak` beside a file they changed:
+/// start-up files, Claude Code's settings, and the same in each project.
+fn backup_dirs(ctx: &Context) -> Vec<PathBuf> {
+    let home = ctx.home();
+    let mut dirs = vec![
+        home.to_path_buf(),
+        home.join(".claude"),
+        home.join(".config/fish"),
+    ];
+    for project in &ctx.settings.projects {
+        dirs.push(project.clone());
+        dirs.push(project.join(".claude"));
+    }
+    dirs.sort();
+    dirs.dedup();
+    dirs
+}
+
+/// A backup keyfence made before it took a key out of a file still holds the key in clear.
+fn check_backups(ctx: &Context, out: &mut Output) {
+    for dir in backup_dirs(ctx) {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        let mut backups: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| {
+                p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().contains(".keyfence-bak"))
+            })
+            .collect();
+        backups.sort();
+        for path in backups {
+            let Some(text) = super::read_optional(ctx, out, Source::Credfile, &path) else {
+                continue;
+            };
+            let shown = display_path(ctx.home(), &path);
+            for m in ctx.detector.scan(&text, Mode::Assignment) {
+                let (line, column) = detect::line_col(&text, m.start);
+                out.secret(
+                    Source::Credfile,
+                    &m,
+                    Severity::Medium,
+                    Location::File {
+                        path: path.clone(),
+                        line,
+                        column: Some(column),
+                    },
+                    format!(
+                        "{} in {shown}, the backup keyfence made before it changed the file: it \
+                         still holds the key in clear",
+                        m.rule.kind
+                    ),
+                    format!(
+                        "check the changed file, then delete the backup: rm {}",
+                        crate::setup::claude::sh_quote(&path.to_string_lossy())
+                    ),
+                );
+            }
+        }
+    }
 }
 
 fn check_file(ctx: &Context, out: &mut Output, path: &Path, in_project: bool) {
