@@ -317,6 +317,24 @@ pub enum SecretCommand {
         #[arg(long, value_name = "DURATION")]
         rotate_after: Option<String>,
     },
+    /// Change which profiles may receive a secret, without typing its value again: an entry
+    /// open to every profile of yours stays open when a project's profile is listed on it
+    Profiles {
+        name: String,
+        /// List this profile on the entry (repeatable); a project's profile gets only entries
+        /// that list it
+        #[arg(long = "add", value_name = "PROFILE")]
+        add: Vec<String>,
+        /// Unlist this profile (repeatable)
+        #[arg(long = "remove", value_name = "PROFILE")]
+        remove: Vec<String>,
+        /// Every profile of yours may receive it, besides the listed ones
+        #[arg(long, conflicts_with = "only_listed")]
+        open: bool,
+        /// Only the listed profiles may receive it
+        #[arg(long)]
+        only_listed: bool,
+    },
     /// Print a secret's value (only when stdout is not a terminal, unless --reveal): a store
     /// entry, or a reference (openbao://MOUNT/PATH#FIELD, cmd:PROGRAM ARGS; see `run --help`)
     Get {

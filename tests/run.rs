@@ -426,3 +426,89 @@ fn a_key_pasted_as_an_inject_name_is_not_echoed() {
         r.stderr
     );
 }
+
+/// Following the hint for a project profile that does not get a stored secret must not close
+/// the entry to the user's own profiles (it used to be `secret set NAME --profile P`, which
+/// replaced "any" with "P"): `secret profiles NAME --add P` lists P and keeps the entry open,
+/// without the value typed again; `--only-listed` closes it, and closing it to everyone is
+/// refused (an empty list means open).
+#[test]
+fn listing_a_project_profile_on_a_secret_keeps_it_for_the_users_profiles() {
+    let mut fx = Fixture::new();
+    let tok = fx.key("token");
+    fx.store_secret("SERVICE_TOKEN", &tok);
+    fx.project_file(
+        "keyfence.toml",
+        "[[profile]]\nname = \"deploy\"\ninject = [\"SERVICE_TOKEN\"]\n",
+    );
+    let has_token = "test -n \"$SERVICE_TOKEN\" && echo has-token";
+    let project = |fx: &Fixture| {
+        run_cmd(
+            fx,
+            &["run", "--profile", "deploy", "--", "sh", "-c", has_token],
+            &[],
+        )
+    };
+    let own = |fx: &Fixture| {
+        run_cmd(
+            fx,
+            &[
+                "run",
+                "--inject",
+                "SERVICE_TOKEN",
+                "--",
+                "env",
+                "sh",
+                "-c",
+                has_token,
+            ],
+            &[],
+        )
+    };
+    let r = project(&fx);
+    assert_eq!(r.code, 125);
+    assert!(
+        r.stderr
+            .contains("`keyfence secret profiles SERVICE_TOKEN --add deploy`"),
+        "{}",
+        r.stderr
+    );
+    let r = run_cmd(
+        &fx,
+        &["secret", "profiles", "SERVICE_TOKEN", "--add", "deploy"],
+        &[],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("every profile of yours may receive it, and it is listed for deploy"),
+        "{}",
+        r.stderr
+    );
+    assert!(project(&fx).stdout.contains("has-token"));
+    assert!(own(&fx).stdout.contains("has-token"), "{}", own(&fx).stderr);
+
+    let r = run_cmd(
+        &fx,
+        &["secret", "profiles", "SERVICE_TOKEN", "--only-listed"],
+        &[],
+    );
+    assert!(
+        r.stderr.contains("only deploy may receive it"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(own(&fx).code, 125);
+    let r = run_cmd(
+        &fx,
+        &["secret", "profiles", "SERVICE_TOKEN", "--remove", "deploy"],
+        &[],
+    );
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("would be given to no profile"),
+        "{}",
+        r.stderr
+    );
+    assert!(project(&fx).stdout.contains("has-token"));
+}

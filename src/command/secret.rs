@@ -77,6 +77,23 @@ pub fn run(g: &GlobalArgs, cmd: &SecretCommand) -> Result<Exit> {
             from_env,
             rotate_after,
         } => rotate(g, name, from_env.as_deref(), rotate_after.as_deref()),
+        SecretCommand::Profiles {
+            name,
+            add,
+            remove,
+            open,
+            only_listed,
+        } => profiles(
+            g,
+            name,
+            add,
+            remove,
+            match (open, only_listed) {
+                (true, _) => Some(true),
+                (_, true) => Some(false),
+                _ => None,
+            },
+        ),
         SecretCommand::Get { name, reveal } => get(name, *reveal),
         SecretCommand::List => list(g),
         SecretCommand::Rm { name } => rm(g, name),
@@ -117,13 +134,25 @@ fn set(
     );
     let shown = describe(&new);
     let paths = Paths::from_env()?;
-    let outcome = Store::update(&paths, &Interactive, |e| {
+    let (outcome, was_open) = Store::update(&paths, &Interactive, |e| {
+        let was_open = e
+            .get(name)
+            .is_some_and(|x| x.profiles.is_empty() || x.lists(store::ANY_PROFILE));
         let o = e.set(new, Time::now());
         if let Some(age) = rotate_after {
             e.set_rotate_after(name, age);
         }
-        Ok(o)
+        Ok((o, was_open))
     })?;
+    // `--profile` replaces the list: said, since following an older hint used to close an
+    // entry to every other profile without a word.
+    if was_open && !profiles.is_empty() {
+        eprintln!(
+            "keyfence: note: {name} was open to every profile of yours; now only {} may receive \
+             it\nhint: `keyfence secret profiles {name} --open` opens it again and keeps the list",
+            profiles.join(", ")
+        );
+    }
     if !g.quiet {
         match outcome {
             SetOutcome::Created => eprintln!(
@@ -304,7 +333,11 @@ fn list(g: &GlobalArgs) -> Result<Exit> {
                         if r.profiles.is_empty() {
                             "any".to_string()
                         } else {
-                            r.profiles.join(",")
+                            r.profiles
+                                .iter()
+                                .map(|p| if p == store::ANY_PROFILE { "any" } else { p })
+                                .collect::<Vec<_>>()
+                                .join(",")
                         },
                     ]
                 })
@@ -542,6 +575,51 @@ fn refuse_secret_like_name(name: &str) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// `keyfence secret profiles NAME [--add P]... [--remove P]... [--open|--only-listed]`.
+fn profiles(
+    g: &GlobalArgs,
+    name: &str,
+    add: &[String],
+    remove: &[String],
+    open: Option<bool>,
+) -> Result<Exit> {
+    for p in add.iter().chain(remove) {
+        check_profile(p)?;
+    }
+    let paths = Paths::from_env()?;
+    let changed = Store::update(&paths, &Interactive, |e| {
+        e.change_profiles(name, add, remove, open)
+    })?;
+    let Some(list) = changed else {
+        bail!(
+            "no secret named '{name}' in {}\nhint: `keyfence secret list` shows the names stored",
+            paths.vault.display()
+        );
+    };
+    if !g.quiet {
+        eprintln!("keyfence: {name}: {}", describe_profiles(&list));
+    }
+    Ok(Exit::Clean)
+}
+
+/// Who may receive an entry, in words.
+fn describe_profiles(list: &[String]) -> String {
+    let listed: Vec<&str> = list
+        .iter()
+        .map(String::as_str)
+        .filter(|p| *p != store::ANY_PROFILE)
+        .collect();
+    let open = list.is_empty() || list.len() != listed.len();
+    match (open, listed.is_empty()) {
+        (true, true) => "every profile of yours may receive it".into(),
+        (true, false) => format!(
+            "every profile of yours may receive it, and it is listed for {}",
+            listed.join(", ")
+        ),
+        (false, _) => format!("only {} may receive it", listed.join(", ")),
+    }
 }
 
 fn check_profile(p: &str) -> Result<()> {

@@ -12,7 +12,7 @@
 //!   `allow`, `inject` or `phantom`, and never turn a protection off;
 //! - it may add profiles of its own; each starts from the restrictions of the user's `default`
 //!   and adds its own, its `inject` reaches only store entries that list that profile
-//!   (`keyfence secret set NAME --profile P`), and it may not `allow` a variable or set a
+//!   (`keyfence secret profiles NAME --add P`), and it may not `allow` a variable or set a
 //!   phantom's `upstream`;
 //! - its `match` patterns count only for command lines that nothing of the user's (their own
 //!   profiles' patterns, the built-in `install` patterns) matches.

@@ -154,9 +154,11 @@ impl Entry {
         (now >= due).then_some(due)
     }
 
-    /// Whether a profile that is not from a project file may receive it.
+    /// Whether a profile that is not from a project file may receive it: no list (open, as
+    /// every entry starts), a list holding `ANY_PROFILE` (open, and listed for some project
+    /// profiles), or a list naming it.
     pub fn allows(&self, profile: &str) -> bool {
-        self.profiles.is_empty() || self.lists(profile)
+        self.profiles.is_empty() || self.lists(ANY_PROFILE) || self.lists(profile)
     }
 
     /// Whether it names `profile` explicitly.
@@ -164,6 +166,11 @@ impl Entry {
         self.profiles.iter().any(|p| p == profile)
     }
 }
+
+/// In an entry's profile list: every profile of the user's may receive it too. Never a valid
+/// profile name, so listing a project's profile on an open entry keeps it open
+/// (`keyfence secret profiles NAME --add P`).
+pub const ANY_PROFILE: &str = "*";
 
 /// Serialises values as base64 (they are bytes, not necessarily UTF-8), through zeroizing
 /// buffers.
@@ -229,6 +236,49 @@ impl Entries {
 
     pub fn remove(&mut self, name: &str) -> Option<Entry> {
         self.0.remove(name)
+    }
+
+    /// Changes who may receive an entry without its value: lists `add`, unlists `remove`; `open`
+    /// (`Some(true)`: every profile of the user's may receive it as well, `Some(false)`: only the
+    /// listed ones). An open entry stays open when a profile is listed on it. The new list, or
+    /// `None` when there is no such entry; an error rather than an entry closed to everyone
+    /// (an empty list means open).
+    pub fn change_profiles(
+        &mut self,
+        name: &str,
+        add: &[String],
+        remove: &[String],
+        open: Option<bool>,
+    ) -> Result<Option<Vec<String>>, StoreError> {
+        let Some(e) = self.0.get_mut(name) else {
+            return Ok(None);
+        };
+        let was_open = e.profiles.is_empty() || e.profiles.iter().any(|p| p == ANY_PROFILE);
+        let mut listed: Vec<String> = e
+            .profiles
+            .iter()
+            .filter(|p| *p != ANY_PROFILE && !remove.contains(p))
+            .cloned()
+            .collect();
+        for p in add {
+            if !listed.contains(p) {
+                listed.push(p.clone());
+            }
+        }
+        let open = open.unwrap_or(was_open);
+        if !open && listed.is_empty() {
+            return Err(StoreError::NoProfileLeft {
+                name: name.to_string(),
+            });
+        }
+        e.profiles = match (open, listed.is_empty()) {
+            (true, true) => Vec::new(),
+            (true, false) => std::iter::once(ANY_PROFILE.to_string())
+                .chain(listed)
+                .collect(),
+            (false, _) => listed,
+        };
+        Ok(Some(e.profiles.clone()))
     }
 
     /// Sets the rotation age of an entry (`Never`: never due). Returns false if there is none.
@@ -337,9 +387,8 @@ pub enum StoreError {
     Expired { name: String, at: Time },
     #[error(
         "secret '{name}' may only be given to the profiles {}, not to '{profile}'\n\
-         hint: to allow it, set it again with `keyfence secret set {name}{} --profile {profile}`",
-        allowed.join(", "),
-        allowed.iter().map(|p| format!(" --profile {p}")).collect::<String>()
+         hint: to allow it, `keyfence secret profiles {name} --add {profile}` (the others keep it)",
+        allowed.join(", ")
     )]
     ProfileNotAllowed {
         name: String,
@@ -349,9 +398,15 @@ pub enum StoreError {
     #[error(
         "secret '{name}' does not list profile '{profile}', and a project's keyfence.toml only \
          gets secrets that list its profile by name\n\
-         hint: if you trust this project, set it again with `keyfence secret set {name} --profile {profile}`"
+         hint: if you trust this project, `keyfence secret profiles {name} --add {profile}` lists \
+         it (your own profiles keep the secret)"
     )]
     NotListed { name: String, profile: String },
+    #[error(
+        "secret '{name}' would be given to no profile at all\nhint: list one with --add, or remove \
+         the secret with `keyfence secret rm {name}`"
+    )]
+    NoProfileLeft { name: String },
     #[error("{} is corrupted or was modified ({reason}); {}", path.display(), backup_note(backup.as_deref(), path))]
     Corrupt {
         path: PathBuf,
