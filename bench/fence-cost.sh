@@ -20,7 +20,7 @@
 # STARTUP_N times per round. Generated homes and the crate go to a mktemp dir in /home
 # (BENCH_HOMES), deleted at exit.
 # Usage: OLD=path/to/old/keyfence NEW=path/to/new/keyfence bench/fence-cost.sh
-#   (NEW defaults to the static build from `cargo dist`, else `cargo build --release`'s; OLD has
+#   (NEW defaults to the static build from `cargo static`, else `cargo build --release`'s; OLD has
 #   no default: build 26b7f22, the commit before #15, e.g. in a `git worktree`.)
 #   RUNS (start-up rounds, 15), STARTUP_N (10), EXEC_RUNS (6), BUILD_RUNS (4);
 #   ONLY="startup execs build" (any of them) to run fewer parts.

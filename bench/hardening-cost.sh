@@ -8,7 +8,7 @@
 #     repository (the built-in install profile, chosen by command line), beside npm alone,
 #     interleaved (bench/interleave.sh).
 # Usage: OLD=path/to/old/keyfence NEW=path/to/new/keyfence bench/hardening-cost.sh
-#   (NEW defaults to the static build from `cargo dist`, else `cargo build --release`'s; OLD has
+#   (NEW defaults to the static build from `cargo static`, else `cargo build --release`'s; OLD has
 #   no default: build the commit before the change, e.g. in a `git worktree`.)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)

@@ -5,7 +5,7 @@
 #   - masking throughput: `run -- cat` of a 1 GiB file vs `cat`: budget >= 1 GiB/s
 #   - `secret get` (Claude Code's apiKeyHelper): budget <= 5 ms
 # Usage: bench/run-overhead.sh   (KEYFENCE=path/to/keyfence to pick the binary; by default the
-# static release build from `cargo dist` when there is one, else `cargo build --release`'s.
+# static release build from `cargo static` when there is one, else `cargo build --release`'s.
 # When both exist, exec in place is timed for both.)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -61,7 +61,7 @@ row "run, nothing to supervise (exec in place)" "$kf run -- true"
 for other in "$static_build" "$glibc_build"; do
   if [ -x "$other" ] && [ "$(realpath "$other")" != "$(realpath "$kf")" ]; then
     case $other in
-      "$static_build") row "  the same, static musl build (cargo dist)" "$other run -- true" ;;
+      "$static_build") row "  the same, static musl build (cargo static)" "$other run -- true" ;;
       *) row "  the same, glibc build (cargo build --release)" "$other run -- true" ;;
     esac
   fi
