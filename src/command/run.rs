@@ -476,6 +476,9 @@ fn prepare(
     if guard {
         crate::guard::fence::reserve_descriptor();
     }
+    if p.name == "agent" {
+        warn_of_agent_redirections(&program, &cwd);
+    }
     let mut phantom_specs = p.phantom.clone();
     if p.name == "agent" && chosen.origin != policy::Origin::Project {
         phantom_specs.extend(agent_phantoms(&mut store, args, p, &inject));
@@ -562,6 +565,35 @@ fn select_by_command(
         }
     }
     Ok(chosen)
+}
+
+/// Says where Claude Code's settings send its requests past keyfence: a descendant fence does
+/// not stop a command the agent ran from writing one for the next session (README, "The
+/// agent's tree"). Under the default phantom only the stand-in would go there; an injected key
+/// or a login's token would go itself.
+fn warn_of_agent_redirections(program: &str, cwd: &std::path::Path) {
+    let name = std::path::Path::new(program)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let Some(home) = std::env::var_os("HOME").filter(|h| !h.is_empty()) else {
+        return;
+    };
+    if name != "claude" {
+        return;
+    }
+    for (file, line, url) in
+        crate::setup::claude::api_redirections(std::path::Path::new(&home), cwd)
+    {
+        eprintln!(
+            "keyfence: warning: {}:{line} sets ANTHROPIC_BASE_URL to {}: Claude Code sends its \
+             requests, and the credential it holds, there instead of where keyfence points it\n\
+             hint: if you did not write that line, something rewrote the file (a command the \
+             agent ran can): remove it before trusting this session",
+            file.display(),
+            detect::redact(url)
+        );
+    }
 }
 
 /// The keys an agent's own API client needs, given as phantoms by default.

@@ -185,6 +185,36 @@ pub fn hook_command(exe: &Path) -> String {
     format!("{} __hook-claude", sh_quote(&exe.to_string_lossy()))
 }
 
+/// Where Claude Code's settings send its API requests elsewhere: each `env.ANTHROPIC_BASE_URL`
+/// in the user's and the project's settings files, as (file, line, value). Claude Code applies
+/// a settings `env` over its own environment, so such a line overrides the address keyfence
+/// gives it (the phantom proxy), and the credential claude holds (an injected key, its login's
+/// token) goes there. A command the agent ran may have written it, for the next session.
+pub fn api_redirections(home: &Path, project: &Path) -> Vec<(PathBuf, u32, String)> {
+    let files = [
+        home.join(".claude/settings.json"),
+        home.join(".claude/settings.local.json"),
+        project.join(".claude/settings.json"),
+        project.join(".claude/settings.local.json"),
+    ];
+    let mut out = Vec::new();
+    for path in files {
+        let Ok(text) = std::fs::read(&path) else {
+            continue;
+        };
+        let Ok(json) = serde_json::from_slice::<Value>(&text) else {
+            continue;
+        };
+        if let Some(url) = json["env"]["ANTHROPIC_BASE_URL"].as_str() {
+            let line = memchr::memmem::find(&text, b"\"ANTHROPIC_BASE_URL\"")
+                .map_or(1, |at| crate::detect::line_col(&text, at).0);
+            out.push((path, line, url.to_string()));
+        }
+    }
+    out.dedup_by(|a, b| a.0 == b.0);
+    out
+}
+
 /// Whether a hook command is keyfence's (named by its full path or as `keyfence`), so that
 /// running setup again after keyfence moved onto PATH adds no second hook.
 fn is_keyfence_hook(command: &str) -> bool {
