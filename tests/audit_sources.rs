@@ -407,3 +407,36 @@ fn the_same_key_in_several_places_is_one_exposure() {
     assert!(run.stdout.contains("~/.bashrc:1"), "{}", run.stdout);
     assert!(run.stdout.contains(".env:1"), "{}", run.stdout);
 }
+
+/// A key that keyfence's store already holds, still exported in a start-up file: the advice is
+/// to delete the export and use the stored entry, not to store it again; a key the store does
+/// not hold keeps the advice to store it.
+#[test]
+fn a_key_already_stored_is_called_stored() {
+    let mut fx = Fixture::new();
+    let stored = fx.key("anthropic");
+    let other = fx.key("openai");
+    fx.store_secret("ANTHROPIC_API_KEY", &stored);
+    fx.home_file(
+        ".bashrc",
+        &format!("export ANTHROPIC_API_KEY={stored}\nexport OPENAI_API_KEY={other}\n"),
+    );
+    let r = fx.run(&["audit", "--only", "shell,store", "--format", "json"], &[]);
+    let findings = r.json()["findings"].as_array().unwrap().clone();
+    let fix_of = |var: &str| {
+        findings
+            .iter()
+            .find(|f| f["message"].as_str().unwrap_or("").contains(var))
+            .map(|f| f["fix"].as_str().unwrap().to_string())
+            .unwrap_or_else(|| panic!("no finding for {var}: {findings:#?}"))
+    };
+    assert!(
+        fix_of("ANTHROPIC_API_KEY")
+            .starts_with("it is already in keyfence's store as ANTHROPIC_API_KEY"),
+        "{findings:#?}"
+    );
+    assert!(
+        fix_of("OPENAI_API_KEY").contains("keyfence secret set OPENAI_API_KEY"),
+        "{findings:#?}"
+    );
+}

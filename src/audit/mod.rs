@@ -160,8 +160,31 @@ pub fn run(ctx: &Context) -> Report {
         home: Some(ctx.settings.home.clone()),
     };
     mark_canaries(&mut report);
+    if ctx.settings.sources.contains(&Source::Store) {
+        mark_stored(&mut report, &store::fingerprints(ctx));
+    }
     report.sort();
     report
+}
+
+/// A key found somewhere that keyfence's store already holds: the advice is to delete it there
+/// and use the stored entry, not to store it again.
+fn mark_stored(report: &mut Report, stored: &[(String, String)]) {
+    for f in &mut report.findings {
+        let Some((_, name)) = f
+            .secret
+            .as_ref()
+            .and_then(|s| s.fingerprint.as_deref())
+            .and_then(|fp| stored.iter().find(|(s, _)| s == fp))
+        else {
+            continue;
+        };
+        f.fix = format!(
+            "it is already in keyfence's store as {name}: delete it from here (`keyfence fix` \
+             does, for start-up files and agent settings) and give it by name where it is needed \
+             (`keyfence run --inject {name} -- COMMAND`)"
+        );
+    }
 }
 
 /// Findings of registered canaries are canaries, not leaks.

@@ -41,6 +41,23 @@ fn paths(ctx: &Context) -> Option<Paths> {
     ))
 }
 
+/// The stored entries' fingerprints and names, for saying "already stored" where a stored key
+/// is found elsewhere (`audit::mark_stored`); empty when the vault cannot be read without a
+/// prompt.
+pub fn fingerprints(ctx: &Context) -> Vec<(String, String)> {
+    let Some(paths) = paths(ctx) else {
+        return Vec::new();
+    };
+    let Ok(store) = Store::open(paths, &NoPrompt) else {
+        return Vec::new();
+    };
+    store
+        .entries()
+        .iter()
+        .filter_map(|e| Some((e.fingerprint.clone()?, e.name.clone())))
+        .collect()
+}
+
 pub fn audit(ctx: &Context, out: &mut Output) {
     let Some(paths) = paths(ctx) else { return };
     let vault = paths.vault.clone();
