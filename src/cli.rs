@@ -78,34 +78,6 @@ pub struct GlobalArgs {
     #[arg(long, global = true, value_enum, default_value_t = Format::Human)]
     pub format: Format,
 
-    /// Exit with status 1 when a finding is at least this severe
-    #[arg(long, global = true, value_enum, default_value_t = Severity::High, value_name = "SEVERITY")]
-    pub fail_on: Severity,
-
-    /// Audit this home directory instead of $HOME (for administrators and tests)
-    #[arg(long, global = true, value_name = "DIR")]
-    pub home: Option<PathBuf>,
-
-    /// Run only these audit sources (comma-separated)
-    #[arg(
-        long,
-        global = true,
-        value_enum,
-        value_delimiter = ',',
-        value_name = "SOURCE,..."
-    )]
-    pub only: Vec<Source>,
-
-    /// Skip these audit sources (comma-separated)
-    #[arg(
-        long,
-        global = true,
-        value_enum,
-        value_delimiter = ',',
-        value_name = "SOURCE,..."
-    )]
-    pub skip: Vec<Source>,
-
     /// When to use colours; NO_COLOR in the environment turns them off under `auto`
     #[arg(long, global = true, value_enum, default_value_t = ColorWhen::Auto, value_name = "WHEN")]
     pub color: ColorWhen,
@@ -238,8 +210,39 @@ pub struct AuditArgs {
     #[arg(value_name = "PATH")]
     pub paths: Vec<PathBuf>,
 
+    /// Run only these audit sources (comma-separated)
+    #[arg(long, value_enum, value_delimiter = ',', value_name = "SOURCE,...")]
+    pub only: Vec<Source>,
+
+    /// Skip these audit sources (comma-separated)
+    #[arg(long, value_enum, value_delimiter = ',', value_name = "SOURCE,...")]
+    pub skip: Vec<Source>,
+
+    #[command(flatten)]
+    pub fail_on: FailOn,
+
+    #[command(flatten)]
+    pub home: HomeArg,
+
     #[command(flatten)]
     pub walk: WalkArgs,
+}
+
+/// `--fail-on`, for the commands that report findings (`audit`, `scan`).
+#[derive(Debug, Args)]
+pub struct FailOn {
+    /// Exit with status 1 when a finding is at least this severe
+    #[arg(long, value_enum, default_value_t = Severity::High, value_name = "SEVERITY")]
+    pub fail_on: Severity,
+}
+
+/// `--home`, for the commands that read or change a home directory (`audit`, `fix`,
+/// `setup claude`).
+#[derive(Debug, Args)]
+pub struct HomeArg {
+    /// Use this home directory instead of $HOME (for administrators and tests)
+    #[arg(long, value_name = "DIR")]
+    pub home: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -247,6 +250,9 @@ pub struct ScanArgs {
     /// Files or directories to scan
     #[arg(value_name = "PATH", required = true)]
     pub paths: Vec<PathBuf>,
+
+    #[command(flatten)]
+    pub fail_on: FailOn,
 
     #[command(flatten)]
     pub walk: WalkArgs,
@@ -448,6 +454,8 @@ pub enum SetupCommand {
         /// The shell whose start-up file loads shell-init (default: from $SHELL)
         #[arg(long, value_enum)]
         shell: Option<InitShell>,
+        #[command(flatten)]
+        home: HomeArg,
     },
 }
 
@@ -456,6 +464,8 @@ pub struct FixArgs {
     /// Print the edits as unified diffs, change nothing
     #[arg(long)]
     pub dry_run: bool,
+    #[command(flatten)]
+    pub home: HomeArg,
     /// Do not ask before each edit
     #[arg(long, short = 'y')]
     pub yes: bool,
@@ -513,7 +523,7 @@ mod tests {
             "run --phantom ANTHROPIC_API_KEY --upstream http://127.0.0.1:9 -- claude -p hi",
             "run --trace --canary --sandbox --net none -- npm install",
             "run --trace=/tmp/t.jsonl --net tcp:443,80 -- curl",
-            "run --home /h --format json --fail-on low --only env,shell --color never -- x",
+            "run --format json --color never -- x",
             "run --etc /e -- -- --help",
             "run -- --version",
         ];
@@ -536,7 +546,8 @@ mod tests {
             "run --upstream http://127.0.0.1:9 -- x",
             "run --no-such-flag -- x",
             "run --trace /tmp/t -- x",
-            "--home /h run -- x",
+            "--format json run -- x",
+            "run --home /h -- x",
             "audit",
             "help run",
             "",

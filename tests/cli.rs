@@ -9,24 +9,34 @@ fn help_and_completions() {
     let fx = Fixture::new();
     let h = fx.run(&["--help"], &[]);
     assert_eq!(h.code, 0);
-    for word in [
-        "audit",
-        "scan",
-        "ps",
-        "completions",
-        "--format",
-        "--fail-on",
-        "--home",
-        "--only",
-        "--skip",
-        "--color",
-    ] {
+    for word in ["audit", "scan", "ps", "completions", "--format", "--color"] {
         assert!(
             h.stdout.contains(word),
             "--help lacks {word}:\n{}",
             h.stdout
         );
     }
+    // Each command's help shows the options that apply to it: the audit's on `audit` only.
+    let audit_only = ["--fail-on", "--home", "--only", "--skip"];
+    let help = |args: &[&str]| fx.run(args, &[]).stdout;
+    for word in audit_only {
+        // As an option row (`--home <DIR>`), not a mention in prose.
+        let row = format!("{word} <");
+        assert!(
+            help(&["audit", "--help"]).contains(&row),
+            "audit --help lacks {word}"
+        );
+        for other in [
+            &["run", "--help"][..],
+            &["secret", "set", "--help"],
+            &["--help"],
+        ] {
+            assert!(!help(other).contains(&row), "{other:?} shows {word}");
+        }
+    }
+    assert!(help(&["scan", "--help"]).contains("--fail-on"));
+    assert!(help(&["fix", "--help"]).contains("--home"));
+    assert!(help(&["setup", "claude", "--help"]).contains("--home"));
     let ha = fx.run(&["help", "audit"], &[]);
     assert_eq!(ha.code, 0);
     for src in [

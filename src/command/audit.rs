@@ -21,8 +21,8 @@ pub fn run(g: &GlobalArgs, args: &AuditArgs) -> Result<Exit> {
             );
         }
     }
-    let home = home_dir(g)?;
-    let mut sources = selected_sources(g);
+    let home = home_dir(&args.home)?;
+    let mut sources = selected_sources(&args.only, &args.skip);
     // Run from the home directory with no path given, "the project" would be every file the
     // user owns (caches, toolchains, other projects): look at the home's known places only.
     let canon = |p: &std::path::Path| p.canonicalize().unwrap_or_else(|_| p.to_path_buf());
@@ -51,5 +51,5 @@ pub fn run(g: &GlobalArgs, args: &AuditArgs) -> Result<Exit> {
     };
     let ctx = Context::new(&settings);
     let report = with_progress(g, &ctx.files_seen, || audit::run(&ctx));
-    emit(g, &report, "audit")
+    emit(g, args.fail_on.fail_on, &report, "audit")
 }

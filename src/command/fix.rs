@@ -22,7 +22,7 @@ use zeroize::Zeroizing;
 
 pub fn run(g: &GlobalArgs, args: &FixArgs) -> Result<Exit> {
     let places = Places {
-        home: home_dir(g)?,
+        home: home_dir(&args.home)?,
         project: std::env::current_dir().context("finding the working directory")?,
     };
     let scan = fix::scan(&places)?;

@@ -118,16 +118,16 @@ pub fn run(cli: Cli) -> Result<Exit> {
 }
 
 /// The sources selected by `--only` and `--skip`, in their canonical order.
-fn selected_sources(g: &GlobalArgs) -> Vec<Source> {
+fn selected_sources(only: &[Source], skip: &[Source]) -> Vec<Source> {
     Source::ALL
         .into_iter()
-        .filter(|s| g.only.is_empty() || g.only.contains(s))
-        .filter(|s| !g.skip.contains(s))
+        .filter(|s| only.is_empty() || only.contains(s))
+        .filter(|s| !skip.contains(s))
         .collect()
 }
 
-fn home_dir(g: &GlobalArgs) -> Result<PathBuf> {
-    match &g.home {
+fn home_dir(home: &crate::cli::HomeArg) -> Result<PathBuf> {
+    match &home.home {
         Some(h) => {
             if !h.is_dir() {
                 bail!("--home {}: not a directory", h.display());
@@ -159,7 +159,12 @@ fn color_choice(when: ColorWhen) -> anstream::ColorChoice {
 }
 
 /// Writes the report in the chosen format to stdout and returns the exit status.
-fn emit(g: &GlobalArgs, report: &Report, what: &'static str) -> Result<Exit> {
+fn emit(
+    g: &GlobalArgs,
+    fail_on: crate::finding::Severity,
+    report: &Report,
+    what: &'static str,
+) -> Result<Exit> {
     let stdout = std::io::stdout().lock();
     let mut out = anstream::AutoStream::new(stdout, color_choice(g.color));
     match g.format {
@@ -178,7 +183,7 @@ fn emit(g: &GlobalArgs, report: &Report, what: &'static str) -> Result<Exit> {
     .context("writing the report")?;
     out.flush().context("writing the report")?;
     Ok(match report.worst() {
-        Some(s) if s >= g.fail_on => Exit::Findings,
+        Some(s) if s >= fail_on => Exit::Findings,
         _ => Exit::Clean,
     })
 }

@@ -61,5 +61,5 @@ pub fn run(g: &GlobalArgs, args: &ScanArgs) -> Result<Exit> {
         });
     }
     report.sort();
-    emit(g, &report, "scan")
+    emit(g, args.fail_on.fail_on, &report, "scan")
 }

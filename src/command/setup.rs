@@ -23,7 +23,8 @@ pub fn run(g: &GlobalArgs, cmd: &SetupCommand) -> Result<Exit> {
             hook: false,
             api_key_helper,
             shell,
-        } => setup_claude(g, *dry_run, *api_key_helper, *shell),
+            home,
+        } => setup_claude(g, home, *dry_run, *api_key_helper, *shell),
     }
 }
 
@@ -54,11 +55,12 @@ fn chosen_shell(shell: Option<InitShell>) -> Result<Shell> {
 
 fn setup_claude(
     g: &GlobalArgs,
+    home: &crate::cli::HomeArg,
     dry_run: bool,
     api_key_helper: bool,
     shell: Option<InitShell>,
 ) -> Result<Exit> {
-    let home = home_dir(g)?;
+    let home = home_dir(home)?;
     let (exe, path_warning) = super::keyfence_path()?;
     if let Some(w) = &path_warning {
         eprintln!("keyfence: warning: {w}");
