@@ -254,7 +254,7 @@ fn typing_claude_in_bash_runs_it_under_the_agent_profile() {
              t=$(awk '/^TracerPid:/ {{print $2}}' /proc/$$/status)\n\
              [ \"$t\" != 0 ] && echo \"claude: traced by $(cat /proc/$t/comm 2>/dev/null || echo a process)\" || echo 'claude: not traced'\n\
              [ -n \"$ANTHROPIC_API_KEY\" ] && echo 'claude: has a key'\n\
-             sh -c 'echo \"child env: $(env | grep -c {piece})\"; echo \"child reads claude: $(tr \"\\0\" \"\\n\" < /proc/$PPID/environ | grep -c {piece})\"' 2>&1\n"
+             sh -c 'echo \"child env: $(env | grep -c -F -e {piece})\"; echo \"child reads claude: $(tr \"\\0\" \"\\n\" < /proc/$PPID/environ | grep -c -F -e {piece})\"' 2>&1\n"
         ),
     );
     let interactive = |fx: &Fixture| {
