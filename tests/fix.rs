@@ -644,3 +644,38 @@ fn audit_reports_the_backups_fix_left() {
             .any(|f| f["location"]["path"].as_str() == Some(bak.to_str().unwrap()))
     );
 }
+
+/// `fix` does what audit's `credential-file-permissions` asks: `chmod 600` of a credential file
+/// others can read (said with --dry-run, done with --yes), after which audit no longer reports it.
+#[test]
+fn fix_makes_credential_files_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let mut fx = Fixture::new();
+    let aws = fx.key("aws-secret");
+    let creds = fx.home_file(
+        ".aws/credentials",
+        &format!("[default]\naws_secret_access_key = {aws}\n"),
+    );
+    std::fs::set_permissions(&creds, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let home = fx.home.to_str().unwrap().to_string();
+    let audit = |fx: &Fixture| {
+        fx.run(
+            &[
+                "audit", "--only", "credfile", "--format", "json", "--home", &home,
+            ],
+            &[],
+        )
+        .stdout
+        .contains("credential-file-permissions")
+    };
+    assert!(audit(&fx));
+    let mode = || std::fs::metadata(&creds).unwrap().permissions().mode() & 0o777;
+    let r = fx.run(&["fix", "--dry-run", "--home", &home], &[]);
+    assert!(r.stderr.contains("is mode 0644"), "{}", r.stderr);
+    assert_eq!(mode(), 0o644);
+    let r = fx.run(&["fix", "--yes", "--home", &home], &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stderr.contains("chmod 600"), "{}", r.stderr);
+    assert_eq!(mode(), 0o600);
+    assert!(!audit(&fx));
+}

@@ -20,6 +20,47 @@ use std::io::{BufRead, BufReader, IsTerminal, Write};
 use std::path::Path;
 use zeroize::Zeroizing;
 
+/// `chmod 600` for the credential files others can read (audit's
+/// `credential-file-permissions`): said with `--dry-run`, done with `--yes` or when the user
+/// agrees. True when some are left as they were.
+fn tighten_credential_files(home: &Path, args: &FixArgs) -> Result<bool> {
+    use std::os::unix::fs::PermissionsExt;
+    let loose = fix::loose_credential_files(home);
+    if loose.is_empty() {
+        return Ok(false);
+    }
+    for (p, mode) in &loose {
+        eprintln!(
+            "keyfence: {} is mode {mode:04o}: others can read the credentials in it",
+            p.display()
+        );
+    }
+    if args.dry_run {
+        eprintln!("keyfence: would chmod 600 each (dry run: nothing changed)");
+        return Ok(false);
+    }
+    let agreed = args.yes || {
+        let stdin = std::io::stdin();
+        if !stdin.is_terminal() {
+            eprintln!("keyfence: left as they are (no terminal to ask; --yes to chmod 600 them)");
+            return Ok(true);
+        }
+        eprint!("chmod 600 them? [y/N] ");
+        let mut line = String::new();
+        stdin.lock().read_line(&mut line)?;
+        matches!(line.trim(), "y" | "Y" | "yes")
+    };
+    if !agreed {
+        return Ok(true);
+    }
+    for (p, mode) in &loose {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o600))
+            .with_context(|| format!("chmod 600 {}", p.display()))?;
+        eprintln!("keyfence: chmod 600 {} (was {mode:04o})", p.display());
+    }
+    Ok(false)
+}
+
 pub fn run(g: &GlobalArgs, args: &FixArgs) -> Result<Exit> {
     let places = Places {
         home: home_dir(&args.home)?,
@@ -29,8 +70,12 @@ pub fn run(g: &GlobalArgs, args: &FixArgs) -> Result<Exit> {
     for w in &scan.warnings {
         eprintln!("keyfence: warning: {w}");
     }
+    let loose_left = tighten_credential_files(&places.home, args)?;
     let keys = fix::keys(&scan);
     if keys.is_empty() {
+        if loose_left {
+            return Ok(Exit::Findings);
+        }
         if !g.quiet {
             eprintln!(
                 "keyfence: no keys in the shell start-up files of {} or in Claude Code settings; \

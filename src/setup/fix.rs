@@ -146,6 +146,21 @@ pub struct Key {
 /// Reads the home's shell start-up files and the Claude Code settings files (the user's and the
 /// project's). Settings that are not valid JSON stop everything: such a file may hold a key that
 /// cannot be seen, and Claude Code would not read it either.
+/// The credential files (those `audit`'s credfile source reads) that others can read: what
+/// audit's `credential-file-permissions` asks to `chmod 600`, with their modes.
+pub fn loose_credential_files(home: &Path) -> Vec<(PathBuf, u32)> {
+    use std::os::unix::fs::PermissionsExt;
+    crate::audit::credfile::HOME_FILES
+        .iter()
+        .map(|rel| home.join(rel))
+        .filter_map(|p| {
+            let meta = std::fs::metadata(&p).ok()?;
+            let mode = meta.permissions().mode() & 0o7777;
+            (meta.is_file() && mode & 0o077 != 0).then_some((p, mode))
+        })
+        .collect()
+}
+
 pub fn scan(places: &Places) -> Result<Scan, FixError> {
     let mut out = Scan::default();
     let mut seen: HashSet<PathBuf> = HashSet::new();
