@@ -539,24 +539,40 @@ fn guard_leaves_the_command_its_own_credential_file() {
     assert_eq!(loot.matches("Permission denied").count(), 2, "{loot}");
 }
 
-/// One run plants a way to the credential file for the next: a hard link and a symlink in the
-/// home directory, which a descendant may write. The next run's fence grants neither, while
-/// the command itself (outside the fence) reads through both.
+/// A descendant tries to plant a way to the credential file: a hard link beside it in the home,
+/// in a directory it makes (which the next fence, made again for the new directory or by the
+/// next run, grants whole), a move there. The kernel refuses each: the file would gain rights
+/// (Landlock's "refer"; the fence grants it only with the directories it grants whole). A
+/// symlink can be made, and so can a hard link beside the file by a process outside any fence
+/// (here the test itself): the next fence's listing of the home grants neither, while the
+/// command itself reads through both.
 #[test]
 fn guard_fence_ignores_links_planted_by_an_earlier_run() {
     let (mut fx, _key) = with_stored_key();
     let aws = fx.key("aws-secret");
-    fx.home_file(
+    let creds = fx.home_file(
         ".aws/credentials",
         &format!("[default]\naws_secret_access_key = {aws}\n"),
     );
-    let plant = "sh -c 'ln ~/.aws/credentials ~/notes; ln -s ~/.aws ~/sl'; true";
+    let plant = "sh -c 'ln ~/.aws/credentials ~/notes; ln -s ~/.aws ~/sl; \
+                 mkdir ~/stash; ln ~/.aws/credentials ~/stash/c; \
+                 mv ~/.aws/credentials ~/stash/m' 2>&1; true";
     let Some(r) = guarded_sh(&fx, plant, &[("PATH", "/usr/bin:/bin")]) else {
         skipped();
         return;
     };
     assert_eq!(r.code, 0, "{}", r.stderr);
-    assert!(fx.home.join("notes").exists() && fx.home.join("sl").exists());
+    assert!(fx.home.join("sl").exists() && fx.home.join("stash").is_dir());
+    for refused in ["notes", "stash/c", "stash/m"] {
+        assert!(!fx.home.join(refused).exists(), "{refused}: {}", r.stdout);
+    }
+    assert_eq!(
+        r.stdout.matches("Invalid cross-device link").count(),
+        2,
+        "{}",
+        r.stdout
+    );
+    std::fs::hard_link(&creds, fx.home.join("notes")).unwrap();
     let loot = fx.project.join("loot");
     let read = format!(
         "read -r a < ~/notes; read -r b < ~/sl/credentials; echo \"command: $a $b\"; \

@@ -54,9 +54,14 @@ impl Fence {
     /// The fence denying `deny` (files or directories) on a kernel with Landlock ABI `abi`.
     #[cfg(target_os = "linux")]
     pub fn new(deny: &[PathBuf], abi: u32) -> Fence {
-        // "Make block device" alone makes a domain that restricts nothing; "refer" must be
-        // handled and granted, or every rename across directories fails (see tracer.rs).
-        let always = ACCESS_MAKE_BLOCK | if abi >= 2 { ACCESS_REFER } else { 0 };
+        // "Make block device" is granted everywhere: alone it makes a domain that restricts
+        // nothing. "Refer" (linking or renaming across directories; every domain forbids it
+        // unless handled and granted) goes with the directories granted whole, and not to the
+        // directories on the way to a denied path nor to the denied ones: granted there, a
+        // descendant could `ln ~/.aws/credentials ~/x/c` into a directory it just made, which
+        // the next fence (made again for the new directory, or the next run's) grants whole.
+        let refer = if abi >= 2 { ACCESS_REFER } else { 0 };
+        let always = ACCESS_MAKE_BLOCK;
         let read = ACCESS_READ_FILE | ACCESS_READ_DIR;
         let scoped = if abi >= 6 {
             SCOPE_ABSTRACT_UNIX_SOCKET | SCOPE_SIGNAL
@@ -77,7 +82,14 @@ impl Fence {
         for p in &cover.whole {
             // A rule on a file may grant only file rights: "read dir" there is EINVAL.
             let is_dir = std::fs::metadata(p).is_ok_and(|m| m.is_dir());
-            push(p, if is_dir { read } else { ACCESS_READ_FILE });
+            push(
+                p,
+                if is_dir {
+                    read | refer
+                } else {
+                    ACCESS_READ_FILE
+                },
+            );
         }
         let listed = cover
             .partial
@@ -86,7 +98,7 @@ impl Fence {
             .collect();
         Fence {
             abi,
-            handled: always | read,
+            handled: always | refer | read,
             scoped,
             rules,
             denied: deny.to_vec(),
