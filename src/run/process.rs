@@ -95,8 +95,8 @@ pub fn supervise(
     std::thread::scope(|s| {
         s.spawn(move || forward_signals(&mut signals, pid, None, ended, None));
         let pumps = [
-            out.map(|o| s.spawn(move || pump(o, io::stdout(), secrets))),
-            err.map(|e| s.spawn(move || pump(e, io::stderr(), secrets))),
+            out.map(|o| s.spawn(move || pump(o, io::stdout(), secrets, OnFailure::Close))),
+            err.map(|e| s.spawn(move || pump(e, io::stderr(), secrets, OnFailure::Close))),
         ];
         let status = wait(&mut child, pid, guard, None, ended);
         ended.store(true, Ordering::SeqCst);
@@ -271,7 +271,7 @@ pub fn supervise_pty(
     let status = std::thread::scope(|s| {
         let raw = raw.as_ref();
         s.spawn(move || forward_signals(&mut signals, pid, Some(pty), ended, raw));
-        let output = s.spawn(move || pump(pty, io::stdout(), secrets));
+        let output = s.spawn(move || pump(pty, io::stdout(), secrets, OnFailure::Drain));
         if stdin_is_tty {
             // Not joined: a read of the terminal cannot be interrupted, and the process exits
             // right after the command does.
@@ -494,7 +494,23 @@ impl Outcome {
 }
 
 /// Copies `from` to `to` through a masker until end of file.
-fn pump(mut from: impl Read, to: impl Write, secrets: &[(String, SecretValue)]) {
+/// What the copy does once keyfence's own output fails.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum OnFailure {
+    /// Stop reading: `from` is the read end of the command's pipe, which closes when the copy
+    /// drops it, so the command's next write fails as it would have without keyfence.
+    Close,
+    /// Keep reading and discard: `from` is keyfence's pseudo-terminal, which stays open while
+    /// keyfence runs, so a command that stopped being read would block on it for ever.
+    Drain,
+}
+
+fn pump(
+    mut from: impl Read,
+    to: impl Write,
+    secrets: &[(String, SecretValue)],
+    on_failure: OnFailure,
+) {
     let mut to = to;
     let mut masker = Masker::new(secrets);
     let mut buf = vec![0u8; 256 * 1024];
@@ -511,11 +527,12 @@ fn pump(mut from: impl Read, to: impl Write, secrets: &[(String, SecretValue)]) 
             Some(m) => m.push(&buf[..n], &mut masked),
             None => masked.extend_from_slice(&buf[..n]),
         }
+        // The reader went away (`| head`) or the output failed (`> /dev/full`).
         if to.write_all(&masked).and_then(|()| to.flush()).is_err() {
-            // The reader went away (`| head`) or the output failed (`> /dev/full`): stop
-            // reading, so the pipe's read end closes when `from` drops and the command's next
-            // write fails with EPIPE (SIGPIPE), as it would have written there directly.
-            return;
+            match on_failure {
+                OnFailure::Close => return,
+                OnFailure::Drain => continue,
+            }
         }
     }
     masked.clear();
