@@ -572,16 +572,12 @@ fn select_by_command(
 /// agent's tree"). Under the default phantom only the stand-in would go there; an injected key
 /// or a login's token would go itself.
 fn warn_of_agent_redirections(program: &str, cwd: &std::path::Path) {
-    let name = std::path::Path::new(program)
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    if std::path::Path::new(program).file_name() != Some("claude".as_ref()) {
+        return;
+    }
     let Some(home) = std::env::var_os("HOME").filter(|h| !h.is_empty()) else {
         return;
     };
-    if name != "claude" {
-        return;
-    }
     for (file, line, url) in
         crate::setup::claude::api_redirections(std::path::Path::new(&home), cwd)
     {
@@ -952,9 +948,7 @@ fn fetch_for_run(
 fn share_fence(abi: u32) -> Result<(crate::guard::fence::Fence, i32)> {
     use nix::sys::resource::{Resource, setrlimit};
     setrlimit(Resource::RLIMIT_CORE, 0, 0).context("cannot turn core dumps off")?;
-    let home = std::env::var_os("HOME")
-        .map(std::path::PathBuf::from)
-        .ok_or_else(|| anyhow::anyhow!("needs HOME to know which credential files to fence"))?;
+    let home = sandbox_home("--guard")?;
     let deny = crate::isolate::sandbox::credential_paths(&home, &store_dirs());
     let fence = crate::guard::fence::Fence::new(&deny, abi);
     let fd = crate::guard::fence::share(&fence).map_err(|e| anyhow::anyhow!(e))?;

@@ -45,14 +45,7 @@ pub fn helper_exec(argv: &[OsString], trace: bool) -> (u8, String) {
 }
 
 fn traced() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("TracerPid:"))
-                .map(|v| v.trim() != "0")
-        })
-        .unwrap_or(false)
+    super::tracer_pid().is_some()
 }
 
 /// Becomes the tracer of the freshly spawned helper. Must run on the thread that then calls

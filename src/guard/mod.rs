@@ -64,18 +64,21 @@ impl Protected {
 /// explain a refusal of the descendant fence (fence.rs) instead of showing a bare "permission
 /// denied". Only for messages: the fence itself does not depend on it.
 pub fn supervised() -> bool {
-    let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
-        return false;
-    };
-    let tracer = status
+    tracer_pid().is_some_and(|t| {
+        std::fs::read_to_string(format!("/proc/{t}/comm")).is_ok_and(|c| c.trim() == "keyfence")
+    })
+}
+
+/// This process's tracer (`TracerPid` in /proc/self/status), if it has one.
+pub fn tracer_pid() -> Option<u32> {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()?
         .lines()
-        .find_map(|l| l.strip_prefix("TracerPid:"))
-        .map(|v| v.trim().to_string())
-        .unwrap_or_default();
-    if tracer.is_empty() || tracer == "0" {
-        return false;
-    }
-    std::fs::read_to_string(format!("/proc/{tracer}/comm")).is_ok_and(|c| c.trim() == "keyfence")
+        .find_map(|l| l.strip_prefix("TracerPid:"))?
+        .trim()
+        .parse()
+        .ok()
+        .filter(|&t| t != 0)
 }
 
 /// The hidden subcommand the helper runs as.

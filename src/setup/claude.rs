@@ -118,9 +118,14 @@ pub fn is_keyfence_helper(command: &str, exe: &Path) -> bool {
     if command == helper_command(exe) {
         return true;
     }
-    let Some(program) = command.strip_suffix(&format!(" secret get {KEY_NAME}")) else {
-        return false;
-    };
+    command
+        .strip_suffix(&format!(" secret get {KEY_NAME}"))
+        .is_some_and(names_keyfence)
+}
+
+/// Whether a command's program word (as setup writes it: plain, or single-quoted) is a
+/// program named `keyfence`, by its full path or its name.
+fn names_keyfence(program: &str) -> bool {
     let program = program
         .strip_prefix('\'')
         .and_then(|p| p.strip_suffix('\''))
@@ -211,21 +216,15 @@ pub fn api_redirections(home: &Path, project: &Path) -> Vec<(PathBuf, u32, Strin
             out.push((path, line, url.to_string()));
         }
     }
-    out.dedup_by(|a, b| a.0 == b.0);
     out
 }
 
 /// Whether a hook command is keyfence's (named by its full path or as `keyfence`), so that
 /// running setup again after keyfence moved onto PATH adds no second hook.
 fn is_keyfence_hook(command: &str) -> bool {
-    let Some(program) = command.strip_suffix(" __hook-claude") else {
-        return false;
-    };
-    let program = program
-        .strip_prefix('\'')
-        .and_then(|p| p.strip_suffix('\''))
-        .unwrap_or(program);
-    Path::new(program).file_name() == Some("keyfence".as_ref())
+    command
+        .strip_suffix(" __hook-claude")
+        .is_some_and(names_keyfence)
 }
 
 /// `~/.claude/settings.json` with keyfence's PreToolUse hook for Bash added (other settings and
