@@ -195,3 +195,35 @@ impl Report {
         self.findings.iter().map(|f| f.severity).max()
     }
 }
+
+/// What a finding that is not a found secret is about, for headings written for people
+/// (`audit`'s human report, SARIF's short description). The id stays the contract (JSON,
+/// `--skip`, `keyfence:allow`); a rule missing here is shown by its id with spaces.
+pub fn rule_title(rule: &str) -> std::borrow::Cow<'static, str> {
+    let title = match rule {
+        "agent-outside-keyfence" => "AI agent running outside keyfence",
+        "agent-starts-outside-keyfence" => "AI agent starts outside keyfence",
+        "claude-api-key-without-helper" => "Claude Code takes its key from the environment",
+        "claude-subprocess-env-scrub-off" => "Claude Code's subprocess scrub is off",
+        "codex-env-policy-passes-secrets" => "Codex hands secrets to its shell commands",
+        "credential-file-permissions" => "Credential file others can read",
+        "store-rotation-due" => "Stored secret due for rotation",
+        "global-install-script" => "Global package runs code at install",
+        "install-script" => "Dependency runs code at install",
+        "install-script-gyp" => "Dependency compiles native code at install",
+        "pnpmfile" => "pnpmfile runs code at every install",
+        "cargo-build-code" => "Dependency runs code at build",
+        "python-source-build" => "Python package built from source at install",
+        "gitlab-global-secret-variable" => "GitLab secret given to every job",
+        "ci-all-secrets" => "Workflow hands out every secret",
+        "ci-secret-fromjson" => "Secret field the runner cannot mask",
+        "ci-workflow-env-secret" => "Secret in the workflow's env",
+        "ci-job-env-secret" => "Secret in a job's env",
+        "ci-secrets-inherit" => "Job passes every secret on",
+        "ci-secret-to-unpinned-action" => "Secret given to an unpinned action",
+        "ci-secret-in-run" => "Secret expanded into a script",
+        "ci-pr-target-checkout" => "Untrusted code runs with the repository's secrets",
+        other => return std::borrow::Cow::Owned(other.replace('-', " ")),
+    };
+    std::borrow::Cow::Borrowed(title)
+}

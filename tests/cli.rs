@@ -300,3 +300,34 @@ fn run_without_dashes_gets_a_hint() {
     );
     assert_eq!(fx.run(&["run", "--", "/bin/true"], &[]).code, 0);
 }
+
+/// The fake-key generator the README and rule examples point to explains itself.
+#[test]
+fn fakekey_helps() {
+    let out = std::process::Command::new("python3")
+        .args([
+            concat!(env!("CARGO_MANIFEST_DIR"), "/tools/fakekey.py"),
+            "--help",
+        ])
+        .output()
+        .expect("python3");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("KIND") && text.contains("anthropic"),
+        "{text}"
+    );
+    let bad = std::process::Command::new("python3")
+        .args([
+            concat!(env!("CARGO_MANIFEST_DIR"), "/tools/fakekey.py"),
+            "no-such-kind",
+        ])
+        .output()
+        .expect("python3");
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("invalid choice"));
+}

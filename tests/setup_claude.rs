@@ -583,6 +583,43 @@ fn audit_reports_claude_on_path_until_the_shell_loads_shell_init() {
     );
 }
 
+/// The two pieces of Claude Code advice that matter only while claude starts outside keyfence
+/// (set an apiKeyHelper, turn the subprocess scrub on) go once `setup claude` made the shell
+/// start it under the agent profile; the exported key itself stays reported (env source).
+#[test]
+fn claude_advice_goes_once_claude_starts_under_keyfence() {
+    let mut fx = Fixture::new();
+    let key = fx.key("anthropic");
+    let rules = |fx: &Fixture| {
+        fx.run(
+            &["audit", "--only", "agent,env", "--format", "json"],
+            &[("SHELL", "/bin/bash"), ("ANTHROPIC_API_KEY", &key)],
+        )
+        .findings()
+        .into_iter()
+        .map(|f| f["rule"].as_str().unwrap().to_string())
+        .collect::<Vec<_>>()
+    };
+    let before = rules(&fx);
+    for rule in [
+        "claude-api-key-without-helper",
+        "claude-subprocess-env-scrub-off",
+        "anthropic-api-key",
+    ] {
+        assert!(before.iter().any(|r| r == rule), "{rule}: {before:?}");
+    }
+    let r = setup(&fx, "/bin/bash", Some(&key), &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let after = rules(&fx);
+    assert!(after.iter().any(|r| r == "anthropic-api-key"), "{after:?}");
+    for rule in [
+        "claude-api-key-without-helper",
+        "claude-subprocess-env-scrub-off",
+    ] {
+        assert!(!after.iter().any(|r| r == rule), "{rule}: {after:?}");
+    }
+}
+
 /// The attack on the wrapper itself: a `claude` alias defined after the line that loads
 /// shell-init wins, so typing `claude` starts it outside keyfence (Claude Code's older local
 /// installer appended such an alias). setup cannot stop a later edit; setup warns and audit

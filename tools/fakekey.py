@@ -4,7 +4,7 @@
 Usage: fakekey.py KIND [COUNT]. Kinds: see KINDS below. The same generator backs the fixtures
 the integration tests write (tests/common) so both agree on the formats.
 """
-import secrets, string, sys, zlib
+import argparse, secrets, string, sys, zlib
 
 B62 = string.digits + string.ascii_uppercase + string.ascii_lowercase
 URLSAFE = string.ascii_letters + string.digits + "_-"
@@ -61,7 +61,19 @@ KINDS = {
     "token": lambda: rnd(ALNUM, 32),
 }
 
+def main(argv):
+    parser = argparse.ArgumentParser(
+        prog="fakekey.py",
+        description="Print random, format-valid fake keys (never real ones) for rule examples "
+        "and fixtures.",
+    )
+    parser.add_argument("kind", choices=sorted(KINDS), metavar="KIND",
+                        help="one of: " + ", ".join(sorted(KINDS)))
+    parser.add_argument("count", nargs="?", type=int, default=1, metavar="COUNT",
+                        help="how many keys to print, one per line (default 1)")
+    args = parser.parse_args(argv)
+    for _ in range(args.count):
+        print(KINDS[args.kind]())
+
 if __name__ == "__main__":
-    kind = sys.argv[1]
-    for _ in range(int(sys.argv[2]) if len(sys.argv) > 2 else 1):
-        print(KINDS[kind]())
+    main(sys.argv[1:])

@@ -190,6 +190,21 @@ fn typed_agents(ctx: &Context, out: &mut Output) {
     }
 }
 
+/// Whether the user's interactive shell starts `program` through keyfence: its start-up file
+/// loads shell-init and nothing defines the name again after it.
+fn starts_under_keyfence(ctx: &Context, program: &str) -> bool {
+    use crate::setup::rc::{Shell, loads_shell_init, redefined_after};
+    let Some(shell) = env_value(ctx, "SHELL").and_then(Shell::from_path) else {
+        return false;
+    };
+    let rc = shell.rc_file(ctx.home(), |v| env_value(ctx, v).map(str::to_string));
+    let Ok(text) = std::fs::read(&rc) else {
+        return false;
+    };
+    let text = String::from_utf8_lossy(&text);
+    loads_shell_init(&text) && redefined_after(&text, program).is_none()
+}
+
 fn place<'a>(ctx: &Context, path: &'a Path, text: &'a [u8], in_project: bool) -> Place<'a> {
     let (shown, located) = if in_project {
         (super::walk::clean(path), super::walk::clean(path))
@@ -348,7 +363,8 @@ fn claude_env_checks(
     claude_configured: bool,
 ) {
     let key_exported = env_value(ctx, "ANTHROPIC_API_KEY").is_some_and(|v| !v.is_empty());
-    if key_exported && !helper_set {
+    let under_keyfence = starts_under_keyfence(ctx, "claude");
+    if key_exported && !helper_set && !under_keyfence {
         out.findings.push(Finding {
             rule: "claude-api-key-without-helper".into(),
             severity: Severity::Medium,
@@ -370,7 +386,9 @@ fn claude_env_checks(
         .map(|v| v == "1")
         .or(scrub_in_settings)
         .unwrap_or(false);
-    if (claude_configured || key_exported) && !scrub {
+    // Once `setup claude` made the shell start claude under keyfence's agent profile, keys
+    // reach neither claude's environment nor its tools': the scrub no longer matters.
+    if (claude_configured || key_exported) && !scrub && !under_keyfence {
         out.findings.push(Finding {
             rule: "claude-subprocess-env-scrub-off".into(),
             severity: Severity::Info,

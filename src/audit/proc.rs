@@ -55,9 +55,14 @@ pub fn processes(detector: &'static Detector, proc_root: &Path) -> std::io::Resu
         let Ok(stat) = std::fs::read(dir.join("stat")) else {
             continue;
         };
-        let Some((comm, ppid)) = parse_stat(&stat) else {
+        let Some((comm, ppid, flags)) = parse_stat(&stat) else {
             continue;
         };
+        // A kernel thread has no environment, and reading it fails (ESRCH for root, EACCES
+        // for others): it is neither a holder nor a process that could not be read.
+        if flags & PF_KTHREAD != 0 {
+            continue;
+        }
         let (held, readable) = match std::fs::read(dir.join("environ")) {
             Ok(environ) => {
                 let held = cache
@@ -100,7 +105,11 @@ fn classify_environ(
 
 /// `/proc/PID/stat` is `pid (comm) state ppid ...`; comm may contain spaces and parentheses, so
 /// split at the last `)`.
-fn parse_stat(stat: &[u8]) -> Option<(String, u32)> {
+/// `PF_KTHREAD` in the flags of `/proc/PID/stat` (include/linux/sched.h).
+const PF_KTHREAD: u32 = 0x0020_0000;
+
+/// The command name, parent pid and flags from `/proc/PID/stat` (proc(5): fields 2, 4 and 9).
+fn parse_stat(stat: &[u8]) -> Option<(String, u32, u32)> {
     let open = stat.iter().position(|&b| b == b'(')?;
     let close = stat.iter().rposition(|&b| b == b')')?;
     let comm = String::from_utf8_lossy(stat.get(open + 1..close)?).into_owned();
@@ -108,7 +117,9 @@ fn parse_stat(stat: &[u8]) -> Option<(String, u32)> {
     let mut fields = rest.split_ascii_whitespace();
     let _state = fields.next()?;
     let ppid = fields.next()?.parse().ok()?;
-    Some((comm, ppid))
+    // pgrp, session, tty_nr, tpgid, then flags.
+    let flags = fields.nth(4)?.parse().ok()?;
+    Some((comm, ppid, flags))
 }
 
 pub fn audit(ctx: &Context, out: &mut Output) {
@@ -231,9 +242,12 @@ mod tests {
     #[test]
     fn stat_with_spaces_in_comm() {
         assert_eq!(
-            super::parse_stat(b"42 (tmux: server) S 1 42 42 0"),
-            Some(("tmux: server".to_string(), 1))
+            super::parse_stat(b"42 (tmux: server) S 1 42 42 0 -1 4194560 85 0"),
+            Some(("tmux: server".to_string(), 1, 4194560))
         );
+        // A kernel thread as /proc/2/stat shows it.
+        let (_, _, flags) = super::parse_stat(b"2 (kthreadd) S 0 0 0 0 -1 2129984 0 0 0").unwrap();
+        assert_ne!(flags & super::PF_KTHREAD, 0);
         assert_eq!(super::parse_stat(b"garbage"), None);
     }
 

@@ -111,10 +111,12 @@ fn render_group(g: &Group, home: Option<&std::path::Path>, w: &mut dyn Write) ->
             }
             writeln!(w)?;
         }
+        // The id, dimmed, is what `--skip` and `keyfence:allow` take.
         None => writeln!(
             w,
-            "{st}{:<8}{st:#} {BOLD}{}{BOLD:#}",
+            "{st}{:<8}{st:#} {BOLD}{}{BOLD:#} {DIM}({}){DIM:#}",
             worst.as_str().to_uppercase(),
+            crate::finding::rule_title(&first.rule),
             first.rule
         )?,
     }
@@ -228,8 +230,13 @@ fn summary(report: &Report, groups: &[Group], opts: &Options, w: &mut dyn Write)
     }
     if s.unreadable_processes > 0 {
         notes.push(format!(
-            "{} processes of other users not readable",
-            s.unreadable_processes
+            "{} process{} could not be read",
+            s.unreadable_processes,
+            if s.unreadable_processes == 1 {
+                ""
+            } else {
+                "es"
+            }
         ));
     }
     if !notes.is_empty() {

@@ -83,10 +83,10 @@ pub fn render(report: &Report, w: &mut dyn Write) -> io::Result<()> {
     let rule_objs: Vec<Value> = rules
         .values()
         .map(|f| {
-            let name = f
-                .secret
-                .as_ref()
-                .map_or_else(|| f.rule.clone(), |s| format!("exposed {}", s.kind));
+            let name = f.secret.as_ref().map_or_else(
+                || crate::finding::rule_title(&f.rule).into_owned(),
+                |s| format!("exposed {}", s.kind),
+            );
             json!({
                 "id": f.rule,
                 "name": f.rule,

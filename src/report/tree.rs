@@ -55,8 +55,8 @@ pub fn render(procs: &[Process], w: &mut dyn Write) -> io::Result<()> {
     if holders > 0 || unreadable > 0 {
         writeln!(
             w,
-            "{DIM}{holders} process{} hold secrets; {unreadable} could not be read{DIM:#}",
-            if holders == 1 { "" } else { "es" }
+            "{DIM}{holders} process{} secrets; {unreadable} could not be read{DIM:#}",
+            if holders == 1 { " holds" } else { "es hold" }
         )?;
     }
     Ok(())
