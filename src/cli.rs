@@ -74,8 +74,9 @@ impl Cli {
 
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
-    /// Output format
-    #[arg(long, global = true, value_enum, default_value_t = Format::Human)]
+    /// The invoked command's `--format` (`Cli::settle`): each command offers only the formats
+    /// it writes, SARIF only where the output is findings.
+    #[arg(skip = Format::Human)]
     pub format: Format,
 
     /// When to use colours; NO_COLOR in the environment turns them off under `auto`
@@ -106,6 +107,37 @@ pub enum Format {
     Human,
     Json,
     Sarif,
+}
+
+/// `--format` of the commands whose output is findings (`audit`, `scan`).
+#[derive(Debug, Args)]
+pub struct ReportFormat {
+    /// Output format (SARIF for code-scanning upload)
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    pub format: Format,
+}
+
+/// `--format` of the commands that print a listing or a status, not findings.
+#[derive(Debug, Args)]
+pub struct DataFormat {
+    /// Output format
+    #[arg(long, value_enum, default_value_t = HumanOrJson::Human)]
+    pub format: HumanOrJson,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum HumanOrJson {
+    Human,
+    Json,
+}
+
+impl From<HumanOrJson> for Format {
+    fn from(f: HumanOrJson) -> Format {
+        match f {
+            HumanOrJson::Human => Format::Human,
+            HumanOrJson::Json => Format::Json,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -142,7 +174,7 @@ The same key found in several places is one exposure, grouped by its fingerprint
     /// Scan files and directories for secrets (a plain tree scan, like gitleaks `dir`)
     Scan(ScanArgs),
     /// Show running processes that hold secrets in their environment, as a tree
-    Ps,
+    Ps(DataFormat),
     /// Create the embedded vault (a random data key in a separate file, or --passphrase)
     Init(InitArgs),
     /// Store, read, list and remove secrets in the embedded vault
@@ -171,7 +203,7 @@ safely stored, and a file that changed since it was read is left alone."
     Fix(FixArgs),
     /// Report what the kernel offers for isolation (Landlock, seccomp, ptrace, namespaces) and
     /// which protection modes will therefore work
-    Doctor,
+    Doctor(DataFormat),
     /// Internal: the child process `doctor` starts to try creating namespaces
     #[command(name = "__probe-namespaces", hide = true)]
     ProbeNamespaces,
@@ -226,6 +258,9 @@ pub struct AuditArgs {
 
     #[command(flatten)]
     pub walk: WalkArgs,
+
+    #[command(flatten)]
+    pub format: ReportFormat,
 }
 
 /// `--fail-on`, for the commands that report findings (`audit`, `scan`).
@@ -256,6 +291,9 @@ pub struct ScanArgs {
 
     #[command(flatten)]
     pub walk: WalkArgs,
+
+    #[command(flatten)]
+    pub format: ReportFormat,
 }
 
 #[derive(Debug, Args)]
@@ -351,7 +389,7 @@ pub enum SecretCommand {
         reveal: bool,
     },
     /// List secrets: names, kinds, fingerprints and dates, never values
-    List,
+    List(DataFormat),
     /// Remove a secret
     Rm { name: String },
     /// Import secrets from a .env file, or from environment variables
@@ -469,6 +507,8 @@ pub struct FixArgs {
     /// Do not ask before each edit
     #[arg(long, short = 'y')]
     pub yes: bool,
+    #[command(flatten)]
+    pub format: DataFormat,
 }
 
 #[derive(Debug, Subcommand)]
@@ -487,9 +527,25 @@ pub enum CanaryCommand {
         planted_in: Vec<std::path::PathBuf>,
     },
     /// List registered canaries: fingerprint, kind, date, label
-    List,
+    List(DataFormat),
     /// Forget a canary
     Rm { fingerprint: String },
+}
+
+impl Command {
+    /// The `--format` given to this command; human for the commands that have none.
+    pub fn format(&self) -> Format {
+        match self {
+            Command::Audit(a) => a.format.format,
+            Command::Scan(a) => a.format.format,
+            Command::Ps(f) | Command::Doctor(f) => f.format.into(),
+            Command::Fix(a) => a.format.format.into(),
+            Command::Secret(SecretCommand::List(f)) | Command::Canary(CanaryCommand::List(f)) => {
+                f.format.into()
+            }
+            _ => Format::Human,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -523,7 +579,7 @@ mod tests {
             "run --phantom ANTHROPIC_API_KEY --upstream http://127.0.0.1:9 -- claude -p hi",
             "run --trace --canary --sandbox --net none -- npm install",
             "run --trace=/tmp/t.jsonl --net tcp:443,80 -- curl",
-            "run --format json --color never -- x",
+            "run --color never -- x",
             "run --etc /e -- -- --help",
             "run -- --version",
         ];
@@ -547,6 +603,7 @@ mod tests {
             "run --no-such-flag -- x",
             "run --trace /tmp/t -- x",
             "--format json run -- x",
+            "run --format json -- x",
             "run --home /h -- x",
             "audit",
             "help run",

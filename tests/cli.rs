@@ -9,7 +9,7 @@ fn help_and_completions() {
     let fx = Fixture::new();
     let h = fx.run(&["--help"], &[]);
     assert_eq!(h.code, 0);
-    for word in ["audit", "scan", "ps", "completions", "--format", "--color"] {
+    for word in ["audit", "scan", "ps", "completions", "--color"] {
         assert!(
             h.stdout.contains(word),
             "--help lacks {word}:\n{}",
@@ -34,6 +34,41 @@ fn help_and_completions() {
             assert!(!help(other).contains(&row), "{other:?} shows {word}");
         }
     }
+    // SARIF is offered where the output is findings, and only there.
+    for findings in [&["audit", "--help"][..], &["scan", "--help"]] {
+        assert!(help(findings).contains("sarif"), "{findings:?}");
+    }
+    for listing in [
+        &["ps", "--help"][..],
+        &["doctor", "--help"],
+        &["fix", "--help"],
+        &["secret", "list", "--help"],
+        &["canary", "list", "--help"],
+    ] {
+        let h = help(listing);
+        assert!(
+            h.contains("--format <FORMAT>") && h.contains("json"),
+            "{listing:?}: {h}"
+        );
+        assert!(!h.contains("sarif"), "{listing:?} offers sarif: {h}");
+    }
+    for none in [
+        &["run", "--help"][..],
+        &["secret", "set", "--help"],
+        &["--help"],
+    ] {
+        assert!(
+            !help(none).contains("--format <"),
+            "{none:?} offers --format"
+        );
+    }
+    let refused = fx.run(&["ps", "--format", "sarif"], &[]);
+    assert_eq!(refused.code, 2, "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("invalid value 'sarif'"),
+        "{}",
+        refused.stderr
+    );
     assert!(help(&["scan", "--help"]).contains("--fail-on"));
     assert!(help(&["fix", "--help"]).contains("--home"));
     assert!(help(&["setup", "claude", "--help"]).contains("--home"));

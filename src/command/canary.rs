@@ -43,7 +43,7 @@ pub fn run(g: &GlobalArgs, cmd: &CanaryCommand) -> Result<Exit> {
                 );
             }
         }
-        CanaryCommand::List => {
+        CanaryCommand::List(_) => {
             let all = canary::load(&path).with_context(|| format!("reading {}", path.display()))?;
             if g.format == Format::Json {
                 println!("{}", serde_json::to_string_pretty(&all)?);

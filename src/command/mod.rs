@@ -94,16 +94,22 @@ impl From<Exit> for ExitCode {
 }
 
 pub fn run(cli: Cli) -> Result<Exit> {
+    let Cli {
+        mut global,
+        command,
+    } = cli;
+    global.format = command.format();
+    let cli = Cli { global, command };
     match &cli.command {
         Command::Audit(args) => audit::run(&cli.global, args),
         Command::Scan(args) => scan::run(&cli.global, args),
-        Command::Ps => ps::run(&cli.global),
+        Command::Ps(_) => ps::run(&cli.global),
         Command::Init(args) => secret::init(&cli.global, args),
         Command::Secret(cmd) => secret::run(&cli.global, cmd),
         Command::Run(args) => run::run(&cli.global, args),
         Command::Setup(cmd) => setup::run(&cli.global, cmd),
         Command::Fix(args) => fix::run(&cli.global, args),
-        Command::Doctor => doctor::run(&cli.global),
+        Command::Doctor(_) => doctor::run(&cli.global),
         Command::Canary(cmd) => canary::run(&cli.global, cmd),
         Command::ProbeNamespaces => Ok(Exit::Code(crate::isolate::namespace_probe_child() as u8)),
         Command::GuardExec { command, trace } => Ok(run::guard_helper(command, *trace)),

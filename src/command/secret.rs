@@ -95,7 +95,7 @@ pub fn run(g: &GlobalArgs, cmd: &SecretCommand) -> Result<Exit> {
             },
         ),
         SecretCommand::Get { name, reveal } => get(name, *reveal),
-        SecretCommand::List => list(g),
+        SecretCommand::List(_) => list(g),
         SecretCommand::Rm { name } => rm(g, name),
         SecretCommand::Import { file, from_env } => match file {
             Some(file) => import_file(g, file),
