@@ -193,12 +193,17 @@ before starting it, 126 when it cannot be executed, 127 when it is not found."
     /// Set up an integration: `claude` makes your shell start Claude Code under the agent profile
     #[command(subcommand)]
     Setup(SetupCommand),
-    /// Move keys exported in shell start-up files or agent settings into the store
+    /// Move keys exported in shell start-up files, agent settings or the project's .env files
+    /// into the store
     #[command(
-        long_about = "For each key exported in a shell start-up file or held in an agent \
-settings `env` block: import it into the store, check that it reads back, then remove the line \
-(or the JSON entry), keeping a backup of each edited file. Nothing is edited before the value is \
-safely stored, and a file that changed since it was read is left alone."
+        long_about = "For each key exported in a shell start-up file, held in an agent settings \
+`env` block or written in the project's .env files: import it into the store, check that it \
+reads back, then remove the line (or the JSON entry; a .env line keeps NAME=store:NAME as a \
+reference), keeping a backup of each edited file. Nothing is edited before the value is safely \
+stored, and a file that changed since it was read is left alone.\n\n\
+Also: chmod 600 of credential files others can read, and deleting the backups an earlier run \
+left once their change is checked (every key in them is stored and gone from the file). Each \
+is asked on the terminal; --yes does all, --dry-run shows all and changes nothing."
     )]
     Fix(FixArgs),
     /// Report what the kernel offers for isolation (Landlock, seccomp, ptrace, namespaces) and

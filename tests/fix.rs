@@ -308,7 +308,9 @@ fn fix_moves_keys_to_the_store_and_removes_only_their_lines() {
     }
     assert!(left.contains(&sha12(&h.hf)), "{}", audit.stdout);
 
-    // Running it again changes no file and makes no new backup.
+    // Running it again changes no file and makes no new backup; it deletes the first run's
+    // backups whose keys are all stored and gone from their files (the one of a file that still
+    // holds a key stays).
     let files = snapshot(&h.fx.home);
     let again = h.fx.run(&["fix", "--yes", "--home", h.home()], &[]);
     assert_eq!(again.code, 1, "{}", again.stderr);
@@ -324,7 +326,27 @@ fn fix_moves_keys_to_the_store_and_removes_only_their_lines() {
             .filter(|(p, _)| !p.starts_with(h.fx.home.join(".local")))
             .collect::<Vec<_>>()
     };
-    assert_eq!(outside_store(files), outside_store(after));
+    let (files, after) = (outside_store(files), outside_store(after));
+    let deleted: Vec<PathBuf> = files
+        .iter()
+        .map(|(p, _)| p.clone())
+        .filter(|p| !after.iter().any(|(q, _)| q == p))
+        .collect();
+    assert!(!deleted.is_empty(), "{}", again.stderr);
+    for p in &deleted {
+        let name = p.strip_prefix(&h.fx.home).unwrap().display().to_string();
+        assert!(name.contains(".keyfence-bak"), "{name} went");
+        assert!(
+            again.stderr.contains(&format!("deleted ~/{name}")),
+            "{}",
+            again.stderr
+        );
+    }
+    let kept: Vec<_> = files
+        .into_iter()
+        .filter(|(p, _)| !deleted.contains(p))
+        .collect();
+    assert_eq!(kept, after);
 }
 
 #[test]
@@ -441,7 +463,7 @@ fn a_name_holding_another_value_gets_a_new_name() {
     for needle in [
         "stored as ANTHROPIC_API_KEY_2 (ANTHROPIC_API_KEY already holds a different value)",
         "keyfence run --inject ANTHROPIC_API_KEY=ANTHROPIC_API_KEY_2 -- COMMAND",
-        "\"apiKeyHelper\": \"keyfence secret get ANTHROPIC_API_KEY_2\"",
+        "keyfence run --profile agent --inject ANTHROPIC_API_KEY=ANTHROPIC_API_KEY_2 -- claude",
     ] {
         assert!(r.stdout.contains(needle), "no {needle:?} in:\n{}", r.stdout);
     }
@@ -678,4 +700,123 @@ fn fix_makes_credential_files_private() {
     assert!(r.stderr.contains("chmod 600"), "{}", r.stderr);
     assert_eq!(mode(), 0o600);
     assert!(!audit(&fx));
+}
+
+/// A key in the project's `.env` goes to the store and the line keeps a `store:NAME`
+/// reference (its comment and the file's other lines as they were); a value that spans lines
+/// is left for the user. The real Node.js loads that `.env` (`node --env-file`) and, run with
+/// `keyfence run --inject`, gets the key: a variable already set wins over the file, as in the
+/// dotenv libraries. The backup in the project is reported by credfile alone, and the next
+/// `fix` deletes it once the change is checked.
+#[test]
+fn a_project_env_key_becomes_a_store_reference() {
+    let mut fx = Fixture::new();
+    let key = fx.key("anthropic");
+    let quoted = fx.key("groq");
+    let multi = fx.key("openai");
+    let original = format!(
+        "PORT=3000\n\
+         ANTHROPIC_API_KEY={key}  # the team's key\n\
+         export GROQ_API_KEY=\"{quoted}\"\n\
+         OPENAI_API_KEY=\"{multi}\nsecond line\"\n"
+    );
+    let env = fx.project_file(".env", &original);
+    let dry = fx.run(&["fix", "--dry-run"], &[]);
+    assert_eq!(dry.code, 0, "{}", dry.stderr);
+    assert!(
+        dry.stdout
+            .contains(".env:2  would become store:ANTHROPIC_API_KEY, a reference"),
+        "{}",
+        dry.stdout
+    );
+    assert_eq!(read(&env), original);
+
+    let r = fx.run(&["fix", "--yes"], &[]);
+    assert_eq!(r.code, 1, "the multi-line value is left: {}", r.stderr);
+    assert_eq!(
+        read(&env),
+        format!(
+            "PORT=3000\n\
+             ANTHROPIC_API_KEY=store:ANTHROPIC_API_KEY  # the team's key\n\
+             export GROQ_API_KEY=store:GROQ_API_KEY\n\
+             OPENAI_API_KEY=\"{multi}\nsecond line\"\n"
+        )
+    );
+    assert!(
+        r.stdout
+            .contains(".env:4  OPENAI_API_KEY: the value spans several lines")
+    );
+    assert_eq!(secret_get(&fx, "ANTHROPIC_API_KEY"), Some(key.clone()));
+    assert_eq!(secret_get(&fx, "GROQ_API_KEY"), Some(quoted.clone()));
+    for k in [&key, &quoted, &multi] {
+        assert!(!r.stdout.contains(k.as_str()) && !r.stderr.contains(k.as_str()));
+    }
+
+    // The program still gets the key, from keyfence, while its .env holds only the reference.
+    // The value's fingerprint, so that no key is printed.
+    let node = "node --env-file=.env -e 'const v = process.env.ANTHROPIC_API_KEY; \
+                process.stdout.write(v.startsWith(\"store:\") ? v : require(\"crypto\")\
+                .createHash(\"sha256\").update(v).digest(\"hex\").slice(0, 12))'";
+    let direct = Command::new("sh")
+        .args(["-c", node])
+        .current_dir(&fx.project)
+        .env_clear()
+        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+        .output()
+        .expect("node");
+    assert_eq!(
+        String::from_utf8_lossy(&direct.stdout),
+        "store:ANTHROPIC_API_KEY"
+    );
+    let injected = fx.run(
+        &[
+            "run",
+            "--inject",
+            "ANTHROPIC_API_KEY",
+            "--",
+            "sh",
+            "-c",
+            node,
+        ],
+        &[],
+    );
+    assert_eq!(injected.code, 0, "{}", injected.stderr);
+    assert_eq!(injected.stdout, sha12(&key));
+
+    // audit: the references are no keys; the backup is reported once, by credfile.
+    let found = fx.run(
+        &["audit", "--only", "dotenv,credfile", "--format", "json"],
+        &[],
+    );
+    let f = found.findings();
+    let at = |path: &str| {
+        f.iter()
+            .filter(|x| {
+                x["location"]["path"]
+                    .as_str()
+                    .is_some_and(|p| p.ends_with(path))
+            })
+            .map(|x| x["source"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(at(".env"), vec!["dotenv"], "{f:#?}");
+    assert_eq!(at(".env.keyfence-bak"), vec!["credfile"; 3], "{f:#?}");
+
+    // The next run: the backup still holds the multi-line key, which is not stored: it stays.
+    let again = fx.run(&["fix", "--yes"], &[]);
+    assert!(backup(&env).exists(), "{}", again.stderr);
+    // Once that one is moved by hand, the backup's keys are all stored and gone: it goes.
+    std::fs::write(&env, "PORT=3000\nOPENAI_API_KEY=store:OPENAI_API_KEY\n").unwrap();
+    assert_eq!(
+        raw(&fx, &["secret", "set", "OPENAI_API_KEY"], &multi).code,
+        0
+    );
+    let last = fx.run(&["fix", "--yes"], &[]);
+    assert_eq!(last.code, 0, "{}", last.stderr);
+    assert!(
+        last.stderr.contains("deleted .env.keyfence-bak"),
+        "{}",
+        last.stderr
+    );
+    assert!(!backup(&env).exists());
 }

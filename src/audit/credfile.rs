@@ -48,14 +48,13 @@ pub fn audit(ctx: &Context, out: &mut Output) {
 
 /// Where `keyfence fix` and `setup claude` leave `FILE.keyfence-bak` beside a file they changed:
 /// start-up files, Claude Code's settings, and the same in each project.
-fn backup_dirs(ctx: &Context) -> Vec<PathBuf> {
-    let home = ctx.home();
+pub fn backup_dirs(home: &Path, projects: &[PathBuf]) -> Vec<PathBuf> {
     let mut dirs = vec![
         home.to_path_buf(),
         home.join(".claude"),
         home.join(".config/fish"),
     ];
-    for project in &ctx.settings.projects {
+    for project in projects {
         dirs.push(project.clone());
         dirs.push(project.join(".claude"));
     }
@@ -66,7 +65,7 @@ fn backup_dirs(ctx: &Context) -> Vec<PathBuf> {
 
 /// A backup keyfence made before it took a key out of a file still holds the key in clear.
 fn check_backups(ctx: &Context, out: &mut Output) {
-    for dir in backup_dirs(ctx) {
+    for dir in backup_dirs(ctx.home(), &ctx.settings.projects) {
         let Ok(entries) = std::fs::read_dir(&dir) else {
             continue;
         };

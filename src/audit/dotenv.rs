@@ -13,8 +13,11 @@ use crate::finding::{Location, Severity, Source};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+/// `.env`, `.envrc`, `.env.*`; not keyfence's own backups of them (`.env.keyfence-bak`), which
+/// the credfile source reports as backups.
 pub fn is_dotenv_name(name: &str) -> bool {
-    name == ".env" || name == ".envrc" || name.starts_with(".env.")
+    (name == ".env" || name == ".envrc" || name.starts_with(".env."))
+        && !name.contains(".keyfence-bak")
 }
 
 /// One `NAME=value` of a `.env` file.
@@ -234,11 +237,27 @@ fn check_file(ctx: &Context, out: &mut Output, path: &Path) {
                 e.name,
                 shown.display()
             )
+        } else if shown
+            .parent()
+            .is_some_and(|d| d.as_os_str().is_empty() || d == Path::new("."))
+        {
+            // `fix` takes the .env files at the top of the project, as dotenv loads them.
+            format!(
+                "run `keyfence fix`: it moves the key into keyfence's store and leaves \
+                 {}=store:{} in {} as a reference; then run the app with `keyfence run --inject \
+                 {} -- COMMAND` (a variable already set wins over the .env file)",
+                e.name,
+                e.name,
+                shown.display(),
+                e.name
+            )
         } else {
             format!(
-                "move it into keyfence's store (`keyfence secret import {}`), delete the line, and \
-                 run the app with `keyfence run --inject {} -- COMMAND`",
+                "move it into keyfence's store (`keyfence secret import {}`), put {}=store:{} in \
+                 its place, and run the app with `keyfence run --inject {} -- COMMAND`",
                 shown.display(),
+                e.name,
+                e.name,
                 e.name
             )
         };

@@ -181,7 +181,7 @@ fn mark_stored(report: &mut Report, stored: &[(String, String)]) {
         };
         f.fix = format!(
             "it is already in keyfence's store as {name}: delete it from here (`keyfence fix` \
-             does, for start-up files and agent settings) and give it by name where it is needed \
+             does, for start-up files, agent settings and a project's .env) and give it by name where it is needed \
              (`keyfence run --inject {name} -- COMMAND`)"
         );
     }

@@ -17,7 +17,7 @@ use anyhow::{Context as _, Result, bail};
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, IsTerminal, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use zeroize::Zeroizing;
 
 /// `chmod 600` for the credential files others can read (audit's
@@ -61,6 +61,92 @@ fn tighten_credential_files(home: &Path, args: &FixArgs) -> Result<bool> {
     Ok(false)
 }
 
+/// The backups an earlier `fix` or `setup claude` left whose change is checked
+/// (`fix::checked_backups`: each key in them is in the store and gone from the file) hold
+/// nothing but keys in clear: said with `--dry-run`, deleted with `--yes` or when the user
+/// agrees. The backups of this run (`fresh`) stay until the user has had a look at the edits.
+/// True when some are left.
+fn delete_checked_backups(
+    places: &Places,
+    args: &FixArgs,
+    paths: &Paths,
+    pw: &AskOnce,
+    fresh: &[PathBuf],
+) -> Result<bool> {
+    let dirs =
+        crate::audit::credfile::backup_dirs(&places.home, std::slice::from_ref(&places.project));
+    let any = dirs.iter().any(|d| {
+        std::fs::read_dir(d).is_ok_and(|mut entries| {
+            entries
+                .any(|e| e.is_ok_and(|e| e.file_name().to_string_lossy().contains(".keyfence-bak")))
+        })
+    });
+    if !any {
+        return Ok(false);
+    }
+    let store = match Store::open(paths.clone(), pw) {
+        Ok(s) => s,
+        Err(StoreError::NoVault { .. }) => return Ok(false),
+        Err(e) => {
+            eprintln!("keyfence: warning: cannot check keyfence's backups against the store: {e}");
+            return Ok(false);
+        }
+    };
+    let stored: Vec<String> = store
+        .entries()
+        .iter()
+        .map(|e| e.value.fingerprint())
+        .collect();
+    // As `fix` shows files: the project's relative to it, the others from `~`.
+    let shown = |p: &Path| match p.strip_prefix(&places.project) {
+        Ok(rel) => rel.display().to_string(),
+        Err(_) => shown_backup(&places.home, p),
+    };
+    let mut checked = fix::checked_backups(&dirs, &stored);
+    checked.retain(|b| !fresh.contains(&b.path));
+    if checked.is_empty() {
+        return Ok(false);
+    }
+    for b in &checked {
+        eprintln!(
+            "keyfence: {} holds {} key{} in clear, which the store holds and {} no longer does",
+            shown(&b.path),
+            b.keys,
+            if b.keys == 1 { "" } else { "s" },
+            shown(&b.original)
+        );
+    }
+    if args.dry_run {
+        eprintln!(
+            "keyfence: would delete {} (dry run: nothing changed)",
+            if checked.len() == 1 { "it" } else { "them" }
+        );
+        return Ok(false);
+    }
+    let agreed = args.yes || {
+        let stdin = std::io::stdin();
+        if !stdin.is_terminal() {
+            eprintln!("keyfence: left as they are (no terminal to ask; --yes to delete them)");
+            return Ok(true);
+        }
+        eprint!(
+            "delete {}? [y/N] ",
+            if checked.len() == 1 { "it" } else { "them" }
+        );
+        let mut line = String::new();
+        stdin.lock().read_line(&mut line)?;
+        matches!(line.trim(), "y" | "Y" | "yes")
+    };
+    if !agreed {
+        return Ok(true);
+    }
+    for b in &checked {
+        std::fs::remove_file(&b.path).with_context(|| format!("deleting {}", b.path.display()))?;
+        eprintln!("keyfence: deleted {}", shown(&b.path));
+    }
+    Ok(false)
+}
+
 pub fn run(g: &GlobalArgs, args: &FixArgs) -> Result<Exit> {
     let places = Places {
         home: home_dir(&args.home)?,
@@ -72,23 +158,26 @@ pub fn run(g: &GlobalArgs, args: &FixArgs) -> Result<Exit> {
     }
     let loose_left = tighten_credential_files(&places.home, args)?;
     let keys = fix::keys(&scan);
+    let paths = Paths::from_env()?;
+    let pw = AskOnce::default();
     if keys.is_empty() {
-        if loose_left {
+        let backups_left = delete_checked_backups(&places, args, &paths, &pw, &[])?;
+        if loose_left || backups_left {
             return Ok(Exit::Findings);
         }
         if !g.quiet {
             eprintln!(
-                "keyfence: no keys in the shell start-up files of {} or in Claude Code settings; \
-                 nothing to fix",
+                "keyfence: no keys in the shell start-up files of {}, in Claude Code settings or \
+                 in the project's .env files; nothing to fix",
                 places.home.display()
             );
         }
         return Ok(Exit::Clean);
     }
-    let paths = Paths::from_env()?;
-    let pw = AskOnce::default();
     if args.dry_run {
-        return dry_run(g, &scan, &keys, &paths, &pw);
+        let exit = dry_run(g, &scan, &keys, &paths, &pw)?;
+        delete_checked_backups(&places, args, &paths, &pw, &[])?;
+        return Ok(exit);
     }
     let chosen: Vec<bool> = if args.yes {
         vec![true; keys.len()]
@@ -147,7 +236,13 @@ pub fn run(g: &GlobalArgs, args: &FixArgs) -> Result<Exit> {
                 ));
             }
         }
-        let Some(edit) = fix::plan_edit(file, &picked) else {
+        let name_of = |ki: usize| {
+            keys.iter()
+                .position(|k| k.places.contains(&(fi, ki)))
+                .and_then(|i| store_name.get(&i))
+                .map_or_else(|| file.found[ki].name.clone(), |n| n.to_string())
+        };
+        let Some(edit) = fix::plan_edit(file, &picked, &name_of) else {
             continue;
         };
         match fix::write(file, &edit.new) {
@@ -159,10 +254,11 @@ pub fn run(g: &GlobalArgs, args: &FixArgs) -> Result<Exit> {
                         file.shown,
                         join_lines(&r.lines),
                         f.name,
-                        if file.format == fix::Format::ClaudeSettings {
-                            " (env entry)"
-                        } else {
-                            ""
+                        match file.format {
+                            fix::Format::ClaudeSettings => " (env entry)".to_string(),
+                            fix::Format::Dotenv =>
+                                format!(" (now store:{}, a reference)", name_of(r.found)),
+                            fix::Format::Shell(_) => String::new(),
                         }
                     ));
                     report.notes.extend(f.notes.iter().cloned());
@@ -181,6 +277,7 @@ pub fn run(g: &GlobalArgs, args: &FixArgs) -> Result<Exit> {
                     ));
                 }
                 report.backups.push(shown_backup(&places.home, &backup));
+                report.written.push(backup);
             }
             Err(e) => report.failed.push(format!("{e:#}")),
         }
@@ -198,11 +295,14 @@ pub fn run(g: &GlobalArgs, args: &FixArgs) -> Result<Exit> {
             eprintln!("keyfence: left in place: {m}");
         }
     }
-    Ok(if report.failed.is_empty() && report.manual.is_empty() {
-        Exit::Clean
-    } else {
-        Exit::Findings
-    })
+    let backups_left = delete_checked_backups(&places, args, &paths, &pw, &report.written)?;
+    Ok(
+        if report.failed.is_empty() && report.manual.is_empty() && !backups_left {
+            Exit::Clean
+        } else {
+            Exit::Findings
+        },
+    )
 }
 
 #[derive(Default)]
@@ -211,6 +311,8 @@ struct Report {
     manual: Vec<String>,
     failed: Vec<String>,
     backups: Vec<String>,
+    /// The backups this run wrote, as paths.
+    written: Vec<PathBuf>,
     notes: Vec<String>,
 }
 
@@ -367,7 +469,16 @@ fn dry_run(g: &GlobalArgs, scan: &Scan, keys: &[Key], paths: &Paths, pw: &AskOnc
     let edits: Vec<Option<fix::Edit>> = scan
         .files
         .iter()
-        .map(|file| fix::plan_edit(file, &(0..file.found.len()).collect::<Vec<_>>()))
+        .enumerate()
+        .map(|(fi, file)| {
+            let name_of = |ki: usize| {
+                keys.iter()
+                    .zip(&names)
+                    .find(|(k, _)| k.places.contains(&(fi, ki)))
+                    .map_or_else(|| file.found[ki].name.clone(), |(_, (n, _))| n.clone())
+            };
+            fix::plan_edit(file, &(0..file.found.len()).collect::<Vec<_>>(), &name_of)
+        })
         .collect();
     if g.format == crate::cli::Format::Json {
         let would: Vec<serde_json::Value> = keys
@@ -400,6 +511,11 @@ fn dry_run(g: &GlobalArgs, scan: &Scan, keys: &[Key], paths: &Paths, pw: &AskOnc
                     Removal::Manual(why) => {
                         writeln!(out, "  {}:{}  left in place: {why}", file.shown, f.line)?
                     }
+                    Removal::Reference => writeln!(
+                        out,
+                        "  {}:{lines}  would become store:{name}, a reference",
+                        file.shown
+                    )?,
                     _ => writeln!(out, "  {}:{lines}  would be removed", file.shown)?,
                 }
             }
@@ -465,8 +581,8 @@ fn print_done(
     section(&mut out, "not edited:", &report.failed)?;
     section(
         &mut out,
-        "backups of the edited files (they still hold the keys: delete them once you have \
-         checked the edits):",
+        "backups of the edited files (they hold the keys in clear; once you have checked the \
+         edits, `keyfence fix` offers to delete them):",
         &report.backups,
     )?;
     section(&mut out, "notes:", &report.notes)?;
@@ -494,16 +610,15 @@ fn print_done(
         if name == "ANTHROPIC_API_KEY" {
             writeln!(
                 out,
-                "  - Claude Code: `keyfence setup claude` makes `keyfence secret get \
-                 ANTHROPIC_API_KEY` its apiKeyHelper, so it gets the key without any environment \
-                 holding it (until then it has no API key)"
+                "  - Claude Code: `keyfence setup claude` makes your shell start claude under \
+                 keyfence's agent profile, which gives claude alone the stored key (until then \
+                 it has no API key)"
             )?;
         } else {
             writeln!(
                 out,
-                "  - Claude Code: set \"apiKeyHelper\": \"keyfence secret get {name}\" in \
-                 ~/.claude/settings.json, so it gets the key without any environment holding it \
-                 (until then it has no API key)"
+                "  - Claude Code: start it as `keyfence run --profile agent --inject \
+                 ANTHROPIC_API_KEY={name} -- claude` (until then it has no API key)"
             )?;
         }
     }

@@ -79,6 +79,8 @@ pub enum Format {
     Shell(Dialect),
     /// A Claude Code `settings.json` / `settings.local.json`.
     ClaudeSettings,
+    /// A project's `.env` / `.env.*`: the value gives way to a `store:NAME` reference.
+    Dotenv,
 }
 
 /// How one occurrence of a key can be taken out of its file.
@@ -88,6 +90,11 @@ pub enum Removal {
     Line,
     /// Delete the entry from the `env` object.
     Entry,
+    /// Keep the line, with `store:NAME` (the entry holding the key) in place of the value: the
+    /// file still says what the program needs and where it is, and audit reads a reference as
+    /// no key. dotenv libraries keep a variable that is already set, so `keyfence run --inject
+    /// NAME` gives the program the key itself.
+    Reference,
     /// Not automatically: why, and what to do by hand.
     Manual(String),
 }
@@ -143,9 +150,6 @@ pub struct Key {
     pub places: Vec<(usize, usize)>,
 }
 
-/// Reads the home's shell start-up files and the Claude Code settings files (the user's and the
-/// project's). Settings that are not valid JSON stop everything: such a file may hold a key that
-/// cannot be seen, and Claude Code would not read it either.
 /// The credential files (those `audit`'s credfile source reads) that others can read: what
 /// audit's `credential-file-permissions` asks to `chmod 600`, with their modes.
 pub fn loose_credential_files(home: &Path) -> Vec<(PathBuf, u32)> {
@@ -161,6 +165,9 @@ pub fn loose_credential_files(home: &Path) -> Vec<(PathBuf, u32)> {
         .collect()
 }
 
+/// Reads the home's shell start-up files, the Claude Code settings files (the user's and the
+/// project's) and the project's `.env` files. Settings that are not valid JSON stop everything:
+/// such a file may hold a key that cannot be seen, and Claude Code would not read it either.
 pub fn scan(places: &Places) -> Result<Scan, FixError> {
     let mut out = Scan::default();
     let mut seen: HashSet<PathBuf> = HashSet::new();
@@ -204,7 +211,35 @@ pub fn scan(places: &Places) -> Result<Scan, FixError> {
             out.files.push(f);
         }
     }
+    for path in project_dotenv_files(&places.project) {
+        let Some((real, text)) = read(&path, &mut seen, &mut out.warnings) else {
+            continue;
+        };
+        let shown = shown_path(places, &path, &real, true);
+        if let Some(f) = scan_dotenv(path, real, shown, text) {
+            out.files.push(f);
+        }
+    }
     Ok(out)
+}
+
+/// The `.env` and `.env.*` files at the top of the project, as the dotenv libraries load them
+/// from the working directory. `.envrc` is direnv's shell script (the shell fix applies to it
+/// by hand), and keyfence's own backups are not the project's.
+fn project_dotenv_files(project: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = fs::read_dir(project) else {
+        return Vec::new();
+    };
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
+                audit::dotenv::is_dotenv_name(n) && n != ".envrc" && !n.contains(".keyfence-bak")
+            })
+        })
+        .collect();
+    files.sort();
+    files
 }
 
 /// The file's real path and bytes; `None` (with a warning when it exists) if it cannot be read,
@@ -811,6 +846,139 @@ fn scan_settings(
     }))
 }
 
+fn scan_dotenv(
+    path: PathBuf,
+    real: PathBuf,
+    shown: String,
+    text: Zeroizing<Vec<u8>>,
+) -> Option<FileScan> {
+    let detector = detect::detector();
+    let lines = line_table(&text);
+    let mut found = Vec::new();
+    for e in audit::dotenv::parse(&text) {
+        let Some(m) = detector.classify_var(&e.name, &e.value) else {
+            continue;
+        };
+        let removal = match line_bytes(&text, &lines, e.line).and_then(dotenv_value_span) {
+            Some(_) if shell_syntax::is_name(e.name.as_bytes()) => Removal::Reference,
+            Some(_) => Removal::Manual(
+                "its name cannot be a store entry or an environment variable; move it by hand"
+                    .to_string(),
+            ),
+            None => Removal::Manual(
+                "the value spans several lines; replace it by hand with store:NAME".to_string(),
+            ),
+        };
+        found.push(Found {
+            name: e.name.clone(),
+            value: SecretValue::new(e.value.as_slice()),
+            info: m.info(),
+            line: e.line,
+            removal,
+            notes: Vec::new(),
+            cmds: Vec::new(),
+        });
+    }
+    if found.is_empty() {
+        return None;
+    }
+    Some(FileScan {
+        path,
+        real,
+        shown,
+        format: Format::Dotenv,
+        found,
+        original: text,
+        export_lines: Vec::new(),
+        assignments: HashMap::new(),
+        json: None,
+    })
+}
+
+/// Where the value of a one-line `[export ]NAME=value` starts and ends in `line` (its quotes
+/// included; a trailing ` # comment` excluded); `None` when the value goes on past the line.
+fn dotenv_value_span(line: &[u8]) -> Option<(usize, usize)> {
+    let sep = line.iter().position(|&b| b == b'=' || b == b':')?;
+    let start = sep
+        + 1
+        + line[sep + 1..]
+            .iter()
+            .take_while(|b| matches!(b, b' ' | b'\t'))
+            .count();
+    let rest = &line[start..];
+    let end = match rest.first() {
+        Some(&q @ (b'\'' | b'"')) => {
+            let mut i = 1;
+            loop {
+                match rest.get(i) {
+                    None => return None,
+                    Some(b'\\') if q == b'"' => i += 2,
+                    Some(&b) if b == q => break start + i + 1,
+                    Some(_) => i += 1,
+                }
+            }
+        }
+        _ => {
+            let comment = rest
+                .windows(2)
+                .position(|w| matches!(w[0], b' ' | b'\t') && w[1] == b'#')
+                .unwrap_or(rest.len());
+            let value = &rest[..comment];
+            start + value.len()
+                - value
+                    .iter()
+                    .rev()
+                    .take_while(|b| b.is_ascii_whitespace())
+                    .count()
+        }
+    };
+    Some((start, end))
+}
+
+fn dotenv_edit(
+    file: &FileScan,
+    chosen: &[usize],
+    store_name: &dyn Fn(usize) -> String,
+) -> Option<Edit> {
+    let lines = line_table(&file.original);
+    // Line number → the reference that replaces its value.
+    let mut replace: BTreeMap<u32, String> = BTreeMap::new();
+    let mut removed = Vec::new();
+    for &fi in chosen {
+        let f = &file.found[fi];
+        if f.removal == Removal::Reference {
+            replace.insert(f.line, format!("store:{}", store_name(fi)));
+            removed.push(Removed {
+                found: fi,
+                lines: vec![f.line],
+            });
+        }
+    }
+    if removed.is_empty() {
+        return None;
+    }
+    let mut new = Zeroizing::new(Vec::with_capacity(file.original.len()));
+    for (n, &(start, end, next)) in lines.iter().enumerate() {
+        let line = &file.original[start..end];
+        match replace.get(&(n as u32 + 1)) {
+            Some(reference) => {
+                let (vs, ve) = dotenv_value_span(line)?;
+                new.extend_from_slice(&line[..vs]);
+                new.extend_from_slice(reference.as_bytes());
+                new.extend_from_slice(&line[ve..]);
+            }
+            None => new.extend_from_slice(line),
+        }
+        new.extend_from_slice(&file.original[end..next]);
+    }
+    Some(Edit {
+        new,
+        removed,
+        placeholders: 0,
+        still_used: Vec::new(),
+    })
+}
+
 /// The 1-based line of `"key"` in the `env` object (serde_json keeps no positions).
 fn key_line(text: &[u8], key: &str) -> u32 {
     let needle = serde_json::to_string(key).unwrap_or_default();
@@ -897,11 +1065,17 @@ pub struct Removed {
 }
 
 /// The edit that removes the chosen found entries (indexes into `file.found`) that can be
-/// removed; `None` if there is nothing to change.
-pub fn plan_edit(file: &FileScan, chosen: &[usize]) -> Option<Edit> {
+/// removed; `None` if there is nothing to change. `store_name` names the store entry that holds
+/// a found entry's key, for the references a `.env` keeps.
+pub fn plan_edit(
+    file: &FileScan,
+    chosen: &[usize],
+    store_name: &dyn Fn(usize) -> String,
+) -> Option<Edit> {
     match file.format {
         Format::Shell(d) => shell_edit(file, d, chosen),
         Format::ClaudeSettings => settings_edit(file, chosen),
+        Format::Dotenv => dotenv_edit(file, chosen, store_name),
     }
 }
 
@@ -1102,6 +1276,67 @@ pub fn write(file: &FileScan, new: &[u8]) -> Result<PathBuf, FixError> {
     Ok(backup)
 }
 
+/// A `FILE.keyfence-bak[.N]` that `fix` or `setup claude` left, whose change is checked: every
+/// key in it is in the store and no longer in FILE. Then it is only a copy of those keys in
+/// clear, and deleting it loses nothing the user needs.
+#[derive(Debug)]
+pub struct CheckedBackup {
+    pub path: PathBuf,
+    pub original: PathBuf,
+    pub keys: usize,
+}
+
+/// The checked backups in `dirs` (audit's `backup_dirs`), given the fingerprints of the
+/// store's entries. A backup whose file is gone, or that holds no key, stays: it is the user's.
+pub fn checked_backups(dirs: &[PathBuf], stored: &[String]) -> Vec<CheckedBackup> {
+    let detector = detect::detector();
+    let mut out = Vec::new();
+    for dir in dirs {
+        let Ok(entries) = fs::read_dir(dir) else {
+            continue;
+        };
+        let mut backups: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| fs::symlink_metadata(p).is_ok_and(|m| m.is_file()))
+            .collect();
+        backups.sort();
+        for path in backups {
+            let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+                continue;
+            };
+            let Some((stem, suffix)) = name.split_once(".keyfence-bak") else {
+                continue;
+            };
+            if !(suffix.is_empty()
+                || suffix
+                    .strip_prefix('.')
+                    .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())))
+            {
+                continue;
+            }
+            let original = dir.join(stem);
+            let (Ok(text), Ok(now)) = (fs::read(&path), fs::read(&original)) else {
+                continue;
+            };
+            let (text, now) = (Zeroizing::new(text), Zeroizing::new(now));
+            let keys = detector.scan(&text, Mode::Assignment);
+            let checked = !keys.is_empty()
+                && keys.iter().all(|m| {
+                    stored.contains(&m.value.fingerprint())
+                        && memchr::memmem::find(&now, m.value.expose()).is_none()
+                });
+            if checked {
+                out.push(CheckedBackup {
+                    path,
+                    original,
+                    keys: keys.len(),
+                });
+            }
+        }
+    }
+    out
+}
+
 /// Refuses when the file no longer holds the bytes it was read with.
 fn unchanged(file: &FileScan) -> Result<(), FixError> {
     let now = Zeroizing::new(fs::read(&file.real).map_err(io_err("read", &file.real))?);
@@ -1188,7 +1423,7 @@ mod tests {
         let f = shell_file(text, dialect);
         let all: Vec<usize> = (0..f.found.len()).collect();
         let removals = f.found.iter().map(|x| x.removal.clone()).collect();
-        let new = plan_edit(&f, &all).map_or_else(
+        let new = plan_edit(&f, &all, &|_| String::new()).map_or_else(
             || text.to_string(),
             |e| String::from_utf8(e.new.to_vec()).unwrap(),
         );
@@ -1343,14 +1578,19 @@ mod tests {
             Dialect::Fish,
         );
         assert!(f.found[0].notes[0].contains("set -e -U ANTHROPIC_API_KEY"));
-        let e = plan_edit(&f, &[0]).unwrap();
+        let e = plan_edit(&f, &[0], &|_| String::new()).unwrap();
         assert_eq!(e.still_used, [("ANTHROPIC_API_KEY".to_string(), 1)]);
         // `$ANTHROPIC_API_KEY_OLD` is another variable.
         let f = shell_file(
             &format!("export ANTHROPIC_API_KEY={KEY}\necho $ANTHROPIC_API_KEY_OLD\n"),
             Dialect::Posix,
         );
-        assert!(plan_edit(&f, &[0]).unwrap().still_used.is_empty());
+        assert!(
+            plan_edit(&f, &[0], &|_| String::new())
+                .unwrap()
+                .still_used
+                .is_empty()
+        );
     }
 
     #[test]
@@ -1369,7 +1609,7 @@ mod tests {
     fn diff_shows_previews_not_values() {
         let text = format!("# top\nexport ANTHROPIC_API_KEY={KEY}\nexport PATH=/bin\n");
         let f = shell_file(&text, Dialect::Posix);
-        let e = plan_edit(&f, &[0]).unwrap();
+        let e = plan_edit(&f, &[0], &|_| String::new()).unwrap();
         let d = diff(&f, &e.new);
         assert!(
             d.contains("-export ANTHROPIC_API_KEY=sk-ant-api03-…AA\n"),
@@ -1392,7 +1632,7 @@ mod tests {
         )
         .unwrap()
         .unwrap();
-        let e = plan_edit(&f, &[0]).unwrap();
+        let e = plan_edit(&f, &[0], &|_| String::new()).unwrap();
         assert_eq!(
             String::from_utf8(e.new.to_vec()).unwrap(),
             "{\n  \"z\": {\n    \"b\": [\n      1,\n      {\n        \"c\": null\n      }\n    ]\n  },\n  \"a\": true\n}\n"
@@ -1458,7 +1698,7 @@ mod tests {
         let mut f = shell_file(&text, Dialect::Posix);
         f.path = path.clone();
         f.real = path.clone();
-        let e = plan_edit(&f, &[0]).unwrap();
+        let e = plan_edit(&f, &[0], &|_| String::new()).unwrap();
         // Someone appends a line between the scan and the write.
         fs::write(&path, format!("{text}alias x=y\n")).unwrap();
         let err = write(&f, &e.new).unwrap_err();
@@ -1485,7 +1725,7 @@ mod tests {
         let mut f = shell_file(&text, Dialect::Posix);
         f.path = path.clone();
         f.real = path.clone();
-        let e = plan_edit(&f, &[0]).unwrap();
+        let e = plan_edit(&f, &[0], &|_| String::new()).unwrap();
         let backup = write(&f, &e.new).unwrap();
         assert_eq!(backup, dir.path().join(".zshrc.keyfence-bak.1"));
         assert_eq!(fs::read_to_string(&backup).unwrap(), text);
