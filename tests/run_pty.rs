@@ -312,3 +312,97 @@ fn under_guard_on_a_terminal_no_ancestor_gives_up_the_key() {
         "{out}"
     );
 }
+
+/// Starts `argv` on a new terminal, waits for "ready", then closes the terminal's master side
+/// (its window is closed) and says how the process ended: `signal N`, `exit N`, or `running`
+/// when it outlived 10 s (then it is killed).
+const HANG_UP: &str = r#"
+import os, pty, sys, time
+pid, fd = pty.fork()
+if pid == 0:
+    os.execvp(sys.argv[1], sys.argv[1:])
+seen, deadline = b"", time.time() + 10
+while b"ready" not in seen and time.time() < deadline:
+    try:
+        seen += os.read(fd, 4096)
+    except OSError:
+        break
+os.close(fd)
+deadline = time.time() + 10
+while time.time() < deadline:
+    done, status = os.waitpid(pid, os.WNOHANG)
+    if done:
+        if os.WIFSIGNALED(status):
+            print("signal", os.WTERMSIG(status))
+        else:
+            print("exit", os.WEXITSTATUS(status))
+        sys.exit(0)
+    time.sleep(0.05)
+print("running")
+os.kill(pid, 9)
+os.waitpid(pid, 0)
+"#;
+
+/// Processes whose command line holds `marker`.
+fn holding(marker: &str) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| {
+            let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+            let cmdline = std::fs::read(e.path().join("cmdline")).ok()?;
+            memchr_find(&cmdline, marker.as_bytes()).then_some(pid)
+        })
+        .collect()
+}
+
+fn memchr_find(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+/// The terminal goes away (its window is closed: the pty's master side closes) while the
+/// command writes to it. Run directly, the kernel hangs the terminal up and the command dies of
+/// SIGHUP. Through keyfence, supervised on its own pty and under guard, the same: keyfence dies
+/// of SIGHUP as the command did, and nothing of the tree stays behind writing into the void.
+#[test]
+fn a_terminal_that_goes_away_ends_the_command_as_it_would_directly() {
+    let Some((fx, key)) = fixture_with_token() else {
+        return;
+    };
+    let marker = format!("hangup-{}", &sha12(&key)[..8]);
+    let script = format!("echo ready; while :; do echo {marker}; done");
+    for mode in [None, Some(""), Some("--guard")] {
+        let mut argv: Vec<String> = vec!["python3".into(), "-c".into(), HANG_UP.into()];
+        if let Some(flag) = mode {
+            argv.extend([BIN.to_string(), "run".into()]);
+            argv.extend(Some(flag).filter(|f| !f.is_empty()).map(String::from));
+            argv.push("--".into());
+        }
+        argv.extend(["sh".into(), "-c".into(), script.clone()]);
+        let out = Command::new(&argv[0])
+            .args(&argv[1..])
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap())
+            .env("HOME", &fx.home)
+            .env("SERVICE_TOKEN", &key)
+            .output()
+            .expect("python3");
+        let said = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(
+            said.trim(),
+            "signal 1",
+            "{mode:?}: {said} {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(!String::from_utf8_lossy(&out.stderr).contains(&key));
+        let mut left = holding(&marker);
+        for _ in 0..40 {
+            if left.is_empty() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            left = holding(&marker);
+        }
+        assert!(left.is_empty(), "{mode:?}: still running: {left:?}");
+    }
+}
