@@ -496,7 +496,7 @@ fn a_key_already_stored_is_called_stored() {
         "{findings:#?}"
     );
     assert!(
-        fix_of("OPENAI_API_KEY").contains("keyfence secret set OPENAI_API_KEY"),
+        fix_of("OPENAI_API_KEY").starts_with("run `keyfence fix`: it moves the key into"),
         "{findings:#?}"
     );
 }

@@ -1,4 +1,4 @@
-//! A project's `keyfence.toml` may only narrow (src/policy/mod.rs, README "Profiles"). Each
+//! A project's `keyfence.toml` may only narrow (src/policy/mod.rs, docs/run.md "What a project's keyfence.toml may say"). Each
 //! test runs an attack a cloned repository could carry, with the real binary, and a control:
 //! the same settings in the user's own config (which keyfence obeys) show the attack works
 //! when the setting is honoured, so the test can fail.

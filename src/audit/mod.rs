@@ -179,6 +179,15 @@ fn mark_stored(report: &mut Report, stored: &[(String, String)]) {
         else {
             continue;
         };
+        let in_backup = matches!(&f.location, crate::finding::Location::File { path, .. }
+            if path.file_name().is_some_and(|n| n.to_string_lossy().contains(".keyfence-bak")));
+        if in_backup {
+            f.fix = format!(
+                "the key is in keyfence's store as {name}: once you have checked the change, \
+                 delete this backup (`keyfence fix` offers to)"
+            );
+            continue;
+        }
         f.fix = format!(
             "it is already in keyfence's store as {name}: delete it from here (`keyfence fix` \
              does, for start-up files, agent settings and a project's .env) and give it by name where it is needed \

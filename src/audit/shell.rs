@@ -162,12 +162,22 @@ fn report(
                 column: Some(a.column),
             },
             message,
-            format!(
-                "move it into keyfence's store (`keyfence secret set {0} --from-env {0}`), \
+            // `fix` edits the user's own start-up files, not the administrator's in /etc.
+            if path.starts_with(ctx.home()) {
+                format!(
+                    "run `keyfence fix`: it moves the key into keyfence's store and deletes the \
+                     line from {shown}; then run what needs it with `keyfence run --inject {0} \
+                     -- COMMAND`",
+                    a.name
+                )
+            } else {
+                format!(
+                    "move it into keyfence's store (`keyfence secret set {0} --from-env {0}`), \
                      delete the line from {shown}, and run what needs it with \
                      `keyfence run --inject {0} -- COMMAND`",
-                a.name
-            ),
+                    a.name
+                )
+            },
         );
     }
 }

@@ -276,7 +276,12 @@ pub fn run(g: &GlobalArgs, args: &FixArgs) -> Result<Exit> {
                         file.shown
                     ));
                 }
-                report.backups.push(shown_backup(&places.home, &backup));
+                report
+                    .backups
+                    .push(match backup.strip_prefix(&places.project) {
+                        Ok(rel) => rel.display().to_string(),
+                        Err(_) => shown_backup(&places.home, &backup),
+                    });
                 report.written.push(backup);
             }
             Err(e) => report.failed.push(format!("{e:#}")),

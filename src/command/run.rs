@@ -568,7 +568,7 @@ fn select_by_command(
 }
 
 /// Says where Claude Code's settings send its requests past keyfence: a descendant fence does
-/// not stop a command the agent ran from writing one for the next session (README, "The
+/// not stop a command the agent ran from writing one for the next session (docs/security.md, "The
 /// agent's tree"). Under the default phantom only the stand-in would go there; an injected key
 /// or a login's token would go itself.
 fn warn_of_agent_redirections(program: &str, cwd: &std::path::Path) {

@@ -5,7 +5,7 @@
 //! The two files are not equal. The user's file is the user's word: a profile there may say
 //! anything, and one named like a built-in (`default`, `install`, `agent`) starts from the
 //! built-in's protections. A project's file comes with the code it configures — a cloned
-//! repository can hold anything — so it may only narrow (the merge rule, README "Profiles"):
+//! repository can hold anything — so it may only narrow (the merge rule, docs/run.md "What a project's keyfence.toml may say"):
 //!
 //! - it may add restrictions to a profile the user owns (a built-in, or one in the user's
 //!   file): more `drop`, `sandbox`/`guard`/`mask = true`, a stricter `net`; never `match`,

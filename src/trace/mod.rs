@@ -25,7 +25,7 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-/// One JSON line of the trace file (schema in the README).
+/// One JSON line of the trace file (schema in docs/run.md, "--trace").
 #[derive(Debug, Serialize)]
 #[serde(tag = "event", rename_all = "kebab-case")]
 pub enum Event {
