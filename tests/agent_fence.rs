@@ -58,8 +58,8 @@ impl Attack {
         // The config names the outside services' addresses, known before they start.
         let placeholder = World::addresses(&seeded);
         seeded.write_probe(channels, &placeholder);
-        if !seeded.fx.hand_to_nobody() {
-            skip("needs root and setpriv to drop to nobody");
+        if !seeded.fx.hand_to_unprivileged() {
+            skip("setpriv (util-linux) is needed to drop from root to nobody");
             return None;
         }
         let world = World::start(&seeded, placeholder);
@@ -74,15 +74,18 @@ impl Attack {
     /// running the probe.
     fn run(&self, stub: &Stub, wrap: &[&str], env: &[(&str, &str)]) -> Run {
         let bin_dir = Path::new(BIN).parent().expect("bin dir");
-        let mut c = Command::new(AS_NOBODY[0]);
-        c.args(&AS_NOBODY[1..]).args(wrap).arg(claude_bin()).args([
-            "-p",
-            "run the command",
-            "--allowedTools",
-            "Bash",
-            "--output-format",
-            "json",
-        ]);
+        let mut c = Command::new(AS_UNPRIVILEGED[0]);
+        c.args(&AS_UNPRIVILEGED[1..])
+            .args(wrap)
+            .arg(claude_bin())
+            .args([
+                "-p",
+                "run the command",
+                "--allowedTools",
+                "Bash",
+                "--output-format",
+                "json",
+            ]);
         c.current_dir(&self.seeded.fx.project)
             .env_clear()
             // keyfence on the tree's PATH, as it is for a user; besides it only directories

@@ -267,9 +267,10 @@ fn phantom_claude_holds_only_a_stand_in() {
     let key = fx.key("anthropic");
     fx.store_secret("ANTHROPIC_API_KEY", &key);
     // The tool call reports the key it can see (a stand-in, same shape) and searches its
-    // ancestors' environments for the real one.
+    // ancestors' environments for the real one (an ordinary user may not read some of them:
+    // keyfence's supervisor is not dumpable).
     let look = format!(
-        "printf '%s\\n' \"$ANTHROPIC_API_KEY\" | cut -c1-13; for p in $PPID $(ps -o ppid= -p $PPID); do tr '\\0' '\\n' < /proc/$p/environ; done | grep -c -F -e '{}'; echo checked",
+        "printf '%s\\n' \"$ANTHROPIC_API_KEY\" | cut -c1-13; for p in $PPID $(ps -o ppid= -p $PPID); do tr '\\0' '\\n' 2>/dev/null < /proc/$p/environ; done | grep -c -F -e '{}'; echo checked",
         &key[13..60]
     );
     let stub = Stub::start(&look);
@@ -311,8 +312,8 @@ fn agent_profile_guards_the_key_from_the_bash_tool() {
     let mut fx = Fixture::new();
     let key = fx.key("anthropic");
     fx.store_secret("ANTHROPIC_API_KEY", &key);
-    if !fx.hand_to_nobody() {
-        skip("needs root and setpriv to drop to nobody");
+    if !fx.hand_to_unprivileged() {
+        skip("setpriv (util-linux) is needed to drop from root to nobody");
         return;
     }
     let stub = Stub::start(LOOK_FOR_KEY);
@@ -320,7 +321,7 @@ fn agent_profile_guards_the_key_from_the_bash_tool() {
         &fx,
         &stub,
         &[
-            &AS_NOBODY[..],
+            &AS_UNPRIVILEGED[..],
             &[
                 BIN,
                 "run",
@@ -409,8 +410,8 @@ fn agent_profile_with_phantom_keeps_the_real_key_out_of_the_whole_tree() {
     let mut fx = Fixture::new();
     let key = fx.key("anthropic");
     fx.store_secret("ANTHROPIC_API_KEY", &key);
-    if !fx.hand_to_nobody() {
-        skip("needs root and setpriv to drop to nobody");
+    if !fx.hand_to_unprivileged() {
+        skip("setpriv (util-linux) is needed to drop from root to nobody");
         return;
     }
     let stub = Stub::start(LOOK_FOR_KEY);
@@ -419,7 +420,7 @@ fn agent_profile_with_phantom_keeps_the_real_key_out_of_the_whole_tree() {
         &fx,
         &stub,
         &[
-            &AS_NOBODY[..],
+            &AS_UNPRIVILEGED[..],
             &[
                 BIN,
                 "run",
@@ -458,8 +459,8 @@ fn agent_profile_gives_claude_a_phantom_by_default() {
         // The URL is spelled out with its dots changed: keyfence masks what it injected.
         "#!/bin/sh\nprintf '%s\\n' \"$ANTHROPIC_BASE_URL\" \"${#ANTHROPIC_API_KEY}\" \"$ANTHROPIC_API_KEY\" | tr . _ | cut -c1-30\n",
     );
-    if !fx.hand_to_nobody() {
-        skip("needs root and setpriv to drop to nobody");
+    if !fx.hand_to_unprivileged() {
+        skip("setpriv (util-linux) is needed to drop from root to nobody");
         return;
     }
     let path = format!("{}:/usr/bin:/bin", bin.display());
@@ -488,7 +489,7 @@ fn agent_profile_gives_claude_a_phantom_by_default() {
     let r = claude(
         &fx,
         &stub,
-        &[&AS_NOBODY[..], &[BIN, "run", "--"]].concat(),
+        &[&AS_UNPRIVILEGED[..], &[BIN, "run", "--"]].concat(),
         &[],
     );
     let msgs = round_trip(&stub, &r);

@@ -383,13 +383,13 @@ fn guard_exit_status_and_signals_are_the_commands() {
 #[test]
 fn guard_tree_dies_with_its_supervisor() {
     let (fx, _key) = with_stored_key();
-    if !fx.hand_to_nobody() {
+    if !fx.hand_to_unprivileged() {
         skipped();
         return;
     }
     let pidfile = fx.project.join("pid");
-    let mut kf = std::process::Command::new(AS_NOBODY[0])
-        .args(&AS_NOBODY[1..])
+    let mut kf = std::process::Command::new(AS_UNPRIVILEGED[0])
+        .args(&AS_UNPRIVILEGED[1..])
         .arg(BIN)
         .args([
             "run",
@@ -707,13 +707,16 @@ fn guard_hides_a_same_user_server_outside_the_tree() {
         ".aws/credentials",
         &format!("[default]\naws_secret_access_key = {aws}\n"),
     );
-    if !fx.hand_to_nobody() {
+    if !fx.hand_to_unprivileged() {
         skipped();
         return;
     }
-    let dir = std::path::PathBuf::from("/tmp/tmux-65534");
+    let uid = unprivileged_uid();
+    let dir = std::path::PathBuf::from(format!("/tmp/tmux-{uid}"));
     let _ = std::fs::create_dir(&dir);
-    std::os::unix::fs::chown(&dir, Some(65534), Some(65534)).unwrap();
+    if nix_is_root() {
+        std::os::unix::fs::chown(&dir, Some(uid), Some(uid)).unwrap();
+    }
     std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
     let sock = dir.join(format!("keyfence-guard-{}", std::process::id()));
     let _ = std::fs::remove_file(&sock);
@@ -728,8 +731,8 @@ fn guard_hides_a_same_user_server_outside_the_tree() {
         }
     }
     let server = Server(
-        std::process::Command::new(AS_NOBODY[0])
-            .args(&AS_NOBODY[1..])
+        std::process::Command::new(AS_UNPRIVILEGED[0])
+            .args(&AS_UNPRIVILEGED[1..])
             .args(["/usr/bin/python3", "-c", OUTSIDE_HELPER])
             .arg(&sock)
             .stdin(std::process::Stdio::null())
@@ -824,7 +827,7 @@ fn with_stored_key() -> (Fixture, String) {
 }
 
 fn skipped() {
-    skip("setpriv missing or not running as root (needed to drop to nobody)");
+    skip("setpriv (util-linux) is needed to drop from root to nobody");
 }
 
 /// The 32-bit system call ABI (`int 0x80` from a 64-bit process) cannot exec under guard: its

@@ -57,18 +57,18 @@ fn fixture(files: &[(&str, &str)]) -> Option<Fixture> {
         std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o755))
             .expect("chmod");
     }
-    fx.hand_to_nobody().then_some(fx)
+    fx.hand_to_unprivileged().then_some(fx)
 }
 
 fn skipped() {
-    skip("setpriv missing or not running as root (needed to drop to nobody)");
+    skip("setpriv (util-linux) is needed to drop from root to nobody");
 }
 
 /// Starts `sh -c SCRIPT` as nobody, under `keyfence run --guard` or (`guarded` false) directly,
 /// its output to files in the fixture (a pipe nobody reads could block it).
 fn start(fx: &Fixture, guarded: bool, script: &str, tag: &str) -> Child {
-    let mut c = Command::new(AS_NOBODY[0]);
-    c.args(&AS_NOBODY[1..]);
+    let mut c = Command::new(AS_UNPRIVILEGED[0]);
+    c.args(&AS_UNPRIVILEGED[1..]);
     if guarded {
         c.arg(BIN).arg("--etc").arg(&fx.etc).args([
             "run",
@@ -117,7 +117,8 @@ fn wait_until(child: &mut Child, deadline: Duration) -> Option<ExitStatus> {
 /// SIGKILL that surely does.
 fn hung(child: &mut Child) -> String {
     let ps = Command::new("ps")
-        .args(["-o", "pid,ppid,stat,wchan:20,comm", "-u", "65534"])
+        .args(["-o", "pid,ppid,stat,wchan:20,comm", "-u"])
+        .arg(unprivileged_uid().to_string())
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
         .unwrap_or_default();

@@ -81,8 +81,8 @@ fn ready(tool: &str) -> bool {
         ));
         return false;
     }
-    if !nix_is_root() || !Path::new(AS_NOBODY[0]).exists() {
-        skip("root and setpriv are needed to run the install as nobody");
+    if !Path::new(AS_UNPRIVILEGED[0]).exists() {
+        skip("setpriv (util-linux) is needed to run the install as nobody");
         return false;
     }
     true
@@ -762,7 +762,7 @@ fn git_is_out_of_reach_through_an_outside_process_view() {
     }
     let fx = Fixture::outside_tmp();
     fx.git(&["init", "-q"]);
-    if !fx.hand_to_nobody() {
+    if !fx.hand_to_unprivileged() {
         return;
     }
     // The user's shell ($$ of the outer sh) starts keyfence and waits.
@@ -773,8 +773,8 @@ fn git_is_out_of_reach_through_an_outside_process_view() {
             "OUTER=$$ {BIN} run {sandbox} -- sh -c '{}'; true",
             attack.replace('\'', "'\\''")
         );
-        let o = Command::new(AS_NOBODY[0])
-            .args(&AS_NOBODY[1..])
+        let o = Command::new(AS_UNPRIVILEGED[0])
+            .args(&AS_UNPRIVILEGED[1..])
             .args(["sh", "-c", &outer])
             .current_dir(&fx.project)
             .env_clear()
@@ -804,14 +804,14 @@ fn a_git_directory_planted_where_there_was_none_is_moved_aside() {
     let fx = Fixture::outside_tmp();
     fx.git(&["init", "-q"]);
     std::fs::create_dir_all(fx.project.join("web")).unwrap();
-    if !fx.hand_to_nobody() {
+    if !fx.hand_to_unprivileged() {
         return;
     }
     let plant = "mkdir .git && printf '[core]\\n\\tfsmonitor = \"touch PLANTED\"\\n' > .git/config \
                  && echo planted";
     let run = |profile: &[&str]| {
-        let o = Command::new(AS_NOBODY[0])
-            .args(&AS_NOBODY[1..])
+        let o = Command::new(AS_UNPRIVILEGED[0])
+            .args(&AS_UNPRIVILEGED[1..])
             .arg(BIN)
             .arg("run")
             .args(profile)

@@ -27,7 +27,7 @@ fn agent_grandchild_env(fx: &Fixture) -> Option<Run> {
         &[],
     );
     if r.is_none() {
-        skip("setpriv and root are needed to run the agent's tree as nobody");
+        skip("setpriv (util-linux) is needed to run the agent's tree as nobody");
     }
     r
 }

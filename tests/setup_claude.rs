@@ -258,8 +258,8 @@ fn typing_claude_in_bash_runs_it_under_the_agent_profile() {
         ),
     );
     let interactive = |fx: &Fixture| {
-        let out = Command::new(AS_NOBODY[0])
-            .args(&AS_NOBODY[1..])
+        let out = Command::new(AS_UNPRIVILEGED[0])
+            .args(&AS_UNPRIVILEGED[1..])
             .args(["bash", "-i", "-c", "claude"])
             .current_dir(&fx.project)
             .env_clear()
@@ -276,8 +276,8 @@ fn typing_claude_in_bash_runs_it_under_the_agent_profile() {
     let r = setup(&fx, "/bin/bash", Some(&key), &[]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let with_block = std::fs::read_to_string(fx.home.join(".bashrc")).unwrap();
-    if !fx.hand_to_nobody() {
-        skip("needs root and setpriv to drop to nobody");
+    if !fx.hand_to_unprivileged() {
+        skip("setpriv (util-linux) is needed to drop from root to nobody");
         return;
     }
 
@@ -348,8 +348,8 @@ fn tool_results(stub: &Stub) -> String {
 /// `bash -i -c 'claude -p ...'` as nobody: what the user types, the real CLI, against the stub.
 fn typed_claude(fx: &Fixture, stub: &Stub) -> Run {
     let claude_dir = claude_bin().parent().map(Path::to_path_buf).unwrap();
-    let out = Command::new(AS_NOBODY[0])
-        .args(&AS_NOBODY[1..])
+    let out = Command::new(AS_UNPRIVILEGED[0])
+        .args(&AS_UNPRIVILEGED[1..])
         .args([
             "bash",
             "-i",
@@ -385,8 +385,8 @@ fn typing_claude_runs_the_real_claude_code_guarded() {
     let r = setup(&fx, "/bin/bash", Some(&key), &[]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let with_block = std::fs::read_to_string(fx.home.join(".bashrc")).unwrap();
-    if !fx.hand_to_nobody() {
-        skip("needs root and setpriv to drop to nobody");
+    if !fx.hand_to_unprivileged() {
+        skip("setpriv (util-linux) is needed to drop from root to nobody");
         return;
     }
     let look = "env | grep -c ANTHROPIC_API_KEY; for p in $PPID $(ps -o ppid= -p $PPID); do tr '\\0' '\\n' < /proc/$p/environ; done | grep -c sk-ant-api03; echo checked";
@@ -411,7 +411,7 @@ fn typing_claude_runs_the_real_claude_code_guarded() {
             stub.url
         ),
     );
-    fx.hand_to_nobody();
+    fx.hand_to_unprivileged();
     let r = typed_claude(&fx, &stub);
     let msgs = stub.messages();
     assert!(msgs.len() >= 2, "{} {}", r.stdout, r.stderr);

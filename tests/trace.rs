@@ -915,7 +915,7 @@ libc.ptrace(0, 0, 0, 0)
 /// Whether this runs as root with setpriv, to give files to another user and run as one.
 /// Without: fails when `CI` is set, and otherwise says the test is skipped.
 fn needs_root() -> bool {
-    if nix_is_root() && Path::new(AS_NOBODY[0]).exists() {
+    if nix_is_root() && Path::new(AS_UNPRIVILEGED[0]).exists() {
         return true;
     }
     skip("this test needs root and setpriv (to give a file to another user, and run as one)");
@@ -1043,15 +1043,15 @@ fn trace_refuses_a_file_of_another_user() {
     assert_eq!(std::fs::read_to_string(&theirs).unwrap(), "theirs\n");
     // The other way round, as an ordinary user: a file another user left writable by all in a
     // directory they share, for keyfence to fill and its owner to read.
-    assert!(fx.hand_to_nobody());
+    assert!(fx.hand_to_unprivileged());
     let planted = fx.project.join("trace.jsonl");
     std::fs::write(&planted, "").unwrap();
     std::fs::set_permissions(&planted, std::fs::Permissions::from_mode(0o666)).unwrap();
     let trace_arg = format!("--trace={}", planted.display());
     // As `run_unprivileged` does, without handing the fixture (and so the file) to nobody again.
     let r = Run::from(
-        Command::new(AS_NOBODY[0])
-            .args(&AS_NOBODY[1..])
+        Command::new(AS_UNPRIVILEGED[0])
+            .args(&AS_UNPRIVILEGED[1..])
             .arg(BIN)
             .arg("--etc")
             .arg(&fx.etc)

@@ -43,6 +43,11 @@ struct Task {
     /// Past its first stop (the command itself, seized while running, has none): a later
     /// `PTRACE_EVENT_STOP` is a group stop or its end.
     started: bool,
+    /// Made by vfork (or clone with CLONE_VFORK, as posix_spawn does) and not yet past its
+    /// exec: its parent waits in the kernel until it execs or exits.
+    vforked: bool,
+    /// The job-control stop that caught it while `vforked`, delivered again at its exec.
+    owed_stop: Option<Signal>,
 }
 
 impl Task {
@@ -54,6 +59,8 @@ impl Task {
             ppid,
             group: "".into(),
             started: false,
+            vforked: false,
+            owed_stop: None,
         }
     }
 }
@@ -357,7 +364,7 @@ impl<'a> Tracer<'a> {
                 }
             }
             FORK | VFORK | CLONE => {
-                self.new_child(pid, ev == CLONE);
+                self.new_child(pid, ev == CLONE, ev == VFORK);
                 let _ = ptrace::cont(pid, None);
             }
             EXEC => {
@@ -371,7 +378,12 @@ impl<'a> Tracer<'a> {
                     }
                 }
                 self.trace_exec(pid);
-                let _ = ptrace::cont(pid, None);
+                // A stop it was let past while vforked catches it now, in its new program.
+                let owed = self.tasks.get_mut(&pid).and_then(|t| {
+                    t.vforked = false;
+                    t.owed_stop.take()
+                });
+                let _ = ptrace::cont(pid, owed);
             }
             STOP => {
                 // A new child's first stop (seized children report this instead of SIGSTOP),
@@ -389,6 +401,14 @@ impl<'a> Tracer<'a> {
                 };
                 if !task.started {
                     self.first_stop(pid);
+                } else if self.monitor.is_some() && is_stop_signal(sig) && task.vforked {
+                    // Held here, it would never exec, and its parent, waiting in vfork for
+                    // that exec, could never stop: the monitor would wait for the command's
+                    // stop for good. It runs on to its exec, where the stop is delivered again.
+                    if let Some(t) = self.tasks.get_mut(&pid) {
+                        t.owed_stop = Some(sig);
+                    }
+                    let _ = ptrace::cont(pid, None);
                 } else if self.monitor.is_some() && is_stop_signal(sig) {
                     // A group stop on keyfence's terminal (Ctrl-Z): held, so the monitor sees
                     // the command stopped; the SIGCONT of `fg` ends it (reported as SIGTRAP).
@@ -403,7 +423,7 @@ impl<'a> Tracer<'a> {
         }
     }
 
-    fn new_child(&mut self, parent: Pid, clone: bool) {
+    fn new_child(&mut self, parent: Pid, clone: bool, vfork: bool) {
         let Ok(msg) = ptrace::getevent(parent) else {
             return;
         };
@@ -433,6 +453,8 @@ impl<'a> Tracer<'a> {
                 ppid: parent,
                 group: parent_task.group.clone(),
                 started: false,
+                vforked: vfork,
+                owed_stop: None,
             },
         );
         if self.early.remove(&child) {

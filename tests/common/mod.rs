@@ -2,19 +2,38 @@
 //! and a runner for the real `keyfence` binary with a cleared environment.
 #![allow(dead_code)]
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_keyfence");
 
-/// The command prefix that runs the rest as the unprivileged user nobody.
-pub const AS_NOBODY: [&str; 4] = [
-    "/usr/bin/setpriv",
-    "--reuid=65534",
-    "--regid=65534",
-    "--clear-groups",
-];
+/// The command prefix that runs the rest as an ordinary user, for the tests whose attack the
+/// kernel's checks stop only for one (root passes them, DESIGN.md §5): nobody when the tests
+/// run as root, else the tests' own user, which is ordinary already (`env` runs the rest as
+/// it is). Index it like a slice: `AS_UNPRIVILEGED[0]`, `&AS_UNPRIVILEGED[1..]`.
+pub static AS_UNPRIVILEGED: std::sync::LazyLock<Vec<&'static str>> =
+    std::sync::LazyLock::new(|| {
+        if nix_is_root() {
+            vec![
+                "/usr/bin/setpriv",
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+            ]
+        } else {
+            vec!["/usr/bin/env"]
+        }
+    });
+
+/// The uid `AS_UNPRIVILEGED` runs as.
+pub fn unprivileged_uid() -> u32 {
+    if nix_is_root() {
+        65534
+    } else {
+        effective_uid()
+    }
+}
 
 /// `npm pack` of the package in `src` into `dest` (npm 11 reads `a/b` as a GitHub shorthand,
 /// so it runs from inside the directory), with its cache in `dest` and no update check.
@@ -42,7 +61,23 @@ pub fn skip(why: &str) {
         "{why}: CI must run this test (.ci/run installs what it needs)"
     );
     eprintln!("SKIPPED: {why}");
+    // libtest shows a passing test's output to no one: the skip goes to a list as well, which
+    // `scripts/test-all` prints after the run.
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("a test")
+        .to_string();
+    let line = format!("{}::{test}: {why}\n", env!("CARGO_CRATE_NAME"));
+    let list = Path::new(env!("CARGO_TARGET_TMPDIR")).join(SKIPPED_LIST);
+    let _ = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(list)
+        .and_then(|mut f| f.write_all(line.as_bytes()));
 }
+
+/// The file under `CARGO_TARGET_TMPDIR` that lists the skipped tests of a run.
+pub const SKIPPED_LIST: &str = "skipped-tests.txt";
 
 /// Random bytes from the kernel: fixtures get fresh, format-valid, never-real keys every run.
 fn random_bytes(n: usize) -> Vec<u8> {
@@ -265,18 +300,22 @@ impl Fixture {
     /// on, DESIGN.md §5). The fixture tree is handed to nobody first. None when setpriv is
     /// missing.
     pub fn run_unprivileged(&self, args: &[&str], env: &[(&str, &str)]) -> Option<Run> {
-        if !self.hand_to_nobody() {
+        if !self.hand_to_unprivileged() {
             return None;
         }
-        let mut c = Command::new(AS_NOBODY[0]);
-        c.args(&AS_NOBODY[1..]).arg(BIN);
+        let mut c = Command::new(AS_UNPRIVILEGED[0]);
+        c.args(&AS_UNPRIVILEGED[1..]).arg(BIN);
         Some(self.run_command(c, args, env))
     }
 
-    /// Gives the fixture tree to nobody, for tests that drop privileges with `AS_NOBODY`.
-    /// False (nothing done) when not root or setpriv is missing.
-    pub fn hand_to_nobody(&self) -> bool {
-        if !Path::new(AS_NOBODY[0]).exists() || !nix_is_root() {
+    /// Gives the fixture tree to the user `AS_UNPRIVILEGED` runs as: to nobody when the tests
+    /// run as root (false, nothing done, when setpriv is missing); an ordinary user owns it
+    /// already.
+    pub fn hand_to_unprivileged(&self) -> bool {
+        if !nix_is_root() {
+            return true;
+        }
+        if !Path::new(AS_UNPRIVILEGED[0]).exists() {
             return false;
         }
         let st = Command::new("chown")
@@ -287,8 +326,8 @@ impl Fixture {
         assert!(st.success());
         // The binaries stay root's, in the checkout: a checkout under /root (mode 0700) is out
         // of nobody's reach, and every such test would fail with a bare "permission denied".
-        let reachable = Command::new(AS_NOBODY[0])
-            .args(&AS_NOBODY[1..])
+        let reachable = Command::new(AS_UNPRIVILEGED[0])
+            .args(&AS_UNPRIVILEGED[1..])
             .args(["test", "-x", BIN])
             .status()
             .expect("setpriv");
@@ -435,13 +474,17 @@ pub fn sha12(s: &str) -> String {
 }
 
 pub fn nix_is_root() -> bool {
-    // The effective uid, from /proc (the tests do not link nix).
+    effective_uid() == 0
+}
+
+/// The effective uid, from /proc (the tests do not link nix).
+pub fn effective_uid() -> u32 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
             s.lines()
                 .find_map(|l| l.strip_prefix("Uid:"))
-                .map(|v| v.split_whitespace().nth(1) == Some("0"))
+                .and_then(|v| v.split_whitespace().nth(1)?.parse().ok())
         })
-        .unwrap_or(false)
+        .expect("the effective uid in /proc/self/status")
 }

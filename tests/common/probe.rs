@@ -8,7 +8,7 @@
 //! there, so no assertion ever prints one.
 #![allow(dead_code)]
 
-use crate::common::{AS_NOBODY, BIN, Fixture, fake, random_from};
+use crate::common::{AS_UNPRIVILEGED, BIN, Fixture, fake, random_from};
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -16,9 +16,6 @@ use std::process::{Child, Command, Stdio};
 
 pub const PROBE: &str = include_str!("../fixtures/agent_probe.py");
 pub const HELPER: &str = include_str!("../fixtures/same_uid_helper.py");
-
-/// The uid the attacked tree runs as (AS_NOBODY).
-pub const NOBODY: u32 = 65534;
 
 /// The credential files the probe reads, relative to HOME, by channel name.
 pub const FILES: &[(&str, &str)] = &[
@@ -37,7 +34,7 @@ pub const ALL: &[&str] = &[
     "proc", "store", "files", "signals", "helper", "tmux", "dbus", "core",
 ];
 
-/// Serialises the tests that use the shared tmux socket directory of uid 65534.
+/// Serialises the tests that use the shared tmux socket directory of the unprivileged uid.
 pub static SHARED_TMP: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// A fixture home holding every credential, and what each value is.
@@ -233,8 +230,8 @@ pub struct World {
 
 /// `program args` as nobody, with a minimal environment.
 fn as_nobody(home: &Path, program: &str) -> Command {
-    let mut c = Command::new(AS_NOBODY[0]);
-    c.args(&AS_NOBODY[1..])
+    let mut c = Command::new(AS_UNPRIVILEGED[0]);
+    c.args(&AS_UNPRIVILEGED[1..])
         .arg(program)
         .env_clear()
         .env("HOME", home)
@@ -277,7 +274,7 @@ impl World {
 
     /// Where the services will listen, before they start (the probe's config names them).
     pub fn addresses(s: &Seeded) -> World {
-        let dir = PathBuf::from(format!("/tmp/tmux-{NOBODY}"));
+        let dir = PathBuf::from(format!("/tmp/tmux-{}", crate::common::unprivileged_uid()));
         let runtime = s.fx.dir.path().join("run");
         World {
             helper_socket: dir.join("default"),
@@ -365,8 +362,8 @@ impl World {
 impl Drop for World {
     fn drop(&mut self) {
         if self.tmux_up {
-            let _ = Command::new(AS_NOBODY[0])
-                .args(&AS_NOBODY[1..])
+            let _ = Command::new(AS_UNPRIVILEGED[0])
+                .args(&AS_UNPRIVILEGED[1..])
                 .args(["tmux", "-S"])
                 .arg(&self.tmux_socket)
                 .arg("kill-server")
