@@ -26,7 +26,15 @@ pub const HOME_FILES: &[&str] = &[
     ".kube/config",
     ".claude/.credentials.json",
     ".codex/auth.json",
+    // Codex and Gemini CLI load these into their own environment.
+    ".codex/.env",
+    ".gemini/.env",
     ".gemini/oauth_creds.json",
+    // Gemini CLI's stored API key where no keychain answers, encrypted with a key derived from
+    // the host and user names: any process of the user can decrypt it.
+    ".gemini/gemini-credentials.json",
+    // MCP servers' keys, which Cursor keeps in plaintext.
+    ".cursor/mcp.json",
     ".config/gcloud/application_default_credentials.json",
     ".terraform.d/credentials.tfrc.json",
     ".cargo/credentials.toml",
