@@ -54,14 +54,18 @@ pub fn audit(ctx: &Context, out: &mut Output) {
     check_backups(ctx, out);
 }
 
-/// Where `keyfence fix` and `setup claude` leave `FILE.keyfence-bak` beside a file they changed:
-/// start-up files, Claude Code's settings, and the same in each project.
+/// Where `keyfence fix` and `setup` leave `FILE.keyfence-bak` beside a file they changed:
+/// start-up files, the agents' settings, and the same in each project.
 fn backup_dirs(ctx: &Context) -> Vec<PathBuf> {
     let home = ctx.home();
     let mut dirs = vec![
         home.to_path_buf(),
         home.join(".claude"),
         home.join(".config/fish"),
+        // `setup codex|gemini|cursor`; Cursor's holds the MCP keys it moved.
+        home.join(".codex"),
+        home.join(".gemini"),
+        home.join(".cursor"),
     ];
     for project in &ctx.settings.projects {
         dirs.push(project.clone());
