@@ -471,3 +471,129 @@ fn audit_reports_gemini_run_by_node_outside_keyfence() {
         ours[0]
     );
 }
+
+/// With Gemini CLI's redaction on, `audit` names the exported secrets it still lets through to
+/// the shell tool: checked against `shouldRedactEnvironmentVariable` taken from the installed
+/// bundle and run by node, on keys whose names match its patterns, whose values do (a Stripe
+/// key under an innocent name, a GitHub token under an allowed name), and keys it misses (an
+/// Anthropic key or a Postgres URL under an innocent name).
+#[test]
+fn gemini_redaction_model_agrees_with_the_bundle() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let Some(bin) = [
+        root.join("target/test-tools/node_modules/.bin/gemini"),
+        root.join("target/agent-cli/node_modules/.bin/gemini"),
+    ]
+    .into_iter()
+    .find(|p| p.exists()) else {
+        skip(
+            "Gemini CLI is not installed: npm install --prefix target/test-tools @google/gemini-cli@0.61.0",
+        );
+        return;
+    };
+    let bundle = bin.canonicalize().unwrap().parent().unwrap().to_path_buf();
+    let chunk = std::fs::read_dir(&bundle)
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| {
+            p.extension().is_some_and(|x| x == "js")
+                && std::fs::read_to_string(p)
+                    .is_ok_and(|t| t.contains("function shouldRedactEnvironmentVariable("))
+        })
+        .expect("the bundle's redaction function");
+    let mut fx = Fixture::new();
+    let vars: Vec<(&str, String)> = vec![
+        ("OPENAI_API_KEY", fx.key("openai")),
+        ("STRIPE", fx.key("stripe")),
+        ("ALLOWED_GH_TOKEN", fx.key("github")),
+        ("ALLOWED_SVC_TOKEN", fx.key("token")),
+        ("MY_SVC", fx.key("anthropic")),
+        ("OTHER_SVC", fx.key("anthropic")),
+        ("HF", fx.key("huggingface")),
+        (
+            "PG",
+            format!(
+                "postgres://app:{}@db/app",
+                random_from("abcdefghjkmnpqrstuvwxyz23456789", 20)
+            ),
+        ),
+        (
+            "DATABASE_URL",
+            format!(
+                "postgres://app:{}@db/app",
+                random_from("abcdefghjkmnpqrstuvwxyz23456789", 20)
+            ),
+        ),
+    ];
+    for (_, v) in &vars[7..] {
+        fx.planted.push(v.clone());
+    }
+    let allowed = ["ALLOWED_GH_TOKEN", "ALLOWED_SVC_TOKEN"];
+    let blocked = ["MY_SVC"];
+    // The bundle's own function, on the same names and values; it prints one verdict per line.
+    let script = format!(
+        "const fs = require('fs');\n\
+         const src = fs.readFileSync({chunk:?}, 'utf8');\n\
+         const a = src.indexOf('var ALWAYS_ALLOWED_ENVIRONMENT_VARIABLES');\n\
+         const b = src.indexOf('function getSecureSanitizationConfig');\n\
+         const f = new Function(src.slice(a, b) + '; return shouldRedactEnvironmentVariable;')();\n\
+         const input = JSON.parse(fs.readFileSync(0, 'utf8'));\n\
+         const allowed = new Set({allowed:?}), blocked = new Set({blocked:?});\n\
+         for (const [k, v] of input) console.log(f(k, v, allowed, blocked, false) ? 'redacted' : 'passes');\n"
+    );
+    let mut node = Command::new("node")
+        .args(["-e", &script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("node");
+    {
+        use std::io::Write;
+        let json = serde_json::to_string(&vars).unwrap();
+        node.stdin
+            .take()
+            .unwrap()
+            .write_all(json.as_bytes())
+            .unwrap();
+    }
+    let out = node.wait_with_output().unwrap();
+    assert!(out.status.success(), "node failed");
+    let verdicts: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect();
+    assert_eq!(verdicts.len(), vars.len());
+    let mut bundle_passes: Vec<&str> = vars
+        .iter()
+        .zip(&verdicts)
+        .filter(|(_, v)| *v == "passes")
+        .map(|((k, _), _)| *k)
+        .collect();
+    bundle_passes.sort();
+    assert_eq!(
+        bundle_passes,
+        ["ALLOWED_SVC_TOKEN", "HF", "OTHER_SVC", "PG"],
+        "the bundle's verdicts"
+    );
+
+    fx.home_file(
+        ".gemini/settings.json",
+        &format!(
+            "{{\"security\": {{\"environmentVariableRedaction\": {{\"enabled\": true, \"allowed\": {allowed:?}, \"blocked\": {blocked:?}}}}}}}\n"
+        ),
+    );
+    let env: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let f = audit(&fx, "agent", &env).findings();
+    let r = rule(&f, "gemini-env-redaction-off");
+    assert_eq!(r.len(), 1, "{f:?}");
+    assert_eq!(r[0]["severity"], "medium");
+    let message = r[0]["message"].as_str().unwrap();
+    let list = message
+        .split("lets ")
+        .nth(1)
+        .and_then(|m| m.split(" through").next())
+        .unwrap();
+    let mut said: Vec<&str> = list.split(", ").collect();
+    said.sort();
+    assert_eq!(said, bundle_passes, "{message}");
+}

@@ -895,24 +895,76 @@ fn gemini_settings_files(ctx: &Context) -> Vec<(PathBuf, bool)> {
     files
 }
 
-/// Whether Gemini's redaction takes `name` (with `value`) out of a shell command's
-/// environment: the name and value patterns of 0.61's `shouldRedactEnvironmentVariable`
-/// (bundle: NEVER_ALLOWED_NAME_PATTERNS, NEVER_ALLOWED_ENVIRONMENT_VARIABLES, a few value
-/// patterns), and the user's allowed and blocked lists.
-fn gemini_redacts(name: &str, allowed: &[String], blocked: &[String]) -> bool {
+/// Whether Gemini's redaction takes `name=value` out of a shell command's environment: 0.61's
+/// `shouldRedactEnvironmentVariable` (bundle: its value patterns, then `GIT_CONFIG_*`, the
+/// user's allowed and blocked lists, NEVER_ALLOWED_ENVIRONMENT_VARIABLES and the name patterns),
+/// checked against the installed bundle in tests/agent_audit.rs.
+fn gemini_redacts(name: &str, value: &[u8], allowed: &[String], blocked: &[String]) -> bool {
+    static VALUES: std::sync::OnceLock<Option<regex::bytes::RegexSet>> = std::sync::OnceLock::new();
     let n = name.to_ascii_uppercase();
-    if n.starts_with("GEMINI_CLI_") || allowed.iter().any(|a| a.eq_ignore_ascii_case(name)) {
+    if n.starts_with("GEMINI_CLI_") {
         return false;
     }
-    blocked.iter().any(|b| b.eq_ignore_ascii_case(name))
-        || [
-            "CLIENT_ID",
-            "DB_URI",
-            "CONNECTION_STRING",
-            "DATABASE_URL",
-            "SLACK_WEBHOOK_URL",
-        ]
-        .contains(&n.as_str())
+    let values = VALUES.get_or_init(|| {
+        regex::bytes::RegexSet::new([
+            r"(?i-u)-----BEGIN (RSA|OPENSSH|EC|PGP) PRIVATE KEY-----",
+            r"(?i-u)-----BEGIN CERTIFICATE-----",
+            r"(?i-u)(https?|ftp|smtp)://[^:\s]{1,1024}:[^@\s]{1,1024}@",
+            r"(?i-u)(ghp|gho|ghu|ghs|ghr|github_pat)_[a-zA-Z0-9_]{36,}",
+            r"(?i-u)AIzaSy[a-zA-Z0-9_\\-]{33}",
+            r"(?i-u)AKIA[A-Z0-9]{16}",
+            r"(?i-u)eyJ[a-zA-Z0-9_-]*\.[a-zA-Z0-9_-]*\.[a-zA-Z0-9_-]*",
+            r"(?i-u)(s|r)k_(live|test)_[0-9a-zA-Z]{24}",
+            r"(?i-u)xox[abpr]-[a-zA-Z0-9-]+",
+        ])
+        .ok()
+    });
+    if values.as_ref().is_some_and(|v| v.is_match(value)) {
+        return true;
+    }
+    if n.starts_with("GIT_CONFIG_") || allowed.iter().any(|a| a.eq_ignore_ascii_case(name)) {
+        return false;
+    }
+    if blocked.iter().any(|b| b.eq_ignore_ascii_case(name)) {
+        return true;
+    }
+    const ALWAYS: &[&str] = &[
+        "PATH",
+        "SYSTEMROOT",
+        "COMSPEC",
+        "PATHEXT",
+        "WINDIR",
+        "TEMP",
+        "TMP",
+        "USERPROFILE",
+        "SYSTEMDRIVE",
+        "HOME",
+        "LANG",
+        "SHELL",
+        "TMPDIR",
+        "USER",
+        "LOGNAME",
+        "TERM",
+        "COLORTERM",
+    ];
+    if ALWAYS.contains(&n.as_str()) {
+        return false;
+    }
+    const NEVER: &[&str] = &[
+        "CLIENT_ID",
+        "DB_URI",
+        "CONNECTION_STRING",
+        "AWS_DEFAULT_REGION",
+        "AZURE_CLIENT_ID",
+        "AZURE_TENANT_ID",
+        "SLACK_WEBHOOK_URL",
+        "TWILIO_ACCOUNT_SID",
+        "DATABASE_URL",
+        "GOOGLE_CLOUD_PROJECT",
+        "GOOGLE_CLOUD_ACCOUNT",
+        "FIREBASE_PROJECT_ID",
+    ];
+    NEVER.contains(&n.as_str())
         || [
             "TOKEN",
             "SECRET",
@@ -996,10 +1048,18 @@ fn gemini(ctx: &Context, out: &mut Output) {
     }
     let on = enabled.as_ref().is_some_and(|(b, _, _)| *b);
     let exported = exported_secrets(ctx);
+    let value_of = |name: &str| {
+        use std::os::unix::ffi::OsStrExt;
+        ctx.settings
+            .env
+            .iter()
+            .find(|(k, _)| k == name)
+            .map_or(&[][..], |(_, v)| v.as_bytes())
+    };
     let passed: Vec<&str> = exported
         .iter()
         .map(String::as_str)
-        .filter(|n| !on || !gemini_redacts(n, &allowed, &blocked))
+        .filter(|n| !on || !gemini_redacts(n, value_of(n), &allowed, &blocked))
         .collect();
     if passed.is_empty() {
         return;
