@@ -239,9 +239,11 @@ fn setup_gemini_turns_redaction_on() {
     let mut fx = Fixture::new();
     let key = fx.key("google");
     let other = fx.key("openai");
+    // An MCP server's key sits in the file: the diff of the rewrite must not show it.
+    let mcp_key = fx.key("github");
     let settings = fx.home_file(
         ".gemini/settings.json",
-        "{\n  \"ui\": {\"theme\": \"GitHub\"},\n  \"security\": {\"auth\": {\"selectedType\": \"gemini-api-key\"}},\n  \"general\": {\"vimMode\": true}\n}\n",
+        &format!("{{\n  \"ui\": {{\"theme\": \"GitHub\"}},\n  \"security\": {{\"auth\": {{\"selectedType\": \"gemini-api-key\"}}}},\n  \"mcpServers\": {{\"gh\": {{\"command\": \"gh-mcp\", \"env\": {{\"GITHUB_TOKEN\": \"{mcp_key}\"}}}}}},\n  \"general\": {{\"vimMode\": true}}\n}}\n"),
     );
     let env = [
         ("GEMINI_API_KEY", key.as_str()),
@@ -280,14 +282,14 @@ fn setup_gemini_turns_redaction_on() {
     let now: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&settings).unwrap()).unwrap();
     let keys: Vec<&String> = now.as_object().unwrap().keys().collect();
-    assert_eq!(keys, ["ui", "security", "general"]);
+    assert_eq!(keys, ["ui", "security", "mcpServers", "general"]);
     assert_eq!(now["security"]["auth"]["selectedType"], "gemini-api-key");
     assert_eq!(
         now["security"]["environmentVariableRedaction"]["enabled"],
         true
     );
     assert!(fx.home.join(".gemini/settings.json.keyfence-bak").exists());
-    assert_file_clean(&settings, &fx.planted);
+    assert_file_clean(&fx.home.join(".bashrc"), &fx.planted);
     assert_eq!(audit(&fx), 0);
 
     if let Some(gemini) = &gemini {
@@ -437,4 +439,48 @@ fn sha12_of(s: &str) -> String {
         .output()
         .unwrap();
     String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// `codex` and `gemini` on PATH while the shell does not load shell-init: typing either starts
+/// it outside the agent profile, which audit says, naming the set-up for that agent; after it,
+/// the finding goes.
+#[test]
+fn audit_reports_codex_and_gemini_on_path_until_set_up() {
+    let mut fx = Fixture::new();
+    let bin = fx.dir.path().join("bin");
+    for p in ["codex", "gemini"] {
+        fx.script(&bin.join(p), "#!/bin/sh\nexit 0\n");
+    }
+    let path = format!("{}:/usr/bin:/bin", bin.display());
+    let key = fx.key("openai");
+    let env = [
+        ("PATH", path.as_str()),
+        ("SHELL", "/bin/bash"),
+        ("OPENAI_API_KEY", key.as_str()),
+    ];
+    let starts = |fx: &Fixture| {
+        fx.run(&["audit", "--only", "agent", "--format", "json"], &env)
+            .findings()
+            .into_iter()
+            .filter(|f| f["rule"] == "agent-starts-outside-keyfence")
+            .map(|f| f["fix"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    let fixes = starts(&fx);
+    assert_eq!(fixes.len(), 2, "{fixes:?}");
+    assert!(
+        fixes
+            .iter()
+            .any(|f| f.starts_with("run `keyfence setup codex`")),
+        "{fixes:?}"
+    );
+    assert!(
+        fixes
+            .iter()
+            .any(|f| f.starts_with("run `keyfence setup gemini`")),
+        "{fixes:?}"
+    );
+    let r = fx.run(&["setup", "codex"], &env);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(starts(&fx), Vec::<String>::new());
 }

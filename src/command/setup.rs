@@ -41,7 +41,7 @@ pub fn run(g: &GlobalArgs, cmd: &SetupCommand) -> Result<Exit> {
 }
 
 /// The shell whose start-up file gets the block: `--shell`, else `$SHELL`.
-fn chosen_shell(shell: Option<InitShell>) -> Result<Shell> {
+fn chosen_shell(shell: Option<InitShell>, program: &str) -> Result<Shell> {
     if let Some(s) = shell {
         return Ok(match s {
             InitShell::Bash => Shell::Bash,
@@ -54,8 +54,8 @@ fn chosen_shell(shell: Option<InitShell>) -> Result<Shell> {
         anyhow::anyhow!(
             "cannot tell which start-up file to edit: SHELL is {}, and keyfence knows bash, zsh \
              and fish; nothing was changed\n\
-             hint: name the shell with `keyfence setup claude --shell bash|zsh|fish`, or start \
-             claude as `keyfence run --profile agent -- claude`",
+             hint: name the shell with `keyfence setup {program} --shell bash|zsh|fish`, or \
+             start {program} as `keyfence run --profile agent -- {program}`",
             if var.is_empty() {
                 "not set".to_string()
             } else {
@@ -114,7 +114,7 @@ fn setup_claude(
             }
         ),
     };
-    let shell = chosen_shell(shell)?;
+    let shell = chosen_shell(shell, "claude")?;
     let rc = rc::plan(shell, &home, |v| std::env::var(v).ok(), &exe)?;
     let say = |s: String| {
         if !g.quiet {
@@ -606,7 +606,7 @@ fn setup_agent(
             agent.login_command()
         ),
     };
-    let shell = chosen_shell(shell)?;
+    let shell = chosen_shell(shell, program)?;
     let rc = rc::plan(shell, &home, |v| std::env::var(v).ok(), &exe)?;
     let say = |s: String| {
         if !g.quiet {
@@ -729,13 +729,25 @@ fn setup_agent(
         for d in &tool.done {
             say(format!("  {d}"));
         }
+        // The file may hold keys (an MCP server's env) on lines a rewrite moves: each is shown
+        // as its preview.
+        let original = tool.original.as_deref().unwrap_or_default();
+        let found: Vec<(SecretValue, String)> = crate::detect::detector()
+            .scan(original, crate::detect::Mode::Assignment)
+            .into_iter()
+            .map(|m| {
+                let preview = m.info().preview;
+                (m.value, preview)
+            })
+            .collect();
+        let forms: Vec<(&SecretValue, &str)> = found.iter().map(|(v, p)| (v, p.as_str())).collect();
         print!(
             "{}",
             crate::setup::fix::text_diff(
                 &tool.path.display().to_string(),
-                tool.original.as_deref().unwrap_or_default(),
+                original,
                 tool.new_text.as_bytes(),
-                &[]
+                &forms
             )
         );
     } else {
