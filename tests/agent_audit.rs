@@ -597,3 +597,58 @@ fn gemini_redaction_model_agrees_with_the_bundle() {
     said.sort();
     assert_eq!(said, bundle_passes, "{message}");
 }
+
+/// Codex's and Gemini CLI's login files, in the shapes the CLIs write, readable by every user:
+/// `credential-file-permissions` with `chmod 600` as the fix; at 0600, not.
+#[test]
+fn agent_login_files_readable_by_others_are_reported() {
+    use std::os::unix::fs::PermissionsExt;
+    let mut fx = Fixture::new();
+    let refresh = fx.key("token");
+    let access = fx.key("token");
+    let codex = fx.home_file(
+        ".codex/auth.json",
+        &format!(
+            "{{\n  \"OPENAI_API_KEY\": null,\n  \"tokens\": {{\n    \"access_token\": \"{access}\",\n    \"refresh_token\": \"{refresh}\",\n    \"account_id\": \"acc\"\n  }},\n  \"last_refresh\": \"2026-12-01T00:00:00Z\"\n}}\n"
+        ),
+    );
+    let g_access = fx.key("token");
+    let g_refresh = fx.key("token");
+    let gemini = fx.home_file(
+        ".gemini/oauth_creds.json",
+        &format!(
+            "{{\"access_token\": \"ya29.{g_access}\", \"refresh_token\": \"1//{g_refresh}\", \"token_type\": \"Bearer\", \"expiry_date\": 1764547200000}}\n"
+        ),
+    );
+    fx.planted.push(format!("ya29.{g_access}"));
+    for (f, mode) in [(&codex, 0o644), (&gemini, 0o640)] {
+        std::fs::set_permissions(f, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+    let found = |fx: &Fixture| {
+        audit(fx, "credfile", &[])
+            .findings()
+            .into_iter()
+            .filter(|f| f["rule"] == "credential-file-permissions")
+            .collect::<Vec<_>>()
+    };
+    let f = found(&fx);
+    expect(
+        &f,
+        "credential-file-permissions",
+        ".codex/auth.json",
+        1,
+        "high",
+    );
+    let g = expect(
+        &f,
+        "credential-file-permissions",
+        ".gemini/oauth_creds.json",
+        1,
+        "high",
+    );
+    assert!(g["fix"].as_str().unwrap().starts_with("chmod 600 "), "{g}");
+    for f in [&codex, &gemini] {
+        std::fs::set_permissions(f, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    assert!(found(&fx).is_empty());
+}
