@@ -229,7 +229,8 @@ pub struct AuditArgs {
     pub walk: WalkArgs,
 }
 
-/// `--fail-on`, for the commands that report findings (`audit`, `scan`).
+// `--fail-on`, for the commands that report findings (`audit`, `scan`); not a doc comment, as
+// for `HomeArg`.
 #[derive(Debug, Args)]
 pub struct FailOn {
     /// Exit with status 1 when a finding is at least this severe
@@ -237,8 +238,8 @@ pub struct FailOn {
     pub fail_on: Severity,
 }
 
-/// `--home`, for the commands that read or change a home directory (`audit`, `fix`,
-/// `setup claude`).
+// `--home`, for the commands that read or change a home directory (`audit`, `fix`, `setup`).
+// A plain comment: clap takes a flattened struct's doc comment as the command's own about.
 #[derive(Debug, Args)]
 pub struct HomeArg {
     /// Use this home directory instead of $HOME (for administrators and tests)

@@ -107,6 +107,13 @@ fn setup_codex_writes_a_policy_the_real_codex_applies() {
         );
     }
 
+    // Its help says what it does (a flattened option's doc comment once took its place).
+    let help = fx.run(&["setup", "codex", "--help"], &[]);
+    assert!(
+        help.stdout.starts_with("Store an exported OPENAI_API_KEY"),
+        "{}",
+        help.stdout
+    );
     let dry = fx.run(&["setup", "codex", "--dry-run"], &env);
     assert_eq!(dry.code, 0, "{}", dry.stderr);
     for said in [
