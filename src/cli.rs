@@ -190,7 +190,8 @@ status). Exit status: the command's; 128+N when it dies of signal N; 125 when ke
 before starting it, 126 when it cannot be executed, 127 when it is not found."
     )]
     Run(RunArgs),
-    /// Set up an integration: `claude` makes your shell start Claude Code under the agent profile
+    /// Set up an integration: `claude`, `codex`, `gemini` make your shell start the agent under
+    /// the agent profile; `cursor` moves MCP servers' keys into the store
     #[command(subcommand)]
     Setup(SetupCommand),
     /// Move keys exported in shell start-up files, agent settings or the project's .env files
@@ -268,7 +269,8 @@ pub struct AuditArgs {
     pub format: ReportFormat,
 }
 
-/// `--fail-on`, for the commands that report findings (`audit`, `scan`).
+// `--fail-on`, for the commands that report findings (`audit`, `scan`); not a doc comment, as
+// for `HomeArg`.
 #[derive(Debug, Args)]
 pub struct FailOn {
     /// Exit with status 1 when a finding is at least this severe
@@ -276,8 +278,8 @@ pub struct FailOn {
     pub fail_on: Severity,
 }
 
-/// `--home`, for the commands that read or change a home directory (`audit`, `fix`,
-/// `setup claude`).
+// `--home`, for the commands that read or change a home directory (`audit`, `fix`, `setup`).
+// A plain comment: clap takes a flattened struct's doc comment as the command's own about.
 #[derive(Debug, Args)]
 pub struct HomeArg {
     /// Use this home directory instead of $HOME (for administrators and tests)
@@ -497,6 +499,42 @@ pub enum SetupCommand {
         /// The shell whose start-up file loads shell-init (default: from $SHELL)
         #[arg(long, value_enum)]
         shell: Option<InitShell>,
+        #[command(flatten)]
+        home: HomeArg,
+    },
+    /// Store an exported OPENAI_API_KEY (not needed after `codex login`), make your shell start
+    /// `codex` under keyfence's agent profile, and give Codex a shell_environment_policy in
+    /// ~/.codex/config.toml under which the commands it runs inherit no secrets (backups kept)
+    Codex {
+        /// Show what would change, change nothing
+        #[arg(long)]
+        dry_run: bool,
+        /// The shell whose start-up file loads shell-init (default: from $SHELL)
+        #[arg(long, value_enum)]
+        shell: Option<InitShell>,
+        #[command(flatten)]
+        home: HomeArg,
+    },
+    /// Store an exported GEMINI_API_KEY (not needed after a Google login), make your shell start
+    /// `gemini` under keyfence's agent profile, and turn on Gemini CLI's redaction of secret
+    /// variables in ~/.gemini/settings.json (backups kept)
+    Gemini {
+        /// Show what would change, change nothing
+        #[arg(long)]
+        dry_run: bool,
+        /// The shell whose start-up file loads shell-init (default: from $SHELL)
+        #[arg(long, value_enum)]
+        shell: Option<InitShell>,
+        #[command(flatten)]
+        home: HomeArg,
+    },
+    /// Move the keys in Cursor's MCP server definitions (~/.cursor/mcp.json and the project's
+    /// .cursor/mcp.json) into the store: each server then starts through `keyfence run
+    /// --inject`, which hands it its key alone (backups kept)
+    Cursor {
+        /// Show what would change, change nothing
+        #[arg(long)]
+        dry_run: bool,
         #[command(flatten)]
         home: HomeArg,
     },

@@ -206,6 +206,8 @@ pub fn rule_title(rule: &str) -> std::borrow::Cow<'static, str> {
         "claude-api-key-without-helper" => "Claude Code takes its key from the environment",
         "claude-subprocess-env-scrub-off" => "Claude Code's subprocess scrub is off",
         "codex-env-policy-passes-secrets" => "Codex hands secrets to its shell commands",
+        "codex-requirements-policy-ignored" => "Codex ignores this pinned policy",
+        "gemini-env-redaction-off" => "Gemini CLI hands secrets to its shell tool",
         "credential-file-permissions" => "Credential file others can read",
         "store-rotation-due" => "Stored secret due for rotation",
         "global-install-script" => "Global package runs code at install",

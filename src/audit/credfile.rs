@@ -26,7 +26,15 @@ pub const HOME_FILES: &[&str] = &[
     ".kube/config",
     ".claude/.credentials.json",
     ".codex/auth.json",
+    // Codex and Gemini CLI load these into their own environment.
+    ".codex/.env",
+    ".gemini/.env",
     ".gemini/oauth_creds.json",
+    // Gemini CLI's stored API key where no keychain answers, encrypted with a key derived from
+    // the host and user names: any process of the user can decrypt it.
+    ".gemini/gemini-credentials.json",
+    // MCP servers' keys, which Cursor keeps in plaintext.
+    ".cursor/mcp.json",
     ".config/gcloud/application_default_credentials.json",
     ".terraform.d/credentials.tfrc.json",
     ".cargo/credentials.toml",
@@ -46,13 +54,17 @@ pub fn audit(ctx: &Context, out: &mut Output) {
     check_backups(ctx, out);
 }
 
-/// Where `keyfence fix` and `setup claude` leave `FILE.keyfence-bak` beside a file they changed:
-/// start-up files, Claude Code's settings, and the same in each project.
+/// Where `keyfence fix` and `setup` leave `FILE.keyfence-bak` beside a file they changed:
+/// start-up files, the agents' settings, and the same in each project.
 pub fn backup_dirs(home: &Path, projects: &[PathBuf]) -> Vec<PathBuf> {
     let mut dirs = vec![
         home.to_path_buf(),
         home.join(".claude"),
         home.join(".config/fish"),
+        // `setup codex|gemini|cursor`; Cursor's holds the MCP keys it moved.
+        home.join(".codex"),
+        home.join(".gemini"),
+        home.join(".cursor"),
     ];
     for project in projects {
         dirs.push(project.clone());

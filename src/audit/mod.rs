@@ -5,6 +5,7 @@
 //! `run_source`.
 
 pub mod agent;
+pub mod agent_codex;
 pub mod ci;
 pub mod credfile;
 pub mod dotenv;

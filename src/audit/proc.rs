@@ -12,11 +12,12 @@ use crate::finding::{Location, SecretInfo, Severity, Source};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-/// Rule `agent-outside-keyfence` (high): an AI agent (`claude`) is running and no keyfence
+/// Rule `agent-outside-keyfence` (high): an AI agent (`claude`, `codex`, `gemini`, also when
+/// `node` runs it) is running and no keyfence
 /// supervisor traces it (its `TracerPid` is 0, or its tracer is not keyfence), so it was not
 /// started under the `agent` profile (`keyfence run --profile agent`, which guards with ptrace).
 /// The commands it runs can read its environment, every credential file of the user
-/// and keyfence's store. Fix: `keyfence setup claude`, then restart the agent.
+/// and keyfence's store. Fix: `keyfence setup AGENT`, then restart the agent.
 pub const AGENT_OUTSIDE_KEYFENCE: &str = "agent-outside-keyfence";
 
 /// One running process and the secrets its environment holds.
@@ -135,13 +136,23 @@ pub fn audit(ctx: &Context, out: &mut Output) {
         }
     };
     let me = std::env::current_exe().ok();
+    let proc_root = Path::new("/proc");
+    let agents: HashMap<u32, String> = procs
+        .iter()
+        .filter_map(|p| agent_of(proc_root, p).map(|a| (p.pid, a)))
+        .collect();
     for p in &procs {
         if !p.readable {
             out.skipped.unreadable_processes += 1;
             continue;
         }
-        if is_agent(&p.comm) && !under_keyfence(Path::new("/proc"), p.pid, me.as_deref()) {
-            out.findings.push(agent_outside_keyfence(p));
+        // One finding per agent: not again for the process a launcher started (the npm `codex`
+        // starts the native binary, Gemini CLI relaunches itself in a second node).
+        if let Some(agent) = agents.get(&p.pid)
+            && !agents.contains_key(&p.ppid)
+            && !under_keyfence(proc_root, p.pid, me.as_deref())
+        {
+            out.findings.push(agent_outside_keyfence(p, agent));
         }
         for (var, rule, info) in &p.held {
             out.findings.push(crate::finding::Finding {
@@ -176,6 +187,35 @@ fn is_agent(comm: &str) -> bool {
     crate::policy::AGENT_PROGRAMS.contains(&name)
 }
 
+/// The agent of `AGENT_PROGRAMS` a process is, by its name or, for a script interpreter
+/// (`node`, `bun`: Gemini CLI and the npm `codex` launcher run as `node`), by the script its
+/// command line names (`.../bin/gemini`, `.../bundle/gemini.js`).
+fn agent_of(proc_root: &Path, p: &Process) -> Option<String> {
+    if is_agent(&p.comm) {
+        return Some(p.comm.strip_suffix(".exe").unwrap_or(&p.comm).to_string());
+    }
+    if !matches!(p.comm.as_str(), "node" | "nodejs" | "bun" | "MainThread") {
+        return None;
+    }
+    let cmdline = std::fs::read(proc_root.join(format!("{}/cmdline", p.pid))).ok()?;
+    script_agent(&cmdline)
+}
+
+/// The agent named by the first argument after the interpreter that is not an option.
+fn script_agent(cmdline: &[u8]) -> Option<String> {
+    let script = cmdline
+        .split(|&b| b == 0)
+        .skip(1)
+        .find(|a| !a.is_empty() && !a.starts_with(b"-"))?;
+    let script = String::from_utf8_lossy(script);
+    let name = script.rsplit('/').next().unwrap_or_default();
+    let name = name
+        .strip_suffix(".js")
+        .or_else(|| name.strip_suffix(".mjs"))
+        .unwrap_or(name);
+    is_agent(name).then(|| name.to_string())
+}
+
 /// Whether a keyfence process traces `pid` (guard traces every process of the tree it runs,
 /// the command included). The tracer counts as keyfence when its executable is this keyfence or
 /// is named `keyfence`; when its executable cannot be read (another user's), by its name.
@@ -206,7 +246,7 @@ fn under_keyfence(proc_root: &Path, pid: u32, me: Option<&Path>) -> bool {
     }
 }
 
-fn agent_outside_keyfence(p: &Process) -> crate::finding::Finding {
+fn agent_outside_keyfence(p: &Process, agent: &str) -> crate::finding::Finding {
     let held: Vec<&str> = p.held.iter().map(|(v, _, _)| v.as_str()).collect();
     let env = if held.is_empty() {
         "its environment".to_string()
@@ -224,15 +264,19 @@ fn agent_outside_keyfence(p: &Process) -> crate::finding::Finding {
         },
         secret: None,
         message: format!(
-            "{} ({}) runs outside keyfence's agent profile: every command it runs can read {env}, \
+            "{} runs outside keyfence's agent profile: every command it runs can read {env}, \
              every credential file you can read (~/.claude/.credentials.json, \
-             ~/.aws, ~/.ssh, ...) and keyfence's store through `keyfence secret get`",
-            p.comm, p.pid
+             ~/.codex/auth.json, ~/.gemini/oauth_creds.json, ~/.aws, ~/.ssh, ...) and \
+             keyfence's store through `keyfence secret get`",
+            if p.comm.strip_suffix(".exe").unwrap_or(&p.comm) == agent {
+                format!("{} ({})", p.comm, p.pid)
+            } else {
+                format!("{agent} ({} {})", p.comm, p.pid)
+            }
         ),
         fix: format!(
-            "quit it and start it as `keyfence run --profile agent -- {}`; `keyfence setup \
-             claude` makes typing `claude` do that",
-            p.comm.strip_suffix(".exe").unwrap_or(&p.comm)
+            "quit it and start it as `keyfence run --profile agent -- {agent}`; `keyfence setup \
+             {agent}` makes typing `{agent}` do that"
         ),
     }
 }
@@ -254,6 +298,23 @@ mod tests {
     #[test]
     fn agent_names() {
         assert!(super::is_agent("claude") && super::is_agent("claude.exe"));
+        assert!(super::is_agent("codex") && super::is_agent("gemini"));
         assert!(!super::is_agent("claude-helper") && !super::is_agent("node"));
+    }
+
+    #[test]
+    fn agents_run_by_node() {
+        for (cmdline, agent) in [
+            (&b"node\0/usr/bin/gemini\0-p\0hi\0"[..], Some("gemini")),
+            (
+                b"/usr/bin/node\0--max-old-space-size=8192\0/x/@google/gemini-cli/bundle/gemini.js\0",
+                Some("gemini"),
+            ),
+            (b"node\0/x/@openai/codex/bin/codex.js\0exec\0", Some("codex")),
+            (b"node\0/x/server.js\0gemini\0", None),
+            (b"node\0", None),
+        ] {
+            assert_eq!(super::script_agent(cmdline).as_deref(), agent);
+        }
     }
 }

@@ -1,4 +1,5 @@
-//! `keyfence setup claude [--dry-run] [--api-key-helper] [--shell SHELL]`, and `--hook`
+//! `keyfence setup claude [--dry-run] [--api-key-helper] [--shell SHELL]`, and `--hook`;
+//! `keyfence setup codex|gemini [--dry-run] [--shell SHELL]`; `keyfence setup cursor [--dry-run]`
 
 use super::{Exit, home_dir, threads};
 use crate::audit::{self, Context, Settings};
@@ -25,11 +26,22 @@ pub fn run(g: &GlobalArgs, cmd: &SetupCommand) -> Result<Exit> {
             shell,
             home,
         } => setup_claude(g, home, *dry_run, *api_key_helper, *shell),
+        SetupCommand::Codex {
+            dry_run,
+            shell,
+            home,
+        } => setup_agent(g, Agent::Codex, home, *dry_run, *shell),
+        SetupCommand::Gemini {
+            dry_run,
+            shell,
+            home,
+        } => setup_agent(g, Agent::Gemini, home, *dry_run, *shell),
+        SetupCommand::Cursor { dry_run, home } => setup_cursor(g, home, *dry_run),
     }
 }
 
 /// The shell whose start-up file gets the block: `--shell`, else `$SHELL`.
-fn chosen_shell(shell: Option<InitShell>) -> Result<Shell> {
+fn chosen_shell(shell: Option<InitShell>, program: &str) -> Result<Shell> {
     if let Some(s) = shell {
         return Ok(match s {
             InitShell::Bash => Shell::Bash,
@@ -42,8 +54,8 @@ fn chosen_shell(shell: Option<InitShell>) -> Result<Shell> {
         anyhow::anyhow!(
             "cannot tell which start-up file to edit: SHELL is {}, and keyfence knows bash, zsh \
              and fish; nothing was changed\n\
-             hint: name the shell with `keyfence setup claude --shell bash|zsh|fish`, or start \
-             claude as `keyfence run --profile agent -- claude`",
+             hint: name the shell with `keyfence setup {program} --shell bash|zsh|fish`, or \
+             start {program} as `keyfence run --profile agent -- {program}`",
             if var.is_empty() {
                 "not set".to_string()
             } else {
@@ -102,7 +114,7 @@ fn setup_claude(
             }
         ),
     };
-    let shell = chosen_shell(shell)?;
+    let shell = chosen_shell(shell, "claude")?;
     let rc = rc::plan(shell, &home, |v| std::env::var(v).ok(), &exe)?;
     let say = |s: String| {
         if !g.quiet {
@@ -449,4 +461,551 @@ fn hook_output() -> Result<Option<serde_json::Value>, HookFailure> {
             "updatedInput": updated,
         }
     })))
+}
+
+/// The agents `setup_agent` knows besides Claude Code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Agent {
+    Codex,
+    Gemini,
+}
+
+impl Agent {
+    fn program(self) -> &'static str {
+        match self {
+            Agent::Codex => "codex",
+            Agent::Gemini => "gemini",
+        }
+    }
+
+    fn key_name(self) -> &'static str {
+        match self {
+            Agent::Codex => crate::setup::codex::KEY_NAME,
+            Agent::Gemini => crate::setup::gemini::KEY_NAME,
+        }
+    }
+
+    /// Its own login file, which the agent profile keeps from the commands it runs.
+    fn login_file(self) -> &'static str {
+        match self {
+            Agent::Codex => "~/.codex/auth.json",
+            Agent::Gemini => "~/.gemini/oauth_creds.json",
+        }
+    }
+
+    fn login_command(self) -> &'static str {
+        match self {
+            Agent::Codex => "codex login",
+            Agent::Gemini => "gemini (choose \"Login with Google\")",
+        }
+    }
+}
+
+/// A change to one of the agent's own settings files, whatever its format.
+struct ToolChange {
+    path: std::path::PathBuf,
+    original: Option<Vec<u8>>,
+    new_text: String,
+    done: Vec<String>,
+    notes: Vec<String>,
+}
+
+/// The names of the secrets exported in keyfence's own environment (never their values).
+fn exported_secret_names() -> Vec<String> {
+    let d = crate::detect::detector();
+    let mut names: Vec<String> = std::env::vars_os()
+        .filter_map(|(k, v)| {
+            let k = k.into_string().ok()?;
+            d.classify_var(&k, v.as_bytes()).map(|_| k)
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+/// `setup codex` / `setup gemini`: what `setup claude` does (the key into the store, the shell
+/// starting the agent under the agent profile), plus the agent's own control: Codex's
+/// `shell_environment_policy`, Gemini CLI's redaction.
+fn setup_agent(
+    g: &GlobalArgs,
+    agent: Agent,
+    home: &crate::cli::HomeArg,
+    dry_run: bool,
+    shell: Option<InitShell>,
+) -> Result<Exit> {
+    use crate::setup::{codex, gemini};
+    let home = home_dir(home)?;
+    let (exe, path_warning) = super::keyfence_path()?;
+    if let Some(w) = &path_warning {
+        eprintln!("keyfence: warning: {w}");
+    }
+    let program = agent.program();
+    let key_name = agent.key_name();
+    // Read and check every file before touching the store.
+    let codex_home = codex::codex_home(&home, |v| std::env::var(v).ok());
+    let tool = match agent {
+        Agent::Codex => {
+            let c = codex::plan_policy(&codex_home, &exported_secret_names())?;
+            let mut notes = Vec::new();
+            if !c.set_names.is_empty() {
+                notes.push(format!(
+                    "shell_environment_policy.set gives {} a value of the file's own: Codex \
+                     hands it to every command; `keyfence audit --only agent` says whether it \
+                     is a key",
+                    c.set_names.join(", ")
+                ));
+            }
+            ToolChange {
+                path: c.path,
+                original: c.original,
+                new_text: c.new_text,
+                done: c.done,
+                notes,
+            }
+        }
+        Agent::Gemini => {
+            let c = gemini::plan_redaction(&home)?;
+            let done = if c.changes_anything() {
+                vec![
+                    "security.environmentVariableRedaction.enabled = true: the shell tool drops \
+                     variables whose names or values look like secrets"
+                        .to_string(),
+                ]
+            } else {
+                Vec::new()
+            };
+            ToolChange {
+                path: c.path,
+                original: c.original,
+                new_text: c.new_text,
+                done,
+                notes: Vec::new(),
+            }
+        }
+    };
+    let exported = std::env::var_os(key_name)
+        .filter(|v| !v.is_empty())
+        .map(|v| SecretValue::new(v.as_bytes()));
+    let paths = Paths::from_env()?;
+    let stored = Store::open(paths.clone(), &Interactive)
+        .ok()
+        .and_then(|s| s.entries().get(key_name).map(|e| e.value.clone()));
+    let logged_in = match agent {
+        Agent::Codex => codex::logged_in(&codex_home),
+        Agent::Gemini => gemini::logged_in(&home),
+    };
+    let fingerprint = match (&exported, &stored) {
+        (Some(v), _) => Some(v.fingerprint()),
+        (None, Some(v)) => Some(v.fingerprint()),
+        (None, None) if logged_in => None,
+        (None, None) => bail!(
+            "no {key_name} in the environment or in the store, and {program} is not logged in, \
+             so {program} would have no credential; nothing was changed\n\
+             hint: store the key first with `keyfence secret set {key_name}`, or log in with \
+             `{}`",
+            agent.login_command()
+        ),
+    };
+    let shell = chosen_shell(shell, program)?;
+    let rc = rc::plan(shell, &home, |v| std::env::var(v).ok(), &exe)?;
+    let say = |s: String| {
+        if !g.quiet {
+            println!("{s}");
+        }
+    };
+    let verb = if dry_run { "would" } else { "will" };
+    if dry_run {
+        say("dry run: nothing is changed".into());
+    }
+    // 1. The key into the store.
+    match (&exported, &stored, &fingerprint) {
+        (Some(v), Some(s), Some(fp)) if v == s => say(format!(
+            "{key_name} (fingerprint {fp}) is already in the store: keyfence hands it to \
+             {program} when {program} starts"
+        )),
+        (Some(v), _, Some(fp)) => {
+            if dry_run {
+                say(format!(
+                    "{verb} store the exported {key_name} (fingerprint {fp}) in {}",
+                    paths.vault.display()
+                ));
+            } else {
+                let new = super::secret::new_value(key_name, v.clone(), None, None);
+                let outcome = Store::update(&paths, &Interactive, |e| Ok(e.set(new, Time::now())))?;
+                let back = Store::open(paths.clone(), &Interactive)?;
+                if back.get(key_name)?.value != *v {
+                    bail!("{key_name} did not read back from the store; nothing else was changed");
+                }
+                say(format!(
+                    "{} {key_name} (fingerprint {fp}) in {}: keyfence hands it to {program} \
+                     when {program} starts, so it need not be exported anywhere",
+                    if outcome == SetOutcome::Rotated {
+                        "replaced"
+                    } else {
+                        "stored"
+                    },
+                    paths.vault.display()
+                ));
+            }
+        }
+        (None, Some(_), Some(fp)) => say(format!(
+            "{key_name} (fingerprint {fp}) is already in the store: keyfence hands it to \
+             {program} when {program} starts"
+        )),
+        _ => say(format!(
+            "{program} is logged in ({}): no key to store; {program} keeps using that file, \
+             which the commands it runs cannot read under the agent profile",
+            agent.login_file()
+        )),
+    }
+    // 2. The shell starts the agent through keyfence.
+    let rc_shown = audit::display_path(&home, &rc.path);
+    let link = if rc.real != rc.path {
+        format!(" (a link: {} is edited)", rc.real.display())
+    } else {
+        String::new()
+    };
+    let what = format!(
+        "the commands {program} runs get none of its keys and cannot read its environment or \
+         memory, keyfence's store, or credential files such as {}",
+        agent.login_file()
+    );
+    match rc.state {
+        rc::RcState::Present | rc::RcState::LoadedByUser => say(format!(
+            "{rc_shown} already loads `keyfence shell-init {}`: {program} starts through \
+             keyfence's agent profile: {what}",
+            shell.name()
+        )),
+        _ if dry_run => {
+            say(format!(
+                "{verb} make {rc_shown}{link} load `keyfence shell-init {}`, so that {program} \
+                 starts through keyfence's agent profile:",
+                shell.name()
+            ));
+            print!("{}", rc::diff(&rc));
+        }
+        _ => {
+            let backup = rc::apply(&rc)?;
+            say(format!(
+                "{program} now starts through keyfence's agent profile ({rc_shown}{link} loads \
+                 `keyfence shell-init {}`): {what}",
+                shell.name()
+            ));
+            if let Some(b) = backup {
+                say(format!("  backup of the previous file: {}", b.display()));
+            }
+            say(format!(
+                "  a shell that is already running keeps the old definitions: run `exec $SHELL` \
+                 or open a new terminal; `command {program}` bypasses keyfence"
+            ));
+        }
+    }
+    let text = String::from_utf8_lossy(&rc.new_text);
+    if let Some(line) = rc::redefined_after(&text, program) {
+        say(format!(
+            "warning: {rc_shown}:{line} defines `{program}` again after shell-init is loaded, so \
+             typing `{program}` runs that definition, outside keyfence: delete it, or move it \
+             above the line that loads shell-init"
+        ));
+    }
+    // 3. The agent's own control, for runs keyfence is not in front of (an IDE, `command`).
+    let tool_shown = audit::display_path(&home, &tool.path);
+    let changes = tool.original.as_deref() != Some(tool.new_text.as_bytes());
+    if !changes {
+        say(format!(
+            "{tool_shown} already {}",
+            match agent {
+                Agent::Codex =>
+                    "has a shell_environment_policy that passes no secret keyfence \
+                                 knows of to the commands Codex runs",
+                Agent::Gemini => "turns on Gemini CLI's redaction of secret variables",
+            }
+        ));
+    } else if dry_run {
+        say(format!(
+            "{verb} change {tool_shown}, for {program} started without keyfence (an IDE, \
+             `command {program}`):"
+        ));
+        for d in &tool.done {
+            say(format!("  {d}"));
+        }
+        // The file may hold keys (an MCP server's env) on lines a rewrite moves: each is shown
+        // as its preview.
+        let original = tool.original.as_deref().unwrap_or_default();
+        let found: Vec<(SecretValue, String)> = crate::detect::detector()
+            .scan(original, crate::detect::Mode::Assignment)
+            .into_iter()
+            .map(|m| {
+                let preview = m.info().preview;
+                (m.value, preview)
+            })
+            .collect();
+        let forms: Vec<(&SecretValue, &str)> = found.iter().map(|(v, p)| (v, p.as_str())).collect();
+        print!(
+            "{}",
+            crate::setup::fix::text_diff(
+                &tool.path.display().to_string(),
+                original,
+                tool.new_text.as_bytes(),
+                &forms
+            )
+        );
+    } else {
+        let backup = crate::setup::claude::write_atomically(
+            &tool.path,
+            &tool.path,
+            tool.original.as_deref(),
+            tool.new_text.as_bytes(),
+            0o600,
+        )?;
+        say(format!(
+            "changed {tool_shown}, for {program} started without keyfence (an IDE, `command \
+             {program}`):"
+        ));
+        for d in &tool.done {
+            say(format!("  {d}"));
+        }
+        if let Some(b) = backup {
+            say(format!("  backup of the previous file: {}", b.display()));
+        }
+    }
+    for n in &tool.notes {
+        say(format!("note: {n}"));
+    }
+    // 4. What is still exposed: the key elsewhere, and the agent's settings that still pass
+    // secrets (a project's or an administrator's layer).
+    let mut remaining = match &fingerprint {
+        Some(fp) => still_exposed(&home, fp)?,
+        None => Vec::new(),
+    };
+    if !dry_run {
+        remaining.extend(agent_settings_exposure(&home, program)?);
+    }
+    if remaining.is_empty() {
+        say(format!(
+            "nothing else that keyfence audit looks at exposes {}",
+            if fingerprint.is_some() {
+                key_name.to_string()
+            } else {
+                format!("keys through {program}'s settings")
+            }
+        ));
+    } else {
+        say(format!(
+            "still exposed in {} place{}:",
+            remaining.len(),
+            if remaining.len() == 1 { "" } else { "s" }
+        ));
+        for (place, fix) in &remaining {
+            say(format!("  {place}\n    fix: {fix}"));
+        }
+    }
+    Ok(Exit::Clean)
+}
+
+/// Findings of the `agent` source about `program`'s own configuration (its policy or
+/// redaction, keys in its files), after the change.
+fn agent_settings_exposure(home: &std::path::Path, program: &str) -> Result<Vec<(String, String)>> {
+    let settings = Settings {
+        home: home.to_path_buf(),
+        etc: "/etc".into(),
+        projects: vec![std::env::current_dir()?],
+        sources: vec![Source::Agent],
+        env: std::env::vars_os().collect(),
+        max_filesize: 10 << 20,
+        threads: threads(None),
+    };
+    let ctx = Context::new(&settings);
+    let report = audit::run(&ctx);
+    let dir = format!(".{program}");
+    Ok(report
+        .findings
+        .iter()
+        .filter(|f| {
+            f.rule.starts_with(&format!("{program}-"))
+                || matches!(&f.location, crate::finding::Location::File { path, .. }
+                    if path.components().any(|c| c.as_os_str() == dir.as_str()))
+        })
+        .map(|f| {
+            (
+                format!(
+                    "{}: {}",
+                    crate::report::location_text(Some(home), f),
+                    f.message
+                ),
+                f.fix.clone(),
+            )
+        })
+        .collect())
+}
+
+/// `setup cursor`: each key in a local MCP server's `env` goes into the store, and the server
+/// starts through `keyfence run --inject`.
+fn setup_cursor(g: &GlobalArgs, home: &crate::cli::HomeArg, dry_run: bool) -> Result<Exit> {
+    use crate::setup::{cursor, fix};
+    let home = home_dir(home)?;
+    let (exe, path_warning) = super::keyfence_path()?;
+    if let Some(w) = &path_warning {
+        eprintln!("keyfence: warning: {w}");
+    }
+    let say = |s: String| {
+        if !g.quiet {
+            println!("{s}");
+        }
+    };
+    if dry_run {
+        say("dry run: nothing is changed".into());
+    }
+    let project = std::env::current_dir()?;
+    // Every file is read and checked before the store is touched.
+    let mut scans = Vec::new();
+    for path in cursor::files(&home, &project) {
+        if let Some(s) = cursor::scan(&path)? {
+            scans.push(s);
+        }
+    }
+    if scans.is_empty() {
+        say(
+            "no key in Cursor's MCP server definitions (~/.cursor/mcp.json, .cursor/mcp.json)"
+                .into(),
+        );
+        return Ok(Exit::Clean);
+    }
+    let paths = Paths::from_env()?;
+    for scan in &scans {
+        let shown = audit::display_path(&home, &scan.path);
+        if scan.keys.is_empty() {
+            for (server, field) in &scan.left {
+                say(format!(
+                    "{shown}: server `{server}` holds a key in {field}: a remote server's \
+                     headers cannot be started through keyfence; move it to the server's own \
+                     login (OAuth) if it offers one, and rotate the key"
+                ));
+            }
+            continue;
+        }
+        let new_values: Vec<crate::store::NewValue> = scan
+            .keys
+            .iter()
+            .map(|k| super::secret::new_value(&k.name, k.value.clone(), None, None))
+            .collect();
+        // The store names each key gets: its variable's, or NAME_2... when that already holds
+        // another value.
+        let names: Vec<String> = if dry_run {
+            let entries = Store::open(paths.clone(), &Interactive)
+                .ok()
+                .map(|s| s.entries().clone());
+            let mut taken: Vec<(String, SecretValue)> = Vec::new();
+            scan.keys
+                .iter()
+                .map(|k| {
+                    let mut n = 1u32;
+                    loop {
+                        let candidate = if n == 1 {
+                            k.name.clone()
+                        } else {
+                            format!("{}_{n}", k.name)
+                        };
+                        let held = entries
+                            .as_ref()
+                            .and_then(|e| e.get(&candidate).map(|x| x.value.clone()))
+                            .or_else(|| {
+                                taken
+                                    .iter()
+                                    .find(|(t, _)| *t == candidate)
+                                    .map(|(_, v)| v.clone())
+                            });
+                        match held {
+                            Some(v) if v != k.value => n += 1,
+                            _ => {
+                                taken.push((candidate.clone(), k.value.clone()));
+                                break candidate;
+                            }
+                        }
+                    }
+                })
+                .collect()
+        } else {
+            let mut names = Vec::new();
+            Store::update(&paths, &Interactive, |e| {
+                names = fix::store_into(e, new_values, Time::now())
+                    .into_iter()
+                    .map(|(n, _)| n)
+                    .collect();
+                Ok(())
+            })?;
+            // Read each back before the file loses it.
+            let back = Store::open(paths.clone(), &Interactive)?;
+            for (k, n) in scan.keys.iter().zip(&names) {
+                if back.get(n)?.value != k.value {
+                    bail!("{n} did not read back from the store; {shown} was not changed");
+                }
+            }
+            names
+        };
+        let new_text = cursor::rewrite(scan, &exe, &names);
+        for (k, n) in scan.keys.iter().zip(&names) {
+            say(format!(
+                "{} {} of server `{}` in {shown} ({}) into the store as {n}; the server {} \
+                 `keyfence run --inject {}`",
+                if dry_run { "would move" } else { "moved" },
+                k.name,
+                k.server,
+                k.preview,
+                if dry_run {
+                    "would start through"
+                } else {
+                    "starts through"
+                },
+                if *n == k.name {
+                    n.clone()
+                } else {
+                    format!("{}={n}", k.name)
+                }
+            ));
+        }
+        let forms: Vec<(&SecretValue, &str)> = scan
+            .keys
+            .iter()
+            .map(|k| (&k.value, k.preview.as_str()))
+            .collect();
+        if dry_run {
+            print!(
+                "{}",
+                fix::text_diff(
+                    &scan.path.display().to_string(),
+                    &scan.original,
+                    new_text.as_bytes(),
+                    &forms
+                )
+            );
+        } else {
+            let backup = crate::setup::claude::write_atomically(
+                &scan.path,
+                &scan.path,
+                Some(&scan.original),
+                new_text.as_bytes(),
+                0o600,
+            )?;
+            if let Some(b) = backup {
+                say(format!(
+                    "  backup of the previous file (it still holds the keys: delete it once \
+                     Cursor starts the servers): {}",
+                    b.display()
+                ));
+            }
+        }
+        for (server, field) in &scan.left {
+            say(format!(
+                "still exposed: {shown}: server `{server}` holds a key in {field}, which cannot \
+                 be moved (a remote server's headers)"
+            ));
+        }
+    }
+    say(
+        "Cursor reloads mcp.json by itself; the keys are now only in keyfence's store, and each \
+         server gets its own alone"
+            .into(),
+    );
+    Ok(Exit::Clean)
 }

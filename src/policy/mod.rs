@@ -194,7 +194,7 @@ pub const INSTALL_PROGRAMS: &[&str] = &[
 /// The AI coding agents the built-in `agent` profile is for: a command line whose first word
 /// (its file name, so `/usr/local/bin/claude` too) is one of these runs under `agent` when no
 /// profile is named, and `shell-init` wraps them.
-pub const AGENT_PROGRAMS: &[&str] = &["claude"];
+pub const AGENT_PROGRAMS: &[&str] = &["claude", "codex", "gemini"];
 
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields)]

@@ -32,6 +32,26 @@ pub enum SetupError {
     },
     #[error("{path}: the top level is not a JSON object; nothing was changed")]
     NotAnObject { path: PathBuf },
+    #[error(
+        "{path}: invalid TOML at line {line} column {column}; fix or move the file first, nothing \
+         was changed"
+    )]
+    InvalidToml {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+    },
+    #[error(
+        "{path}: `{key}` is not a table (or list) as expected; nothing was changed\n\
+         hint: fix it by hand, or move the file away and run the command again"
+    )]
+    NotATable { path: PathBuf, key: String },
+    #[error(
+        "{path} has comments, which keyfence cannot keep when it rewrites JSON; nothing was \
+         changed\nhint: add {wanted} to it by hand, or remove the comments and run the command \
+         again"
+    )]
+    JsonComments { path: PathBuf, wanted: String },
     #[error("cannot read {path}: {source}")]
     Read {
         path: PathBuf,

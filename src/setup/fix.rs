@@ -1082,12 +1082,28 @@ pub fn plan_edit(
 /// A unified diff of the edit in which no value appears: every known key value is shown as its
 /// preview, and any other secret the detector sees in a shown line too.
 pub fn diff(file: &FileScan, new: &[u8]) -> String {
+    let forms: Vec<(&SecretValue, &str)> = file
+        .found
+        .iter()
+        .map(|f| (&f.value, f.info.preview.as_str()))
+        .collect();
+    text_diff(
+        &file.real.display().to_string(),
+        &file.original,
+        new,
+        &forms,
+    )
+}
+
+/// A unified diff of `old` → `new` under `name`, with each of `values` shown as its preview and
+/// any other secret the detector sees replaced by its own: for setup's edits of agent settings,
+/// which may hold keys near the lines it changes.
+pub fn text_diff(name: &str, old: &[u8], new: &[u8], values: &[(&SecretValue, &str)]) -> String {
     use similar::{ChangeTag, TextDiff};
-    let old = String::from_utf8_lossy(&file.original);
+    let old = String::from_utf8_lossy(old);
     let new = String::from_utf8_lossy(new);
     let td = TextDiff::from_lines(old.as_ref(), new.as_ref());
-    let redactor = Redactor::new(&file.found);
-    let name = file.real.display().to_string();
+    let redactor = Redactor::new(values);
     let mut out = format!("--- {name}\n+++ {name}\n");
     for hunk in td.unified_diff().context_radius(3).iter_hunks() {
         out.push_str(&format!("{}\n", hunk.header()));
@@ -1119,19 +1135,19 @@ struct Redactor {
 }
 
 impl Redactor {
-    fn new(found: &[Found]) -> Self {
+    fn new(found: &[(&SecretValue, &str)]) -> Self {
         let mut forms = Vec::new();
         let mut values = Vec::new();
-        for f in found {
-            let raw = Zeroizing::new(String::from_utf8_lossy(f.value.expose()).into_owned());
+        for (value, preview) in found {
+            let raw = Zeroizing::new(String::from_utf8_lossy(value.expose()).into_owned());
             let json = Zeroizing::new(serde_json::to_string(raw.as_str()).unwrap_or_default());
             let json = Zeroizing::new(json[1..json.len().saturating_sub(1).max(1)].to_string());
             for form in [raw, json] {
                 if !form.is_empty() {
-                    forms.push((form, f.info.preview.clone()));
+                    forms.push((form, preview.to_string()));
                 }
             }
-            values.push(f.value.clone());
+            values.push((*value).clone());
         }
         forms.sort_by_key(|(f, _)| std::cmp::Reverse(f.len()));
         Redactor { forms, values }

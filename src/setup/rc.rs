@@ -1,6 +1,7 @@
 //! The user's shell start-up file (`~/.bashrc`, `~/.zshrc`, fish's `config.fish`) loading
-//! `keyfence shell-init`, so that typing `claude` (or `npm install`) goes through `keyfence run`.
-//! `setup claude` adds one marked block; `audit` asks whether the file loads shell-init at all.
+//! `keyfence shell-init`, so that typing `claude`, `codex` or `gemini` (or `npm install`) goes
+//! through `keyfence run`. `setup claude|codex|gemini` adds one marked block; `audit` asks
+//! whether the file loads shell-init at all.
 //!
 //! It edits one block between its own markers and nothing else: running it twice changes
 //! nothing, a newer keyfence path replaces the block, and a line the user wrote that already
@@ -70,8 +71,9 @@ pub fn block(shell: Shell, exe: &Path) -> String {
     };
     format!(
         "{BEGIN}\n\
-         # Added by `keyfence setup claude`: `claude` runs under keyfence's agent profile and\n\
-         # package managers under theirs. Delete the block to undo; `command claude` bypasses it.\n\
+         # Added by `keyfence setup`: AI agents (claude, codex, gemini) run under keyfence's\n\
+         # agent profile and package managers under theirs. Delete the block to undo;\n\
+         # `command NAME` bypasses it.\n\
          {load}\n\
          {END}\n"
     )
