@@ -64,9 +64,10 @@ fn scrub_stops_env_and_ancestors_but_not_files_or_the_store() {
         !loot.contains(&keys.exported),
         "T1/T2 leaked the exported key"
     );
-    // T2 really read the supervisor's environment: the variable is there, blanked.
+    // T2 really read the supervisor's environment: the variable is there, blanked (as root;
+    // an ordinary user may not read it at all, the supervisor is not dumpable).
     assert!(
-        loot.contains("OPENAI_API_KEY=****"),
+        loot.contains("OPENAI_API_KEY=****") || !nix_is_root(),
         "T2 did not reach keyfence: {loot}"
     );
     // Not closed by scrubbing alone: files and the store's interface (use --sandbox).

@@ -234,8 +234,9 @@ fn unreadable_files_as_an_ordinary_user() {
     let secret_dir = fx.project.join("private");
     std::fs::create_dir(&secret_dir).unwrap();
     std::fs::set_permissions(&secret_dir, std::fs::Permissions::from_mode(0o000)).unwrap();
-    let out = std::process::Command::new("/usr/bin/setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups", BIN])
+    let out = std::process::Command::new(AS_UNPRIVILEGED[0])
+        .args(&AS_UNPRIVILEGED[1..])
+        .arg(BIN)
         .args(["audit", "--skip", "proc", "--format", "json", "--etc"])
         .arg(&fx.etc)
         .current_dir(&fx.project)
@@ -254,8 +255,9 @@ fn unreadable_files_as_an_ordinary_user() {
     assert!(text.contains("private"), "{text}");
 
     // Processes of other users (root's, here) cannot be read by nobody: counted, not fatal.
-    let out = std::process::Command::new("/usr/bin/setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups", BIN])
+    let out = std::process::Command::new(AS_UNPRIVILEGED[0])
+        .args(&AS_UNPRIVILEGED[1..])
+        .arg(BIN)
         .args(["audit", "--only", "proc", "--format", "json"])
         .current_dir(&fx.project)
         .env_clear()
