@@ -126,48 +126,19 @@ fn setup_claude(
         say("dry run: nothing is changed".into());
     }
     // 1. The key into the store.
-    match (&exported, &stored, &fingerprint) {
-        (Some(v), Some(s), Some(fp)) if v == s => say(format!(
-            "{KEY_NAME} (fingerprint {fp}) is already in the store: keyfence hands it to claude \
-             when claude starts"
-        )),
-        (Some(v), _, Some(fp)) => {
-            if dry_run {
-                say(format!(
-                    "{verb} store the exported {KEY_NAME} (fingerprint {fp}) in {}",
-                    paths.vault.display()
-                ));
-            } else {
-                let new = super::secret::new_value(KEY_NAME, v.clone(), None, None);
-                let outcome = Store::update(&paths, &Interactive, |e| Ok(e.set(new, Time::now())))?;
-                // Read it back before relying on it.
-                let back = Store::open(paths.clone(), &Interactive)?;
-                if back.get(KEY_NAME)?.value != *v {
-                    bail!("{KEY_NAME} did not read back from the store; nothing else was changed");
-                }
-                say(format!(
-                    "{} {KEY_NAME} (fingerprint {fp}) in {}: keyfence hands it to claude when \
-                     claude starts, so it need not be exported anywhere",
-                    if outcome == SetOutcome::Rotated {
-                        "replaced"
-                    } else {
-                        "stored"
-                    },
-                    paths.vault.display()
-                ));
-            }
-        }
-        (None, Some(_), Some(fp)) => say(format!(
-            "{KEY_NAME} (fingerprint {fp}) is already in the store: keyfence hands it to claude \
-             when claude starts"
-        )),
-        _ => say(
-            "Claude Code is logged in (`claude auth login`): no key to store; claude keeps using \
-             ~/.claude/.credentials.json, which the commands it runs cannot read under the \
-             agent profile"
-                .into(),
-        ),
-    }
+    store_agent_key(
+        &say,
+        dry_run,
+        &paths,
+        KEY_NAME,
+        "claude",
+        &exported,
+        &stored,
+        &fingerprint,
+        "Claude Code is logged in (`claude auth login`): no key to store; claude keeps using \
+         ~/.claude/.credentials.json, which the commands it runs cannot read under the agent \
+         profile",
+    )?;
     // 2. The shell starts claude through keyfence.
     let rc_shown = audit::display_path(&home, &rc.path);
     let link = if rc.real != rc.path {
@@ -301,6 +272,57 @@ fn setup_claude(
         }
     }
     Ok(Exit::Clean)
+}
+
+/// `setup`'s first step for an agent: its exported key into the store, read back before
+/// anything else changes; or what is there already (a stored key, the agent's own login).
+#[allow(clippy::too_many_arguments)]
+fn store_agent_key(
+    say: &dyn Fn(String),
+    dry_run: bool,
+    paths: &Paths,
+    key_name: &str,
+    program: &str,
+    exported: &Option<SecretValue>,
+    stored: &Option<SecretValue>,
+    fingerprint: &Option<String>,
+    logged_in: &str,
+) -> Result<()> {
+    match (exported, stored, fingerprint) {
+        (Some(v), Some(s), Some(fp)) if v == s => say(format!(
+            "{key_name} (fingerprint {fp}) is already in the store: keyfence hands it to \
+             {program} when {program} starts"
+        )),
+        (Some(_), _, Some(fp)) if dry_run => say(format!(
+            "would store the exported {key_name} (fingerprint {fp}) in {}",
+            paths.vault.display()
+        )),
+        (Some(v), _, Some(fp)) => {
+            let new = super::secret::new_value(key_name, v.clone(), None, None);
+            let outcome = Store::update(paths, &Interactive, |e| Ok(e.set(new, Time::now())))?;
+            // Read it back before relying on it.
+            let back = Store::open(paths.clone(), &Interactive)?;
+            if back.get(key_name)?.value != *v {
+                bail!("{key_name} did not read back from the store; nothing else was changed");
+            }
+            say(format!(
+                "{} {key_name} (fingerprint {fp}) in {}: keyfence hands it to {program} when \
+                 {program} starts, so it need not be exported anywhere",
+                if outcome == SetOutcome::Rotated {
+                    "replaced"
+                } else {
+                    "stored"
+                },
+                paths.vault.display()
+            ));
+        }
+        (None, Some(_), Some(fp)) => say(format!(
+            "{key_name} (fingerprint {fp}) is already in the store: keyfence hands it to \
+             {program} when {program} starts"
+        )),
+        _ => say(logged_in.to_string()),
+    }
+    Ok(())
 }
 
 /// Places, other than the store, where the key with `fingerprint` is found by an audit.
@@ -618,46 +640,21 @@ fn setup_agent(
         say("dry run: nothing is changed".into());
     }
     // 1. The key into the store.
-    match (&exported, &stored, &fingerprint) {
-        (Some(v), Some(s), Some(fp)) if v == s => say(format!(
-            "{key_name} (fingerprint {fp}) is already in the store: keyfence hands it to \
-             {program} when {program} starts"
-        )),
-        (Some(v), _, Some(fp)) => {
-            if dry_run {
-                say(format!(
-                    "{verb} store the exported {key_name} (fingerprint {fp}) in {}",
-                    paths.vault.display()
-                ));
-            } else {
-                let new = super::secret::new_value(key_name, v.clone(), None, None);
-                let outcome = Store::update(&paths, &Interactive, |e| Ok(e.set(new, Time::now())))?;
-                let back = Store::open(paths.clone(), &Interactive)?;
-                if back.get(key_name)?.value != *v {
-                    bail!("{key_name} did not read back from the store; nothing else was changed");
-                }
-                say(format!(
-                    "{} {key_name} (fingerprint {fp}) in {}: keyfence hands it to {program} \
-                     when {program} starts, so it need not be exported anywhere",
-                    if outcome == SetOutcome::Rotated {
-                        "replaced"
-                    } else {
-                        "stored"
-                    },
-                    paths.vault.display()
-                ));
-            }
-        }
-        (None, Some(_), Some(fp)) => say(format!(
-            "{key_name} (fingerprint {fp}) is already in the store: keyfence hands it to \
-             {program} when {program} starts"
-        )),
-        _ => say(format!(
+    store_agent_key(
+        &say,
+        dry_run,
+        &paths,
+        key_name,
+        program,
+        &exported,
+        &stored,
+        &fingerprint,
+        &format!(
             "{program} is logged in ({}): no key to store; {program} keeps using that file, \
              which the commands it runs cannot read under the agent profile",
             agent.login_file()
-        )),
-    }
+        ),
+    )?;
     // 2. The shell starts the agent through keyfence.
     let rc_shown = audit::display_path(&home, &rc.path);
     let link = if rc.real != rc.path {
