@@ -151,25 +151,16 @@ pub fn load(path: &Path) -> std::io::Result<Vec<Entry>> {
     }
 }
 
-/// Writes the registry atomically (temp file, fsync, rename), mode 0600 in a 0700 directory.
+/// Writes the registry atomically (`fsio::replace_with`), mode 0600 in a 0700 directory.
 pub fn save(path: &Path, entries: &[Entry]) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    use std::os::unix::fs::DirBuilderExt;
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(dir)?;
-    let tmp = dir.join(format!(".canaries.json.{}", std::process::id()));
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    f.write_all(&serde_json::to_vec_pretty(entries).map_err(std::io::Error::other)?)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)
+    let bytes = serde_json::to_vec_pretty(entries).map_err(std::io::Error::other)?;
+    crate::fsio::replace_with(path, &bytes, 0o600, None, || Ok::<(), std::io::Error>(()))
 }
 
 pub fn now() -> u64 {

@@ -436,8 +436,7 @@ pub(crate) fn write_atomically(
     new: &[u8],
     new_mode: u32,
 ) -> Result<Option<PathBuf>, SetupError> {
-    use std::io::Write;
-    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
     let err = |source| SetupError::Write {
         path: real.to_path_buf(),
         source,
@@ -454,9 +453,12 @@ pub(crate) fn write_atomically(
     }
     let dir = real.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(err)?;
-    let mode = std::fs::metadata(real)
-        .map(|m| m.permissions().mode() & 0o7777)
-        .unwrap_or(new_mode);
+    // An existing file keeps its mode and owner (root setting up a user's file leaves it theirs).
+    let existing = std::fs::metadata(real).ok();
+    let mode = existing
+        .as_ref()
+        .map_or(new_mode, |m| m.permissions().mode() & 0o7777);
+    let owner = existing.as_ref().map(|m| (m.uid(), m.gid()));
     // The same backups as `fix`: never overwriting an older one, mode 0600.
     let backup = match original {
         Some(bytes) => Some(
@@ -465,21 +467,7 @@ pub(crate) fn write_atomically(
         ),
         None => None,
     };
-    let name = real
-        .file_name()
-        .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
-    let tmp = dir.join(format!(".{name}.keyfence-{}", std::process::id()));
-    let written = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.set_permissions(std::fs::Permissions::from_mode(mode))?;
-        f.write_all(new)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, real)
-    })();
-    if let Err(e) = written {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(err(e));
-    }
+    crate::fsio::replace_with(real, new, mode, owner, || Ok(())).map_err(err)?;
     Ok(backup)
 }
 

@@ -1257,37 +1257,19 @@ pub fn write(file: &FileScan, new: &[u8]) -> Result<PathBuf, FixError> {
     // Beside the path as found: for a symlink into a dotfiles repository, the backup (which
     // holds the key) stays out of the repository.
     let backup = create_backup(&file.path, &file.original)?;
-    let dir = real.parent().unwrap_or(Path::new("."));
-    let tmp = temp_path(dir, real)?;
-    let result = (|| {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)
-            .map_err(io_err("create", &tmp))?;
-        let tmeta = f.metadata().map_err(io_err("create", &tmp))?;
-        if tmeta.uid() != meta.uid() || tmeta.gid() != meta.gid() {
-            std::os::unix::fs::fchown(&f, Some(meta.uid()), Some(meta.gid()))
-                .map_err(io_err("give the owner of the original to", &tmp))?;
-        }
-        f.set_permissions(fs::Permissions::from_mode(
-            meta.permissions().mode() & 0o7777,
-        ))
-        .map_err(io_err("set the mode of", &tmp))?;
-        f.write_all(new).map_err(io_err("write", &tmp))?;
-        f.sync_all().map_err(io_err("write", &tmp))?;
-        unchanged(file)?;
-        fs::rename(&tmp, real).map_err(io_err("replace", real))?;
-        if let Ok(d) = fs::File::open(dir) {
-            let _ = d.sync_all();
-        }
-        Ok(())
-    })();
-    if let Err(e) = result {
-        let _ = fs::remove_file(&tmp);
+    let written = crate::fsio::replace_with(
+        real,
+        new,
+        meta.permissions().mode(),
+        Some((meta.uid(), meta.gid())),
+        || unchanged(file).map_err(WriteError::Changed),
+    );
+    if let Err(e) = written {
         let _ = fs::remove_file(&backup);
-        return Err(e);
+        return Err(match e {
+            WriteError::Changed(e) => e,
+            WriteError::Io(e) => io_err("replace", real)(e),
+        });
     }
     Ok(backup)
 }
@@ -1353,6 +1335,18 @@ pub fn checked_backups(dirs: &[PathBuf], stored: &[String]) -> Vec<CheckedBackup
     out
 }
 
+/// What stopped `fsio::replace_with` in `write`: the file changed under us, or the write.
+enum WriteError {
+    Changed(FixError),
+    Io(io::Error),
+}
+
+impl From<io::Error> for WriteError {
+    fn from(e: io::Error) -> Self {
+        WriteError::Io(e)
+    }
+}
+
 /// Refuses when the file no longer holds the bytes it was read with.
 fn unchanged(file: &FileScan) -> Result<(), FixError> {
     let now = Zeroizing::new(fs::read(&file.real).map_err(io_err("read", &file.real))?);
@@ -1395,17 +1389,6 @@ pub(crate) fn create_backup(path: &Path, bytes: &[u8]) -> Result<PathBuf, FixErr
     Err(io_err("create a backup of", path)(io::Error::other(
         "too many backups already exist",
     )))
-}
-
-fn temp_path(dir: &Path, real: &Path) -> Result<PathBuf, FixError> {
-    let mut r = [0u8; 6];
-    getrandom::fill(&mut r)
-        .map_err(|e| io_err("create a temp file in", dir)(io::Error::other(e)))?;
-    let hex: String = r.iter().map(|b| format!("{b:02x}")).collect();
-    let name = real
-        .file_name()
-        .map_or_else(|| "file".into(), |n| n.to_string_lossy().into_owned());
-    Ok(dir.join(format!(".{name}.keyfence-tmp.{}.{hex}", std::process::id())))
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 //! or an environment variable's value.
 
 use super::format::{Argon2Params, SALT_LEN};
-use super::fsio;
+use crate::fsio;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use std::io;

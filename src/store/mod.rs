@@ -53,7 +53,7 @@
 //! (Claude Code's `apiKeyHelper`) down to reading two small files.
 
 pub mod format;
-mod fsio;
+use crate::fsio;
 pub mod key;
 pub mod time;
 

@@ -1,8 +1,11 @@
-//! File handling that keeps the vault whole: private directories and files, the writer lock,
-//! and the atomic replace (temp file, fsync, rename, fsync of the directory).
+//! Writing files whole, for every file keyfence writes (the vault and its key, the user's
+//! start-up files and agent settings that `fix` and `setup` edit, the canary registry): private
+//! directories, the vault's writer lock, and the atomic replace (temp file beside the target,
+//! fsync, rename, fsync of the directory), so that a crash leaves the old file or the new one,
+//! never half of either.
 //!
-//! Temp files are named from the process id and random bytes, never from anything in the
-//! vault, and only ever hold ciphertext.
+//! Temp files are named from the process id and random bytes (and, beside a user's file, its
+//! name), never from what they hold.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -50,6 +53,54 @@ pub fn lock(path: &Path) -> io::Result<File> {
         .open(path)?;
     f.lock()?;
     Ok(f)
+}
+
+/// Writes `bytes` over `path` atomically: into a temp file beside it (`.NAME.keyfence-tmp.*`,
+/// 0600 while written), given `mode` and, with `owner`, that uid and gid (root editing a
+/// user's file leaves it the user's), flushed, renamed over `path`, and the directory flushed.
+/// `check` runs last before the rename: a caller that must not overwrite a file changed
+/// meanwhile says so there, and nothing is replaced.
+pub fn replace_with<E: From<io::Error>>(
+    path: &Path,
+    bytes: &[u8],
+    mode: u32,
+    owner: Option<(u32, u32)>,
+    check: impl FnOnce() -> Result<(), E>,
+) -> Result<(), E> {
+    use std::os::unix::fs::MetadataExt;
+    let dir = parent(path);
+    let mut r = [0u8; 6];
+    getrandom::fill(&mut r).map_err(io::Error::other)?;
+    let hex: String = r.iter().map(|b| format!("{b:02x}")).collect();
+    let name = path
+        .file_name()
+        .map_or_else(|| "file".into(), |n| n.to_string_lossy().into_owned());
+    let tmp = dir.join(format!(".{name}.keyfence-tmp.{}.{hex}", std::process::id()));
+    let result = (|| {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        if let Some((uid, gid)) = owner {
+            let meta = f.metadata()?;
+            if meta.uid() != uid || meta.gid() != gid {
+                std::os::unix::fs::fchown(&f, Some(uid), Some(gid))?;
+            }
+        }
+        f.set_permissions(fs::Permissions::from_mode(mode & 0o7777))?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        check()?;
+        fs::rename(&tmp, path)?;
+        // The rename is done; a directory that cannot be flushed loses nothing already written.
+        let _ = sync_dir(dir);
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
 }
 
 fn temp_name(dir: &Path) -> io::Result<PathBuf> {
