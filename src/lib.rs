@@ -21,5 +21,6 @@ pub mod run;
 pub mod secret;
 pub mod setup;
 pub mod store;
+pub mod syntax;
 pub mod trace;
 pub mod zero_alloc;

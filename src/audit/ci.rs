@@ -14,10 +14,10 @@
 //! error entry with its position.
 
 use super::walk::{self, WalkOptions};
-use super::yaml::{self, Node};
 use super::{Context, Output};
 use crate::detect::{Mode, names};
 use crate::finding::{Finding, Location, Severity, Source};
+use crate::syntax::yaml::{self, Node};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};

@@ -6,10 +6,11 @@
 //! that parse `.env` (dotenvy) stop at the first bad line and report no positions.
 
 use super::git::GitState;
-use super::shell_syntax::{self, Dialect};
 use super::walk::{self, WalkOptions};
 use super::{Context, Output};
 use crate::finding::{Location, Severity, Source};
+use crate::syntax;
+use crate::syntax::shell::Dialect;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -196,7 +197,7 @@ fn check_file(ctx: &Context, out: &mut Output, path: &Path) {
     let is_envrc = path.file_name().is_some_and(|n| n == ".envrc");
     let entries: Vec<Entry> = if is_envrc {
         // direnv runs .envrc as a bash script.
-        shell_syntax::parse(&text, Dialect::Posix)
+        syntax::shell::parse(&text, Dialect::Posix)
             .assignments
             .into_iter()
             .map(|a| Entry {

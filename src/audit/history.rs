@@ -1,11 +1,12 @@
 //! `history`: keys typed on the command line and kept by the shell's history — the
 //! "`KEY=value cmd`" habit, `export KEY=...`, and `curl -H 'x-api-key: ...'` (P4).
 
-use super::history_syntax::{self, CandidateKind, HistoryKind};
 use super::{Context, Output, display_path};
 use crate::detect::{self, Mode, names};
 use crate::finding::{Location, Severity, Source};
 use crate::secret::SecretValue;
+use crate::syntax;
+use crate::syntax::history::{CandidateKind, HistoryKind};
 use std::collections::HashSet;
 use std::path::PathBuf;
 
@@ -50,8 +51,8 @@ pub fn audit(ctx: &Context, out: &mut Output) {
             continue;
         };
         let shown = display_path(ctx.home(), &path);
-        for entry in history_syntax::entries(&text, kind) {
-            for c in history_syntax::command_candidates(&entry.command) {
+        for entry in syntax::history::entries(&text, kind) {
+            for c in syntax::history::command_candidates(&entry.command) {
                 let found = match (&c.kind, &c.name) {
                     (CandidateKind::Assignment { .. }, Some(name)) => {
                         ctx.detector.classify_var(name, &c.value)

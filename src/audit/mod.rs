@@ -13,15 +13,11 @@ pub mod env;
 pub mod file;
 pub mod git;
 pub mod history;
-pub mod history_syntax;
 pub mod package;
 pub mod proc;
 pub mod shell;
-pub mod shell_command;
-pub mod shell_syntax;
 pub mod store;
 pub mod walk;
-pub mod yaml;
 
 use crate::detect::{self, Detector, Match};
 use crate::finding::{AuditError, Finding, Location, Report, Severity, Skipped, Source};

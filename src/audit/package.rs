@@ -118,7 +118,7 @@ fn exposed_secrets(ctx: &Context) -> Vec<String> {
     }
     super::shell::walk_start_up_files(ctx, 2, |path, dialect| {
         let text = std::fs::read(&path).ok()?;
-        let parsed = super::shell_syntax::parse(&text, dialect);
+        let parsed = crate::syntax::shell::parse(&text, dialect);
         let all = path.ends_with("environment");
         for a in parsed.assignments {
             if (a.exported || all) && ctx.detector.classify_var(&a.name, &a.value).is_some() {
@@ -778,7 +778,7 @@ impl Policy {
             let ws = root.join("pnpm-workspace.yaml");
             if let Some(bytes) = super::read_optional(ctx, out, Source::Package, &ws) {
                 let text = String::from_utf8_lossy(&bytes);
-                match super::yaml::parse(&text) {
+                match crate::syntax::yaml::parse(&text) {
                     Ok(docs) => {
                         if let Some(d) = docs.first() {
                             p.read_pnpm_yaml(d);
@@ -792,7 +792,7 @@ impl Policy {
             let rc = root.join(".yarnrc.yml");
             if let Some(bytes) = super::read_optional(ctx, out, Source::Package, &rc) {
                 let text = String::from_utf8_lossy(&bytes);
-                match super::yaml::parse(&text) {
+                match crate::syntax::yaml::parse(&text) {
                     Ok(docs) => {
                         p.yarn_scripts_off = docs
                             .first()
@@ -831,7 +831,7 @@ impl Policy {
         self.apply_pnpm_policy(list, allow, allow_all);
     }
 
-    fn read_pnpm_yaml(&mut self, d: &super::yaml::Node) {
+    fn read_pnpm_yaml(&mut self, d: &crate::syntax::yaml::Node) {
         let list = |k: &str| -> Vec<String> {
             d.get(k)
                 .map(|n| {

@@ -3,9 +3,10 @@
 //! `environment.d`, and files those `source` (one level deep). An exported key reaches every
 //! process the shell starts (P1); an unexported one is still plaintext at rest (P4).
 
-use super::shell_syntax::{self, Dialect};
 use super::{Context, Output, display_path};
 use crate::finding::{Location, Severity, Source};
+use crate::syntax;
+use crate::syntax::shell::Dialect;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
@@ -83,7 +84,7 @@ pub fn start_up_files(ctx: &Context) -> Vec<(PathBuf, Dialect)> {
 pub(crate) fn walk_start_up_files(
     ctx: &Context,
     max_depth: u32,
-    mut visit: impl FnMut(PathBuf, Dialect) -> Option<Vec<shell_syntax::Sourced>>,
+    mut visit: impl FnMut(PathBuf, Dialect) -> Option<Vec<syntax::shell::Sourced>>,
 ) {
     let mut seen: HashSet<PathBuf> = HashSet::new();
     let mut queue: Vec<(PathBuf, Dialect, u32)> = start_up_files(ctx)
@@ -114,7 +115,7 @@ pub(crate) fn walk_start_up_files(
 pub fn audit(ctx: &Context, out: &mut Output) {
     walk_start_up_files(ctx, 2, |path, dialect| {
         let text = super::read_optional(ctx, out, Source::Shell, &path)?;
-        let parsed = shell_syntax::parse(&text, dialect);
+        let parsed = syntax::shell::parse(&text, dialect);
         report(ctx, out, &path, parsed.assignments);
         Some(parsed.sources)
     });
@@ -125,7 +126,7 @@ fn report(
     ctx: &Context,
     out: &mut Output,
     path: &Path,
-    assignments: Vec<shell_syntax::Assignment>,
+    assignments: Vec<syntax::shell::Assignment>,
 ) {
     let shown = display_path(ctx.home(), path);
     let all_exported = always_exported(path);

@@ -540,8 +540,8 @@ fn select_by_command(
     argv: &[std::ffi::OsString],
     command_line: &str,
 ) -> Result<policy::Resolved> {
-    use crate::audit::shell_command::analyse;
     use crate::setup::claude::sh_quote;
+    use crate::syntax::shell_command::analyse;
     let mut chosen = config.select(None, command_line)?;
     let script = argv
         .iter()

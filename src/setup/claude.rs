@@ -332,8 +332,8 @@ pub fn sh_quote(word: &str) -> String {
 /// inert (`cd`). And it only matches the program the shell runs, never a word in another
 /// command's arguments (`printenv GH_TOKEN gh pr create`).
 pub fn decide(config: &crate::policy::Config, exe: &Path, command: &str) -> HookDecision {
-    use crate::audit::shell_command::analyse;
     use crate::policy::Origin;
+    use crate::syntax::shell_command::analyse;
     if command.trim().is_empty() {
         return HookDecision::Pass;
     }

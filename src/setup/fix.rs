@@ -12,12 +12,13 @@
 //! by `export X`; a line that does more is left alone and reported. A removal that would leave a
 //! POSIX `then`/`do`/`{`/`(` body empty (a syntax error) leaves a `:` in its place.
 
-use crate::audit::shell_syntax::{self, Command, Dialect, Sep, Word};
 use crate::audit::{self, Context, Settings};
 use crate::detect::{self, Mode};
 use crate::finding::SecretInfo;
 use crate::secret::SecretValue;
 use crate::store::{Entries, NewValue, SetOutcome, Time};
+use crate::syntax;
+use crate::syntax::shell::{Command, Dialect, Sep, Word};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::{self, OpenOptions};
@@ -188,7 +189,7 @@ pub fn scan(places: &Places) -> Result<Scan, FixError> {
             return None;
         }
         let (real, text) = read(&path, &mut seen, &mut out.warnings)?;
-        let sources = shell_syntax::parse(&text, dialect).sources;
+        let sources = syntax::shell::parse(&text, dialect).sources;
         let shown = shown_path(places, &path, &real, false);
         if let Some(f) = scan_shell(path, real, shown, text, dialect) {
             out.files.push(f);
@@ -336,12 +337,12 @@ fn scan_shell(
     dialect: Dialect,
 ) -> Option<FileScan> {
     let detector = detect::detector();
-    let parsed = shell_syntax::parse(&text, dialect);
+    let parsed = syntax::shell::parse(&text, dialect);
     let mut assignments: HashMap<String, usize> = HashMap::new();
     for a in &parsed.assignments {
         *assignments.entry(a.name.clone()).or_default() += 1;
     }
-    let cmds = shell_syntax::split_commands(&text, dialect);
+    let cmds = syntax::shell::split_commands(&text, dialect);
     let lines = line_table(&text);
     let mut found = Vec::new();
     for a in &parsed.assignments {
@@ -410,7 +411,7 @@ fn bare_export(words: &[Word]) -> Option<String> {
                 return None;
             }
             export |= t.contains(&b'x');
-        } else if shell_syntax::is_name(t) {
+        } else if syntax::shell::is_name(t) {
             names.push(String::from_utf8_lossy(t).into_owned());
         } else {
             return None;
@@ -567,7 +568,7 @@ fn shell_removal(
     lines: &[(usize, usize, usize)],
     cmds: &[Command],
     dialect: Dialect,
-    a: &shell_syntax::Assignment,
+    a: &syntax::shell::Assignment,
 ) -> Result<(Vec<usize>, Vec<String>), String> {
     let by_hand =
         |why: String| format!("{why}; delete the assignment of {} from it by hand", a.name);
@@ -601,7 +602,7 @@ fn shell_removal(
     // The line on its own must say exactly the same thing: this guards against any construct
     // that the checks above do not know, such as a quote opened on an earlier line.
     let raw = line_bytes(text, lines, a.line).unwrap_or_default();
-    let alone = shell_syntax::parse(raw, dialect);
+    let alone = syntax::shell::parse(raw, dialect);
     match alone.assignments.as_slice() {
         [one] if one.name == a.name && one.value == a.value => {}
         _ => return Err(by_hand("the line cannot be read on its own".into())),
@@ -678,7 +679,7 @@ fn shell_edit(file: &FileScan, dialect: Dialect, chosen: &[usize]) -> Option<Edi
             gone_cmds.insert(*ci);
         }
     }
-    let cmds = shell_syntax::split_commands(text, dialect);
+    let cmds = syntax::shell::split_commands(text, dialect);
     // Removals that would leave `then ... fi` (and the like) empty keep a `:` instead.
     let mut placeholder: HashSet<u32> = HashSet::new();
     if dialect == Dialect::Posix {
@@ -811,7 +812,7 @@ fn scan_settings(
         let Some(m) = detector.classify_var(name, v.as_bytes()) else {
             continue;
         };
-        let removal = if shell_syntax::is_name(name.as_bytes()) && name.len() <= 120 {
+        let removal = if syntax::shell::is_name(name.as_bytes()) && name.len() <= 120 {
             Removal::Entry
         } else {
             Removal::Manual(
@@ -860,7 +861,7 @@ fn scan_dotenv(
             continue;
         };
         let removal = match line_bytes(&text, &lines, e.line).and_then(dotenv_value_span) {
-            Some(_) if shell_syntax::is_name(e.name.as_bytes()) => Removal::Reference,
+            Some(_) if syntax::shell::is_name(e.name.as_bytes()) => Removal::Reference,
             Some(_) => Removal::Manual(
                 "its name cannot be a store entry or an environment variable; move it by hand"
                     .to_string(),

@@ -6,9 +6,9 @@
 //!
 //! Hand-written on purpose: no crate parses shell history (or the shell start-up files the same
 //! lexer serves) forgivingly with line numbers. Commands are split into words by
-//! `shell_syntax`'s lexer, so a command here and in a start-up file are read the same way.
+//! `syntax::shell`'s lexer, so a command here and in a start-up file are read the same way.
 
-use super::shell_syntax::{self, Dialect, Word};
+use crate::syntax::shell::{Dialect, Word};
 
 /// Which shell wrote a history file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -187,8 +187,8 @@ pub struct Candidate {
 /// Possible secrets in one command line: assignments first, then headers and passwords, each
 /// in the order written.
 pub fn command_candidates(command: &[u8]) -> Vec<Candidate> {
-    let cmds = shell_syntax::split_commands(command, Dialect::Posix);
-    let parsed = shell_syntax::parse_commands(&cmds, Dialect::Posix, true);
+    let cmds = super::shell::split_commands(command, Dialect::Posix);
+    let parsed = super::shell::parse_commands(&cmds, Dialect::Posix, true);
     let mut out: Vec<Candidate> = parsed
         .assignments
         .into_iter()

@@ -3,7 +3,7 @@
 //! `source` lines, each with the line and column where it is written.
 //!
 //! This module owns the shell word lexer for the whole crate: quoting, escapes, line
-//! continuations, comments, heredocs and command separators. `history_syntax` splits typed
+//! continuations, comments, heredocs and command separators. `syntax::history` splits typed
 //! commands with the same lexer (`split_commands`), so both agree on what a word is.
 //!
 //! Hand-written on purpose: no crate parses shell start-up files forgivingly with line numbers

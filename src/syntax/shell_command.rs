@@ -15,7 +15,7 @@
 //!
 //! Nothing here expands anything or runs anything.
 
-use super::shell_syntax::{self, Dialect, Nested, Word};
+use crate::syntax::shell::{Dialect, Nested, Word};
 use std::collections::HashSet;
 
 /// Why a command line could not be read with confidence.
@@ -259,7 +259,7 @@ impl Walker {
             self.doubt(Doubt::TooDeep);
             return;
         }
-        let script = shell_syntax::split_script(text, Dialect::Posix);
+        let script = super::shell::split_script(text, Dialect::Posix);
         if script.unclosed && !quiet {
             self.doubt(Doubt::Unclosed);
         }
