@@ -1,8 +1,9 @@
 //! Where secrets are exposed: one file per audit source, each shaped the same way (settings in,
 //! findings and errors out), plus the shared helpers they use. Nothing here prints.
 //!
-//! Adding a source is adding `src/audit/<id>.rs`, a variant of `finding::Source` and one line in
-//! `run_source`.
+//! Adding a source is adding `src/audit/<id>.rs` (and its `pub mod` here), a variant of
+//! `finding::Source` (with its place in `Source::ALL` and its id in `as_str`), and one line in
+//! `run_source`. The parsers the sources read with are in `crate::syntax`.
 
 pub mod agent;
 pub mod agent_codex;
@@ -139,11 +140,11 @@ pub fn run(ctx: &Context) -> Report {
             .settings
             .sources
             .iter()
-            .map(|&src| s.spawn(move || run_source(ctx, src)))
+            .map(|&src| (src, s.spawn(move || run_source(ctx, src))))
             .collect();
         handles
             .into_iter()
-            .map(|h| h.join().unwrap_or_default())
+            .map(|(src, h)| output_of(src, h.join()))
             .collect()
     });
     let mut all = Output::default();
@@ -162,6 +163,25 @@ pub fn run(ctx: &Context) -> Report {
     }
     report.sort();
     report
+}
+
+/// A source's output, or, when its thread panicked (a bug in keyfence), an error saying that
+/// its findings are missing: a report that looks clean because a source died would be a lie.
+/// The panic's message is not repeated: it could quote what the source was reading.
+fn output_of(source: Source, joined: std::thread::Result<Output>) -> Output {
+    joined.unwrap_or_else(|_| {
+        let mut out = Output::default();
+        out.error(
+            source,
+            None,
+            format!(
+                "the {} audit stopped on an internal error (a bug in keyfence; please report \
+                 it): its findings are missing from this report",
+                source.as_str()
+            ),
+        );
+        out
+    })
 }
 
 /// A key found somewhere that keyfence's store already holds: the advice is to delete it there
@@ -304,4 +324,21 @@ pub fn display_path(home: &Path, path: &Path) -> String {
 /// The variable name a fix should talk about.
 pub fn var_name(m: &Match) -> String {
     m.name.clone().unwrap_or_else(|| "the key".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_source_that_panics_is_an_error_not_a_clean_report() {
+        let joined = std::thread::spawn(|| -> Output { panic!("boom") }).join();
+        let out = output_of(Source::Shell, joined);
+        assert!(out.findings.is_empty());
+        assert_eq!(out.errors.len(), 1);
+        assert_eq!(out.errors[0].source, Source::Shell);
+        assert!(out.errors[0].message.contains("the shell audit stopped"));
+        let fine = output_of(Source::Env, Ok(Output::default()));
+        assert!(fine.errors.is_empty());
+    }
 }
