@@ -500,3 +500,30 @@ fn a_key_already_stored_is_called_stored() {
         "{findings:#?}"
     );
 }
+
+/// The rule added by following docs/architecture.md ("Add a rule"): a Perplexity key exported in
+/// a start-up file is reported by its kind, where before it was only a secret-named variable.
+#[test]
+fn a_perplexity_key_is_known_by_its_kind() {
+    let mut fx = Fixture::new();
+    let key = fx.key("perplexity");
+    fx.home_file(".bashrc", &format!("export PERPLEXITY_API_KEY={key}\n"));
+    // Any name: the format alone says what it is.
+    fx.home_file(".zshrc", &format!("export SOMETHING={key}\n"));
+    let f = audit_json(&fx, "shell", &[]);
+    let found: Vec<_> = f
+        .iter()
+        .filter(|x| x["rule"] == "perplexity-api-key")
+        .collect();
+    assert_eq!(found.len(), 2, "{f:#?}");
+    assert!(
+        found
+            .iter()
+            .all(|x| x["secret"]["kind"] == "Perplexity API key")
+    );
+    assert!(
+        found
+            .iter()
+            .all(|x| x["secret"]["fingerprint"] == sha12(&key))
+    );
+}

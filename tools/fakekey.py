@@ -58,6 +58,7 @@ KINDS = {
     "slack-bot": lambda: "xoxb-" + rnd(string.digits, 12) + "-" + rnd(string.digits, 12) + "-" + rnd(ALNUM, 24),
     "slack-webhook": lambda: "https://hooks.slack.com/services/T" + rnd(ALNUM, 8) + "/B" + rnd(ALNUM, 8) + "/" + rnd(ALNUM, 24),
     "databricks": lambda: "dapi" + rnd("0123456789abcdef", 32),
+    "perplexity": lambda: "pplx-" + rnd(ALNUM, 48),
     "token": lambda: rnd(ALNUM, 32),
 }
 

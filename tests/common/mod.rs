@@ -151,6 +151,7 @@ pub fn fake(kind: &str) -> String {
             random_from(ALNUM, 24)
         ),
         "xai" => format!("xai-{}", random_from(ALNUM, 80)),
+        "perplexity" => format!("pplx-{}", random_from(ALNUM, 48)),
         "huggingface" => format!("hf_{}", random_from(&ALNUM[..52], 34)),
         "mistral" => random_from(ALNUM, 32),
         "cohere" => random_from(ALNUM, 40),
