@@ -20,12 +20,12 @@ pub fn run(g: &GlobalArgs, args: &RunArgs) -> Result<Exit> {
     // automata under zeroing (every realloc a copy) was a fifth of the start-up.
     crate::detect::detector();
     crate::zero_alloc::zero_freed_memory();
-    match prepare(args).and_then(|(plan, mask, sandbox, guard, net, leases)| {
+    match prepare(args).and_then(|(plan, mask, sandbox, guarded, net, leases)| {
         // Guard and trace share the supervisor: a tracer of the whole tree.
-        let guard = match guard || args.trace.is_some() {
+        let guard = match guarded.is_some() || args.trace.is_some() {
             true => Some((
                 crate::guard::available().map_err(|e| anyhow::anyhow!(e))?,
-                guard,
+                guarded,
             )),
             false => None,
         };
@@ -398,6 +398,10 @@ fn enter_sandbox(_g: &GlobalArgs, _sb: &Sandbox) -> Result<()> {
     bail!("--sandbox needs Linux (Landlock); refusing to run unprotected")
 }
 
+/// Whether to guard: `Some` when guarded, holding the program a launcher command starts as
+/// the agent, if the command is one (`policy::launched_agent`).
+type Guarding = Option<Option<String>>;
+
 /// The environment to run with, whether to mask output, the sandbox, whether to guard, the
 /// network, and the leases to revoke when the command ends.
 fn prepare(
@@ -406,7 +410,7 @@ fn prepare(
     env::Plan,
     bool,
     Option<Sandbox>,
-    bool,
+    Guarding,
     NetPolicy,
     provider::Leases,
 )> {
@@ -519,6 +523,7 @@ fn prepare(
     }
     // The real values behind phantoms never reach the command, but mask them anyway.
     plan.secrets.extend(phantom_secrets);
+    let guard = guard.then(|| policy::launched_agent(p, &program).map(str::to_string));
     Ok((
         plan,
         mask || phantoms,
@@ -840,7 +845,7 @@ fn start(
     supervise: bool,
     mask: bool,
     sandbox: Option<&Sandbox>,
-    guard: Option<(u32, bool)>,
+    guard: Option<(u32, Guarding)>,
     trace_file: Option<crate::trace::file::TraceFile>,
 ) -> Exit {
     if g.verbose {
@@ -868,7 +873,7 @@ fn start(
         None => None,
     };
     let fence = match guard {
-        Some((abi, true)) => match share_fence(abi) {
+        Some((abi, Some(_))) => match share_fence(abi) {
             Ok(f) => {
                 if abi < 6 {
                     eprintln!(
@@ -887,8 +892,9 @@ fn start(
         },
         _ => None,
     };
-    let guard = guard.map(|_| process::Guard {
-        protected: crate::guard::Protected::new(&plan.secrets),
+    let guard = guard.map(|(_, launches)| process::Guard {
+        protected: crate::guard::Protected::new(&plan.secrets)
+            .launching(launches.flatten().as_deref()),
         fence,
         trace: std::sync::Mutex::new(trace),
         verbose: g.verbose,

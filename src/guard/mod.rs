@@ -37,6 +37,10 @@ use std::ffi::OsString;
 pub struct Protected {
     names: Vec<Vec<u8>>,
     values: Vec<SecretValue>,
+    /// The file name of the program the command starts as the agent itself, when the command
+    /// is a launcher (`policy::launched_agent`): that one child keeps what the command holds
+    /// (tracer.rs, `Tracer::launches_agent`).
+    launches: Option<Vec<u8>>,
 }
 
 impl Protected {
@@ -44,7 +48,16 @@ impl Protected {
         Protected {
             names: secrets.iter().map(|(n, _)| n.as_bytes().to_vec()).collect(),
             values: secrets.iter().map(|(_, v)| v.clone()).collect(),
+            launches: None,
         }
+    }
+
+    /// The command is a launcher: the child it starts as `program` is the agent.
+    pub fn launching(mut self, program: Option<&str>) -> Protected {
+        self.launches = program
+            .filter(|p| !p.is_empty())
+            .map(|p| p.as_bytes().to_vec());
+        self
     }
 
     /// Whether the `NAME=value` entry must be removed.

@@ -12,6 +12,15 @@
 //! written below the caller's stack pointer — never compacting the caller's own array, which a
 //! vfork child shares with its parent.
 //!
+//! An agent is not always the first process: Codex's npm command is a Node launcher that
+//! starts the native `codex` as a child, and Gemini CLI's first Node process starts a second
+//! one. When the command is such a launcher (`Protected::launching`), the child it makes whose
+//! exec names the agent's program is the agent: it keeps the command's secrets and its
+//! standing outside the fence (its own credential files). Only a child the command itself
+//! made, not yet contained, and one at a time: whatever the agent starts is contained at its
+//! first stop, before it can exec anything, so it cannot exec the same program to get the
+//! same standing. The launcher's other children are contained at their exec.
+//!
 //! x86-64 only: the registers are read and written with `PTRACE_GETREGS`.
 
 use super::Protected;
@@ -43,6 +52,10 @@ struct Task {
     /// Past its first stop (the command itself, seized while running, has none): a later
     /// `PTRACE_EVENT_STOP` is a group stop or its end.
     started: bool,
+    /// Made by the command itself while it was still to start the agent
+    /// (`Protected::launching`): not contained at its first stop, since its exec may be the
+    /// agent's.
+    by_launcher: bool,
 }
 
 impl Task {
@@ -54,6 +67,7 @@ impl Task {
             ppid,
             group: "".into(),
             started: false,
+            by_launcher: false,
         }
     }
 }
@@ -115,6 +129,9 @@ pub struct Tracer<'a> {
     /// Set when the command has ended: from then on a signal to keyfence is not passed on
     /// but ends keyfence (run/process.rs), and with it the tree (PTRACE_O_EXITKILL).
     ended: Option<&'a std::sync::atomic::AtomicBool>,
+    /// The agent a launcher command started (`Protected::launching`), while it runs: it
+    /// holds what the command holds.
+    agent: Option<Pid>,
 }
 
 /// The tracer's ptrace options. The exec event (one more stop per exec) is asked for only by
@@ -177,7 +194,20 @@ impl<'a> Tracer<'a> {
             written_dropped: 0,
             monitor: None,
             ended: None,
+            agent: None,
         }
+    }
+
+    /// Whether the process (thread group) `tgid` holds the command's secrets and standing:
+    /// the command, or the agent it launched.
+    fn holds(&self, tgid: Pid) -> bool {
+        tgid == self.command || self.agent == Some(tgid)
+    }
+
+    /// Whether the command is still to start its agent: none started, or the last one ended
+    /// (Gemini CLI starts it again when it exits asking for a relaunch).
+    fn awaiting_agent(&self) -> bool {
+        self.protected.launches.is_some() && self.agent.is_none()
     }
 
     /// Where to say that the command has ended (before what it left is killed and reaped).
@@ -305,6 +335,9 @@ impl<'a> Tracer<'a> {
                 if let Some(t) = self.tasks.remove(&pid)
                     && t.tgid == pid
                 {
+                    if self.agent == Some(pid) {
+                        self.agent = None;
+                    }
                     self.fd_filters.remove(&pid);
                     self.stdin_tools.remove(&pid);
                     self.cwds.remove(&pid);
@@ -421,6 +454,10 @@ impl<'a> Tracer<'a> {
             // A child inherits its parent's filters (and descriptors).
             self.fd_filters.insert(child, f);
         }
+        let by_launcher = !thread
+            && !parent_task.contained
+            && parent_task.tgid == self.command
+            && self.awaiting_agent();
         self.tasks.insert(
             child,
             Task {
@@ -429,10 +466,12 @@ impl<'a> Tracer<'a> {
                 contain_at_start: self.contain
                     && !thread
                     && !parent_task.contained
-                    && parent_task.tgid == self.command,
+                    && !by_launcher
+                    && self.holds(parent_task.tgid),
                 ppid: parent,
                 group: parent_task.group.clone(),
                 started: false,
+                by_launcher,
             },
         );
         if self.early.remove(&child) {
@@ -587,9 +626,20 @@ impl<'a> Tracer<'a> {
             // Resumed to issue the exec again, which stops here once more.
             return;
         }
-        if task.tgid == self.command || !self.contain {
-            // The command itself (also through its own later execs) keeps its secrets; with
-            // trace alone nothing is changed.
+        if task.by_launcher
+            && !task.contained
+            && task.tgid == pid
+            && self.awaiting_agent()
+            && self.launches_agent(pid, tag, regs)
+        {
+            self.agent = Some(pid);
+            if let Some(t) = self.tasks.get_mut(&pid) {
+                t.by_launcher = false;
+            }
+        }
+        if self.holds(task.tgid) || !self.contain {
+            // The command itself (also through its own later execs), and the agent it
+            // launched, keep their secrets; with trace alone nothing is changed.
             let _ = ptrace::cont(pid, None);
             return;
         }
@@ -630,6 +680,20 @@ impl<'a> Tracer<'a> {
             }
             Err(Fault) => self.deny(pid, regs, "cannot read its environment"),
         }
+    }
+
+    /// Whether this exec, by a child of the launcher, names the agent's program.
+    fn launches_agent(&self, pid: Pid, tag: u32, regs: libc::user_regs_struct) -> bool {
+        let Some(program) = &self.protected.launches else {
+            return false;
+        };
+        let path_at = if tag == nr::EXECVE {
+            regs.rdi
+        } else {
+            regs.rsi
+        };
+        memory::read_cstring(pid, path_at as usize)
+            .is_ok_and(|path| path.rsplit(|&c| c == b'/').next() == Some(program.as_slice()))
     }
 
     /// A setuid or setgid program runs without its privileges in the tree (no_new_privs):

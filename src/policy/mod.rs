@@ -194,7 +194,27 @@ pub const INSTALL_PROGRAMS: &[&str] = &[
 /// The AI coding agents the built-in `agent` profile is for: a command line whose first word
 /// (its file name, so `/usr/local/bin/claude` too) is one of these runs under `agent` when no
 /// profile is named, and `shell-init` wraps them.
-pub const AGENT_PROGRAMS: &[&str] = &["claude"];
+pub const AGENT_PROGRAMS: &[&str] = &["claude", "codex", "gemini"];
+
+/// Agents whose command is a launcher, and the file name of the program it starts as the
+/// agent itself (guard/tracer.rs): Codex's npm command is a Node script that starts the native
+/// `codex` from its platform package as a child (Node before 22.15 has no `process.execve`),
+/// and Gemini CLI's first Node process starts `node` again with more memory. A profile's
+/// `launches` overrides this.
+pub const AGENT_LAUNCHES: &[(&str, &str)] = &[("codex", "codex"), ("gemini", "node")];
+
+/// The program the command `program` (its first word) starts as the agent itself, under
+/// guard: the profile's `launches` (empty: none), else `AGENT_LAUNCHES`.
+pub fn launched_agent<'a>(profile: &'a Profile, program: &str) -> Option<&'a str> {
+    let name = program.rsplit('/').next().unwrap_or_default();
+    match &profile.launches {
+        Some(p) => Some(p.as_str()).filter(|p| !p.is_empty()),
+        None => AGENT_LAUNCHES
+            .iter()
+            .find(|(agent, _)| *agent == name)
+            .map(|(_, launched)| *launched),
+    }
+}
 
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -229,6 +249,12 @@ pub struct Profile {
     /// Keys given to the command as stand-ins, swapped for the real key by a loopback proxy.
     #[serde(default)]
     pub phantom: Vec<PhantomSpec>,
+    /// Under guard, when the command is a launcher: the file name of the program it starts
+    /// as the agent itself, which keeps the command's secrets and its own credential files
+    /// (default: `AGENT_LAUNCHES` for codex and gemini; `""`: none). Only the user's file may
+    /// set it.
+    #[serde(default)]
+    pub launches: Option<String>,
 }
 
 impl Profile {
@@ -256,6 +282,7 @@ impl Profile {
 /// The keys a `[[profile]]` table may hold, for "did you mean" on the others.
 const PROFILE_KEYS: &[&str] = &[
     "name", "match", "allow", "drop", "inject", "mask", "sandbox", "guard", "net", "phantom",
+    "launches",
 ];
 
 /// The keys a `[[profile.phantom]]` table may hold.
@@ -788,6 +815,11 @@ fn narrowing_of(mut w: Written, warnings: &mut Vec<String>) -> Restrictions {
             !p.phantom.is_empty(),
             "it would hand your keys' stand-ins to commands the project chooses",
         ),
+        (
+            "launches",
+            p.launches.is_some(),
+            "it would let a program the command starts keep its secrets",
+        ),
     ] {
         if set {
             warnings.push(format!(
@@ -816,6 +848,15 @@ fn project_profile_of(mut w: Written, warnings: &mut Vec<String>) -> Profile {
             w.profile.name
         ));
         w.profile.allow.clear();
+    }
+    if w.profile.launches.take().is_some() {
+        warnings.push(format!(
+            "{}: the project's profile '{}' may not set `launches` (it would let a program the \
+             command starts keep the command's secrets under guard); ignored\nhint: to name an \
+             agent's launcher, set it in ~/.config/keyfence/config.toml",
+            w.at("launches"),
+            w.profile.name
+        ));
     }
     w.profile
 }
@@ -1015,6 +1056,51 @@ mod tests {
         let u = write(dir.path(), "config.toml", user);
         let p = write(dir.path(), "keyfence.toml", project);
         Config::load(Some(&p), Some(&u)).unwrap()
+    }
+
+    #[test]
+    fn a_launchers_agent_comes_from_the_table_or_the_users_profile_only() {
+        let c = Config::default();
+        let agent = |line: &str| c.select(None, line).unwrap().profile;
+        // Issue #18: codex and gemini are launchers; claude is the agent itself.
+        for (line, launched) in [
+            ("/usr/local/bin/codex exec hi", Some("codex")),
+            ("gemini -p hi", Some("node")),
+            ("claude -p hi", None),
+        ] {
+            let p = agent(line);
+            assert_eq!(p.name, "agent", "{line}");
+            assert_eq!(
+                launched_agent(&p, line.split(' ').next().unwrap()),
+                launched
+            );
+        }
+        let both = both(
+            "[[profile]]\nname = \"agent\"\nlaunches = \"\"\n\n[[profile]]\nname = \"mine\"\n\
+             launches = \"my-agent-native\"\n",
+            "[[profile]]\nname = \"agent\"\nlaunches = \"sh\"\n\n[[profile]]\nname = \"proj\"\n\
+             guard = true\nlaunches = \"sh\"\n",
+        );
+        let user_agent = both.select(Some("agent"), "codex").unwrap().profile;
+        assert_eq!(
+            launched_agent(&user_agent, "codex"),
+            None,
+            "\"\" turns it off"
+        );
+        let mine = both.select(Some("mine"), "my-agent").unwrap().profile;
+        assert_eq!(launched_agent(&mine, "my-agent"), Some("my-agent-native"));
+        // A project may not name a program that keeps the command's secrets.
+        let proj = both.select(Some("proj"), "x").unwrap().profile;
+        assert_eq!(launched_agent(&proj, "x"), None);
+        assert_eq!(
+            both.warnings
+                .iter()
+                .filter(|w| w.contains("`launches`"))
+                .count(),
+            2,
+            "{:?}",
+            both.warnings
+        );
     }
 
     #[test]
