@@ -86,7 +86,7 @@ enum Mode {
     Exported,
     /// `--profile agent --inject KEY`.
     Inject,
-    /// `--profile agent` and a phantom the user's config describes (Gemini).
+    /// `--profile agent` alone, the key in the store: a phantom by default (Gemini).
     Phantom,
     /// `--profile agent`, the agent logged in through its own credentials file (Codex's
     /// ~/.codex/auth.json).
@@ -152,19 +152,6 @@ impl Attack {
             seeded.fx.home_file(
                 ".gemini/settings.json",
                 r#"{"security":{"auth":{"selectedType":"gemini-api-key"},"folderTrust":{"enabled":false}},"general":{"disableAutoUpdate":true},"privacy":{"usageStatisticsEnabled":false}}"#,
-            );
-        }
-        if mode == Mode::Phantom {
-            // keyfence knows no Gemini API by default: the user's config says where it is and
-            // which header carries the key.
-            seeded.fx.home_file(
-                ".config/keyfence/config.toml",
-                &format!(
-                    "[[profile]]\nname = \"agent\"\n\n[[profile.phantom]]\nvar = \
-                     \"GEMINI_API_KEY\"\nbase_url_var = \"GOOGLE_GEMINI_BASE_URL\"\nupstream = \
-                     \"{}\"\nheaders = [\"x-goog-api-key\"]\n",
-                    stub.url
-                ),
             );
         }
         if !seeded.fx.hand_to_nobody() {
@@ -429,8 +416,9 @@ fn gemini_with_an_injected_key_keeps_every_credential_from_the_tree() {
     Attack::protected(Api::Gemini, Mode::Inject, INJECT_GEMINI);
 }
 
-/// Gemini CLI honours GOOGLE_GEMINI_BASE_URL, so it can hold a stand-in: the proxy swaps the
-/// real key into `x-goog-api-key` on the way out.
+/// Gemini CLI honours GOOGLE_GEMINI_BASE_URL, so the agent profile gives it a stand-in by
+/// default, with nothing else on the command line: the proxy swaps the real key into
+/// `x-goog-api-key` on the way out, to the user's GOOGLE_GEMINI_BASE_URL (the stub).
 #[test]
 fn gemini_with_a_phantom_keeps_every_credential_from_the_tree() {
     Attack::protected(

@@ -598,13 +598,14 @@ fn warn_of_agent_redirections(program: &str, cwd: &std::path::Path) {
 }
 
 /// The keys an agent's own API client needs, given as phantoms by default.
-const AGENT_KEYS: &[&str] = &["ANTHROPIC_API_KEY", "OPENAI_API_KEY"];
+const AGENT_KEYS: &[&str] = &["ANTHROPIC_API_KEY", "OPENAI_API_KEY", "GEMINI_API_KEY"];
 
 /// The agent profile's phantoms: each of `AGENT_KEYS` that the store holds for this profile, or
 /// that keyfence's own environment has, and that the user did not choose to inject or already
 /// configure. So the agent itself never holds the real key: the phantom proxy (in this process,
 /// outside the tree) swaps it in on the way to the API. The upstream is the real API, or the
-/// user's own `ANTHROPIC_BASE_URL` / `OPENAI_BASE_URL` (a gateway; https, or http on loopback).
+/// user's own `ANTHROPIC_BASE_URL` / `OPENAI_BASE_URL` / `GOOGLE_GEMINI_BASE_URL` (a gateway;
+/// https, or http on loopback).
 fn agent_phantoms(
     store: &mut Option<crate::store::Store>,
     args: &RunArgs,
@@ -688,7 +689,7 @@ fn start_phantoms(
             (Some(v), _) => v.clone(),
             (None, Some((v, _))) => v.to_string(),
             (None, None) => bail!(
-                "phantom {name}: keyfence knows the API of ANTHROPIC_* and OPENAI_* keys; for \
+                "phantom {name}: keyfence knows the API of ANTHROPIC_*, OPENAI_* and GEMINI_* keys; for \
                  others give base_url_var and upstream in a [[profile.phantom]] entry"
             ),
         };
