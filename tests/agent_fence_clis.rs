@@ -88,8 +88,8 @@ enum Mode {
     Inject,
     /// `--profile agent` alone, the key in the store: a phantom by default (Gemini).
     Phantom,
-    /// `--profile agent`, the agent logged in through its own credentials file (Codex's
-    /// ~/.codex/auth.json).
+    /// `--profile agent`, the agent logged in through its own credentials file: Codex's
+    /// ~/.codex/auth.json (an API key), Gemini's ~/.gemini/oauth_creds.json (a Google login).
     Login,
     /// No keyfence, logged in through the file: the baseline.
     LoginAlone,
@@ -103,9 +103,74 @@ fn key_var(api: Api) -> &'static str {
     }
 }
 
+/// Google's OAuth endpoints for a Gemini CLI logged in with Google: a CONNECT proxy that
+/// answers them over TLS with a certificate made here (tests/fixtures/google_oauth_proxy.py).
+struct GoogleLogin {
+    proxy: std::process::Child,
+    port: String,
+    cert: PathBuf,
+}
+
+impl GoogleLogin {
+    /// None (after saying why) without openssl.
+    fn start(dir: &Path) -> Option<GoogleLogin> {
+        if !Path::new("/usr/bin/openssl").exists() {
+            skip("needs openssl to make the test's certificate for Google's OAuth hosts");
+            return None;
+        }
+        let (cert, key) = (dir.join("google-cert.pem"), dir.join("google-key.pem"));
+        let st = Command::new("/usr/bin/openssl")
+            .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
+            .args([
+                "ec_paramgen_curve:prime256v1",
+                "-nodes",
+                "-days",
+                "1",
+                "-keyout",
+            ])
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert)
+            .args(["-subj", "/CN=oauth2.googleapis.com", "-addext"])
+            .arg("subjectAltName=DNS:oauth2.googleapis.com,DNS:www.googleapis.com")
+            .stderr(std::process::Stdio::null())
+            .status()
+            .expect("openssl");
+        assert!(st.success(), "openssl could not make the certificate");
+        let script = dir.join("google_oauth_proxy.py");
+        std::fs::write(&script, include_str!("fixtures/google_oauth_proxy.py")).unwrap();
+        let mut proxy = Command::new("/usr/bin/python3")
+            .arg(&script)
+            .arg(&cert)
+            .arg(&key)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("start the OAuth proxy");
+        let mut port = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(proxy.stdout.take().expect("stdout")),
+            &mut port,
+        )
+        .expect("the proxy's port");
+        Some(GoogleLogin {
+            proxy,
+            port: port.trim().to_string(),
+            cert,
+        })
+    }
+}
+
+impl Drop for GoogleLogin {
+    fn drop(&mut self) {
+        let _ = self.proxy.kill();
+        let _ = self.proxy.wait();
+    }
+}
+
 struct Attack {
     // Dropped in this order: the services stop before their fixture goes.
     world: World,
+    google: Option<GoogleLogin>,
     seeded: Seeded,
     stub: Stub,
     api: Api,
@@ -147,12 +212,34 @@ impl Attack {
         seeded.write_probe(channels, &placeholder);
         seeded.configure("agents", agent_names(api));
         let stub = Stub::start(api, &seeded.probe_command());
+        let login = matches!(mode, Mode::Login | Mode::LoginAlone);
+        let mut google = None;
         if api == Api::Gemini {
-            // An API key, and no folder-trust prompt: otherwise `-p` refuses or asks.
+            // How it logs in, and no folder-trust prompt: otherwise `-p` refuses or asks.
+            let auth = if login {
+                "oauth-personal"
+            } else {
+                "gemini-api-key"
+            };
             seeded.fx.home_file(
                 ".gemini/settings.json",
-                r#"{"security":{"auth":{"selectedType":"gemini-api-key"},"folderTrust":{"enabled":false}},"general":{"disableAutoUpdate":true},"privacy":{"usageStatisticsEnabled":false}}"#,
+                &format!(
+                    r#"{{"security":{{"auth":{{"selectedType":"{auth}"}},"folderTrust":{{"enabled":false}}}},"general":{{"disableAutoUpdate":true}},"privacy":{{"usageStatisticsEnabled":false}}}}"#
+                ),
             );
+            if login {
+                google = Some(GoogleLogin::start(seeded.fx.dir.path())?);
+                // The access token Gemini sends is a credential too.
+                let creds: serde_json::Value = serde_json::from_slice(
+                    &std::fs::read(seeded.fx.home.join(".gemini/oauth_creds.json")).unwrap(),
+                )
+                .unwrap();
+                let token = creds["access_token"].as_str().unwrap().to_string();
+                seeded.fx.planted.push(token.clone());
+                seeded
+                    .secrets
+                    .push(("gemini oauth access token".into(), token));
+            }
         }
         if !seeded.fx.hand_to_nobody() {
             skip("needs root and setpriv to drop to nobody");
@@ -161,6 +248,7 @@ impl Attack {
         let world = World::start(&seeded, placeholder);
         Some(Attack {
             world,
+            google,
             seeded,
             stub,
             api,
@@ -172,12 +260,16 @@ impl Attack {
 
     /// The CLI's value of the credential the stub should receive.
     fn expected_credential(&self, mode: Mode) -> String {
+        let file = match self.api {
+            Api::Codex => "codex key",
+            Api::Gemini => "gemini oauth access token",
+        };
         match mode {
             Mode::Login | Mode::LoginAlone => self
                 .seeded
                 .secrets
                 .iter()
-                .find(|(what, _)| what == "codex key")
+                .find(|(what, _)| what == file)
                 .map(|(_, v)| v.clone())
                 .expect("the seeded auth.json"),
             _ => self.key.clone().expect("a key"),
@@ -227,6 +319,12 @@ impl Attack {
             .env("HOME", &self.seeded.fx.home);
         if self.api == Api::Gemini {
             c.env("GOOGLE_GEMINI_BASE_URL", &self.stub.url);
+        }
+        if let Some(g) = &self.google {
+            c.env("CODE_ASSIST_ENDPOINT", &self.stub.url)
+                .env("HTTPS_PROXY", format!("http://127.0.0.1:{}", g.port))
+                .env("NO_PROXY", "127.0.0.1,localhost")
+                .env("NODE_EXTRA_CA_CERTS", &g.cert);
         }
         if mode == Mode::Exported
             && let Some(k) = &self.key
@@ -411,6 +509,18 @@ fn keyfence_run_codex_alone_fences_the_tree() {
     Attack::protected(Api::Codex, Mode::Login, &[BIN, "run", "--"]);
 }
 
+/// Gemini CLI logged in with Google (`oauth-personal`): the agent's Node reads
+/// ~/.gemini/oauth_creds.json and sends the access token to Code Assist; the tree reads no
+/// credential file.
+#[test]
+fn gemini_logged_in_with_google_keeps_its_file_from_the_tree() {
+    Attack::protected(
+        Api::Gemini,
+        Mode::Login,
+        &[BIN, "run", "--profile", "agent", "--"],
+    );
+}
+
 #[test]
 fn gemini_with_an_injected_key_keeps_every_credential_from_the_tree() {
     Attack::protected(Api::Gemini, Mode::Inject, INJECT_GEMINI);
@@ -475,6 +585,26 @@ fn baseline_gemini_without_keyfence_leaks() {
         v.leaks
             .iter()
             .any(|l| l.starts_with("environ-node") && l.contains("the exported key")),
+        "{:#?}",
+        v.leaks
+    );
+}
+
+#[test]
+fn baseline_gemini_logged_in_without_keyfence_leaks_its_file() {
+    let v = Attack::baseline(
+        Api::Gemini,
+        Mode::LoginAlone,
+        // No key in any environment to read.
+        &["env", "environ-node", "helper-environ-node"],
+    );
+    if v.report.is_empty() {
+        return;
+    }
+    assert!(
+        v.leaks
+            .iter()
+            .any(|l| l.starts_with("file-gemini") && l.contains("gemini refresh token")),
         "{:#?}",
         v.leaks
     );

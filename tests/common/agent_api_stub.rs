@@ -5,7 +5,9 @@
 //!   provider's model), every later one with a final message.
 //! - Gemini: `generateContent` / `streamGenerateContent` under `/v1beta/models/` (an API key,
 //!   `GOOGLE_GEMINI_BASE_URL`), answered with a function call to `run_shell_command`, then a
-//!   text.
+//!   text; logged in with Google (`oauth-personal`), the same turns under Code Assist's
+//!   `/v1internal:` (`CODE_ASSIST_ENDPOINT`), wrapped in `{"response": ...}`, after its
+//!   `loadCodeAssist` set-up call.
 //!
 //! Every request is recorded (headers and body) so tests can check which key reached the API
 //! and that the tool's output came back.
@@ -87,12 +89,17 @@ impl Stub {
     pub fn credentials(&self) -> Vec<Option<String>> {
         self.turns()
             .iter()
-            .map(|r| match self.api {
-                Api::Codex => r
+            .map(|r| {
+                let bearer = r
                     .header("authorization")
                     .and_then(|v| v.strip_prefix("Bearer "))
-                    .map(str::to_string),
-                Api::Gemini => r.header("x-goog-api-key").map(str::to_string),
+                    .map(str::to_string);
+                match self.api {
+                    Api::Codex => bearer,
+                    // Code Assist (a Google login) takes the OAuth token as a bearer token.
+                    Api::Gemini if r.path.starts_with("/v1internal") => bearer,
+                    Api::Gemini => r.header("x-goog-api-key").map(str::to_string),
+                }
             })
             .collect()
     }
@@ -147,7 +154,12 @@ fn serve(api: Api, stream: TcpStream, recorded: &Mutex<Vec<Request>>, command: &
             headers,
             body: body.clone(),
         });
-        let response = if !is_turn(api, &path) {
+        let response = if path.contains(":loadCodeAssist") {
+            let tier = serde_json::json!({"currentTier": {"id": "standard-tier"},
+                "allowedTiers": [{"id": "standard-tier", "isDefault": true}],
+                "cloudaicompanionProject": "stub-project"});
+            http("application/json", &tier.to_string())
+        } else if !is_turn(api, &path) {
             http("application/json", "{}")
         } else {
             match api {
@@ -201,12 +213,15 @@ fn gemini_turn(path: &str, body: &str, command: &str) -> String {
         serde_json::json!([{ "functionCall": { "name": "run_shell_command",
             "args": { "command": command } } }])
     };
-    let resp = serde_json::json!({
+    let mut resp = serde_json::json!({
         "candidates": [{ "content": { "role": "model", "parts": parts }, "finishReason": "STOP",
             "index": 0 }],
         "usageMetadata": { "promptTokenCount": 1, "candidatesTokenCount": 1, "totalTokenCount": 2 },
         "modelVersion": "gemini-stub",
     });
+    if path.starts_with("/v1internal") {
+        resp = serde_json::json!({ "response": resp, "traceId": "stub" });
+    }
     if path.contains(":streamGenerateContent") {
         http("text/event-stream", &format!("data: {resp}\r\n\r\n"))
     } else {
