@@ -398,9 +398,9 @@ fn enter_sandbox(_g: &GlobalArgs, _sb: &Sandbox) -> Result<()> {
     bail!("--sandbox needs Linux (Landlock); refusing to run unprotected")
 }
 
-/// Whether to guard: `Some` when guarded, holding the program a launcher command starts as
-/// the agent, if the command is one (`policy::launched_agent`).
-type Guarding = Option<Option<String>>;
+/// Whether to guard: `Some` when guarded, holding the agent a launcher command starts, if the
+/// command is one (`policy::launched_agent`).
+type Guarding = Option<Option<policy::Launch>>;
 
 /// The environment to run with, whether to mask output, the sandbox, whether to guard, the
 /// network, and the leases to revoke when the command ends.
@@ -523,7 +523,13 @@ fn prepare(
     }
     // The real values behind phantoms never reach the command, but mask them anyway.
     plan.secrets.extend(phantom_secrets);
-    let guard = guard.then(|| policy::launched_agent(p, &program).map(str::to_string));
+    // What the command itself gets decides whether it is a launcher (Gemini CLI told not to
+    // relaunch is the agent itself).
+    let guard = guard.then(|| {
+        policy::launched_agent(p, &program, |v| {
+            plan.env.iter().any(|(k, val)| k == v && !val.is_empty())
+        })
+    });
     Ok((
         plan,
         mask || phantoms,
@@ -895,7 +901,7 @@ fn start(
     };
     let guard = guard.map(|(_, launches)| process::Guard {
         protected: crate::guard::Protected::new(&plan.secrets)
-            .launching(launches.flatten().as_deref()),
+            .launching(launches.flatten().as_ref()),
         fence,
         trace: std::sync::Mutex::new(trace),
         verbose: g.verbose,

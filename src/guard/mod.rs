@@ -37,10 +37,10 @@ use std::ffi::OsString;
 pub struct Protected {
     names: Vec<Vec<u8>>,
     values: Vec<SecretValue>,
-    /// The file name of the program the command starts as the agent itself, when the command
-    /// is a launcher (`policy::launched_agent`): that one child keeps what the command holds
-    /// (tracer.rs, `Tracer::launches_agent`).
-    launches: Option<Vec<u8>>,
+    /// When the command is a launcher (`policy::Launch`): the file name of its executable
+    /// while it is one (any, if `None`), and of the program it starts as the agent itself.
+    /// That one child keeps what the command holds (tracer.rs, `Tracer::launches_agent`).
+    launches: Option<(Option<Vec<u8>>, Vec<u8>)>,
 }
 
 impl Protected {
@@ -52,11 +52,14 @@ impl Protected {
         }
     }
 
-    /// The command is a launcher: the child it starts as `program` is the agent.
-    pub fn launching(mut self, program: Option<&str>) -> Protected {
-        self.launches = program
-            .filter(|p| !p.is_empty())
-            .map(|p| p.as_bytes().to_vec());
+    /// The command is a launcher: the child it starts as `launch.program` is the agent.
+    pub fn launching(mut self, launch: Option<&crate::policy::Launch>) -> Protected {
+        self.launches = launch.filter(|l| !l.program.is_empty()).map(|l| {
+            (
+                l.launcher.as_ref().map(|x| x.as_bytes().to_vec()),
+                l.program.as_bytes().to_vec(),
+            )
+        });
         self
     }
 

@@ -17,9 +17,11 @@
 //! one. When the command is such a launcher (`Protected::launching`), the child it makes whose
 //! exec names the agent's program is the agent: it keeps the command's secrets and its
 //! standing outside the fence (its own credential files). Only a child the command itself
-//! made, not yet contained, and one at a time: whatever the agent starts is contained at its
-//! first stop, before it can exec anything, so it cannot exec the same program to get the
-//! same standing. The launcher's other children are contained at their exec.
+//! made while it still ran the launcher's executable (`node`), not yet contained, and one at
+//! a time: whatever the agent starts is contained at its first stop, before it can exec
+//! anything, so it cannot exec the same program to get the same standing; and a command that
+//! is the agent itself (a launcher that replaced itself, Gemini CLI told not to relaunch) has
+//! no launcher's children. The launcher's other children are contained at their exec.
 //!
 //! x86-64 only: the registers are read and written with `PTRACE_GETREGS`.
 
@@ -457,7 +459,8 @@ impl<'a> Tracer<'a> {
         let by_launcher = !thread
             && !parent_task.contained
             && parent_task.tgid == self.command
-            && self.awaiting_agent();
+            && self.awaiting_agent()
+            && self.still_launcher();
         self.tasks.insert(
             child,
             Task {
@@ -682,9 +685,22 @@ impl<'a> Tracer<'a> {
         }
     }
 
+    /// Whether the command still runs the launcher's executable (when the profile names it):
+    /// Codex's launcher on a Node with `process.execve` replaces itself with the agent, whose
+    /// own children (its sandbox helper is `codex` too) must not qualify.
+    fn still_launcher(&self) -> bool {
+        let Some((Some(launcher), _)) = &self.protected.launches else {
+            return true;
+        };
+        std::fs::read_link(format!("/proc/{}/exe", self.command)).is_ok_and(|exe| {
+            exe.file_name()
+                .is_some_and(|n| n.as_encoded_bytes() == launcher.as_slice())
+        })
+    }
+
     /// Whether this exec, by a child of the launcher, names the agent's program.
     fn launches_agent(&self, pid: Pid, tag: u32, regs: libc::user_regs_struct) -> bool {
-        let Some(program) = &self.protected.launches else {
+        let Some((_, program)) = &self.protected.launches else {
             return false;
         };
         let path_at = if tag == nr::EXECVE {
