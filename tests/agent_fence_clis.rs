@@ -538,6 +538,13 @@ fn gemini_with_a_phantom_keeps_every_credential_from_the_tree() {
     );
 }
 
+/// "With nothing else on the command line": `keyfence run -- gemini` picks the agent profile
+/// itself, and with the key in the store that means a stand-in.
+#[test]
+fn keyfence_run_gemini_alone_fences_the_tree() {
+    Attack::protected(Api::Gemini, Mode::Phantom, &[BIN, "run", "--"]);
+}
+
 /// What the protected tests stop, done without keyfence: the key exported, Codex's shell tool
 /// reads it from its ancestors' environ, and every credential file.
 #[test]
