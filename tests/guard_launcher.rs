@@ -229,3 +229,64 @@ fn without_the_launcher_rule_the_agent_gets_nothing() {
         r.stderr
     );
 }
+
+/// Codex CLI's own sandbox runs each command through its bundled bubblewrap, which cannot
+/// mount inside the fence: guard says so, and what to do, instead of leaving "Failed to make
+/// / slave" a puzzle.
+#[test]
+fn guard_says_why_bubblewrap_fails_below_the_command() {
+    let bwrap = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(
+        "target/test-tools/node_modules/@openai/codex-linux-x64/vendor/\
+         x86_64-unknown-linux-musl/codex-resources/bwrap",
+    );
+    if !bwrap.exists() {
+        skip("needs Codex CLI's bundled bwrap (scripts/test-all installs Codex)");
+        return;
+    }
+    let s = setup("OPENAI_API_KEY", "openai", ".codex/auth.json");
+    // The control: as nobody, outside keyfence, it works.
+    let plain = std::process::Command::new(AS_NOBODY[0])
+        .args(&AS_NOBODY[1..])
+        .arg(&bwrap)
+        .args(["--ro-bind", "/", "/", "true"])
+        .status();
+    if !plain.as_ref().is_ok_and(|st| st.success()) {
+        skip(&format!(
+            "bwrap does not work as nobody here ({plain:?}): no user namespaces?"
+        ));
+        return;
+    }
+    let script = format!(
+        "{} --ro-bind / / true; echo \"bwrap exit $?\"",
+        bwrap.display()
+    );
+    let Some(r) = s.fx.run_unprivileged(
+        &[
+            "run",
+            "--guard",
+            "--inject",
+            "OPENAI_API_KEY",
+            "--",
+            "sh",
+            "-c",
+            &script,
+        ],
+        &[("PATH", "/usr/bin:/bin")],
+    ) else {
+        skip("setpriv missing or not running as root (needed to drop to nobody)");
+        return;
+    };
+    assert!(
+        !r.stdout.contains("bwrap exit 0") && r.stdout.contains("bwrap exit"),
+        "{}{}",
+        r.stdout,
+        r.stderr
+    );
+    assert!(
+        r.stderr
+            .contains("cannot set up its sandbox inside a guarded tree")
+            && r.stderr.contains("--sandbox danger-full-access"),
+        "{}",
+        r.stderr
+    );
+}

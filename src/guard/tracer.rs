@@ -92,6 +92,7 @@ pub struct Tracer<'a> {
     early: HashSet<Pid>,
     pub summary: Summary,
     warned_ptrace: bool,
+    warned_bwrap: bool,
     /// The descendants' fence and the descriptor of its shared ruleset (guard); `None`: only
     /// observe (trace alone).
     fence: Option<(&'a Fence, i32)>,
@@ -180,6 +181,7 @@ impl<'a> Tracer<'a> {
             early: HashSet::new(),
             summary: Summary::default(),
             warned_ptrace: false,
+            warned_bwrap: false,
             fence,
             fresh: None,
             contain: fence.is_some(),
@@ -619,7 +621,8 @@ impl<'a> Tracer<'a> {
             .entry(pid)
             .or_insert_with(|| Task::new(pid, Pid::from_raw(0)))
             .clone();
-        self.note_setuid(pid, regs, tag);
+        let below = self.contain && !self.holds(task.tgid);
+        self.note_program(pid, regs, tag, below);
         let envp = if tag == nr::EXECVE {
             regs.rdx
         } else {
@@ -713,8 +716,11 @@ impl<'a> Tracer<'a> {
     }
 
     /// A setuid or setgid program runs without its privileges in the tree (no_new_privs):
-    /// say so once per program, since its failure would otherwise be a puzzle.
-    fn note_setuid(&mut self, pid: Pid, regs: libc::user_regs_struct, tag: u32) {
+    /// say so once per program, since its failure would otherwise be a puzzle. And bubblewrap
+    /// (`below`: in the fenced part of the tree) cannot set up its sandbox: a process in a
+    /// Landlock domain may not mount, so it fails with "Failed to make / slave". Codex CLI
+    /// runs every command of its own sandbox through it: say so once, with what works.
+    fn note_program(&mut self, pid: Pid, regs: libc::user_regs_struct, tag: u32, below: bool) {
         use std::os::unix::fs::PermissionsExt;
         let (path_at, dirfd) = if tag == nr::EXECVE {
             (regs.rdi, None)
@@ -724,6 +730,18 @@ impl<'a> Tracer<'a> {
         let Ok(path) = memory::read_cstring(pid, path_at as usize) else {
             return;
         };
+        if below
+            && !self.warned_bwrap
+            && path.rsplit(|&c| c == b'/').next() == Some(b"bwrap".as_slice())
+        {
+            self.warned_bwrap = true;
+            self.summary.notices.push(format!(
+                "bwrap (pid {pid}) cannot set up its sandbox inside a guarded tree (a process in \
+                 the fence's Landlock domain may not mount); Codex CLI's own sandbox runs its \
+                 commands through it: under keyfence give codex `--sandbox danger-full-access`, \
+                 and the fence still keeps every credential from what it runs"
+            ));
+        }
         let path: std::path::PathBuf =
             <std::ffi::OsString as std::os::unix::ffi::OsStringExt>::from_vec(path).into();
         let full = if path.is_absolute() {
