@@ -20,12 +20,12 @@ pub fn run(g: &GlobalArgs, args: &RunArgs) -> Result<Exit> {
     // automata under zeroing (every realloc a copy) was a fifth of the start-up.
     crate::detect::detector();
     crate::zero_alloc::zero_freed_memory();
-    match prepare(args).and_then(|(plan, mask, sandbox, guard, net, leases)| {
+    match prepare(args).and_then(|(plan, mask, sandbox, guarded, net, leases)| {
         // Guard and trace share the supervisor: a tracer of the whole tree.
-        let guard = match guard || args.trace.is_some() {
+        let guard = match guarded.is_some() || args.trace.is_some() {
             true => Some((
                 crate::guard::available().map_err(|e| anyhow::anyhow!(e))?,
-                guard,
+                guarded,
             )),
             false => None,
         };
@@ -398,6 +398,10 @@ fn enter_sandbox(_g: &GlobalArgs, _sb: &Sandbox) -> Result<()> {
     bail!("--sandbox needs Linux (Landlock); refusing to run unprotected")
 }
 
+/// Whether to guard: `Some` when guarded, holding the agent a launcher command starts, if the
+/// command is one (`policy::launched_agent`).
+type Guarding = Option<Option<policy::Launch>>;
+
 /// The environment to run with, whether to mask output, the sandbox, whether to guard, the
 /// network, and the leases to revoke when the command ends.
 fn prepare(
@@ -406,7 +410,7 @@ fn prepare(
     env::Plan,
     bool,
     Option<Sandbox>,
-    bool,
+    Guarding,
     NetPolicy,
     provider::Leases,
 )> {
@@ -519,6 +523,13 @@ fn prepare(
     }
     // The real values behind phantoms never reach the command, but mask them anyway.
     plan.secrets.extend(phantom_secrets);
+    // What the command itself gets decides whether it is a launcher (Gemini CLI told not to
+    // relaunch is the agent itself).
+    let guard = guard.then(|| {
+        policy::launched_agent(p, &program, |v| {
+            plan.env.iter().any(|(k, val)| k == v && !val.is_empty())
+        })
+    });
     Ok((
         plan,
         mask || phantoms,
@@ -593,13 +604,14 @@ fn warn_of_agent_redirections(program: &str, cwd: &std::path::Path) {
 }
 
 /// The keys an agent's own API client needs, given as phantoms by default.
-const AGENT_KEYS: &[&str] = &["ANTHROPIC_API_KEY", "OPENAI_API_KEY"];
+const AGENT_KEYS: &[&str] = &["ANTHROPIC_API_KEY", "OPENAI_API_KEY", "GEMINI_API_KEY"];
 
 /// The agent profile's phantoms: each of `AGENT_KEYS` that the store holds for this profile, or
 /// that keyfence's own environment has, and that the user did not choose to inject or already
 /// configure. So the agent itself never holds the real key: the phantom proxy (in this process,
 /// outside the tree) swaps it in on the way to the API. The upstream is the real API, or the
-/// user's own `ANTHROPIC_BASE_URL` / `OPENAI_BASE_URL` (a gateway; https, or http on loopback).
+/// user's own `ANTHROPIC_BASE_URL` / `OPENAI_BASE_URL` / `GOOGLE_GEMINI_BASE_URL` (a gateway;
+/// https, or http on loopback).
 fn agent_phantoms(
     store: &mut Option<crate::store::Store>,
     args: &RunArgs,
@@ -683,7 +695,7 @@ fn start_phantoms(
             (Some(v), _) => v.clone(),
             (None, Some((v, _))) => v.to_string(),
             (None, None) => bail!(
-                "phantom {name}: keyfence knows the API of ANTHROPIC_* and OPENAI_* keys; for \
+                "phantom {name}: keyfence knows the API of ANTHROPIC_*, OPENAI_* and GEMINI_* keys; for \
                  others give base_url_var and upstream in a [[profile.phantom]] entry"
             ),
         };
@@ -840,7 +852,7 @@ fn start(
     supervise: bool,
     mask: bool,
     sandbox: Option<&Sandbox>,
-    guard: Option<(u32, bool)>,
+    guard: Option<(u32, Guarding)>,
     trace_file: Option<crate::trace::file::TraceFile>,
 ) -> Exit {
     if g.verbose {
@@ -868,7 +880,7 @@ fn start(
         None => None,
     };
     let fence = match guard {
-        Some((abi, true)) => match share_fence(abi) {
+        Some((abi, Some(_))) => match share_fence(abi) {
             Ok(f) => {
                 if abi < 6 {
                     eprintln!(
@@ -887,8 +899,9 @@ fn start(
         },
         _ => None,
     };
-    let guard = guard.map(|_| process::Guard {
-        protected: crate::guard::Protected::new(&plan.secrets),
+    let guard = guard.map(|(_, launches)| process::Guard {
+        protected: crate::guard::Protected::new(&plan.secrets)
+            .launching(launches.flatten().as_ref()),
         fence,
         trace: std::sync::Mutex::new(trace),
         verbose: g.verbose,

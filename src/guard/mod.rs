@@ -14,7 +14,8 @@
 //!
 //! What breaks under guard, said at run time when it happens: setuid programs run without
 //! their privileges (no_new_privs), debuggers and tracers inside the tree, 32-bit programs
-//! starting programs.
+//! starting programs, bubblewrap below the command (Codex CLI's own sandbox: a process in a
+//! Landlock domain may not mount).
 
 pub mod fence;
 #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
@@ -37,6 +38,10 @@ use std::ffi::OsString;
 pub struct Protected {
     names: Vec<Vec<u8>>,
     values: Vec<SecretValue>,
+    /// When the command is a launcher (`policy::Launch`): the file name of its executable
+    /// while it is one (any, if `None`), and of the program it starts as the agent itself.
+    /// That one child keeps what the command holds (tracer.rs, `Tracer::launches_agent`).
+    launches: Option<(Option<Vec<u8>>, Vec<u8>)>,
 }
 
 impl Protected {
@@ -44,7 +49,19 @@ impl Protected {
         Protected {
             names: secrets.iter().map(|(n, _)| n.as_bytes().to_vec()).collect(),
             values: secrets.iter().map(|(_, v)| v.clone()).collect(),
+            launches: None,
         }
+    }
+
+    /// The command is a launcher: the child it starts as `launch.program` is the agent.
+    pub fn launching(mut self, launch: Option<&crate::policy::Launch>) -> Protected {
+        self.launches = launch.filter(|l| !l.program.is_empty()).map(|l| {
+            (
+                l.launcher.as_ref().map(|x| x.as_bytes().to_vec()),
+                l.program.as_bytes().to_vec(),
+            )
+        });
+        self
     }
 
     /// Whether the `NAME=value` entry must be removed.

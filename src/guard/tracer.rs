@@ -12,6 +12,17 @@
 //! written below the caller's stack pointer — never compacting the caller's own array, which a
 //! vfork child shares with its parent.
 //!
+//! An agent is not always the first process: Codex's npm command is a Node launcher that
+//! starts the native `codex` as a child, and Gemini CLI's first Node process starts a second
+//! one. When the command is such a launcher (`Protected::launching`), the child it makes whose
+//! exec names the agent's program is the agent: it keeps the command's secrets and its
+//! standing outside the fence (its own credential files). Only a child the command itself
+//! made while it still ran the launcher's executable (`node`), not yet contained, and one at
+//! a time: whatever the agent starts is contained at its first stop, before it can exec
+//! anything, so it cannot exec the same program to get the same standing; and a command that
+//! is the agent itself (a launcher that replaced itself, Gemini CLI told not to relaunch) has
+//! no launcher's children. The launcher's other children are contained at their exec.
+//!
 //! x86-64 only: the registers are read and written with `PTRACE_GETREGS`.
 
 use super::Protected;
@@ -48,6 +59,10 @@ struct Task {
     vforked: bool,
     /// The job-control stop that caught it while `vforked`, delivered again at its exec.
     owed_stop: Option<Signal>,
+    /// Made by the command itself while it was still to start the agent
+    /// (`Protected::launching`): not contained at its first stop, since its exec may be the
+    /// agent's.
+    by_launcher: bool,
 }
 
 impl Task {
@@ -61,6 +76,7 @@ impl Task {
             started: false,
             vforked: false,
             owed_stop: None,
+            by_launcher: false,
         }
     }
 }
@@ -83,6 +99,7 @@ pub struct Tracer<'a> {
     early: HashSet<Pid>,
     pub summary: Summary,
     warned_ptrace: bool,
+    warned_bwrap: bool,
     /// The descendants' fence and the descriptor of its shared ruleset (guard); `None`: only
     /// observe (trace alone).
     fence: Option<(&'a Fence, i32)>,
@@ -122,6 +139,9 @@ pub struct Tracer<'a> {
     /// Set when the command has ended: from then on a signal to keyfence is not passed on
     /// but ends keyfence (run/process.rs), and with it the tree (PTRACE_O_EXITKILL).
     ended: Option<&'a std::sync::atomic::AtomicBool>,
+    /// The agent a launcher command started (`Protected::launching`), while it runs: it
+    /// holds what the command holds.
+    agent: Option<Pid>,
 }
 
 /// The tracer's ptrace options. The exec event (one more stop per exec) is asked for only by
@@ -168,6 +188,7 @@ impl<'a> Tracer<'a> {
             early: HashSet::new(),
             summary: Summary::default(),
             warned_ptrace: false,
+            warned_bwrap: false,
             fence,
             fresh: None,
             contain: fence.is_some(),
@@ -184,7 +205,20 @@ impl<'a> Tracer<'a> {
             written_dropped: 0,
             monitor: None,
             ended: None,
+            agent: None,
         }
+    }
+
+    /// Whether the process (thread group) `tgid` holds the command's secrets and standing:
+    /// the command, or the agent it launched.
+    fn holds(&self, tgid: Pid) -> bool {
+        tgid == self.command || self.agent == Some(tgid)
+    }
+
+    /// Whether the command is still to start its agent: none started, or the last one ended
+    /// (Gemini CLI starts it again when it exits asking for a relaunch).
+    fn awaiting_agent(&self) -> bool {
+        self.protected.launches.is_some() && self.agent.is_none()
     }
 
     /// Where to say that the command has ended (before what it left is killed and reaped).
@@ -312,6 +346,9 @@ impl<'a> Tracer<'a> {
                 if let Some(t) = self.tasks.remove(&pid)
                     && t.tgid == pid
                 {
+                    if self.agent == Some(pid) {
+                        self.agent = None;
+                    }
                     self.fd_filters.remove(&pid);
                     self.stdin_tools.remove(&pid);
                     self.cwds.remove(&pid);
@@ -441,6 +478,11 @@ impl<'a> Tracer<'a> {
             // A child inherits its parent's filters (and descriptors).
             self.fd_filters.insert(child, f);
         }
+        let by_launcher = !thread
+            && !parent_task.contained
+            && parent_task.tgid == self.command
+            && self.awaiting_agent()
+            && self.still_launcher();
         self.tasks.insert(
             child,
             Task {
@@ -449,12 +491,14 @@ impl<'a> Tracer<'a> {
                 contain_at_start: self.contain
                     && !thread
                     && !parent_task.contained
-                    && parent_task.tgid == self.command,
+                    && !by_launcher
+                    && self.holds(parent_task.tgid),
                 ppid: parent,
                 group: parent_task.group.clone(),
                 started: false,
                 vforked: vfork,
                 owed_stop: None,
+                by_launcher,
             },
         );
         if self.early.remove(&child) {
@@ -599,7 +643,8 @@ impl<'a> Tracer<'a> {
             .entry(pid)
             .or_insert_with(|| Task::new(pid, Pid::from_raw(0)))
             .clone();
-        self.note_setuid(pid, regs, tag);
+        let below = self.contain && !self.holds(task.tgid);
+        self.note_program(pid, regs, tag, below);
         let envp = if tag == nr::EXECVE {
             regs.rdx
         } else {
@@ -609,9 +654,20 @@ impl<'a> Tracer<'a> {
             // Resumed to issue the exec again, which stops here once more.
             return;
         }
-        if task.tgid == self.command || !self.contain {
-            // The command itself (also through its own later execs) keeps its secrets; with
-            // trace alone nothing is changed.
+        if task.by_launcher
+            && !task.contained
+            && task.tgid == pid
+            && self.awaiting_agent()
+            && self.launches_agent(pid, tag, regs)
+        {
+            self.agent = Some(pid);
+            if let Some(t) = self.tasks.get_mut(&pid) {
+                t.by_launcher = false;
+            }
+        }
+        if self.holds(task.tgid) || !self.contain {
+            // The command itself (also through its own later execs), and the agent it
+            // launched, keep their secrets; with trace alone nothing is changed.
             let _ = ptrace::cont(pid, None);
             return;
         }
@@ -654,9 +710,39 @@ impl<'a> Tracer<'a> {
         }
     }
 
+    /// Whether the command still runs the launcher's executable (when the profile names it):
+    /// Codex's launcher on a Node with `process.execve` replaces itself with the agent, whose
+    /// own children (its sandbox helper is `codex` too) must not qualify.
+    fn still_launcher(&self) -> bool {
+        let Some((Some(launcher), _)) = &self.protected.launches else {
+            return true;
+        };
+        std::fs::read_link(format!("/proc/{}/exe", self.command)).is_ok_and(|exe| {
+            exe.file_name()
+                .is_some_and(|n| n.as_encoded_bytes() == launcher.as_slice())
+        })
+    }
+
+    /// Whether this exec, by a child of the launcher, names the agent's program.
+    fn launches_agent(&self, pid: Pid, tag: u32, regs: libc::user_regs_struct) -> bool {
+        let Some((_, program)) = &self.protected.launches else {
+            return false;
+        };
+        let path_at = if tag == nr::EXECVE {
+            regs.rdi
+        } else {
+            regs.rsi
+        };
+        memory::read_cstring(pid, path_at as usize)
+            .is_ok_and(|path| path.rsplit(|&c| c == b'/').next() == Some(program.as_slice()))
+    }
+
     /// A setuid or setgid program runs without its privileges in the tree (no_new_privs):
-    /// say so once per program, since its failure would otherwise be a puzzle.
-    fn note_setuid(&mut self, pid: Pid, regs: libc::user_regs_struct, tag: u32) {
+    /// say so once per program, since its failure would otherwise be a puzzle. And bubblewrap
+    /// (`below`: in the fenced part of the tree) cannot set up its sandbox: a process in a
+    /// Landlock domain may not mount, so it fails with "Failed to make / slave". Codex CLI
+    /// runs every command of its own sandbox through it: say so once, with what works.
+    fn note_program(&mut self, pid: Pid, regs: libc::user_regs_struct, tag: u32, below: bool) {
         use std::os::unix::fs::PermissionsExt;
         let (path_at, dirfd) = if tag == nr::EXECVE {
             (regs.rdi, None)
@@ -666,6 +752,18 @@ impl<'a> Tracer<'a> {
         let Ok(path) = memory::read_cstring(pid, path_at as usize) else {
             return;
         };
+        if below
+            && !self.warned_bwrap
+            && path.rsplit(|&c| c == b'/').next() == Some(b"bwrap".as_slice())
+        {
+            self.warned_bwrap = true;
+            self.summary.notices.push(format!(
+                "bwrap (pid {pid}) cannot set up its sandbox inside a guarded tree (a process in \
+                 the fence's Landlock domain may not mount); Codex CLI's own sandbox runs its \
+                 commands through it: under keyfence give codex `--sandbox danger-full-access`, \
+                 and the fence still keeps every credential from what it runs"
+            ));
+        }
         let path: std::path::PathBuf =
             <std::ffi::OsString as std::os::unix::ffi::OsStringExt>::from_vec(path).into();
         let full = if path.is_absolute() {

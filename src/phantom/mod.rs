@@ -105,6 +105,12 @@ pub fn provider_defaults(var: &str) -> Option<(&'static str, &'static str)> {
         Some(("ANTHROPIC_BASE_URL", "https://api.anthropic.com"))
     } else if var.starts_with("OPENAI") {
         Some(("OPENAI_BASE_URL", "https://api.openai.com/v1"))
+    } else if var.starts_with("GEMINI") {
+        // Gemini CLI (and Google's genai SDK) read this; the key goes in `x-goog-api-key`.
+        Some((
+            "GOOGLE_GEMINI_BASE_URL",
+            "https://generativelanguage.googleapis.com",
+        ))
     } else {
         None
     }
@@ -152,7 +158,7 @@ pub fn standin(real: &SecretValue) -> SecretValue {
 }
 
 /// Header names that carry an API key.
-const AUTH_HEADERS: &[&str] = &["x-api-key", "authorization", "api-key"];
+const AUTH_HEADERS: &[&str] = &["x-api-key", "authorization", "api-key", "x-goog-api-key"];
 
 /// Starts the proxy on a loopback port; it runs until the process exits. Each connection gets
 /// a thread, up to `limits.max_connections`; past that a client is told 503 and closed at once.

@@ -196,6 +196,59 @@ pub const INSTALL_PROGRAMS: &[&str] = &[
 /// profile is named, and `shell-init` wraps them.
 pub const AGENT_PROGRAMS: &[&str] = &["claude", "codex", "gemini"];
 
+/// An agent whose command is a launcher: while the command runs `launcher` (the file name of
+/// its executable), the first child it starts whose exec names `program` is the agent itself
+/// (guard/tracer.rs). Codex's npm command is a Node script that starts the native `codex` from
+/// its platform package as a child (on Node with `process.execve`, 22.15 and later, it
+/// replaces itself instead: then the command is no longer `node`, and no child qualifies);
+/// Gemini CLI's first Node process starts `node` again with more memory, unless one of
+/// `in_place_when` is set in its environment (then it is the agent itself, and a `node` it
+/// starts is a tool, an MCP server, ...).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Launch {
+    pub launcher: Option<String>,
+    pub program: String,
+}
+
+/// The agents of `AGENT_PROGRAMS` that are launchers: (command name, launcher, program,
+/// variables that make the command the agent itself). A user's profile overrides it with
+/// `launches` (and `launcher`).
+pub const AGENT_LAUNCHES: &[(&str, &str, &str, &[&str])] = &[
+    ("codex", "node", "codex", &[]),
+    (
+        "gemini",
+        "node",
+        "node",
+        &["GEMINI_CLI_NO_RELAUNCH", "SANDBOX"],
+    ),
+];
+
+/// The agent the command `program` (its first word) launches, under guard: the profile's
+/// `launches` (`""`: none) and `launcher`, else `AGENT_LAUNCHES` unless `env_has` one of its
+/// in-place variables.
+pub fn launched_agent(
+    profile: &Profile,
+    program: &str,
+    env_has: impl Fn(&str) -> bool,
+) -> Option<Launch> {
+    let name = program.rsplit('/').next().unwrap_or_default();
+    match &profile.launches {
+        Some(p) if p.is_empty() => None,
+        Some(p) => Some(Launch {
+            launcher: profile.launcher.clone(),
+            program: p.clone(),
+        }),
+        None => AGENT_LAUNCHES
+            .iter()
+            .find(|(agent, ..)| *agent == name)
+            .filter(|(.., in_place)| !in_place.iter().any(|v| env_has(v)))
+            .map(|(_, launcher, program, _)| Launch {
+                launcher: Some(launcher.to_string()),
+                program: program.to_string(),
+            }),
+    }
+}
+
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct Profile {
@@ -229,6 +282,16 @@ pub struct Profile {
     /// Keys given to the command as stand-ins, swapped for the real key by a loopback proxy.
     #[serde(default)]
     pub phantom: Vec<PhantomSpec>,
+    /// Under guard, when the command is a launcher: the file name of the program it starts
+    /// as the agent itself, which keeps the command's secrets and its own credential files
+    /// (default: `AGENT_LAUNCHES` for codex and gemini; `""`: none). Only the user's file may
+    /// set it.
+    #[serde(default)]
+    pub launches: Option<String>,
+    /// With `launches`: the file name of the launcher's executable (`node`); only while the
+    /// command runs it may a child become the agent. Default: any.
+    #[serde(default)]
+    pub launcher: Option<String>,
 }
 
 impl Profile {
@@ -256,6 +319,7 @@ impl Profile {
 /// The keys a `[[profile]]` table may hold, for "did you mean" on the others.
 const PROFILE_KEYS: &[&str] = &[
     "name", "match", "allow", "drop", "inject", "mask", "sandbox", "guard", "net", "phantom",
+    "launches", "launcher",
 ];
 
 /// The keys a `[[profile.phantom]]` table may hold.
@@ -788,6 +852,11 @@ fn narrowing_of(mut w: Written, warnings: &mut Vec<String>) -> Restrictions {
             !p.phantom.is_empty(),
             "it would hand your keys' stand-ins to commands the project chooses",
         ),
+        (
+            "launches",
+            p.launches.is_some() || p.launcher.is_some(),
+            "it would let a program the command starts keep its secrets",
+        ),
     ] {
         if set {
             warnings.push(format!(
@@ -816,6 +885,15 @@ fn project_profile_of(mut w: Written, warnings: &mut Vec<String>) -> Profile {
             w.profile.name
         ));
         w.profile.allow.clear();
+    }
+    if w.profile.launches.take().is_some() | w.profile.launcher.take().is_some() {
+        warnings.push(format!(
+            "{}: the project's profile '{}' may not set `launches` or `launcher` (it would let a \
+             program the command starts keep the command's secrets under guard); ignored\nhint: \
+             to name an agent's launcher, set it in ~/.config/keyfence/config.toml",
+            w.at("launches"),
+            w.profile.name
+        ));
     }
     w.profile
 }
@@ -1015,6 +1093,67 @@ mod tests {
         let u = write(dir.path(), "config.toml", user);
         let p = write(dir.path(), "keyfence.toml", project);
         Config::load(Some(&p), Some(&u)).unwrap()
+    }
+
+    #[test]
+    fn a_launchers_agent_comes_from_the_table_or_the_users_profile_only() {
+        let c = Config::default();
+        let launch = |l: &str, p: &str| {
+            Some(Launch {
+                launcher: Some(l.to_string()),
+                program: p.to_string(),
+            })
+        };
+        let none = |_: &str| false;
+        // Issue #18: codex and gemini are launchers; claude is the agent itself.
+        for (line, launched) in [
+            ("/usr/local/bin/codex exec hi", launch("node", "codex")),
+            ("gemini -p hi", launch("node", "node")),
+            ("claude -p hi", None),
+        ] {
+            let p = c.select(None, line).unwrap().profile;
+            assert_eq!(p.name, "agent", "{line}");
+            let program = line.split(' ').next().unwrap();
+            assert_eq!(launched_agent(&p, program, none), launched);
+        }
+        // Told not to relaunch, Gemini CLI is the agent itself.
+        let p = c.select(None, "gemini").unwrap().profile;
+        assert_eq!(
+            launched_agent(&p, "gemini", |v| v == "GEMINI_CLI_NO_RELAUNCH"),
+            None
+        );
+        let both = both(
+            "[[profile]]\nname = \"agent\"\nlaunches = \"\"\n\n[[profile]]\nname = \"mine\"\n\
+             launches = \"my-agent-native\"\n",
+            "[[profile]]\nname = \"agent\"\nlaunches = \"sh\"\n\n[[profile]]\nname = \"proj\"\n\
+             guard = true\nlaunches = \"sh\"\nlauncher = \"sh\"\n",
+        );
+        let user_agent = both.select(Some("agent"), "codex").unwrap().profile;
+        assert_eq!(
+            launched_agent(&user_agent, "codex", none),
+            None,
+            "\"\" turns it off"
+        );
+        let mine = both.select(Some("mine"), "my-agent").unwrap().profile;
+        assert_eq!(
+            launched_agent(&mine, "my-agent", none),
+            Some(Launch {
+                launcher: None,
+                program: "my-agent-native".into()
+            })
+        );
+        // A project may not name a program that keeps the command's secrets.
+        let proj = both.select(Some("proj"), "x").unwrap().profile;
+        assert_eq!(launched_agent(&proj, "x", none), None);
+        assert_eq!(
+            both.warnings
+                .iter()
+                .filter(|w| w.contains("`launches`"))
+                .count(),
+            2,
+            "{:?}",
+            both.warnings
+        );
     }
 
     #[test]
