@@ -86,7 +86,8 @@ enum Mode {
     Exported,
     /// `--profile agent --inject KEY`.
     Inject,
-    /// `--profile agent` alone, the key in the store: a phantom by default (Gemini).
+    /// `--profile agent` alone, the key in the store: a phantom by default (Gemini); the key
+    /// itself for Codex, which takes no base URL from its environment.
     Phantom,
     /// `--profile agent`, the agent logged in through its own credentials file: Codex's
     /// ~/.codex/auth.json (an API key), Gemini's ~/.gemini/oauth_creds.json (a Google login).
@@ -510,6 +511,15 @@ fn codex_logged_in_through_its_file_keeps_it_from_the_tree() {
 #[test]
 fn keyfence_run_codex_alone_fences_the_tree() {
     Attack::protected(Api::Codex, Mode::Login, &[BIN, "run", "--"]);
+}
+
+/// Codex takes no base URL from its environment, so a stand-in would go to the API unswapped:
+/// with its key in the store and nothing on the command line, `keyfence run -- codex` hands
+/// Codex the real key (not a phantom) and guard keeps it from the tree. A stand-in here used to
+/// reach the stub, which a real provider refuses.
+#[test]
+fn keyfence_run_codex_with_its_key_stored_gives_codex_the_real_key() {
+    Attack::protected(Api::Codex, Mode::Phantom, &[BIN, "run", "--"]);
 }
 
 /// Gemini CLI logged in with Google (`oauth-personal`): the agent's Node reads

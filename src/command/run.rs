@@ -485,7 +485,8 @@ fn prepare(
     }
     let mut phantom_specs = p.phantom.clone();
     if p.name == "agent" && chosen.origin != policy::Origin::Project {
-        phantom_specs.extend(agent_phantoms(&mut store, args, p, &inject));
+        inject.extend(agent_direct_keys(&mut store, args, p, &program, &inject));
+        phantom_specs.extend(agent_phantoms(&mut store, args, p, &program, &inject));
     }
     let phantom_secrets = start_phantoms(
         &mut store,
@@ -606,6 +607,38 @@ fn warn_of_agent_redirections(program: &str, cwd: &std::path::Path) {
 /// The keys an agent's own API client needs, given as phantoms by default.
 const AGENT_KEYS: &[&str] = &["ANTHROPIC_API_KEY", "OPENAI_API_KEY", "GEMINI_API_KEY"];
 
+/// Agents whose API client does not take its base URL from the environment, so a stand-in
+/// would reach the real API (or a custom provider's `env_key`) unswapped: they get the real
+/// key instead, and guard keeps it from everything they start. Codex 0.171 reads
+/// `openai_base_url` from its config only, and its built-in provider takes `CODEX_API_KEY` or
+/// `auth.json`, not `OPENAI_API_KEY` (checked with the real CLI, tests/agent_fence_clis.rs).
+const AGENT_DIRECT_KEYS: &[(&str, &[&str])] = &[("codex", &["OPENAI_API_KEY", "CODEX_API_KEY"])];
+
+/// The keys of `AGENT_DIRECT_KEYS` for this agent that keyfence's environment or the store has
+/// and the user did not name: injected as they are.
+fn agent_direct_keys(
+    store: &mut Option<crate::store::Store>,
+    args: &RunArgs,
+    p: &policy::Profile,
+    program: &str,
+    inject: &[(String, SecretValue)],
+) -> Vec<(String, SecretValue)> {
+    let name = program.rsplit('/').next().unwrap_or_default();
+    let Some((_, keys)) = AGENT_DIRECT_KEYS.iter().find(|(agent, _)| *agent == name) else {
+        return Vec::new();
+    };
+    keys.iter()
+        .filter(|k| !inject.iter().any(|(v, _)| v == *k) && !args.phantom.iter().any(|v| v == *k))
+        .filter_map(|k| {
+            let value = std::env::var_os(k)
+                .filter(|v| !v.is_empty())
+                .map(|v| SecretValue::new(v.as_encoded_bytes()))
+                .or_else(|| fetch_for_run(store, k, &p.name, false).ok())?;
+            Some((k.to_string(), value))
+        })
+        .collect()
+}
+
 /// The agent profile's phantoms: each of `AGENT_KEYS` that the store holds for this profile, or
 /// that keyfence's own environment has, and that the user did not choose to inject or already
 /// configure. So the agent itself never holds the real key: the phantom proxy (in this process,
@@ -616,12 +649,20 @@ fn agent_phantoms(
     store: &mut Option<crate::store::Store>,
     args: &RunArgs,
     p: &policy::Profile,
+    program: &str,
     inject: &[(String, SecretValue)],
 ) -> Vec<crate::policy::PhantomSpec> {
+    let agent = program.rsplit('/').next().unwrap_or_default();
+    let direct = |name: &str| {
+        AGENT_DIRECT_KEYS
+            .iter()
+            .any(|(a, keys)| *a == agent && keys.contains(&name))
+    };
     let chosen = |name: &str| {
         inject.iter().any(|(v, _)| v == name)
             || args.phantom.iter().any(|v| v == name)
             || p.phantom.iter().any(|s| s.var == name)
+            || direct(name)
     };
     AGENT_KEYS
         .iter()
