@@ -29,54 +29,8 @@ impl Severity {
     }
 }
 
-/// Where a finding came from. The id is the audit source's file name in `src/audit/`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum Source {
-    Env,
-    Shell,
-    Dotenv,
-    History,
-    Credfile,
-    Agent,
-    Proc,
-    File,
-    Store,
-    Ci,
-    Package,
-}
-
-impl Source {
-    pub const ALL: [Source; 11] = [
-        Source::Env,
-        Source::Shell,
-        Source::History,
-        Source::Dotenv,
-        Source::Credfile,
-        Source::Agent,
-        Source::Proc,
-        Source::File,
-        Source::Store,
-        Source::Ci,
-        Source::Package,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Source::Env => "env",
-            Source::Shell => "shell",
-            Source::Dotenv => "dotenv",
-            Source::History => "history",
-            Source::Credfile => "credfile",
-            Source::Agent => "agent",
-            Source::Proc => "proc",
-            Source::File => "file",
-            Source::Store => "store",
-            Source::Ci => "ci",
-            Source::Package => "package",
-        }
-    }
-}
+/// Where a finding came from: declared with the audit sources themselves (`audit::sources!`).
+pub use crate::audit::Source;
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(untagged)]

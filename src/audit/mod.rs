@@ -1,27 +1,67 @@
 //! Where secrets are exposed: one file per audit source, each shaped the same way (settings in,
 //! findings and errors out), plus the shared helpers they use. Nothing here prints.
 //!
-//! Adding a source is adding `src/audit/<id>.rs` (and its `pub mod` here), a variant of
-//! `finding::Source` (with its place in `Source::ALL` and its id in `as_str`), and one line in
-//! `run_source`. The parsers the sources read with are in `crate::syntax`.
+//! Adding a source is adding `src/audit/<id>.rs` and one line to the `sources!` list below.
+//! The parsers the sources read with are in `crate::syntax`.
 
-pub mod agent;
 pub mod agent_codex;
-pub mod ci;
-pub mod credfile;
-pub mod dotenv;
-pub mod env;
-pub mod file;
 pub mod git;
-pub mod history;
-pub mod package;
-pub mod proc;
-pub mod shell;
-pub mod store;
 pub mod walk;
 
+/// Declares the audit sources from one list, `Variant => module`: each module's `pub mod`,
+/// the `Source` enum (its id is the module's name: `--only`, JSON, SARIF), `Source::ALL` in
+/// the list's order, and the dispatch in `run_source`. Adding a source is one line here and
+/// its file.
+macro_rules! sources {
+    ($($variant:ident => $module:ident),* $(,)?) => {
+        $(pub mod $module;)*
+
+        /// Where a finding came from. The id is the audit source's file name in `src/audit/`.
+        #[derive(
+            Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize,
+            clap::ValueEnum,
+        )]
+        #[serde(rename_all = "lowercase")]
+        pub enum Source {
+            $($variant,)*
+        }
+
+        impl Source {
+            pub const ALL: &'static [Source] = &[$(Source::$variant,)*];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Source::$variant => stringify!($module),)*
+                }
+            }
+        }
+
+        fn run_source(ctx: &Context, source: Source) -> Output {
+            let mut out = Output::default();
+            match source {
+                $(Source::$variant => $module::audit(ctx, &mut out),)*
+            }
+            out
+        }
+    };
+}
+
+sources! {
+    Env => env,
+    Shell => shell,
+    Dotenv => dotenv,
+    History => history,
+    Credfile => credfile,
+    Agent => agent,
+    Proc => proc,
+    File => file,
+    Store => store,
+    Ci => ci,
+    Package => package,
+}
+
 use crate::detect::{self, Detector, Match};
-use crate::finding::{AuditError, Finding, Location, Report, Severity, Skipped, Source};
+use crate::finding::{AuditError, Finding, Location, Report, Severity, Skipped};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU64;
@@ -113,24 +153,6 @@ impl<'a> Context<'a> {
     pub fn enabled(&self, source: Source) -> bool {
         self.settings.sources.contains(&source)
     }
-}
-
-fn run_source(ctx: &Context, source: Source) -> Output {
-    let mut out = Output::default();
-    match source {
-        Source::Env => env::audit(ctx, &mut out),
-        Source::Shell => shell::audit(ctx, &mut out),
-        Source::History => history::audit(ctx, &mut out),
-        Source::Dotenv => dotenv::audit(ctx, &mut out),
-        Source::Credfile => credfile::audit(ctx, &mut out),
-        Source::Agent => agent::audit(ctx, &mut out),
-        Source::Proc => proc::audit(ctx, &mut out),
-        Source::File => file::audit(ctx, &mut out),
-        Source::Store => store::audit(ctx, &mut out),
-        Source::Ci => ci::audit(ctx, &mut out),
-        Source::Package => package::audit(ctx, &mut out),
-    }
-    out
 }
 
 /// Runs every selected source, in parallel (they are independent), and merges their output.

@@ -126,7 +126,8 @@ pub fn run(cli: Cli) -> Result<Exit> {
 /// The sources selected by `--only` and `--skip`, in their canonical order.
 fn selected_sources(only: &[Source], skip: &[Source]) -> Vec<Source> {
     Source::ALL
-        .into_iter()
+        .iter()
+        .copied()
         .filter(|s| only.is_empty() || only.contains(s))
         .filter(|s| !skip.contains(s))
         .collect()

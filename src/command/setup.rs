@@ -333,7 +333,8 @@ fn still_exposed(home: &std::path::Path, fingerprint: &str) -> Result<Vec<(Strin
         projects: vec![std::env::current_dir()?],
         // Everywhere but the project's own files: those are the project's business.
         sources: Source::ALL
-            .into_iter()
+            .iter()
+            .copied()
             .filter(|s| !matches!(s, Source::File | Source::Ci | Source::Package))
             .collect(),
         env: std::env::vars_os().collect(),
