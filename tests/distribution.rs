@@ -691,3 +691,33 @@ fn crate_holds_only_what_the_build_needs() {
         );
     }
 }
+
+/// The release workflow holds publishing credentials and an OIDC token: keyfence's own CI
+/// audit and zizmor (actions pinned by hash, tokens only in the steps that use them, no
+/// template injection) find nothing in it.
+#[test]
+fn release_workflow_passes_keyfences_ci_audit_and_zizmor() {
+    let workflow = Path::new(env!("CARGO_MANIFEST_DIR")).join(".github/workflows/release.yml");
+    let fx = Fixture::new();
+    fx.project_file(
+        ".github/workflows/release.yml",
+        &std::fs::read_to_string(&workflow).unwrap(),
+    );
+    let r = fx.run(&["audit", "--only", "ci", "--format", "json"], &[]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.findings().is_empty(), "{}", r.stdout);
+    if !on_path("zizmor") {
+        skip("zizmor is not installed (scripts/test-all installs it with pip)");
+        return;
+    }
+    let o = Command::new("zizmor")
+        .arg("--offline")
+        .arg(&workflow)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "zizmor: {}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+}
