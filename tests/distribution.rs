@@ -19,7 +19,11 @@ fn dist() -> Option<&'static Path> {
     static DIST: OnceLock<Option<PathBuf>> = OnceLock::new();
     DIST.get_or_init(|| {
         if let Some(d) = std::env::var_os("KEYFENCE_DIST") {
-            return Some(PathBuf::from(d));
+            let d = PathBuf::from(d);
+            return Some(
+                d.canonicalize()
+                    .unwrap_or_else(|e| panic!("KEYFENCE_DIST={}: {e}", d.display())),
+            );
         }
         for tool in ["musl-gcc", "cargo-zigbuild", "npm", "python3"] {
             if !on_path(tool) {
