@@ -14,47 +14,60 @@ use std::sync::OnceLock;
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// The directory of artifacts, packaged once for all tests of this file; None (after the
-/// skip note) when a packaging tool is missing.
+/// skip note, in each test) when a packaging tool is missing.
 fn dist() -> Option<&'static Path> {
-    static DIST: OnceLock<Option<PathBuf>> = OnceLock::new();
-    DIST.get_or_init(|| {
-        if let Some(d) = std::env::var_os("KEYFENCE_DIST") {
-            let d = PathBuf::from(d);
-            return Some(
-                d.canonicalize()
-                    .unwrap_or_else(|e| panic!("KEYFENCE_DIST={}: {e}", d.display())),
-            );
+    static DIST: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    match DIST.get_or_init(package) {
+        Ok(d) => Some(d),
+        Err(why) => {
+            skip(why);
+            None
         }
-        for tool in ["musl-gcc", "cargo-zigbuild", "npm", "python3"] {
-            if !on_path(tool) {
-                skip(&format!(
-                    "{tool} is not installed (scripts/test-all installs what scripts/package needs)"
-                ));
-                return None;
-            }
+    }
+}
+
+fn package() -> Result<PathBuf, String> {
+    if let Some(d) = std::env::var_os("KEYFENCE_DIST") {
+        let d = PathBuf::from(d);
+        return Ok(d
+            .canonicalize()
+            .unwrap_or_else(|e| panic!("KEYFENCE_DIST={}: {e}", d.display())));
+    }
+    for tool in ["musl-gcc", "cargo-zigbuild", "npm", "python3"] {
+        if !on_path(tool) {
+            return Err(format!(
+                "{tool} is not installed (scripts/test-all installs what scripts/package needs)"
+            ));
         }
-        let targets = Command::new("rustup")
-            .args(["target", "list", "--installed"])
+    }
+    // cargo-zigbuild runs the zig on PATH, or else python3's ziglang package.
+    let zig = on_path("zig")
+        || Command::new("python3")
+            .args(["-c", "import ziglang"])
             .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-            .unwrap_or_default();
-        for t in ["x86_64-unknown-linux-musl", "aarch64-unknown-linux-musl"] {
-            if !targets.lines().any(|l| l == t) {
-                skip(&format!(
-                    "the rustup target {t} is not installed (scripts/test-all adds it)"
-                ));
-                return None;
-            }
+            .is_ok_and(|o| o.status.success());
+    if !zig {
+        return Err("zig is not installed (scripts/test-all installs ziglang with pip)".into());
+    }
+    let targets = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    for t in ["x86_64-unknown-linux-musl", "aarch64-unknown-linux-musl"] {
+        if !targets.lines().any(|l| l == t) {
+            return Err(format!(
+                "the rustup target {t} is not installed (scripts/test-all adds it)"
+            ));
         }
-        let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("dist");
-        let st = Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/package"))
-            .arg(&out)
-            .status()
-            .expect("scripts/package");
-        assert!(st.success(), "scripts/package failed");
-        Some(out)
-    })
-    .as_deref()
+    }
+    let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("dist");
+    let st = Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/package"))
+        .arg(&out)
+        .status()
+        .expect("scripts/package");
+    assert!(st.success(), "scripts/package failed");
+    Ok(out)
 }
 
 fn on_path(tool: &str) -> bool {
