@@ -101,11 +101,21 @@ pub fn tracer_pid() -> Option<u32> {
 /// The hidden subcommand the helper runs as.
 pub const HELPER: &str = "__guard-exec";
 
-/// Whether guard can work here: the Landlock ABI version, or why not. Guard never runs a
-/// command unprotected.
-pub fn available() -> Result<u32, String> {
+/// Whether guard (or the trace, which shares its supervisor) can work here: the Landlock ABI
+/// version, or why not, naming `what` the user asked for (`--guard`, `--trace`). Guard never
+/// runs a command unprotected.
+pub fn available(what: &str) -> Result<u32, String> {
     if !cfg!(all(target_os = "linux", target_arch = "x86_64")) {
-        return Err("--guard needs Linux on x86-64; refusing to run unprotected".into());
+        // The seccomp filter and the tracer read x86-64 system-call numbers and registers; the
+        // release also ships an aarch64 build, whose users reach this through the agent profile.
+        return Err(format!(
+            "{what} needs Linux on x86-64, and this keyfence runs on {}: guard and trace are not \
+             ported to it yet; refusing to run the command unprotected\nhint: the agent profile \
+             (and `claude` after `keyfence setup claude`) turns --guard on; without it, \
+             `keyfence run -- COMMAND` still keeps keys out of the command's environment and \
+             `--sandbox` keeps it from credential files",
+            std::env::consts::ARCH
+        ));
     }
     let caps = crate::isolate::probe_without_namespaces();
     if !caps.seccomp_filter {

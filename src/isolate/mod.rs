@@ -54,7 +54,8 @@ pub struct Mode {
 
 impl Capabilities {
     pub fn modes(&self) -> Vec<Mode> {
-        let guard = self.seccomp_filter && self.ptrace_children;
+        let x86_64 = cfg!(target_arch = "x86_64");
+        let guard = self.seccomp_filter && self.ptrace_children && x86_64;
         let mut modes = vec![
             Mode {
                 name: "scrub / inject",
@@ -65,6 +66,10 @@ impl Capabilities {
                 name: "guard",
                 works: guard,
                 why: match (self.seccomp_filter, self.ptrace_children) {
+                    _ if !x86_64 => format!(
+                        "guard and trace are written for x86-64; this is {}",
+                        std::env::consts::ARCH
+                    ),
                     (true, true) => "seccomp filters and ptrace of children are available".into(),
                     (false, _) => "seccomp filter mode is not available".into(),
                     (_, false) => "ptrace of children is forbidden (Yama ptrace_scope 3)".into(),
