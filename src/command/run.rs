@@ -24,8 +24,12 @@ pub fn run(g: &GlobalArgs, args: &RunArgs) -> Result<Exit> {
         // Guard and trace share the supervisor: a tracer of the whole tree.
         let guard = match guarded.is_some() || args.trace.is_some() {
             true => Some((
-                crate::guard::available(if guarded.is_some() { "--guard" } else { "--trace" })
-                    .map_err(|e| anyhow::anyhow!(e))?,
+                crate::guard::available(if guarded.is_some() {
+                    "--guard"
+                } else {
+                    "--trace"
+                })
+                .map_err(|e| anyhow::anyhow!(e))?,
                 guarded,
             )),
             false => None,
