@@ -422,6 +422,8 @@ fn npm_packages_install_offline_and_shell_init_names_the_native_binary() {
     assert!(!r.stdout.contains("keyfence.js"), "{}", r.stdout);
     let r = npx(&["setup", "claude", "--hook"], &[]);
     assert_eq!(r.code, 0, "{}", r.stderr);
+    // npm keeps the binary where it is: no warning that the path may stop working.
+    assert!(!r.stderr.contains("stops working"), "{}", r.stderr);
     let settings = std::fs::read_to_string(fx.home.join(".claude/settings.json")).unwrap();
     assert!(
         settings.contains(&format!("{} __hook-claude", native.display()))

@@ -41,8 +41,9 @@ pub enum Exit {
 
 /// How files keyfence writes for later (shell-init's functions, the rc block, Claude Code's
 /// hook) name keyfence: `keyfence` when that name on `PATH` is this very binary, so the line
-/// survives a reinstall elsewhere on PATH; else this binary's absolute path, with a warning
-/// that it stops working when the binary moves (a build directory after `cargo clean`).
+/// survives a reinstall elsewhere on PATH; the binary's path inside an npm package (npm's
+/// `keyfence` is a Node launcher); else this binary's absolute path, with a warning that it
+/// stops working when the binary moves (a build directory after `cargo clean`).
 pub fn keyfence_path() -> Result<(PathBuf, Option<String>)> {
     let exe = std::env::current_exe().context("finding keyfence's own path")?;
     let real = exe.canonicalize().unwrap_or_else(|_| exe.clone());
@@ -51,8 +52,14 @@ pub fn keyfence_path() -> Result<(PathBuf, Option<String>)> {
         .flat_map(std::env::split_paths)
         .map(|d| d.join("keyfence"))
         .find(|c| c.is_file());
-    if on_path.as_ref().and_then(|c| c.canonicalize().ok()) == Some(real) {
+    if on_path.as_ref().and_then(|c| c.canonicalize().ok()) == Some(real.clone()) {
         return Ok((PathBuf::from("keyfence"), None));
+    }
+    // npm's `keyfence` on PATH is its Node launcher, which finds this binary in its platform
+    // package: a path npm keeps (an update rewrites the file in place), and the one to write,
+    // since a Node start-up in front of every wrapped command is what the native path avoids.
+    if real.components().any(|c| c.as_os_str() == "node_modules") {
+        return Ok((exe, None));
     }
     let why = match on_path {
         Some(other) => format!(
@@ -64,7 +71,8 @@ pub fn keyfence_path() -> Result<(PathBuf, Option<String>)> {
     let warning = format!(
         "{why}, so this names keyfence by its full path, {}, which stops working if that file \
          moves (a build directory after `cargo clean`)\nhint: install keyfence on your PATH \
-         (`cargo install --path .`) and run this again",
+         (`pip install keyfence`, `npm i -g keyfence`, or `cargo install --path .` in a \
+         checkout) and run this again",
         exe.display()
     );
     Ok((exe, Some(warning)))
