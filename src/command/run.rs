@@ -1066,6 +1066,7 @@ fn recorder(
             });
         }
     }
+    #[cfg(target_os = "linux")]
     let home = std::env::var_os("HOME")
         .map(std::path::PathBuf::from)
         .unwrap_or_default();

@@ -22,7 +22,9 @@
 //! from `rules`, one injected call per rule.
 
 use std::ffi::CString;
-use std::path::{Path, PathBuf};
+#[cfg(target_os = "linux")]
+use std::path::Path;
+use std::path::PathBuf;
 
 // Landlock's access and scope bits (include/uapi/linux/landlock.h).
 pub const ACCESS_READ_FILE: u64 = 1 << 2;

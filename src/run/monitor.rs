@@ -92,7 +92,11 @@ unsafe fn monitor(command: libc::pid_t) -> ! {
         // Nothing of keyfence's stays open here: std's pipe that reports a failed exec must
         // reach end-of-file when the command's exec closes it, and the pty must hang up when
         // the command and its children are done with it.
-        if libc::syscall(libc::SYS_close_range, 0, u32::MAX, 0) != 0 {
+        #[cfg(target_os = "linux")]
+        let closed = libc::syscall(libc::SYS_close_range, 0, u32::MAX, 0) == 0;
+        #[cfg(not(target_os = "linux"))]
+        let closed = false;
+        if !closed {
             // Before Linux 5.9: one at a time, as far as descriptors usually go.
             for fd in 0..4096 {
                 libc::close(fd);

@@ -82,6 +82,7 @@ pub fn supervise(
     let err = child.stderr.take();
     // A 1 MiB pipe instead of 64 KiB: fewer hand-offs between the command and the masker,
     // which is most of the cost of a fast writer. Best effort (capped by pipe-max-size).
+    #[cfg(target_os = "linux")]
     for fd in [
         out.as_ref().map(|o| o.as_fd()),
         err.as_ref().map(|e| e.as_fd()),

@@ -5,8 +5,16 @@
 
 use std::io::{Read, Seek, SeekFrom, Write};
 
+#[cfg(target_os = "linux")]
 pub fn non_dumpable() -> nix::Result<()> {
     nix::sys::prctl::set_dumpable(false)
+}
+
+/// Elsewhere there is no dumpable flag to clear (macOS's analogue, `PT_DENY_ATTACH`, is not
+/// ported): the caller says at run time that the supervisor is not protected.
+#[cfg(not(target_os = "linux"))]
+pub fn non_dumpable() -> nix::Result<()> {
+    Err(nix::errno::Errno::ENOSYS)
 }
 
 /// Overwrites the values of `names` in the process's initial environment block with `*`.
