@@ -13,7 +13,11 @@
 //! and that the tool's output came back.
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader, Read, Write};
+#[path = "http_request.rs"]
+mod http_request;
+pub use http_request::Request;
+
+use std::io::{BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 
@@ -21,24 +25,6 @@ use std::sync::{Arc, Mutex};
 pub enum Api {
     Codex,
     Gemini,
-}
-
-#[derive(Debug, Clone)]
-pub struct Request {
-    pub method: String,
-    pub path: String,
-    /// Header names in lowercase.
-    pub headers: Vec<(String, String)>,
-    pub body: String,
-}
-
-impl Request {
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    }
 }
 
 pub struct Stub {
@@ -115,45 +101,9 @@ fn is_turn(api: Api, path: &str) -> bool {
 fn serve(api: Api, stream: TcpStream, recorded: &Mutex<Vec<Request>>, command: &str) {
     let mut reader = BufReader::new(stream.try_clone().expect("clone"));
     let mut stream = stream;
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 {
-            return;
-        }
-        let mut parts = line.split_whitespace();
-        let method = parts.next().unwrap_or("").to_string();
-        let path = parts.next().unwrap_or("").to_string();
-        let mut headers = Vec::new();
-        let mut len = 0usize;
-        loop {
-            let mut h = String::new();
-            if reader.read_line(&mut h).unwrap_or(0) == 0 {
-                return;
-            }
-            let h = h.trim_end();
-            if h.is_empty() {
-                break;
-            }
-            if let Some((k, v)) = h.split_once(':') {
-                let k = k.trim().to_ascii_lowercase();
-                let v = v.trim().to_string();
-                if k == "content-length" {
-                    len = v.parse().unwrap_or(0);
-                }
-                headers.push((k, v));
-            }
-        }
-        let mut body = vec![0u8; len];
-        if reader.read_exact(&mut body).is_err() {
-            return;
-        }
-        let body = String::from_utf8_lossy(&body).into_owned();
-        recorded.lock().unwrap().push(Request {
-            method,
-            path: path.clone(),
-            headers,
-            body: body.clone(),
-        });
+    while let Some(req) = http_request::read(&mut reader) {
+        let (path, body) = (req.path.clone(), req.body.clone());
+        recorded.lock().unwrap().push(req);
         let response = if path.contains(":loadCodeAssist") {
             let tier = serde_json::json!({"currentTier": {"id": "standard-tier"},
                 "allowedTiers": [{"id": "standard-tier", "isDefault": true}],

@@ -4,27 +4,13 @@
 //! the API: which key, and what the tool results contained.
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader, Read, Write};
+#[path = "http_request.rs"]
+mod http_request;
+pub use http_request::Request;
+
+use std::io::{BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
-
-#[derive(Debug, Clone)]
-pub struct Request {
-    pub method: String,
-    pub path: String,
-    /// Header names in lowercase.
-    pub headers: Vec<(String, String)>,
-    pub body: String,
-}
-
-impl Request {
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    }
-}
 
 pub struct Stub {
     pub url: String,
@@ -63,57 +49,8 @@ impl Stub {
 fn serve(stream: TcpStream, recorded: &Mutex<Vec<Request>>, command: &str) {
     let mut reader = BufReader::new(stream.try_clone().expect("clone"));
     let mut stream = stream;
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 {
-            return;
-        }
-        let mut parts = line.split_whitespace();
-        let method = parts.next().unwrap_or("").to_string();
-        let path = parts.next().unwrap_or("").to_string();
-        let mut headers = Vec::new();
-        let mut len = 0usize;
-        let mut chunked = false;
-        loop {
-            let mut h = String::new();
-            if reader.read_line(&mut h).unwrap_or(0) == 0 {
-                return;
-            }
-            let h = h.trim_end();
-            if h.is_empty() {
-                break;
-            }
-            if let Some((k, v)) = h.split_once(':') {
-                let k = k.trim().to_ascii_lowercase();
-                let v = v.trim().to_string();
-                if k == "content-length" {
-                    len = v.parse().unwrap_or(0);
-                }
-                if k == "transfer-encoding" && v.eq_ignore_ascii_case("chunked") {
-                    chunked = true;
-                }
-                headers.push((k, v));
-            }
-        }
-        let body = if chunked {
-            match read_chunked(&mut reader) {
-                Some(b) => b,
-                None => return,
-            }
-        } else {
-            let mut body = vec![0u8; len];
-            if reader.read_exact(&mut body).is_err() {
-                return;
-            }
-            body
-        };
-        let body = String::from_utf8_lossy(&body).into_owned();
-        let req = Request {
-            method,
-            path: path.clone(),
-            headers,
-            body: body.clone(),
-        };
+    while let Some(req) = http_request::read(&mut reader) {
+        let (path, body) = (req.path.clone(), req.body.clone());
         let n_messages = {
             let mut r = recorded.lock().unwrap();
             r.push(req);
@@ -137,27 +74,6 @@ fn serve(stream: TcpStream, recorded: &Mutex<Vec<Request>>, command: &str) {
 }
 
 /// A chunked request body, decoded (RFC 9112 §7.1; extensions and trailers ignored).
-fn read_chunked(reader: &mut impl BufRead) -> Option<Vec<u8>> {
-    let mut body = Vec::new();
-    loop {
-        let mut size = String::new();
-        reader.read_line(&mut size).ok()?;
-        let size = usize::from_str_radix(size.trim().split(';').next()?, 16).ok()?;
-        if size == 0 {
-            loop {
-                let mut trailer = String::new();
-                reader.read_line(&mut trailer).ok()?;
-                if trailer.trim().is_empty() {
-                    return Some(body);
-                }
-            }
-        }
-        let mut chunk = vec![0u8; size + 2];
-        reader.read_exact(&mut chunk).ok()?;
-        body.extend_from_slice(&chunk[..size]);
-    }
-}
-
 fn http(status: u16, ctype: &str, body: &str) -> String {
     format!(
         "HTTP/1.1 {status} OK\r\ncontent-type: {ctype}\r\ncontent-length: {}\r\nrequest-id: req_stub\r\n\r\n{body}",
