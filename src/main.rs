@@ -21,7 +21,17 @@ fn main() -> ExitCode {
             {
                 return ExitCode::SUCCESS;
             }
-            eprintln!("keyfence: error: {err:#}");
+            // The chain, each cause once: an error that shows its source in its own message
+            // (`reading FILE: permission denied`) would otherwise show it twice.
+            let mut message = err.to_string();
+            for cause in err.chain().skip(1) {
+                let cause = cause.to_string();
+                if !message.ends_with(&cause) {
+                    message.push_str(": ");
+                    message.push_str(&cause);
+                }
+            }
+            eprintln!("keyfence: error: {message}");
             command::Exit::Error.into()
         }
     }

@@ -180,6 +180,8 @@ struct Attack {
     key: Option<String>,
     /// Whether the user's environment points Gemini at the stub (GOOGLE_GEMINI_BASE_URL).
     base_url: bool,
+    /// Codex runs its commands in its own sandbox (`--sandbox workspace-write`), not bypassed.
+    codex_sandbox: bool,
     _shared: std::sync::MutexGuard<'static, ()>,
 }
 
@@ -258,6 +260,7 @@ impl Attack {
             cli,
             key,
             base_url: true,
+            codex_sandbox: false,
             _shared: shared,
         })
     }
@@ -305,10 +308,15 @@ impl Attack {
                     .arg("-c")
                     .arg(format!("model_providers.stub.{auth}"))
                     .args(["-c", "model_providers.stub.wire_api=\"responses\""])
-                    .args(["-m", "stub-model"])
+                    .args(["-m", "stub-model"]);
+                if self.codex_sandbox {
+                    // Commands in Codex's bubblewrap sandbox, the workspace and /tmp writable.
+                    c.args(["--sandbox", "workspace-write"]);
+                } else {
                     // Codex's own sandbox would stand between the probe and what it attacks.
-                    .arg("--dangerously-bypass-approvals-and-sandbox")
-                    .arg("run the command");
+                    c.arg("--dangerously-bypass-approvals-and-sandbox");
+                }
+                c.arg("run the command");
             }
             Api::Gemini => {
                 c.args(["-p", "run the command", "--yolo", "-m", "gemini-2.5-flash"]);
@@ -374,8 +382,15 @@ impl Attack {
 
     /// Every channel tried, and none gave the tree anything.
     fn assert_fenced(&self, v: &Verdict) {
+        self.assert_fenced_but(v, &[]);
+    }
+
+    /// `assert_fenced`, except for the channels `out_of_sight` (prefixes), which the tree
+    /// cannot even try.
+    fn assert_fenced_but(&self, v: &Verdict, out_of_sight: &[&str]) {
         let mut want = expected(self.api);
         want.extend(KEYFENCE_TOO.iter().map(|s| s.to_string()));
+        want.retain(|c| !out_of_sight.iter().any(|o| c.starts_with(o)));
         let want: Vec<&str> = want.iter().map(String::as_str).collect();
         let untried = v.untried(&want);
         let leaks: Vec<&String> = v
@@ -503,6 +518,36 @@ fn codex_logged_in_through_its_file_keeps_it_from_the_tree() {
         Api::Codex,
         Mode::Login,
         &[BIN, "run", "--profile", "agent", "--"],
+    );
+}
+
+/// Codex with its own sandbox on (`--sandbox workspace-write`, bubblewrap), as a user runs it.
+/// bubblewrap must mount, which a process in the fence's Landlock domain may not: before
+/// keyfence let Codex's sandbox chain through (guard/agent_sandbox.rs), the command never ran
+/// and the probe tried nothing. Now the chain runs outside the fence, the probe inside both
+/// Codex's sandbox and the fence, and it gets no credential.
+#[test]
+fn codex_with_its_own_sandbox_keeps_every_credential_from_the_tree() {
+    let Some(mut a) = Attack::new(Api::Codex, Mode::Inject, ALL) else {
+        return;
+    };
+    a.codex_sandbox = true;
+    let r = a.run(Mode::Inject, INJECT_CODEX);
+    let v = a.verdict();
+    // In the sandbox's own pid namespace the probe sees, of its ancestors, only Codex's inner
+    // helper (pid 1, `codex`, outside the fence): keyfence and the agent are out of sight.
+    a.assert_fenced_but(&v, KEYFENCE_TOO);
+    assert!(
+        v.report.contains("ancestors codex:1"),
+        "the probe did not run inside Codex's sandbox:\n{}",
+        v.report
+    );
+    a.assert_round_trip(&r, &a.expected_credential(Mode::Inject));
+    assert!(
+        !r.stderr.contains("cannot set up its sandbox")
+            && !r.stderr.contains("Codex's sandbox refused"),
+        "keyfence stood in the way of Codex's sandbox:\n{}",
+        r.stderr
     );
 }
 

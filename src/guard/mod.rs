@@ -14,9 +14,11 @@
 //!
 //! What breaks under guard, said at run time when it happens: setuid programs run without
 //! their privileges (no_new_privs), debuggers and tracers inside the tree, 32-bit programs
-//! starting programs, bubblewrap below the command (Codex CLI's own sandbox: a process in a
-//! Landlock domain may not mount).
+//! starting programs, bubblewrap below the command (a process in a Landlock domain may not
+//! mount), except Codex CLI's own sandbox, which is let through (`agent_sandbox.rs`).
 
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+mod agent_sandbox;
 pub mod fence;
 #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
 pub mod filter;

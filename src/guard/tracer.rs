@@ -26,6 +26,7 @@
 //! x86-64 only: the registers are read and written with `PTRACE_GETREGS`.
 
 use super::Protected;
+use super::agent_sandbox::{self, Next, Stage};
 use super::fence::Fence;
 use super::filter::nr;
 use super::memory::{self, Fault};
@@ -63,6 +64,9 @@ struct Task {
     /// (`Protected::launching`): not contained at its first stop, since its exec may be the
     /// agent's.
     by_launcher: bool,
+    /// On the way from the agent to the command of its own sandbox (agent_sandbox.rs): not
+    /// contained at its first stop, and at its exec only when it leaves that way.
+    sandbox: Option<Stage>,
 }
 
 impl Task {
@@ -77,6 +81,7 @@ impl Task {
             vforked: false,
             owed_stop: None,
             by_launcher: false,
+            sandbox: None,
         }
     }
 }
@@ -483,6 +488,15 @@ impl<'a> Tracer<'a> {
             && parent_task.tgid == self.command
             && self.awaiting_agent()
             && self.still_launcher();
+        let sandbox = if !self.contain || parent_task.contained {
+            None
+        } else if let Some(stage) = parent_task.sandbox {
+            stage.of_child()
+        } else if !thread && self.holds(parent_task.tgid) && self.has_own_sandbox(parent) {
+            Some(Stage::Spawned)
+        } else {
+            None
+        };
         self.tasks.insert(
             child,
             Task {
@@ -492,6 +506,7 @@ impl<'a> Tracer<'a> {
                     && !thread
                     && !parent_task.contained
                     && !by_launcher
+                    && sandbox.is_none()
                     && self.holds(parent_task.tgid),
                 ppid: parent,
                 group: parent_task.group.clone(),
@@ -499,6 +514,7 @@ impl<'a> Tracer<'a> {
                 vforked: vfork,
                 owed_stop: None,
                 by_launcher,
+                sandbox,
             },
         );
         if self.early.remove(&child) {
@@ -643,7 +659,15 @@ impl<'a> Tracer<'a> {
             .entry(pid)
             .or_insert_with(|| Task::new(pid, Pid::from_raw(0)))
             .clone();
-        let below = self.contain && !self.holds(task.tgid);
+        // Decided before the exec may be issued again below, applied after.
+        let step = match task.sandbox {
+            Some(stage) if self.contain && !task.contained => {
+                Some(self.sandbox_step(pid, tag, regs, stage))
+            }
+            _ => None,
+        };
+        let in_chain = matches!(step, Some(Next::Chain(_)));
+        let below = self.contain && !self.holds(task.tgid) && !in_chain;
         self.note_program(pid, regs, tag, below);
         let envp = if tag == nr::EXECVE {
             regs.rdx
@@ -653,6 +677,21 @@ impl<'a> Tracer<'a> {
         if self.trace.is_some() && self.watch_stdin(pid, tag, regs) {
             // Resumed to issue the exec again, which stops here once more.
             return;
+        }
+        if let Some(step) = step {
+            if let Next::Refused(why) = &step {
+                self.summary.notices.push(format!(
+                    "{} (pid {pid}): Codex's sandbox refused, so its command does not run: \
+                     bubblewrap was asked for {why}",
+                    self.comm_of(pid)
+                ));
+            }
+            if let Some(t) = self.tasks.get_mut(&pid) {
+                t.sandbox = match step {
+                    Next::Chain(stage) => Some(stage),
+                    Next::Off | Next::Refused(_) => None,
+                };
+            }
         }
         if task.by_launcher
             && !task.contained
@@ -669,6 +708,17 @@ impl<'a> Tracer<'a> {
             // The command itself (also through its own later execs), and the agent it
             // launched, keep their secrets; with trace alone nothing is changed.
             let _ = ptrace::cont(pid, None);
+            return;
+        }
+        if in_chain {
+            // A link of the agent's sandbox: outside the fence, without the secrets.
+            match rewrite_env(pid, regs, envp, self.protected, tag) {
+                Ok(changed) => {
+                    self.summary.rewritten += u64::from(changed);
+                    let _ = ptrace::cont(pid, None);
+                }
+                Err(Fault) => self.deny(pid, regs, "cannot read its environment"),
+            }
             return;
         }
         // Containment is tracked per thread, and every thread that execs below the command is
@@ -710,6 +760,97 @@ impl<'a> Tracer<'a> {
         }
     }
 
+    /// Whether the agent `pid` (the command, or the agent it launched) is one whose own sandbox
+    /// keyfence lets through (agent_sandbox.rs), by its executable's file name.
+    fn has_own_sandbox(&self, pid: Pid) -> bool {
+        std::fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|exe| {
+            exe.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| agent_sandbox::AGENTS.contains(&n))
+        })
+    }
+
+    /// What this exec makes of a process on the way to the agent's sandbox.
+    fn sandbox_step(&self, pid: Pid, tag: u32, regs: libc::user_regs_struct, stage: Stage) -> Next {
+        let (path_at, argv_at, dirfd) = if tag == nr::EXECVE {
+            (regs.rdi, regs.rsi, None)
+        } else {
+            (regs.rsi, regs.rdx, Some(regs.rdi as i32))
+        };
+        let Ok(path) = memory::read_cstring(pid, path_at as usize) else {
+            return Next::Off;
+        };
+        let argv: Vec<Vec<u8>> = match memory::read_pointers(pid, argv_at as usize) {
+            Ok(pointers) => {
+                let strings = memory::Strings::read(pid, &pointers);
+                match pointers
+                    .iter()
+                    .map(|&p| strings.get(pid, p).map(|s| s.into_owned()))
+                    .collect()
+                {
+                    Ok(argv) => argv,
+                    Err(Fault) => return Next::Off,
+                }
+            }
+            Err(Fault) => return Next::Off,
+        };
+        // The agent: the nearest holder above (its sandbox's links are its descendants).
+        let agent = self
+            .agent
+            .filter(|a| self.is_below(pid, *a))
+            .unwrap_or(self.command);
+        let runs_agent = match (
+            std::fs::metadata(format!("/proc/{agent}/exe")),
+            std::fs::metadata(exec_target(pid, &path, dirfd)),
+        ) {
+            (Ok(a), Ok(t)) => {
+                use std::os::unix::fs::MetadataExt;
+                (a.dev(), a.ino()) == (t.dev(), t.ino())
+            }
+            _ => false,
+        };
+        let denied = self
+            .fence
+            .map(|(f, _)| f.denied.as_slice())
+            .unwrap_or_default();
+        agent_sandbox::next(
+            stage,
+            &agent_sandbox::Exec {
+                runs_agent,
+                argv: &argv,
+            },
+            |argv| {
+                // Paths are resolved as the tracer sees them: only right in its mount namespace.
+                let ns = |p: &str| {
+                    std::fs::metadata(p).map(|m| {
+                        use std::os::unix::fs::MetadataExt;
+                        (m.dev(), m.ino())
+                    })
+                };
+                match (ns(&format!("/proc/{pid}/ns/mnt")), ns("/proc/self/ns/mnt")) {
+                    (Ok(a), Ok(b)) if a == b => {}
+                    _ => return Err("mounts from another mount namespace".into()),
+                }
+                agent_sandbox::check_bubblewrap(argv, denied, |p| std::fs::canonicalize(p).ok())
+            },
+        )
+    }
+
+    /// Whether `pid` descends from `ancestor`, by the parents the tracer recorded.
+    fn is_below(&self, pid: Pid, ancestor: Pid) -> bool {
+        let mut at = pid;
+        for _ in 0..self.tasks.len() {
+            let Some(t) = self.tasks.get(&at) else {
+                return false;
+            };
+            if t.tgid == ancestor {
+                return true;
+            }
+            at = t.ppid;
+        }
+        false
+    }
+
     /// Whether the command still runs the launcher's executable (when the profile names it):
     /// Codex's launcher on a Node with `process.execve` replaces itself with the agent, whose
     /// own children (its sandbox helper is `codex` too) must not qualify.
@@ -740,8 +881,9 @@ impl<'a> Tracer<'a> {
     /// A setuid or setgid program runs without its privileges in the tree (no_new_privs):
     /// say so once per program, since its failure would otherwise be a puzzle. And bubblewrap
     /// (`below`: in the fenced part of the tree) cannot set up its sandbox: a process in a
-    /// Landlock domain may not mount, so it fails with "Failed to make / slave". Codex CLI
-    /// runs every command of its own sandbox through it: say so once, with what works.
+    /// Landlock domain may not mount, so it fails with "Failed to make / slave". Only Codex
+    /// CLI's own sandbox, started by the agent itself, is let through (agent_sandbox.rs):
+    /// say so once, with what works.
     fn note_program(&mut self, pid: Pid, regs: libc::user_regs_struct, tag: u32, below: bool) {
         use std::os::unix::fs::PermissionsExt;
         let (path_at, dirfd) = if tag == nr::EXECVE {
@@ -759,9 +901,9 @@ impl<'a> Tracer<'a> {
             self.warned_bwrap = true;
             self.summary.notices.push(format!(
                 "bwrap (pid {pid}) cannot set up its sandbox inside a guarded tree (a process in \
-                 the fence's Landlock domain may not mount); Codex CLI's own sandbox runs its \
-                 commands through it: under keyfence give codex `--sandbox danger-full-access`, \
-                 and the fence still keeps every credential from what it runs"
+                 the fence's Landlock domain may not mount); only Codex CLI's own sandbox, \
+                 started by codex itself, is let through; run a program that needs another \
+                 bubblewrap sandbox outside keyfence's guard"
             ));
         }
         let path: std::path::PathBuf =
@@ -1502,6 +1644,28 @@ fn comm(pid: Pid) -> String {
     std::fs::read_to_string(format!("/proc/{pid}/comm"))
         .map(|s| s.trim_end().to_string())
         .unwrap_or_else(|_| "a process".into())
+}
+
+/// The file an exec names, as a path the tracer can open: through the tracee's own root,
+/// directory or descriptor (it may be in another mount namespace), and its `/proc/self`.
+fn exec_target(pid: Pid, path: &[u8], dirfd: Option<i32>) -> std::path::PathBuf {
+    let text = String::from_utf8_lossy(path);
+    if let Some(rest) = text
+        .strip_prefix("/proc/self/")
+        .or_else(|| text.strip_prefix("/proc/thread-self/"))
+    {
+        return format!("/proc/{pid}/{rest}").into();
+    }
+    if text.starts_with('/') {
+        return format!("/proc/{pid}/root{text}").into();
+    }
+    match dirfd {
+        Some(fd) if fd != libc::AT_FDCWD && text.is_empty() => {
+            format!("/proc/{pid}/fd/{fd}").into()
+        }
+        Some(fd) if fd != libc::AT_FDCWD => format!("/proc/{pid}/fd/{fd}/{text}").into(),
+        _ => format!("/proc/{pid}/cwd/{text}").into(),
+    }
 }
 
 /// Writes a filtered copy of the environment array below the stack pointer and points the

@@ -444,8 +444,8 @@ pub enum StoreError {
     Kdf(argon2::Error),
     #[error(
         "the store is out of reach here: this command runs below one that `keyfence run --guard` \
-         (the agent profile) supervises, which keeps the store and the credential files from \
-         every command it starts ({} is not readable)\n\
+         (the agent profile) supervises, or in another sandbox; guard keeps the store and the \
+         credential files from every command it starts ({} is not readable)\n\
          hint: run `keyfence secret` in a terminal of your own; a command the agent runs that \
          needs a key gets it by name from a profile of yours with `inject`",
         path.display()
@@ -457,6 +457,18 @@ pub enum StoreError {
         path: PathBuf,
         source: io::Error,
     },
+}
+
+/// Whether a refusal to read `path` comes from the descendant fence: this process is traced
+/// by keyfence, or (where the tracer is out of sight: inside Codex's sandbox, a pid namespace
+/// of its own) the file is the caller's own and readable by its owner, so no file permission
+/// refused it and a sandbox did.
+fn fenced(path: &Path) -> bool {
+    crate::guard::supervised() || {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(path)
+            .is_ok_and(|m| m.uid() == nix::unistd::geteuid().as_raw() && m.mode() & 0o400 != 0)
+    }
 }
 
 fn backup_note(backup: Option<&Path>, vault: &Path) -> String {
@@ -693,7 +705,7 @@ fn load(
     let bytes = match std::fs::read(&paths.vault) {
         Ok(b) => b,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) if e.kind() == io::ErrorKind::PermissionDenied && crate::guard::supervised() => {
+        Err(e) if e.kind() == io::ErrorKind::PermissionDenied && fenced(&paths.vault) => {
             return Err(StoreError::Fenced {
                 path: paths.vault.clone(),
             });
