@@ -368,3 +368,19 @@ fn fakekey_helps() {
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("invalid choice"));
 }
+
+/// An error whose message already ends with its cause (`reading FILE: Is a directory`) says
+/// the cause once, not twice as anyhow's chain would.
+#[test]
+fn an_errors_cause_is_said_once() {
+    let fx = Fixture::new();
+    std::fs::create_dir_all(fx.home.join(".local/share/keyfence/vault")).unwrap();
+    let r = fx.run(&["secret", "get", "SOME_KEY"], &[]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert_eq!(
+        r.stderr.matches("Is a directory").count(),
+        1,
+        "the cause is not said exactly once: {}",
+        r.stderr
+    );
+}
