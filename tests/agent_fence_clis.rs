@@ -189,6 +189,11 @@ impl Attack {
     /// A seeded home for `api` in `mode`, handed to nobody, the outside services started, the
     /// probe written with `channels`, and the stub answering with the probe.
     fn new(api: Api, mode: Mode, channels: &[&str]) -> Option<Attack> {
+        Attack::with_home(api, mode, channels, false)
+    }
+
+    /// `new`, the home outside /tmp when `outside_tmp` (`Seeded::outside_tmp`).
+    fn with_home(api: Api, mode: Mode, channels: &[&str], outside_tmp: bool) -> Option<Attack> {
         let cli = cli_bin(api)?;
         if let Some(why) = World::missing() {
             skip(&why);
@@ -206,7 +211,11 @@ impl Attack {
             (Some(k), Mode::Inject | Mode::Phantom) => vec![(key_var(api), k.as_str())],
             _ => Vec::new(),
         };
-        let mut seeded = Seeded::new(&stored);
+        let mut seeded = if outside_tmp {
+            Seeded::outside_tmp(&stored)
+        } else {
+            Seeded::new(&stored)
+        };
         if let Some(k) = &key {
             seeded.fx.planted.push(k.clone());
             if mode == Mode::Exported {
@@ -528,7 +537,9 @@ fn codex_logged_in_through_its_file_keeps_it_from_the_tree() {
 /// Codex's sandbox and the fence, and it gets no credential.
 #[test]
 fn codex_with_its_own_sandbox_keeps_every_credential_from_the_tree() {
-    let Some(mut a) = Attack::new(Api::Codex, Mode::Inject, ALL) else {
+    // The home outside /tmp, as a user's is: Codex then starts its helper through a link in
+    // ~/.codex/tmp/arg0-linux/, which it does not make under /tmp.
+    let Some(mut a) = Attack::with_home(Api::Codex, Mode::Inject, ALL, true) else {
         return;
     };
     a.codex_sandbox = true;

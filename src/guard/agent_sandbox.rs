@@ -95,7 +95,9 @@ pub fn next(
     bubblewrap_ok: impl FnOnce(&[Vec<u8>]) -> Result<(), String>,
 ) -> Next {
     let argv0 = exec.argv.first().map(Vec::as_slice).unwrap_or_default();
-    let helper = exec.runs_agent && argv0 == HELPER;
+    // Codex names the helper by a link in ~/.codex/tmp/arg0-linux/ (its full path is argv[0])
+    // when it could make one, or by argv[0] alone; bubblewrap's `--argv0` gives the name.
+    let helper = exec.runs_agent && file_name(argv0) == HELPER;
     let setup = exec.runs_agent && exec.argv.get(1).map(Vec::as_slice) == Some(SETUP);
     match stage {
         Stage::Spawned if helper => Next::Chain(Stage::Helper),
@@ -413,6 +415,7 @@ mod tests {
     fn the_chain_goes_one_link_at_a_time() {
         let helper = argv(&["codex-linux-sandbox", "--", "sh"]);
         let setup = argv(&["/proc/self/exe", "--codex-run-as-process-setup", "44", "1"]);
+        let alias = argv(&["/home/u/.codex/tmp/arg0-linux/codex-arg0X/codex-linux-sandbox"]);
         let bwrap = argv(&["bwrap", "--ro-bind", "/", "/", "--", "codex"]);
         let bash = argv(&["bash", "-lc", "cat x"]);
         let ok = |_: &[Vec<u8>]| Ok(());
@@ -421,6 +424,7 @@ mod tests {
             at(Stage::Spawned, true, &helper),
             Next::Chain(Stage::Helper)
         );
+        assert_eq!(at(Stage::Spawned, true, &alias), Next::Chain(Stage::Helper));
         assert_eq!(at(Stage::Spawned, true, &setup), Next::Chain(Stage::Setup));
         assert_eq!(at(Stage::Setup, true, &helper), Next::Chain(Stage::Helper));
         assert_eq!(at(Stage::Setup, false, &bash), Next::Off);

@@ -66,7 +66,16 @@ impl Seeded {
     /// A home with every credential file of [`FILES`], keyfence's store holding `store`
     /// (name, value) pairs besides a GitHub token, and a registered canary.
     pub fn new(store: &[(&str, &str)]) -> Seeded {
-        let mut fx = Fixture::new();
+        Seeded::in_fixture(Fixture::new(), store)
+    }
+
+    /// `new`, with the home outside /tmp, as a user's is: some agents treat a home under /tmp
+    /// differently (Codex makes no links for its helpers there).
+    pub fn outside_tmp(store: &[(&str, &str)]) -> Seeded {
+        Seeded::in_fixture(Fixture::outside_tmp(), store)
+    }
+
+    fn in_fixture(mut fx: Fixture, store: &[(&str, &str)]) -> Seeded {
         let mut secrets: Vec<(String, String)> = Vec::new();
         let mut plant = |fx: &mut Fixture, what: &str, v: String| -> String {
             fx.planted.push(v.clone());
