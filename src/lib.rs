@@ -10,6 +10,7 @@ pub mod cli;
 pub mod command;
 pub mod detect;
 pub mod finding;
+pub mod fix;
 pub mod fsio;
 pub mod guard;
 pub mod isolate;

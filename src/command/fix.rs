@@ -9,7 +9,7 @@
 
 use super::{Exit, home_dir};
 use crate::cli::{FixArgs, GlobalArgs};
-use crate::setup::fix::{self, FileScan, Key, Places, Removal, Scan};
+use crate::fix::{self, FileScan, Key, Places, Removal, Scan};
 use crate::store::{
     Interactive, PassphraseError, PassphraseSource, Paths, SetOutcome, Store, StoreError, Time,
 };

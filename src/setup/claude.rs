@@ -462,7 +462,7 @@ pub(crate) fn write_atomically(
     // The same backups as `fix`: never overwriting an older one, mode 0600.
     let backup = match original {
         Some(bytes) => Some(
-            super::fix::create_backup(path, bytes)
+            crate::fix::create_backup(path, bytes)
                 .map_err(|e| err(std::io::Error::other(e.to_string())))?,
         ),
         None => None,
