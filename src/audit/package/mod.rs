@@ -25,8 +25,9 @@ pub fn audit(ctx: &Context, out: &mut Output) {
     npm::global_npm(ctx, out, &exposed);
 }
 
-/// Secrets an install started from here would inherit: the environment's, and those exported
-/// by shell start-up files (every new terminal has them).
+/// Secrets an install started from here would inherit: the environment's, and those the
+/// shells export from their start-up files (every new terminal has them), as the `shell` source
+/// finds them.
 fn exposed_secrets(ctx: &Context) -> Vec<String> {
     let mut names: Vec<String> = Vec::new();
     for (k, v) in &ctx.settings.env {
@@ -36,22 +37,18 @@ fn exposed_secrets(ctx: &Context) -> Vec<String> {
             names.push(format!("${k}"));
         }
     }
-    super::shell::walk_start_up_files(ctx, 2, |path, dialect| {
-        let text = std::fs::read(&path).ok()?;
-        let parsed = crate::syntax::shell::parse(&text, dialect);
-        let all = path.ends_with("environment");
-        for a in parsed.assignments {
-            if (a.exported || all) && ctx.detector.classify_var(&a.name, &a.value).is_some() {
-                names.push(format!(
-                    "{} ({}:{})",
-                    a.name,
-                    super::display_path(ctx.home(), &path),
-                    a.line
-                ));
-            }
+    // A start-up file that cannot be read is the `shell` source's to report.
+    let mut unread = Output::default();
+    for key in super::shell::start_up_keys(ctx, &mut unread) {
+        if key.exported {
+            names.push(format!(
+                "{} ({}:{})",
+                key.assignment.name,
+                super::display_path(ctx.home(), &key.path),
+                key.assignment.line
+            ));
         }
-        Some(parsed.sources)
-    });
+    }
     names.sort();
     names.dedup();
     names

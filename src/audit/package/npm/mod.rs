@@ -74,13 +74,15 @@ pub(super) fn global_npm(ctx: &Context, out: &mut Output, exposed: &[String]) {
                 location,
                 secret: None,
                 message: format!(
-                    "global package {}@{} runs {} at install time: it ran when installed and runs                      again on `npm install -g` or `npm update -g`{why}",
+                    "global package {}@{} runs {} at install time: it ran when installed and runs \
+                     again on `npm install -g` or `npm update -g`{why}",
                     p.name,
                     if p.version.is_empty() { "?" } else { &p.version },
                     p.events.join(", ")
                 ),
                 fix: format!(
-                    "update global packages as `keyfence run --profile install -- npm install -g                      {}` so their scripts get no secrets",
+                    "update global packages as `keyfence run --profile install -- npm install -g \
+                     {}` so their scripts get no secrets",
                     p.name
                 ),
             });
