@@ -181,6 +181,40 @@ fn keep_backup(path: &Path, backup: &Path) -> io::Result<()> {
     })
 }
 
+/// Creates the first free `PATH.keyfence-bak`, `PATH.keyfence-bak.1`, ... with `bytes`, mode
+/// 0600 since it may hold a key: never over an older backup, and two writers racing each get
+/// their own (`O_EXCL`). The error names the backup it could not write.
+pub fn create_backup(path: &Path, bytes: &[u8]) -> io::Result<PathBuf> {
+    let base = format!("{}.keyfence-bak", path.display());
+    for n in 0u32..10_000 {
+        let candidate = if n == 0 {
+            PathBuf::from(&base)
+        } else {
+            PathBuf::from(format!("{base}.{n}"))
+        };
+        let named = |what: &str, e: io::Error| {
+            io::Error::new(e.kind(), format!("{what} {}: {e}", candidate.display()))
+        };
+        match OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&candidate)
+        {
+            Ok(mut f) => {
+                if let Err(e) = f.write_all(bytes).and_then(|()| f.sync_all()) {
+                    let _ = fs::remove_file(&candidate);
+                    return Err(named("cannot write the backup", e));
+                }
+                return Ok(candidate);
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(named("cannot create the backup", e)),
+        }
+    }
+    Err(io::Error::other("too many backups already exist"))
+}
+
 /// Removes temp files left in `dir` by writers that died. Call only while holding the lock.
 pub fn remove_stale_temps(dir: &Path) {
     let Ok(rd) = fs::read_dir(dir) else { return };

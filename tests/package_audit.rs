@@ -527,3 +527,105 @@ fn global_installs_in_the_home_are_an_inventory() {
     assert_eq!(f[0]["severity"], "low", "{f:#?}");
     assert!(f[0]["message"].as_str().unwrap().contains("$GITHUB_TOKEN"));
 }
+
+/// The secrets an install script would inherit from start-up files are those the `shell`
+/// source reports as exported, case by case: one answer to "which keys do the shells export".
+/// Broke: a key in systemd's `environment.d` (exported without `export`) was exported for
+/// `shell` but not counted for install scripts.
+#[test]
+fn install_scripts_inherit_what_the_shell_source_says_is_exported() {
+    // (file, what it says with @ for the key, the variable, exported by the shells)
+    let cases: &[(&str, &str, &str, bool)] = &[
+        (
+            ".bashrc",
+            "export OPENAI_API_KEY=@\n",
+            "OPENAI_API_KEY",
+            true,
+        ),
+        (".bashrc", "OPENAI_API_KEY=@\n", "OPENAI_API_KEY", false),
+        (
+            ".bashrc",
+            "OPENAI_API_KEY=@\nexport OPENAI_API_KEY\n",
+            "OPENAI_API_KEY",
+            true,
+        ),
+        (
+            ".config/fish/config.fish",
+            "set -gx OPENAI_API_KEY @\n",
+            "OPENAI_API_KEY",
+            true,
+        ),
+        (
+            ".config/fish/config.fish",
+            "set -g OPENAI_API_KEY @\n",
+            "OPENAI_API_KEY",
+            false,
+        ),
+        (
+            ".cshrc",
+            "setenv OPENAI_API_KEY @\n",
+            "OPENAI_API_KEY",
+            true,
+        ),
+        (
+            ".config/environment.d/50-keys.conf",
+            "OPENAI_API_KEY=@\n",
+            "OPENAI_API_KEY",
+            true,
+        ),
+        (
+            "../etc/environment",
+            "OPENAI_API_KEY=@\n",
+            "OPENAI_API_KEY",
+            true,
+        ),
+        (
+            "../etc/profile.d/keys.sh",
+            "export OPENAI_API_KEY=@\n",
+            "OPENAI_API_KEY",
+            true,
+        ),
+    ];
+    for (file, text, name, exported) in cases {
+        let mut fx = Fixture::new();
+        fx.home_file(
+            ".npm-global/lib/node_modules/gtool/package.json",
+            r#"{"name": "gtool", "version": "3.0.0", "scripts": {"postinstall": "node setup.js"}}"#,
+        );
+        let key = fx.key("openai");
+        let path = if let Some(rel) = file.strip_prefix("../etc/") {
+            let p = fx.etc.join(rel);
+            fx.write(&p, &text.replace('@', &key));
+            p
+        } else {
+            fx.home_file(file, &text.replace('@', &key))
+        };
+        let r = fx.run(&["audit", "--only", "shell", "--format", "json"], &[]);
+        let shell = r.findings();
+        assert_eq!(shell.len(), 1, "{file}: {shell:#?}");
+        let says = shell[0]["message"].as_str().unwrap();
+        assert_eq!(
+            says.contains(&format!("exported as {name}")),
+            *exported,
+            "{file} {text:?}: the shell source says {says}"
+        );
+        let r = fx.run(&["audit", "--only", "package", "--format", "json"], &[]);
+        assert!(!r.stdout.contains(&key) && !r.stderr.contains(&key));
+        let package = r.findings();
+        assert_eq!(package.len(), 1, "{file}: {package:#?}");
+        let msg = package[0]["message"].as_str().unwrap();
+        // The message once carried a source line's indentation.
+        assert!(!msg.contains("  "), "{msg}");
+        let shown = path.strip_prefix(&fx.home).map_or_else(
+            |_| path.display().to_string(),
+            |rel| format!("~/{}", rel.display()),
+        );
+        assert_eq!(
+            msg.contains(&format!("{name} ({shown}:")),
+            *exported,
+            "{file} {text:?}: the package source says {msg}"
+        );
+        let severity = if *exported { "low" } else { "info" };
+        assert_eq!(package[0]["severity"], severity, "{file} {text:?}: {msg}");
+    }
+}

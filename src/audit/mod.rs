@@ -1,8 +1,10 @@
-//! Where secrets are exposed: one file per audit source, each shaped the same way (settings in,
-//! findings and errors out), plus the shared helpers they use. Nothing here prints.
+//! Where secrets are exposed: one module per audit source, each shaped the same way (settings
+//! in, findings and errors out), plus the shared helpers they use (`walk`, `git`). Nothing here
+//! prints.
 //!
-//! Adding a source is adding `src/audit/<id>.rs` and one line to the `sources!` list below.
-//! The parsers the sources read with are in `crate::syntax`.
+//! Adding a source is adding `src/audit/<id>.rs` (or `src/audit/<id>/mod.rs` with a file per
+//! part, as `ci/` has one per platform and `package/` one per ecosystem) and one line to the
+//! `sources!` list below. The parsers the sources read with are in `crate::syntax`.
 
 pub mod agent_codex;
 pub mod git;
@@ -16,7 +18,8 @@ macro_rules! sources {
     ($($variant:ident => $module:ident),* $(,)?) => {
         $(pub mod $module;)*
 
-        /// Where a finding came from. The id is the audit source's file name in `src/audit/`.
+        /// Where a finding came from. The id is the audit source's module name in `src/audit/`
+        /// (`<id>.rs` or `<id>/`).
         #[derive(
             Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize,
             clap::ValueEnum,

@@ -4,6 +4,7 @@
 //! process the shell starts (P1); an unexported one is still plaintext at rest (P4).
 
 use super::{Context, Output, display_path};
+use crate::detect::Match;
 use crate::finding::{Location, Severity, Source};
 use crate::syntax;
 use crate::syntax::shell::Dialect;
@@ -113,74 +114,101 @@ pub(crate) fn walk_start_up_files(
 }
 
 pub fn audit(ctx: &Context, out: &mut Output) {
+    for key in start_up_keys(ctx, out) {
+        report(ctx, out, key);
+    }
+}
+
+/// A key assigned in a start-up file.
+pub(crate) struct StartUpKey {
+    pub path: PathBuf,
+    pub assignment: syntax::shell::Assignment,
+    pub found: Match,
+    /// Whether the shells export it: written with `export` (or the dialect's like), or in a
+    /// file that is an environment list.
+    pub exported: bool,
+}
+
+/// The keys assigned in the start-up files and in the files they `source`: the one answer to
+/// "which keys do the user's shells export", for this source's findings and for the secrets
+/// `package` says an install script would inherit. Files that cannot be read are errors in
+/// `out`.
+pub(crate) fn start_up_keys(ctx: &Context, out: &mut Output) -> Vec<StartUpKey> {
+    let mut keys = Vec::new();
     walk_start_up_files(ctx, 2, |path, dialect| {
         let text = super::read_optional(ctx, out, Source::Shell, &path)?;
         let parsed = syntax::shell::parse(&text, dialect);
-        report(ctx, out, &path, parsed.assignments);
+        let all_exported = always_exported(&path);
+        for a in parsed.assignments {
+            if let Some(m) = ctx.detector.classify_var(&a.name, &a.value) {
+                keys.push(StartUpKey {
+                    exported: a.exported || all_exported,
+                    path: path.clone(),
+                    assignment: a,
+                    found: m,
+                });
+            }
+        }
         Some(parsed.sources)
     });
+    keys
 }
 
-/// Findings for the secret-holding assignments of one start-up file.
-fn report(
-    ctx: &Context,
-    out: &mut Output,
-    path: &Path,
-    assignments: Vec<syntax::shell::Assignment>,
-) {
+/// The finding for a key in a start-up file.
+fn report(ctx: &Context, out: &mut Output, key: StartUpKey) {
+    let StartUpKey {
+        path,
+        assignment: a,
+        found: m,
+        exported,
+    } = key;
+    let path = path.as_path();
     let shown = display_path(ctx.home(), path);
-    let all_exported = always_exported(path);
-    for a in assignments {
-        let Some(m) = ctx.detector.classify_var(&a.name, &a.value) else {
-            continue;
-        };
-        let exported = a.exported || all_exported;
-        let severity = match (exported, m.rule.password) {
-            (true, false) => Severity::High,
-            (true, true) | (false, false) => Severity::Medium,
-            (false, true) => Severity::Low,
-        };
-        let message = if exported {
+    let severity = match (exported, m.rule.password) {
+        (true, false) => Severity::High,
+        (true, true) | (false, false) => Severity::Medium,
+        (false, true) => Severity::Low,
+    };
+    let message = if exported {
+        format!(
+            "{} exported as {} in {shown}: every process your shell starts inherits it, \
+             including agents and install scripts",
+            m.rule.kind, a.name
+        )
+    } else {
+        format!(
+            "{} assigned to {} in {shown}: not exported, but plaintext at rest that any \
+             process of yours can read",
+            m.rule.kind, a.name
+        )
+    };
+    out.secret(
+        Source::Shell,
+        &m,
+        severity,
+        Location::File {
+            path: path.to_path_buf(),
+            line: a.line,
+            column: Some(a.column),
+        },
+        message,
+        // `fix` edits the user's own start-up files, not the administrator's in /etc.
+        if path.starts_with(ctx.home()) {
             format!(
-                "{} exported as {} in {shown}: every process your shell starts inherits it, \
-                     including agents and install scripts",
-                m.rule.kind, a.name
+                "run `keyfence fix`: it moves the key into keyfence's store and deletes the \
+                 line from {shown}; then run what needs it with `keyfence run --inject {0} \
+                 -- COMMAND`",
+                a.name
             )
         } else {
             format!(
-                "{} assigned to {} in {shown}: not exported, but plaintext at rest that any \
-                     process of yours can read",
-                m.rule.kind, a.name
+                "move it into keyfence's store (`keyfence secret set {0} --from-env {0}`), \
+                 delete the line from {shown}, and run what needs it with \
+                 `keyfence run --inject {0} -- COMMAND`",
+                a.name
             )
-        };
-        out.secret(
-            Source::Shell,
-            &m,
-            severity,
-            Location::File {
-                path: path.to_path_buf(),
-                line: a.line,
-                column: Some(a.column),
-            },
-            message,
-            // `fix` edits the user's own start-up files, not the administrator's in /etc.
-            if path.starts_with(ctx.home()) {
-                format!(
-                    "run `keyfence fix`: it moves the key into keyfence's store and deletes the \
-                     line from {shown}; then run what needs it with `keyfence run --inject {0} \
-                     -- COMMAND`",
-                    a.name
-                )
-            } else {
-                format!(
-                    "move it into keyfence's store (`keyfence secret set {0} --from-env {0}`), \
-                     delete the line from {shown}, and run what needs it with \
-                     `keyfence run --inject {0} -- COMMAND`",
-                    a.name
-                )
-            },
-        );
-    }
+        },
+    );
 }
 
 /// Resolves a `source` argument: `~`, `$HOME`/`${HOME}`, and paths relative to the home

@@ -1,5 +1,8 @@
-//! `keyfence fix [--dry-run] [--yes]`: move keys written in shell start-up files and Claude Code
-//! settings into the store, then take them out of those files.
+//! `keyfence fix [--dry-run] [--yes]`: move keys written in shell start-up files, Claude Code
+//! settings and a project's `.env` files into the store, then take them out of those files;
+//! `chmod 600` the credential files others can read; offer to delete the backups whose change
+//! is checked. The engine (what to fix, the edits, the diffs, the writes) is `crate::fix`; this
+//! file asks, prints and decides the exit status.
 //!
 //! Order matters: find everything (invalid settings JSON stops here), ask, store, read every
 //! value back from a freshly opened vault, and only then edit files. A file is edited only if it
@@ -9,7 +12,7 @@
 
 use super::{Exit, home_dir};
 use crate::cli::{FixArgs, GlobalArgs};
-use crate::setup::fix::{self, FileScan, Key, Places, Removal, Scan};
+use crate::fix::{self, FileScan, Key, Places, Removal, Scan};
 use crate::store::{
     Interactive, PassphraseError, PassphraseSource, Paths, SetOutcome, Store, StoreError, Time,
 };

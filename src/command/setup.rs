@@ -741,7 +741,7 @@ fn setup_agent(
         let forms: Vec<(&SecretValue, &str)> = found.iter().map(|(v, p)| (v, p.as_str())).collect();
         print!(
             "{}",
-            crate::setup::fix::text_diff(
+            crate::fix::text_diff(
                 &tool.path.display().to_string(),
                 original,
                 tool.new_text.as_bytes(),
@@ -840,7 +840,8 @@ fn agent_settings_exposure(home: &std::path::Path, program: &str) -> Result<Vec<
 /// `setup cursor`: each key in a local MCP server's `env` goes into the store, and the server
 /// starts through `keyfence run --inject`.
 fn setup_cursor(g: &GlobalArgs, home: &crate::cli::HomeArg, dry_run: bool) -> Result<Exit> {
-    use crate::setup::{cursor, fix};
+    use crate::fix;
+    use crate::setup::cursor;
     let home = home_dir(home)?;
     let (exe, path_warning) = super::keyfence_path()?;
     if let Some(w) = &path_warning {

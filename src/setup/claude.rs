@@ -461,10 +461,7 @@ pub(crate) fn write_atomically(
     let owner = existing.as_ref().map(|m| (m.uid(), m.gid()));
     // The same backups as `fix`: never overwriting an older one, mode 0600.
     let backup = match original {
-        Some(bytes) => Some(
-            super::fix::create_backup(path, bytes)
-                .map_err(|e| err(std::io::Error::other(e.to_string())))?,
-        ),
+        Some(bytes) => Some(crate::fsio::create_backup(path, bytes).map_err(err)?),
         None => None,
     };
     crate::fsio::replace_with(real, new, mode, owner, || Ok(())).map_err(err)?;

@@ -1,175 +1,25 @@
-//! `ci`: where CI configuration hands secrets to code that should not have them (P7).
-//!
-//! GitHub Actions workflows (`.github/workflows/*.yml|yaml`) and composite actions
-//! (`action.yml|yaml`): secrets in workflow- or job-level `env:` (every step gets them, including
-//! `npm ci` and third-party actions), `secrets: inherit`, `toJSON(secrets)`, `fromJSON(secrets.X)`,
-//! `${{ secrets.X }}` expanded inside `run:` scripts, secrets passed to actions not pinned to a
-//! commit, `pull_request_target`/`workflow_run` jobs that check out the pull request's code with
-//! secrets in scope, and plaintext secrets written into the file. GitLab CI (`.gitlab-ci.yml` and
-//! its local `include:`s): plaintext values in `variables:` and secret-named variables defined
-//! for every job.
-//!
-//! Files are parsed with positions (`yaml.rs`), and every finding points at the line and column
-//! of the expression or key it is about. Nothing here prints; a file that does not parse is an
-//! error entry with its position.
+//! GitHub Actions: workflows (`.github/workflows/*.yml|yaml`) and composite actions
+//! (`action.yml|yaml`). Secrets in workflow- or job-level `env:` (every step gets them,
+//! including `npm ci` and third-party actions), `secrets: inherit`, `toJSON(secrets)`,
+//! `fromJSON(secrets.X)`, `${{ secrets.X }}` expanded inside `run:` scripts, secrets passed to
+//! actions not pinned to a commit, `pull_request_target`/`workflow_run` jobs that check out the
+//! pull request's code with secrets in scope, and plaintext secrets written into the file.
 
-use super::walk::{self, WalkOptions};
-use super::{Context, Output};
+use super::{Doc, Output};
+use crate::audit::Context;
 use crate::detect::{Mode, names};
-use crate::finding::{Finding, Location, Severity, Source};
+use crate::finding::{Severity, Source};
 use crate::syntax::yaml::{self, Node};
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
-use std::sync::{Mutex, OnceLock};
+use std::sync::OnceLock;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Workflow,
-    Action,
-    GitLab,
-}
-
-fn kind_of(path: &Path) -> Option<Kind> {
-    let name = path.file_name()?.to_str()?;
-    let parent = path.parent();
-    let in_workflows = parent.is_some_and(|p| p.ends_with(".github/workflows"));
-    if in_workflows && (name.ends_with(".yml") || name.ends_with(".yaml")) {
-        Some(Kind::Workflow)
-    } else if name == "action.yml" || name == "action.yaml" {
-        Some(Kind::Action)
-    } else if name == ".gitlab-ci.yml" {
-        Some(Kind::GitLab)
-    } else {
-        None
-    }
-}
-
-/// Files this source reads, so `file` does not report their plaintext secrets a second time.
-pub fn is_ci_file(path: &Path) -> bool {
-    kind_of(path).is_some()
-}
-
-pub fn audit(ctx: &Context, out: &mut Output) {
-    let found = Mutex::new(Vec::<(PathBuf, PathBuf, Kind)>::new());
-    for root in &ctx.settings.projects {
-        let opts = WalkOptions {
-            skip_dirs: walk::AUDIT_SKIP_DIRS,
-            respect_gitignore: true,
-            max_filesize: ctx.settings.max_filesize,
-            threads: ctx.settings.threads,
-        };
-        let errors = walk::each_file(
-            std::slice::from_ref(root),
-            &opts,
-            Source::Ci,
-            &|p: &Path| {
-                if let Some(k) = kind_of(p) {
-                    // GitLab reads only the project root's .gitlab-ci.yml.
-                    if k == Kind::GitLab && p.parent() != Some(root.as_path()) {
-                        return;
-                    }
-                    found.lock().unwrap_or_else(|e| e.into_inner()).push((
-                        root.clone(),
-                        p.to_path_buf(),
-                        k,
-                    ));
-                }
-            },
-        );
-        out.errors.extend(errors);
-    }
-    let mut files = found.into_inner().unwrap_or_default();
-    files.sort_by(|a, b| a.1.cmp(&b.1));
-    for (root, path, kind) in files {
-        match kind {
-            Kind::GitLab => gitlab(ctx, out, &root, &path),
-            _ => {
-                if let Some((text, docs)) = load(ctx, out, &path) {
-                    let doc = Doc::new(&path, &text);
-                    plaintext(ctx, out, &doc);
-                    if let Some(root) = docs.first() {
-                        if kind == Kind::Workflow {
-                            workflow(out, &doc, root);
-                        } else {
-                            action(out, &doc, root);
-                        }
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// Reads and parses one YAML file; an error entry (with the position) when it cannot.
-fn load(ctx: &Context, out: &mut Output, path: &Path) -> Option<(String, Vec<std::rc::Rc<Node>>)> {
-    let bytes = super::read_optional(ctx, out, Source::Ci, path)?;
-    let text = match String::from_utf8(bytes) {
-        Ok(t) => t,
-        Err(e) => {
-            let at = e.utf8_error().valid_up_to();
-            let (line, col) = crate::detect::line_col(e.as_bytes(), at);
-            out.error(
-                Source::Ci,
-                Some(path),
-                format!("not UTF-8 at line {line} column {col}; YAML files must be UTF-8"),
-            );
-            return None;
-        }
-    };
-    match yaml::parse(&text) {
-        Ok(docs) => Some((text, docs)),
-        Err(e) => {
-            out.error(
-                Source::Ci,
-                Some(&walk::clean(path)),
-                format!("{e}; the CI system will reject this file too"),
-            );
-            None
-        }
-    }
-}
-
-/// One parsed file: its shown path and text, for locations.
-struct Doc<'a> {
-    path: PathBuf,
-    text: &'a str,
-    /// Byte offset where each line starts, for positions in O(log n).
-    line_starts: Vec<usize>,
+struct Expr<'a> {
+    /// Byte offset of `${{` in the file.
+    offset: usize,
+    body: &'a str,
 }
 
 impl<'a> Doc<'a> {
-    fn new(path: &Path, text: &'a str) -> Self {
-        let line_starts = std::iter::once(0)
-            .chain(memchr::memchr_iter(b'\n', text.as_bytes()).map(|i| i + 1))
-            .collect();
-        Doc {
-            path: walk::clean(path),
-            text,
-            line_starts,
-        }
-    }
-
-    fn at(&self, offset: usize) -> Location {
-        let offset = offset.min(self.text.len());
-        let i = self.line_starts.partition_point(|&s| s <= offset).max(1) - 1;
-        let start = self.line_starts[i];
-        let column = self
-            .text
-            .get(start..offset)
-            .map_or(offset - start, |s| s.chars().count())
-            + 1;
-        let (line, column) = (i as u32 + 1, column as u32);
-        Location::File {
-            path: self.path.clone(),
-            line,
-            column: Some(column),
-        }
-    }
-
-    fn shown(&self) -> String {
-        self.path.display().to_string()
-    }
-
     /// The `${{ ... }}` expressions written in a scalar node, with their byte offsets.
     fn exprs(&self, n: &Node) -> Vec<Expr<'a>> {
         let n = match &n.kind {
@@ -203,32 +53,6 @@ impl<'a> Doc<'a> {
         n.scalars(&mut scalars);
         scalars.into_iter().flat_map(|s| self.exprs(s)).collect()
     }
-
-    fn finding(
-        &self,
-        out: &mut Output,
-        rule: &str,
-        severity: Severity,
-        offset: usize,
-        message: String,
-        fix: String,
-    ) {
-        out.findings.push(Finding {
-            rule: rule.to_string(),
-            severity,
-            source: Source::Ci,
-            location: self.at(offset),
-            secret: None,
-            message,
-            fix,
-        });
-    }
-}
-
-struct Expr<'a> {
-    /// Byte offset of `${{` in the file.
-    offset: usize,
-    body: &'a str,
 }
 
 /// A workflow pattern, matched over ASCII: GitHub's expression syntax and the shell words looked
@@ -350,7 +174,7 @@ fn refs_text(body: &str) -> String {
 }
 
 /// Plaintext secrets written into the file, through the detection engine.
-fn plaintext(ctx: &Context, out: &mut Output, doc: &Doc) {
+pub(super) fn plaintext(ctx: &Context, out: &mut Output, doc: &Doc) {
     for m in ctx.detector.scan(doc.text.as_bytes(), Mode::Text) {
         let shown = doc.shown();
         out.secret(
@@ -500,7 +324,7 @@ fn triggers(root: &Node) -> BTreeSet<String> {
         .collect()
 }
 
-fn workflow(out: &mut Output, doc: &Doc, root: &Node) {
+pub(super) fn workflow(out: &mut Output, doc: &Doc, root: &Node) {
     whole_context(out, doc, root);
     let jobs: Vec<(&str, &Node)> = root
         .get("jobs")
@@ -547,7 +371,7 @@ fn workflow(out: &mut Output, doc: &Doc, root: &Node) {
     }
 }
 
-fn action(out: &mut Output, doc: &Doc, root: &Node) {
+pub(super) fn action(out: &mut Output, doc: &Doc, root: &Node) {
     whole_context(out, doc, root);
     let Some(runs) = root.get("runs") else { return };
     for step in steps_of(runs.get("steps")) {
@@ -863,206 +687,10 @@ fn pr_checkout(out: &mut Output, doc: &Doc, trigger: &str, job_id: &str, steps: 
     }
 }
 
-/// Jobs' keys in `.gitlab-ci.yml` that are not jobs.
-const GITLAB_GLOBAL_KEYS: &[&str] = &[
-    "stages",
-    "variables",
-    "include",
-    "default",
-    "workflow",
-    "image",
-    "services",
-    "before_script",
-    "after_script",
-    "cache",
-    "spec",
-];
-
-fn gitlab(ctx: &Context, out: &mut Output, root_dir: &Path, path: &Path) {
-    let mut queue = vec![path.to_path_buf()];
-    let mut seen: BTreeSet<PathBuf> = BTreeSet::new();
-    while let Some(p) = queue.pop() {
-        if !seen.insert(p.clone()) || seen.len() > 100 {
-            continue;
-        }
-        let Some((text, docs)) = load(ctx, out, &p) else {
-            continue;
-        };
-        let doc = Doc::new(&p, &text);
-        let before = out.findings.len();
-        // Which lines the variable rules already reported, so the text scan adds only the rest.
-        for root in &docs {
-            gitlab_doc(ctx, out, &doc, root);
-            for inc in local_includes(root) {
-                let rel = inc.trim_start_matches('/');
-                if rel.contains('*') || rel.is_empty() {
-                    continue;
-                }
-                let target = root_dir.join(rel);
-                if !target.is_file() {
-                    out.error(
-                        Source::Ci,
-                        Some(&p),
-                        format!("local include {inc} not found"),
-                    );
-                    continue;
-                }
-                queue.push(target);
-            }
-        }
-        let reported: BTreeSet<u32> = out.findings[before..]
-            .iter()
-            .filter_map(|f| match f.location {
-                Location::File { line, .. } => Some(line),
-                _ => None,
-            })
-            .collect();
-        for m in ctx.detector.scan(text.as_bytes(), Mode::Text) {
-            if reported.contains(&yaml::line_col(&text, m.start).0) {
-                continue;
-            }
-            out.secret(
-                Source::Ci,
-                &m,
-                Severity::Critical,
-                doc.at(m.start),
-                format!(
-                    "{} written into {}: every job and everyone who can read the repository has it",
-                    m.rule.kind,
-                    doc.shown()
-                ),
-                "rotate it now, store it as a masked and protected CI/CD variable, and give it \
-                 only to the jobs that need it"
-                    .to_string(),
-            );
-        }
-    }
-}
-
-fn local_includes(root: &Node) -> Vec<String> {
-    let Some(inc) = root.get("include") else {
-        return Vec::new();
-    };
-    let one = |n: &Node| -> Option<String> {
-        if let Some(s) = n.as_str() {
-            return (!s.starts_with("http://") && !s.starts_with("https://"))
-                .then(|| s.to_string());
-        }
-        n.get("local").and_then(Node::as_str).map(str::to_string)
-    };
-    if inc.items().is_empty() {
-        one(inc).into_iter().collect()
-    } else {
-        inc.items().iter().filter_map(|n| one(n)).collect()
-    }
-}
-
-fn gitlab_doc(ctx: &Context, out: &mut Output, doc: &Doc, root: &Node) {
-    if let Some(vars) = root.get("variables") {
-        gitlab_variables(ctx, out, doc, vars, None);
-    }
-    for (k, v) in root.entries() {
-        let Some(name) = k.as_str() else { continue };
-        if GITLAB_GLOBAL_KEYS.contains(&name) || name.starts_with('.') && !v.is_map() {
-            continue;
-        }
-        if let Some(vars) = v.get("variables") {
-            gitlab_variables(ctx, out, doc, vars, Some(name));
-        }
-    }
-}
-
-fn gitlab_variables(ctx: &Context, out: &mut Output, doc: &Doc, vars: &Node, job: Option<&str>) {
-    for (k, v) in vars.entries() {
-        let Some(name) = k.as_str() else { continue };
-        let value_node = if v.is_map() {
-            v.get("value")
-        } else {
-            Some(&**v)
-        };
-        let Some(value_node) = value_node else {
-            continue;
-        };
-        let Some(value) = value_node.as_str() else {
-            continue;
-        };
-        if let Some(m) = ctx.detector.classify_var(name, value.as_bytes()) {
-            let where_ = match job {
-                None => "the top-level variables: (every job gets it)".to_string(),
-                Some(j) => format!("the variables: of job {j}"),
-            };
-            out.secret(
-                Source::Ci,
-                &m,
-                Severity::Critical,
-                Location::File {
-                    path: doc.path.clone(),
-                    line: value_node.start.line,
-                    column: Some(value_node.start.column),
-                },
-                format!(
-                    "{} written as {name} in {where_} of {}: everyone who can read the repository \
-                     has it",
-                    m.rule.kind,
-                    doc.shown()
-                ),
-                format!(
-                    "rotate it now, delete the line, and define {name} as a masked, protected \
-                     CI/CD variable scoped to the environment that needs it"
-                ),
-            );
-            continue;
-        }
-        if job.is_none() && names::name_kind(name).is_some() && !value.trim().is_empty() {
-            out.findings.push(Finding {
-                rule: "gitlab-global-secret-variable".into(),
-                severity: Severity::Medium,
-                source: Source::Ci,
-                location: Location::File {
-                    path: doc.path.clone(),
-                    line: k.start.line,
-                    column: Some(k.start.column),
-                },
-                secret: None,
-                message: format!(
-                    "{name} is defined in the top-level variables: of {}, so every job gets it, \
-                     including jobs that install dependencies or run tests",
-                    doc.shown()
-                ),
-                fix: format!("move {name} into the variables: of the jobs that need it"),
-            });
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use super::super::tests::run_rules;
     use super::*;
-    use proptest::prelude::*;
-
-    fn run_rules(text: &str) -> Output {
-        let settings = crate::audit::Settings {
-            home: PathBuf::from("/nonexistent-home"),
-            etc: PathBuf::from("/nonexistent-etc"),
-            projects: vec![PathBuf::from("/nonexistent-project")],
-            sources: vec![Source::Ci],
-            env: Vec::new(),
-            max_filesize: 1 << 20,
-            threads: 1,
-        };
-        let ctx = Context::new(&settings);
-        let mut out = Output::default();
-        let doc = Doc::new(Path::new("w.yml"), text);
-        plaintext(&ctx, &mut out, &doc);
-        if let Ok(docs) = yaml::parse(text) {
-            for root in &docs {
-                workflow(&mut out, &doc, root);
-                action(&mut out, &doc, root);
-                gitlab_doc(&ctx, &mut out, &doc, root);
-            }
-        }
-        out
-    }
 
     #[test]
     fn quoted_literals_in_expressions_are_not_echoed() {
@@ -1125,26 +753,6 @@ mod tests {
                 all,
                 "{body}"
             );
-        }
-    }
-
-    proptest! {
-        #[test]
-        fn rules_never_panic_on_arbitrary_text(s in "\\PC{0,400}") {
-            let out = run_rules(&s);
-            let lines = s.lines().count().max(1) as u32 + 1;
-            for f in out.findings {
-                if let Location::File { line, .. } = f.location {
-                    prop_assert!(line >= 1 && line <= lines);
-                }
-            }
-        }
-
-        #[test]
-        fn rules_never_panic_on_workflow_shaped_text(
-            s in "on: (push|pull_request_target|\\[workflow_run\\])\n(env:\n  [A-Z]{1,4}: \\$\\{\\{ (secrets\\.[A-Z]{1,3}|toJSON\\(secrets\\)|fromJSON\\(secrets\\.X\\)\\.y) \\}\\}\n)?jobs:\n(  j[a-z]{0,2}:\n(    (uses|secrets|env): [a-z./@\\$\\{\\} ]{0,12}\n)?    steps:\n(      - (run|uses): [a-zé\\$\\{\\}. @/]{0,20}\n(        with:\n          ref: \\$\\{\\{ github\\.head_ref \\}\\}\n)?)*)*"
-        ) {
-            let _ = run_rules(&s);
         }
     }
 }
