@@ -120,6 +120,13 @@ fn a_canary_found_where_it_was_not_planted_is_critical() {
     assert_eq!(at(".env")["severity"], "info");
     assert_eq!(at("debug.log")["rule"], "canary-out-of-place");
     assert_eq!(at("debug.log")["severity"], "critical");
+    // Written across source lines: a lost line continuation shows as a run of spaces.
+    for f in &findings {
+        for field in ["message", "fix"] {
+            let text = f[field].as_str().unwrap_or_default();
+            assert!(!text.contains("   "), "{field} has a run of spaces: {text:?}");
+        }
+    }
     assert_eq!(r.code, 1, "a critical finding fails the audit");
 }
 

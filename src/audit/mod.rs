@@ -293,7 +293,8 @@ fn mark_canaries(report: &mut Report) {
             },
             f.message
         );
-        f.fix = "nothing to do if it was planted here; if not, something copied it here —                  look for what read it (keyfence run --trace)"
+        f.fix = "nothing to do if it was planted here; if not, something copied it here — \
+                 look for what read it (keyfence run --trace)"
             .into();
     }
 }
