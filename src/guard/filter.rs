@@ -62,7 +62,7 @@ pub mod nr {
     /// order). `chdir`/`fchdir` are rare, and let the tracer keep each process's working
     /// directory instead of looking it up at every relative open.
     pub const TRACED: &[u32] = &[OPENAT, CONNECT, SENDTO, SENDMSG, OPEN, CHDIR, FCHDIR];
-    /// The opens, which `--trace` watches through a seccomp listener where it can (`notify.rs`).
+    /// The opens, which `--trace` watches through a seccomp listener where it can (`trace/notify.rs`).
     pub const OPENS: &[u32] = &[OPENAT, OPEN];
     /// What `--trace` stops on with the opens on the listener.
     pub const TRACED_WITHOUT_OPENS: &[u32] = &[CONNECT, SENDTO, SENDMSG];

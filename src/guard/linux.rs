@@ -1,7 +1,8 @@
 //! The Linux x86-64 side of guard: the helper, attaching, and serving the tree.
 
-use super::{Protected, filter, notify, tracer};
+use super::{Protected, filter, tracer};
 use crate::guard::fence::Fence;
+use crate::trace::notify;
 use nix::sys::wait::WaitStatus;
 use nix::unistd::Pid;
 use std::ffi::OsString;

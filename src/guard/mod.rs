@@ -27,9 +27,7 @@ pub mod filter;
 #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
 mod linux;
 #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
-mod memory;
-#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
-mod notify;
+pub(crate) mod memory;
 #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
 pub mod tracer;
 #[cfg(all(target_os = "linux", target_arch = "x86_64"))]

@@ -36,7 +36,8 @@ use super::contain::{contain, contain_at_start, inject, restore, rewrite_env};
 use super::fence::Fence;
 use super::filter::nr;
 use super::memory::{self, Fault};
-use super::notify;
+use crate::trace::notify;
+use crate::trace::observe::{self, MAX_PAYLOAD, NETWORK_TOOLS};
 use nix::errno::Errno;
 use nix::libc;
 use nix::sys::ptrace::{self, Event, Options};
@@ -142,8 +143,7 @@ pub struct Tracer<'a> {
     opens: Option<notify::Opens>,
     listener_tried: bool,
     /// Regular files the tree opened for writing: who opened each first, checked at the end.
-    written: HashMap<std::path::PathBuf, (Pid, std::rc::Rc<str>)>,
-    written_dropped: u64,
+    written: observe::Written,
     /// On keyfence's terminal: the command's parent (run/monitor.rs), whose stops mean the
     /// command was stopped from the terminal, and what keyfence then does (suspends itself).
     monitor: Option<(Pid, Box<dyn FnMut() + 'a>)>,
@@ -210,8 +210,7 @@ impl<'a> Tracer<'a> {
             cwds: HashMap::new(),
             opens: None,
             listener_tried: false,
-            written: HashMap::new(),
-            written_dropped: 0,
+            written: observe::Written::default(),
             monitor: None,
             ended: None,
             agent: None,
@@ -1121,7 +1120,7 @@ impl Tracer<'_> {
 
     /// An open, connect or send the trace filter stopped.
     fn observe(&mut self, pid: Pid, tag: u32, r: libc::user_regs_struct) {
-        use crate::trace::{Event, dns_query_name, sockaddr};
+        use crate::trace::sockaddr;
         if self.trace.is_none() {
             return;
         }
@@ -1171,56 +1170,19 @@ impl Tracer<'_> {
                     let dest = (r.r8 != 0).then(|| sockaddr(&read(r.r8, r.r9))).flatten();
                     (read(r.rsi, r.rdx), dest)
                 } else {
-                    // struct msghdr: name, namelen, iov, iovlen.
-                    let hdr = read(r.rsi, 32);
-                    if hdr.len() < 32 {
+                    let Some([name, namelen, iov, iovlen]) = observe::msghdr(&read(r.rsi, 32))
+                    else {
                         return;
-                    }
-                    let word = |i: usize| {
-                        u64::from_ne_bytes(hdr[i * 8..i * 8 + 8].try_into().unwrap_or([0; 8]))
                     };
-                    let dest = (word(0) != 0)
-                        .then(|| sockaddr(&read(word(0), word(1) & 0xffff_ffff)))
+                    let dest = (name != 0)
+                        .then(|| sockaddr(&read(name, namelen)))
                         .flatten();
-                    (read_iov(pid, word(2), word(3)), dest)
+                    (read_iov(pid, iov, iovlen), dest)
                 };
                 let dest = dest.or_else(|| self.connected.get(&(tgid, r.rdi)).cloned());
                 let (destination, port) = dest.unwrap_or_else(|| ("a socket".into(), None));
                 let Some(rec) = &mut self.trace else { return };
-                if port == Some(53)
-                    && let Some(name) = dns_query_name(&data)
-                {
-                    // A harvester may put the key itself in the labels: the query then sends
-                    // it (the datagram holds it split by length bytes, which the search of the
-                    // data below cannot see).
-                    let found = rec.find_watched_in_name(&name);
-                    // A name that carries a value is not kept at all: even lower-cased it
-                    // holds most of the value.
-                    let masked = match found.first() {
-                        Some((label, _)) => format!("<keyfence:{label} in the labels>"),
-                        None => rec.mask(&name),
-                    };
-                    let carried: Vec<String> = found
-                        .into_iter()
-                        .map(|(l, c)| crate::trace::what(l, c))
-                        .collect();
-                    rec.record(Event::Dns {
-                        pid: pid.as_raw(),
-                        name: masked.clone(),
-                        group: group.clone(),
-                    });
-                    for what in carried {
-                        rec.record(Event::SecretSent {
-                            pid: pid.as_raw(),
-                            what,
-                            destination: format!("{destination} in the DNS query {masked}"),
-                            group: group.clone(),
-                        });
-                    }
-                    // A query carries nothing but its name.
-                    return;
-                }
-                report_sent(rec, pid, &data, &destination, &group);
+                observe::record_send(rec, pid.as_raw(), &data, (&destination, port), &group);
             }
             _ => {}
         }
@@ -1247,100 +1209,31 @@ impl Tracer<'_> {
     /// value, or `None` when the process ended first).
     fn connect_done(&mut self, mut event: crate::trace::Event, result: Option<i64>) {
         if let crate::trace::Event::Connect { blocked, .. } = &mut event {
-            *blocked = matches!(result, Some(r) if r == -(libc::EACCES as i64) || r == -(libc::EPERM as i64));
+            *blocked = observe::connect_blocked(result);
         }
         if let Some(rec) = &mut self.trace {
             rec.record(event);
         }
     }
 
-    /// Remembers a file opened for writing, to look into at the end (`check_written`). Device,
-    /// proc and sys files are not data at rest.
+    /// Remembers a file opened for writing, to look into at the end (`check_written`).
     fn note_written(&mut self, path: &std::path::Path, pid: Pid, tgid: Pid) {
-        if ["/dev/", "/proc/", "/sys/"].iter().any(|p| {
-            path.as_os_str()
-                .as_encoded_bytes()
-                .starts_with(p.as_bytes())
-        }) || self.written.contains_key(path)
-        {
-            return;
-        }
-        if self.written.len() >= MAX_WRITTEN_FILES {
-            self.written_dropped += 1;
-            return;
-        }
-        let group = self
-            .tasks
-            .get(&pid)
-            .or_else(|| self.tasks.get(&tgid))
-            .map(|t| t.group.clone())
-            .unwrap_or_else(|| "".into());
-        self.written.insert(path.to_path_buf(), (pid, group));
+        let tasks = &self.tasks;
+        self.written.note(path, pid.as_raw(), || {
+            tasks
+                .get(&pid)
+                .or_else(|| tasks.get(&tgid))
+                .map(|t| t.group.clone())
+                .unwrap_or_else(|| "".into())
+        });
     }
 
-    /// At the end of the run, every regular file the tree wrote that is still there: a watched
-    /// value in it is recorded against the process that first opened it for writing. What was
-    /// written and then deleted or renamed away is not seen (a rename's new name is, when the
-    /// tree opened it for writing too).
+    /// At the end of the run, every regular file the tree wrote that is still there
+    /// (`observe::Written::check`).
     fn check_written(&mut self) {
-        use std::io::Read;
-        use std::os::unix::fs::OpenOptionsExt;
         let Some(rec) = &mut self.trace else { return };
-        let mut paths: Vec<_> = std::mem::take(&mut self.written).into_iter().collect();
-        paths.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut budget = MAX_WRITTEN_TOTAL;
-        let mut skipped = self.written_dropped;
-        let mut buf = Vec::new();
-        for (path, (pid, group)) in paths {
-            // No symbolic links followed: a link made to point at a credential file is not the
-            // tree writing the credential.
-            let Ok(meta) = std::fs::symlink_metadata(&path) else {
-                continue;
-            };
-            if !meta.file_type().is_file() || meta.len() == 0 {
-                continue;
-            }
-            let len = meta.len().min(MAX_WRITTEN_FILE);
-            if len > budget {
-                skipped += 1;
-                continue;
-            }
-            budget -= len;
-            buf.clear();
-            // Opened without following a link or blocking (a FIFO put there since the check
-            // would otherwise hang the report), and checked again once open.
-            let Ok(f) = std::fs::OpenOptions::new()
-                .read(true)
-                .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-                .open(&path)
-            else {
-                continue;
-            };
-            if !f.metadata().is_ok_and(|m| m.file_type().is_file())
-                || f.take(len).read_to_end(&mut buf).is_err()
-            {
-                continue;
-            }
-            let found: Vec<String> = rec
-                .find_watched(&buf)
-                .into_iter()
-                .map(|(l, c)| crate::trace::what(l, c))
-                .collect();
-            for what in found {
-                rec.record(crate::trace::Event::SecretWritten {
-                    pid: pid.as_raw(),
-                    what,
-                    path: path.display().to_string(),
-                    group: group.to_string(),
-                });
-            }
-        }
-        if skipped > 0 {
-            self.summary.notices.push(format!(
-                "trace: {skipped} written file(s) not checked for secrets (more than \
-                 {MAX_WRITTEN_FILES} files or {} MiB in all)",
-                MAX_WRITTEN_TOTAL >> 20
-            ));
+        if let Some(notice) = std::mem::take(&mut self.written).check(rec) {
+            self.summary.notices.push(notice);
         }
     }
 
@@ -1443,7 +1336,7 @@ impl Tracer<'_> {
             .get(&(tgid, r.rdi))
             .map_or_else(|| "a socket".to_string(), |d| d.0.clone());
         if let Some(rec) = &mut self.trace {
-            report_sent(rec, pid, &data, &destination, &group);
+            observe::record_sent(rec, pid.as_raw(), &data, &destination, &group);
         }
     }
 
@@ -1465,7 +1358,7 @@ impl Tracer<'_> {
         let group = self.group_of(pid);
         if let Some(rec) = &mut self.trace {
             let destination = format!("the standard input of {tool}");
-            report_sent(rec, pid, &data, &destination, &group);
+            observe::record_sent(rec, pid.as_raw(), &data, &destination, &group);
         }
     }
 }
@@ -1480,48 +1373,14 @@ enum Pending {
     Chdir,
 }
 
-/// Programs whose standard input, when it is a pipe, is likely on its way to the network.
-const NETWORK_TOOLS: &[&str] = &[
-    "curl", "wget", "nc", "ncat", "netcat", "socat", "openssl", "ssh", "scp", "telnet",
-];
-
 /// Filters the tracer adds to one process, at most.
 const MAX_FD_FILTERS: usize = 16;
-/// Written files the trace remembers, and how much of them it reads at the end.
-const MAX_WRITTEN_FILES: usize = 65536;
-const MAX_WRITTEN_FILE: u64 = 16 << 20;
-const MAX_WRITTEN_TOTAL: u64 = 256 << 20;
-
-/// Records each watched value found in data on its way to `destination`.
-fn report_sent(
-    rec: &mut crate::trace::Recorder,
-    pid: Pid,
-    data: &[u8],
-    destination: &str,
-    group: &str,
-) {
-    let found: Vec<String> = rec
-        .find_watched(data)
-        .into_iter()
-        .map(|(l, c)| crate::trace::what(l, c))
-        .collect();
-    for what in found {
-        rec.record(crate::trace::Event::SecretSent {
-            pid: pid.as_raw(),
-            what,
-            destination: destination.to_string(),
-            group: group.to_string(),
-        });
-    }
-}
 
 /// The data of an iovec array in the tracee (`writev`, `sendmsg`), up to `MAX_PAYLOAD`.
 fn read_iov(pid: Pid, at: u64, count: u64) -> Vec<u8> {
-    let iovs = memory::read_upto(pid, at as usize, (count.min(64) * 16) as usize);
+    let raw = memory::read_upto(pid, at as usize, (count.min(64) * 16) as usize);
     let mut data = Vec::new();
-    for iov in iovs.chunks_exact(16) {
-        let base = u64::from_ne_bytes(iov[..8].try_into().unwrap_or([0; 8]));
-        let len = u64::from_ne_bytes(iov[8..].try_into().unwrap_or([0; 8]));
+    for (base, len) in observe::iovecs(&raw) {
         let room = MAX_PAYLOAD - data.len();
         data.extend(memory::read_upto(
             pid,
@@ -1640,9 +1499,6 @@ fn install_fd_filter(
     };
     (true, installed)
 }
-
-/// How much of one send the trace inspects.
-const MAX_PAYLOAD: usize = 64 * 1024;
 
 fn comm(pid: Pid) -> String {
     std::fs::read_to_string(format!("/proc/{pid}/comm"))

@@ -18,6 +18,10 @@
 //! go in (`Recorder::record`), before the JSON line and the summary are made from it.
 
 pub mod file;
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+pub(crate) mod notify;
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+pub(crate) mod observe;
 
 use crate::secret::SecretValue;
 use serde::Serialize;
@@ -275,7 +279,7 @@ impl Recorder {
             || (write && !writable.iter().any(|w| path.starts_with(w)))
     }
 
-    /// The test of `sensitive`, for the thread that hears opens (`guard/notify.rs`).
+    /// The test of `sensitive`, for the thread that hears opens (`notify.rs`).
     pub fn sensitive_paths(&self) -> SensitivePaths {
         self.sensitive.clone()
     }

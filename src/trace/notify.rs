@@ -15,7 +15,7 @@
 //! calls (libseccomp) would replace the hand-written filter and link the C library.
 #![allow(unsafe_code)]
 
-use super::filter;
+use crate::guard::filter;
 use crate::trace::SensitivePaths;
 use nix::libc;
 use nix::unistd::Pid;
@@ -229,7 +229,7 @@ fn read_open(req: &libc::seccomp_notif) -> Option<OpenSeen> {
         filter::nr::OPENAT => (args[0] as i32, args[1], args[2]),
         _ => return None,
     };
-    let raw = super::memory::read_cstring(pid, path_at as usize).ok()?;
+    let raw = crate::guard::memory::read_cstring(pid, path_at as usize).ok()?;
     let path =
         PathBuf::from(<std::ffi::OsString as std::os::unix::ffi::OsStringExt>::from_vec(raw));
     let path = if path.is_absolute() {
