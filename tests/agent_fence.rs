@@ -17,23 +17,12 @@ mod common;
 #[path = "common/probe.rs"]
 mod probe;
 
-use claude_stub::Stub;
+use claude_stub::{Stub, claude_bin};
 use common::*;
 use probe::{ALL, EXPECTED, OUTSIDE, Seeded, Verdict, World};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
-
-fn claude_bin() -> PathBuf {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("target/test-tools/node_modules/.bin/claude");
-    assert!(
-        p.exists(),
-        "Claude Code CLI not found at {}: run .ci/run (it installs the pinned version)",
-        p.display()
-    );
-    p
-}
 
 /// Everything one attacked run needs; None (after saying why) when this machine cannot run it.
 struct Attack {

@@ -124,7 +124,10 @@ fn a_canary_found_where_it_was_not_planted_is_critical() {
     for f in &findings {
         for field in ["message", "fix"] {
             let text = f[field].as_str().unwrap_or_default();
-            assert!(!text.contains("   "), "{field} has a run of spaces: {text:?}");
+            assert!(
+                !text.contains("   "),
+                "{field} has a run of spaces: {text:?}"
+            );
         }
     }
     assert_eq!(r.code, 1, "a critical finding fails the audit");

@@ -5,25 +5,9 @@
 mod claude_stub;
 mod common;
 
-use claude_stub::Stub;
+use claude_stub::{Stub, claude_bin};
 use common::*;
-use std::path::PathBuf;
 use std::process::Command;
-
-fn claude_bin() -> PathBuf {
-    let p = std::env::var_os("KEYFENCE_TEST_CLAUDE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                .join("target/test-tools/node_modules/.bin/claude")
-        });
-    assert!(
-        p.exists(),
-        "Claude Code CLI not found at {}: run `npm install --prefix target/test-tools @anthropic-ai/claude-code` (.ci/run does)",
-        p.display()
-    );
-    p
-}
 
 /// Runs `claude -p` with one Bash tool call against the stub, in a fresh home.
 fn claude(fx: &Fixture, stub: &Stub, wrap: &[&str], env: &[(&str, &str)]) -> Run {
@@ -70,15 +54,6 @@ fn round_trip(stub: &Stub, r: &Run) -> Vec<claude_stub::Request> {
     msgs
 }
 
-/// What the Bash tool call reported back to the API (the tool_result of the second request).
-fn tool_results(stub: &Stub) -> String {
-    stub.messages()
-        .iter()
-        .filter(|r| r.body.contains("tool_result"))
-        .map(|r| r.body.clone())
-        .collect()
-}
-
 #[test]
 fn baseline_an_exported_key_reaches_the_tool_call() {
     let mut fx = Fixture::new();
@@ -89,7 +64,7 @@ fn baseline_an_exported_key_reaches_the_tool_call() {
     let r = claude(&fx, &stub, &[], &[("ANTHROPIC_API_KEY", &key)]);
     let msgs = round_trip(&stub, &r);
     assert_eq!(msgs[0].header("x-api-key"), Some(key.as_str()));
-    let results = tool_results(&stub);
+    let results = stub.tool_results();
     // The problem keyfence exists for: the command run by the Bash tool sees the key.
     assert!(results.contains("1\\n1"), "{results}");
 }
@@ -118,7 +93,7 @@ fn api_key_helper_keeps_the_key_out_of_every_environment() {
         msgs.iter().map(|m| &m.headers).collect::<Vec<_>>()
     );
     // ...and the tool call found it in no environment, and sent no key back.
-    let results = tool_results(&stub);
+    let results = stub.tool_results();
     assert!(results.contains("0\\n0\\nchecked"), "{results}");
     assert!(!results.contains(&key));
 }
@@ -218,12 +193,12 @@ fn setup_claude_stores_the_key_sets_the_helper_and_lists_what_is_left() {
     assert_eq!(msgs[0].header("x-api-key"), Some(key.as_str()));
     // The export left in ~/.bashrc still reaches the tool call: Claude Code sources it for its
     // shell. That is why setup lists it, and what `keyfence fix` is for.
-    let results = tool_results(&stub);
+    let results = stub.tool_results();
     assert!(results.contains("1\\n0\\nchecked"), "{results}");
     std::fs::write(fx.home.join(".bashrc"), "").unwrap();
     let stub = Stub::start(LOOK_FOR_KEY);
     claude(&fx, &stub, &[], &[]);
-    let results = tool_results(&stub);
+    let results = stub.tool_results();
     assert!(results.contains("0\\n0\\nchecked"), "{results}");
 }
 
@@ -298,7 +273,7 @@ fn phantom_claude_holds_only_a_stand_in() {
     for m in &msgs {
         assert_eq!(m.header("x-api-key"), Some(key.as_str()));
     }
-    let results = tool_results(&stub);
+    let results = stub.tool_results();
     assert!(results.contains("sk-ant-api03-\\n0\\nchecked"), "{results}");
     assert!(!results.contains(&key));
     assert!(!r.stdout.contains(&key) && !r.stderr.contains(&key));
@@ -396,7 +371,7 @@ fn setup_claude_hook_wraps_install_commands_run_by_the_bash_tool() {
             &[("PATH", &path), ("ANTHROPIC_API_KEY", &fake("anthropic"))],
         );
         round_trip(&stub, &r);
-        let results = tool_results(&stub);
+        let results = stub.tool_results();
         assert!(results.contains(expect), "{command}: {results}");
         assert!(!results.contains(&aws));
     }
@@ -538,7 +513,7 @@ fn agent_profile_says_when_claude_settings_send_it_elsewhere() {
 /// environment (not even a stand-in), its ancestors' environments refused by the kernel, and
 /// the real key nowhere.
 fn assert_guarded_tool_report(stub: &Stub, key: &str) {
-    let results = tool_results(stub);
+    let results = stub.tool_results();
     assert!(!results.contains(key));
     let Some(at) = results.find("\"tool_result\",\"content\":\"") else {
         panic!("no tool result in what the API received");
@@ -569,7 +544,7 @@ fn claude_code_does_not_run_a_command_the_hook_blocks() {
     );
     round_trip(&stub, &r);
     assert!(!ran.exists(), "Claude Code ran the blocked command");
-    let results = tool_results(&stub);
+    let results = stub.tool_results();
     // The model is told what happened and why, with the hint.
     assert!(
         results.contains("keyfence.toml") && results.contains("cannot tell which profile"),

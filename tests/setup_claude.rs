@@ -8,7 +8,7 @@
 mod claude_stub;
 mod common;
 
-use claude_stub::Stub;
+use claude_stub::{Stub, claude_bin};
 use common::*;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -321,30 +321,6 @@ fn typing_claude_in_bash_runs_it_under_the_agent_profile() {
     );
 }
 
-fn claude_bin() -> PathBuf {
-    let p = std::env::var_os("KEYFENCE_TEST_CLAUDE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                .join("target/test-tools/node_modules/.bin/claude")
-        });
-    assert!(
-        p.exists(),
-        "Claude Code CLI not found at {}: run `npm install --prefix target/test-tools @anthropic-ai/claude-code` (.ci/run does)",
-        p.display()
-    );
-    p
-}
-
-/// What the Bash tool call reported back to the API.
-fn tool_results(stub: &Stub) -> String {
-    stub.messages()
-        .iter()
-        .filter(|r| r.body.contains("tool_result"))
-        .map(|r| r.body.clone())
-        .collect()
-}
-
 /// `bash -i -c 'claude -p ...'` as nobody: what the user types, the real CLI, against the stub.
 fn typed_claude(fx: &Fixture, stub: &Stub) -> Run {
     let claude_dir = claude_bin().parent().map(Path::to_path_buf).unwrap();
@@ -397,7 +373,7 @@ fn typing_claude_runs_the_real_claude_code_guarded() {
     let r = typed_claude(&fx, &stub);
     let msgs = stub.messages();
     assert!(msgs.len() >= 2, "{} {}", r.stdout, r.stderr);
-    let results = tool_results(&stub);
+    let results = stub.tool_results();
     assert!(results.contains("content\":\"1\\n"), "{results}");
 
     // After setup. The stub stands in for api.anthropic.com: the user's profile points the
@@ -418,7 +394,7 @@ fn typing_claude_runs_the_real_claude_code_guarded() {
     for m in &msgs {
         assert_eq!(m.header("x-api-key"), Some(key.as_str()));
     }
-    let results = tool_results(&stub);
+    let results = stub.tool_results();
     assert!(!results.contains(&key));
     let at = results
         .find("\"tool_result\",\"content\":\"")

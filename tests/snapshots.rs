@@ -5,19 +5,6 @@ mod common;
 use common::*;
 use std::path::Path;
 
-fn copy_tree(from: &Path, to: &Path) {
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let dest = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            std::fs::create_dir_all(&dest).unwrap();
-            copy_tree(&entry.path(), &dest);
-        } else {
-            std::fs::copy(entry.path(), &dest).unwrap();
-        }
-    }
-}
-
 fn demo() -> (Fixture, Vec<String>) {
     use std::os::unix::fs::PermissionsExt;
     let fx = Fixture::new();

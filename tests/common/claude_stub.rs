@@ -44,6 +44,15 @@ impl Stub {
             .cloned()
             .collect()
     }
+
+    /// The bodies of the turns that carried a tool's result back, joined.
+    pub fn tool_results(&self) -> String {
+        self.messages()
+            .iter()
+            .filter(|r| r.body.contains("tool_result"))
+            .map(|r| r.body.clone())
+            .collect()
+    }
 }
 
 fn serve(stream: TcpStream, recorded: &Mutex<Vec<Request>>, command: &str) {
@@ -124,4 +133,21 @@ fn reply(tool_call: bool, stream: bool, command: &str) -> String {
         .map(|(name, data)| format!("event: {name}\ndata: {data}\n\n"))
         .collect();
     http(200, "text/event-stream", &body)
+}
+
+/// The Claude Code CLI scripts/test-all installs (`KEYFENCE_TEST_CLAUDE` names another).
+pub fn claude_bin() -> std::path::PathBuf {
+    let p = std::env::var_os("KEYFENCE_TEST_CLAUDE")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("target/test-tools/node_modules/.bin/claude")
+        });
+    assert!(
+        p.exists(),
+        "Claude Code CLI not found at {}: run `npm install --prefix target/test-tools \
+         @anthropic-ai/claude-code` (scripts/test-all does)",
+        p.display()
+    );
+    p
 }
