@@ -454,11 +454,9 @@ fn prepare(
     let rules = env::EnvRules::new(&allow, &drop)
         .map_err(|e| anyhow::anyhow!("bad --drop pattern: {e}"))?;
     // The store is opened once, and only when something is injected.
-    let mut store = None;
     let mut resolver = provider::Resolver::new();
-    let mut inject = resolve_injections(&mut store, &mut resolver, &args.inject, &p.name, false)?;
+    let mut inject = resolve_injections(&mut resolver, &args.inject, &p.name, false)?;
     inject.extend(resolve_injections(
-        &mut store,
         &mut resolver,
         &p.inject,
         &p.name,
@@ -490,11 +488,11 @@ fn prepare(
     }
     let mut phantom_specs = p.phantom.clone();
     if p.name == "agent" && chosen.origin != policy::Origin::Project {
-        inject.extend(agent_direct_keys(&mut store, args, p, &program, &inject));
-        phantom_specs.extend(agent_phantoms(&mut store, args, p, &program, &inject));
+        inject.extend(agent_direct_keys(&mut resolver, args, p, &program, &inject));
+        phantom_specs.extend(agent_phantoms(&mut resolver, args, p, &program, &inject));
     }
     let phantom_secrets = start_phantoms(
-        &mut store,
+        &mut resolver,
         args,
         &p.name,
         &phantom_specs,
@@ -622,7 +620,7 @@ const AGENT_DIRECT_KEYS: &[(&str, &[&str])] = &[("codex", &["OPENAI_API_KEY", "C
 /// The keys of `AGENT_DIRECT_KEYS` for this agent that keyfence's environment or the store has
 /// and the user did not name: injected as they are.
 fn agent_direct_keys(
-    store: &mut Option<crate::store::Store>,
+    resolver: &mut provider::Resolver,
     args: &RunArgs,
     p: &policy::Profile,
     program: &str,
@@ -638,7 +636,7 @@ fn agent_direct_keys(
             let value = std::env::var_os(k)
                 .filter(|v| !v.is_empty())
                 .map(|v| SecretValue::new(v.as_encoded_bytes()))
-                .or_else(|| fetch_for_run(store, k, &p.name, false).ok())?;
+                .or_else(|| resolver.entry(k, provider::Access::Profile(&p.name)).ok())?;
             Some((k.to_string(), value))
         })
         .collect()
@@ -651,7 +649,7 @@ fn agent_direct_keys(
 /// user's own `ANTHROPIC_BASE_URL` / `OPENAI_BASE_URL` / `GOOGLE_GEMINI_BASE_URL` (a gateway;
 /// https, or http on loopback).
 fn agent_phantoms(
-    store: &mut Option<crate::store::Store>,
+    resolver: &mut provider::Resolver,
     args: &RunArgs,
     p: &policy::Profile,
     program: &str,
@@ -674,7 +672,9 @@ fn agent_phantoms(
         .filter(|name| !chosen(name))
         .filter(|name| {
             std::env::var_os(name).is_some_and(|v| !v.is_empty())
-                || fetch_for_run(store, name, &p.name, false).is_ok()
+                || resolver
+                    .entry(name, provider::Access::Profile(&p.name))
+                    .is_ok()
         })
         .map(|name| {
             let base_url_var = crate::phantom::provider_defaults(name).map(|(v, _)| v);
@@ -696,7 +696,7 @@ fn agent_phantoms(
 /// with the provider's base-URL variable pointing at the proxy). Returns the real values, to
 /// mask. The proxy lives in this (supervising) process.
 fn start_phantoms(
-    store: &mut Option<crate::store::Store>,
+    resolver: &mut provider::Resolver,
     args: &RunArgs,
     profile: &str,
     profile_phantoms: &[crate::policy::PhantomSpec],
@@ -758,7 +758,7 @@ fn start_phantoms(
             None => phantom::default_headers(),
         };
         // The real key: the store's entry, else the variable in the current environment.
-        let real = match fetch_for_run(store, name, profile, project_entry) {
+        let real = match resolver.entry(name, access(profile, project_entry)) {
             Ok(v) => v,
             Err(store_err) => match std::env::var_os(name).filter(|v| !v.is_empty()) {
                 Some(v) => SecretValue::new(std::os::unix::ffi::OsStrExt::as_bytes(v.as_os_str())),
@@ -829,7 +829,6 @@ fn plant_canaries(plan: &mut env::Plan) -> Result<()> {
 /// the request comes from a project's keyfence.toml, so only store entries that allow
 /// `profile` by name are given, and no `cmd:` is run.
 fn resolve_injections(
-    store: &mut Option<crate::store::Store>,
     resolver: &mut provider::Resolver,
     specs: &[String],
     profile: &str,
@@ -858,7 +857,9 @@ fn resolve_injections(
         }
         let reference = provider::Reference::parse(name)?;
         let value = match &reference {
-            provider::Reference::Store(name) => fetch_for_run(store, name, profile, from_project)?,
+            provider::Reference::Store(name) => {
+                resolver.entry(name, access(profile, from_project))?
+            }
             _ if var == name => {
                 bail!("--inject {spec}: name the variable to set, as in --inject VAR={spec}")
             }
@@ -868,7 +869,7 @@ fn resolve_injections(
                  profile in ~/.config/keyfence/config.toml, or pass --inject {var}={name} yourself"
             ),
             r => resolver
-                .resolve(r, name)
+                .resolve(r, name, access(profile, from_project))
                 .with_context(|| format!("fetching {var} from {name}"))?,
         };
         out.push((var.to_string(), value));
@@ -975,27 +976,14 @@ fn start(
     }
 }
 
-/// A value from the store. A project's keyfence.toml may only have entries that list its
-/// profile by name; the user's own flags and configuration may have any entry the profile is
+/// What a request may have from the store: a project's keyfence.toml only entries that list
+/// its profile by name; the user's own flags and configuration any entry the profile is
 /// allowed.
-fn fetch_for_run(
-    store: &mut Option<crate::store::Store>,
-    name: &str,
-    profile: &str,
-    from_project: bool,
-) -> Result<SecretValue> {
-    if store.is_none() {
-        *store = Some(crate::store::Store::open_default()?);
+fn access(profile: &str, from_project: bool) -> provider::Access<'_> {
+    match from_project {
+        true => provider::Access::Listed(profile),
+        false => provider::Access::Profile(profile),
     }
-    let Some(store) = store.as_ref() else {
-        bail!("cannot open the store");
-    };
-    let entry = if from_project {
-        store.get_listed_for_profile(name, profile)?
-    } else {
-        store.get_for_profile(name, profile)?
-    };
-    Ok(entry.value.clone())
 }
 
 /// Builds the descendants' fence (guard/fence.rs) and leaves its ruleset open for the helper;

@@ -70,6 +70,21 @@ pub enum ProviderError {
          is `openbao://MOUNT/PATH#FIELD`"
     )]
     NoLease { reference: String },
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+}
+
+/// Which entries of the embedded vault a request may have (the rules are the store's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access<'a> {
+    /// `secret get`: any entry, as its owner asks for it.
+    Any,
+    /// The user's own flags and configuration for this profile: entries that list no
+    /// profiles or list this one.
+    Profile(&'a str),
+    /// A project's keyfence.toml for this profile: it comes with the code it configures, so
+    /// only entries that list the profile by name.
+    Listed(&'a str),
 }
 
 const SYNTAX_HINT: &str = "references are NAME, store:NAME, openbao://MOUNT/PATH#FIELD, \
@@ -339,9 +354,11 @@ impl Drop for Leases {
 /// The fields of one answer.
 type Fields = openbao::Json;
 
-/// Fetches values for one run, each source once, and holds the leases it created.
+/// Fetches values for one run, each source once, and holds the leases it created. The store
+/// is opened once, on the first entry asked for (it may ask for a passphrase).
 #[derive(Default)]
 pub struct Resolver {
+    store: Option<crate::store::Store>,
     kv: HashMap<(String, String), Fields>,
     leased: HashMap<String, Fields>,
     tokens: HashMap<(Vec<String>, u64), SecretValue>,
@@ -363,12 +380,27 @@ impl Resolver {
         Ok(c)
     }
 
-    /// The value of a reference other than a store entry (those are the caller's: the store
-    /// has its own profile rules).
+    /// A store entry, as `access` may have it.
+    pub fn entry(&mut self, name: &str, access: Access<'_>) -> Result<SecretValue, ProviderError> {
+        let store = match &mut self.store {
+            Some(s) => s,
+            None => self.store.insert(crate::store::Store::open_default()?),
+        };
+        let entry = match access {
+            Access::Any => store.get(name)?,
+            Access::Profile(profile) => store.get_for_profile(name, profile)?,
+            Access::Listed(profile) => store.get_listed_for_profile(name, profile)?,
+        };
+        Ok(entry.value.clone())
+    }
+
+    /// The value of a reference (`shown` is how the user wrote it); a store entry as `access`
+    /// may have it.
     pub fn resolve(
         &mut self,
         reference: &Reference,
         shown: &str,
+        access: Access<'_>,
     ) -> Result<SecretValue, ProviderError> {
         let field_of = |fields: &Fields, field: &str| {
             openbao::secret_at(
@@ -386,12 +418,7 @@ impl Resolver {
             })
         };
         match reference {
-            // The caller reads the store: it has its own profile rules.
-            Reference::Store(name) => Err(ProviderError::Syntax {
-                reference: shown.to_string(),
-                message: format!("'{name}' is a store entry, read from the store"),
-                hint: SYNTAX_HINT,
-            }),
+            Reference::Store(name) => self.entry(name, access),
             Reference::Kv { mount, path, field } => {
                 let key = (mount.clone(), path.clone());
                 if !self.kv.contains_key(&key) {
