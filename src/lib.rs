@@ -9,6 +9,7 @@ pub mod canary;
 pub mod cli;
 pub mod command;
 pub mod detect;
+pub mod exit;
 pub mod finding;
 pub mod fsio;
 pub mod guard;

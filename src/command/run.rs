@@ -35,7 +35,7 @@ pub fn run(g: &GlobalArgs, args: &RunArgs) -> Result<Exit> {
         Ok(x) => x,
         Err(e) => {
             eprintln!("keyfence: error: {e:#}");
-            return Ok(Exit::Code(process::EXIT_CANNOT_RUN));
+            return Ok(Exit::CannotRun);
         }
     };
     let mut leases = std::mem::take(&mut settings.leases);
@@ -54,8 +54,8 @@ pub fn run(g: &GlobalArgs, args: &RunArgs) -> Result<Exit> {
         if let Some(warning) = sb.quarantine_new_git() {
             eprintln!("{warning}");
         }
-        if let Exit::Code(code) = &exit
-            && let Some(note) = sb.note(&settings.command, *code)
+        if !matches!(exit, Exit::Signal(_))
+            && let Some(note) = sb.note(&settings.command, exit.code())
         {
             eprintln!("{note}");
         }
@@ -403,8 +403,7 @@ fn settle(g: &GlobalArgs, args: &RunArgs) -> Result<Settings> {
                 "--guard"
             } else {
                 "--trace"
-            })
-            .map_err(|e| anyhow::anyhow!(e))?,
+            })?,
             guard,
         }),
         false => None,
@@ -841,9 +840,9 @@ fn start(s: &mut Settings, trace_file: Option<crate::trace::file::TraceFile>) ->
         }
     }
     if !s.supervise {
-        let (code, msg) = process::exec_in_place(&s.command, &s.plan.env);
-        eprintln!("keyfence: {msg}");
-        return Exit::Code(code);
+        let e = process::exec_in_place(&s.command, &s.plan.env);
+        eprintln!("keyfence: {e}");
+        return e.exit();
     }
     let trace = s.trace.as_ref().map(|t| recorder(s, t, trace_file));
     let fence = match &s.protections.tracer {
@@ -864,7 +863,7 @@ fn start(s: &mut Settings, trace_file: Option<crate::trace::file::TraceFile>) ->
             }
             Err(e) => {
                 eprintln!("keyfence: error: guard: {e}");
-                return Exit::Code(process::EXIT_CANNOT_RUN);
+                return Exit::CannotRun;
             }
         },
         _ => None,
@@ -891,9 +890,9 @@ fn start(s: &mut Settings, trace_file: Option<crate::trace::file::TraceFile>) ->
     match supervised {
         Ok(process::Outcome::Exited(code)) => Exit::Code(code),
         Ok(process::Outcome::Signaled(sig)) => Exit::Signal(sig),
-        Err((code, msg)) => {
-            eprintln!("keyfence: {msg}");
-            Exit::Code(code)
+        Err(e) => {
+            eprintln!("keyfence: {e}");
+            e.exit()
         }
     }
 }
@@ -920,7 +919,7 @@ fn share_fence(abi: u32, home: Option<&Path>) -> Result<(crate::guard::fence::Fe
     let home = required_home(home, "--guard")?;
     let deny = crate::isolate::sandbox::credential_paths(home, &store_dirs());
     let fence = crate::guard::fence::Fence::new(&deny, abi);
-    let fd = crate::guard::fence::share(&fence).map_err(|e| anyhow::anyhow!(e))?;
+    let fd = crate::guard::fence::share(&fence)?;
     Ok((fence, fd))
 }
 
@@ -989,14 +988,14 @@ fn recorder(
 pub fn guard_helper(command: &[std::ffi::OsString], trace: bool) -> Exit {
     #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
     {
-        let (code, msg) = crate::guard::helper_exec(command, trace);
-        eprintln!("keyfence: {msg}");
-        Exit::Code(code)
+        let e = crate::guard::helper_exec(command, trace);
+        eprintln!("keyfence: {e}");
+        e.exit()
     }
     #[cfg(not(all(target_os = "linux", target_arch = "x86_64")))]
     {
         let _ = (command, trace);
         eprintln!("keyfence: --guard needs Linux on x86-64");
-        Exit::Code(process::EXIT_CANNOT_RUN)
+        Exit::CannotRun
     }
 }

@@ -101,40 +101,53 @@ pub fn tracer_pid() -> Option<u32> {
 /// The hidden subcommand the helper runs as.
 pub const HELPER: &str = "__guard-exec";
 
+/// Why guard (or the trace) cannot work here. Guard never runs a command unprotected.
+#[derive(Debug, thiserror::Error)]
+pub enum Unavailable {
+    #[error(
+        "{what} needs Linux on x86-64, and this keyfence runs on {arch}: guard and trace are not \
+         ported to it yet; refusing to run the command unprotected\nhint: the agent profile \
+         (and `claude` after `keyfence setup claude`) turns --guard on; without it, \
+         `keyfence run -- COMMAND` still keeps keys out of the command's environment and \
+         `--sandbox` keeps it from credential files"
+    )]
+    Platform { what: String, arch: &'static str },
+    #[error("--guard needs seccomp filters, which this kernel lacks")]
+    NoSeccomp,
+    #[error(
+        "--guard needs ptrace of child processes (Yama ptrace_scope is 3); refusing to run \
+         unprotected"
+    )]
+    NoPtrace,
+    #[error(
+        "--guard needs Landlock to keep descendants out of the command's memory ({0}); \
+         refusing to run unprotected"
+    )]
+    NoLandlock(String),
+}
+
 /// Whether guard (or the trace, which shares its supervisor) can work here: the Landlock ABI
-/// version, or why not, naming `what` the user asked for (`--guard`, `--trace`). Guard never
-/// runs a command unprotected.
-pub fn available(what: &str) -> Result<u32, String> {
+/// version, or why not, naming `what` the user asked for (`--guard`, `--trace`).
+pub fn available(what: &str) -> Result<u32, Unavailable> {
     if !cfg!(all(target_os = "linux", target_arch = "x86_64")) {
         // The seccomp filter and the tracer read x86-64 system-call numbers and registers; the
         // release also ships an aarch64 build, whose users reach this through the agent profile.
-        return Err(format!(
-            "{what} needs Linux on x86-64, and this keyfence runs on {}: guard and trace are not \
-             ported to it yet; refusing to run the command unprotected\nhint: the agent profile \
-             (and `claude` after `keyfence setup claude`) turns --guard on; without it, \
-             `keyfence run -- COMMAND` still keeps keys out of the command's environment and \
-             `--sandbox` keeps it from credential files",
-            std::env::consts::ARCH
-        ));
+        return Err(Unavailable::Platform {
+            what: what.to_string(),
+            arch: std::env::consts::ARCH,
+        });
     }
     let caps = crate::isolate::probe_without_namespaces();
     if !caps.seccomp_filter {
-        return Err("--guard needs seccomp filters, which this kernel lacks".into());
+        return Err(Unavailable::NoSeccomp);
     }
     if !caps.ptrace_children {
-        return Err(
-            "--guard needs ptrace of child processes (Yama ptrace_scope is 3); refusing to run \
-             unprotected"
-                .into(),
-        );
+        return Err(Unavailable::NoPtrace);
     }
     if caps.landlock_abi < 1 {
-        return Err(format!(
-            "--guard needs Landlock to keep descendants out of the command's memory ({}); \
-             refusing to run unprotected",
+        return Err(Unavailable::NoLandlock(
             caps.landlock_note
-                .as_deref()
-                .unwrap_or("not available on this kernel")
+                .unwrap_or_else(|| "not available on this kernel".into()),
         ));
     }
     Ok(caps.landlock_abi)
