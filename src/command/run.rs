@@ -313,7 +313,7 @@ fn settle(g: &GlobalArgs, args: &RunArgs) -> Result<Settings> {
     let rules = env::EnvRules::new(&allow, &drop)
         .map_err(|e| anyhow::anyhow!("bad --drop pattern: {e}"))?;
     // The store is opened once, and only when something is injected.
-    let mut resolver = provider::Resolver::new();
+    let mut resolver = provider::Resolver::new(lease_warnings());
     let mut inject = resolve_injections(&mut resolver, &args.inject, &p.name, false)?;
     inject.extend(resolve_injections(
         &mut resolver,
@@ -888,13 +888,28 @@ fn start(s: &mut Settings, trace_file: Option<crate::trace::file::TraceFile>) ->
         process::supervise(&s.command, command_env, masked, guard.as_ref())
     };
     match supervised {
-        Ok(process::Outcome::Exited(code)) => Exit::Code(code),
-        Ok(process::Outcome::Signaled(sig)) => Exit::Signal(sig),
+        Ok(done) => {
+            for line in &done.guard {
+                eprintln!("keyfence: guard: {line}");
+            }
+            for line in &done.trace {
+                eprintln!("keyfence: trace: {line}");
+            }
+            match done.outcome {
+                process::Outcome::Exited(code) => Exit::Code(code),
+                process::Outcome::Signaled(sig) => Exit::Signal(sig),
+            }
+        }
         Err(e) => {
             eprintln!("keyfence: {e}");
             e.exit()
         }
     }
+}
+
+/// The providers' warnings about leases (a renewal or a revocation that failed), on stderr.
+pub(super) fn lease_warnings() -> provider::Warn {
+    std::sync::Arc::new(|w: &str| eprintln!("keyfence: warning: {w}"))
 }
 
 /// What a request may have from the store: a project's keyfence.toml only entries that list

@@ -244,7 +244,11 @@ fn get(name: &str, reveal: bool) -> Result<Exit> {
              `secret get` would leave it running until it expires\n\
              hint: use it with `keyfence run --inject VAR={name} -- COMMAND`"
         ),
-        r => provider::Resolver::new().resolve(r, name, provider::Access::Any)?,
+        r => provider::Resolver::new(super::run::lease_warnings()).resolve(
+            r,
+            name,
+            provider::Access::Any,
+        )?,
     };
     let mut out = stdout.lock();
     out.write_all(value.expose())?;

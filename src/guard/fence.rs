@@ -221,7 +221,6 @@ mod tests {
                 .fold(0, |acc, (_, a)| acc | a)
         };
         use std::os::unix::ffi::OsStrExt;
-        eprintln!("{:?}", f.rules);
         assert_eq!(
             granted(&home.join(".aws/credentials")) & ACCESS_READ_FILE,
             0

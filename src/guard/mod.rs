@@ -165,26 +165,28 @@ pub fn wrap(argv: &[OsString], trace: bool) -> std::io::Result<Vec<OsString>> {
     Ok(out)
 }
 
-/// What the user should know after a guarded run, one line each.
+/// What the user should know after a guarded run, one line each (for `command/run.rs` to
+/// print after `keyfence: guard: `).
 #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
-pub fn report(summary: &Summary, verbose: bool) {
-    for n in &summary.notices {
-        eprintln!("keyfence: guard: {n}");
-    }
-    for d in &summary.denied {
-        eprintln!("keyfence: guard: {d}");
-    }
+pub fn report(summary: &Summary, verbose: bool) -> Vec<String> {
+    let mut lines: Vec<String> = summary
+        .notices
+        .iter()
+        .chain(&summary.denied)
+        .cloned()
+        .collect();
     if summary.left_running > 0 {
-        eprintln!(
-            "keyfence: guard: stopped {} process(es) the command left running (a guarded tree \
-             ends with its command)",
+        lines.push(format!(
+            "stopped {} process(es) the command left running (a guarded tree ends with its \
+             command)",
             summary.left_running
-        );
+        ));
     }
     if verbose {
-        eprintln!(
-            "keyfence: guard: {} exec(s) checked, {} environment(s) rewritten",
+        lines.push(format!(
+            "{} exec(s) checked, {} environment(s) rewritten",
             summary.execs, summary.rewritten
-        );
+        ));
     }
+    lines
 }

@@ -13,7 +13,8 @@
 //! Each value is fetched once per run, however many variables refer to it: two fields of one
 //! lease (`#username`, `#password`) come from one lease. Leases and child tokens are renewed
 //! while the command runs and revoked when it ends; they are revoked too when keyfence fails
-//! before starting it. This module holds values only as [`SecretValue`]s and never prints.
+//! before starting it. This module holds values only as [`SecretValue`]s and never prints: its
+//! warnings go where the caller says ([`Warn`]).
 
 pub mod cmd;
 pub mod openbao;
@@ -230,11 +231,17 @@ struct Item {
     renewed: Instant,
 }
 
+/// Where the warnings of a run's leases go (a renewal that failed while the command ran, a
+/// revocation that failed when they were dropped): the command layer's choice, since this
+/// module never prints. Names only, never values.
+pub type Warn = Arc<dyn Fn(&str) + Send + Sync>;
+
 /// Everything leased for one run. Dropping it revokes what it holds.
 #[derive(Default)]
 pub struct Leases {
     client: Option<Client>,
     items: Arc<Mutex<Vec<Item>>>,
+    warn: Option<Warn>,
 }
 
 /// Renews leases in a background thread until dropped.
@@ -258,7 +265,7 @@ impl Leases {
     }
 
     /// Starts renewing: each renewable lease at two thirds of its duration, by its original
-    /// duration. A failed renewal is reported on stderr (names only) and not retried.
+    /// duration. A failed renewal is a warning (names only) and is not retried.
     pub fn keep_alive(&self) -> KeepAlive {
         let Some(client) = self.client.clone() else {
             return KeepAlive {
@@ -273,6 +280,7 @@ impl Leases {
             };
         }
         let items = Arc::clone(&self.items);
+        let warn = self.warn.clone();
         let (tx, rx) = mpsc::channel::<()>();
         let thread = std::thread::spawn(move || {
             loop {
@@ -303,7 +311,9 @@ impl Leases {
                     }
                     Ok(_) => item.renewable = false,
                     Err(e) => {
-                        eprintln!("keyfence: warning: cannot renew {}: {e}", item.what);
+                        if let Some(warn) = &warn {
+                            warn(&format!("cannot renew {}: {e}", item.what));
+                        }
                         item.renewable = false;
                     }
                 }
@@ -345,8 +355,11 @@ impl Leases {
 
 impl Drop for Leases {
     fn drop(&mut self) {
-        for e in self.revoke_all().1 {
-            eprintln!("keyfence: warning: {e}");
+        let errors = self.revoke_all().1;
+        if let Some(warn) = &self.warn {
+            for e in errors {
+                warn(&e);
+            }
         }
     }
 }
@@ -367,8 +380,11 @@ pub struct Resolver {
 }
 
 impl Resolver {
-    pub fn new() -> Resolver {
-        Resolver::default()
+    /// `warn`: where the warnings of the leases it takes go (`Warn`).
+    pub fn new(warn: Warn) -> Resolver {
+        let mut r = Resolver::default();
+        r.leases.warn = Some(warn);
+        r
     }
 
     fn client(&mut self) -> Result<Client, ProviderError> {
@@ -489,7 +505,9 @@ impl Resolver {
 
     /// The leases created so far; the resolver keeps none.
     pub fn take_leases(&mut self) -> Leases {
-        std::mem::take(&mut self.leases)
+        let mut fresh = Leases::default();
+        fresh.warn = self.leases.warn.clone();
+        std::mem::replace(&mut self.leases, fresh)
     }
 }
 

@@ -36,7 +36,7 @@ pub fn supervise(
     env: Vec<(OsString, OsString)>,
     secrets: &[(String, SecretValue)],
     guard: Option<&Guard>,
-) -> Result<Outcome, StartError> {
+) -> Result<Supervised, StartError> {
     let wrapped = wrap_for_guard(argv, guard)?;
     // Subscribe before the child exists, so no signal between spawn and subscription is lost.
     let mut signals =
@@ -181,7 +181,7 @@ pub fn supervise_pty(
     env: Vec<(OsString, OsString)>,
     secrets: &[(String, SecretValue)],
     guard: Option<&Guard>,
-) -> Result<Outcome, StartError> {
+) -> Result<Supervised, StartError> {
     let wrapped = wrap_for_guard(argv, guard)?;
     let argv_shown = argv;
     let argv = &wrapped[..];
@@ -260,7 +260,7 @@ pub fn supervise_pty(
                 .ok();
         }
         let status = match (job_control, guard) {
-            (true, None) => wait_for_monitor(pid, raw, pty),
+            (true, None) => wait_for_monitor(pid, raw, pty).map(Supervised::from),
             (true, Some(_)) => {
                 let on_stop = Box::new(move || suspend_with_command(pid, raw, pty));
                 wait(&mut child, command_pid, guard, Some((pid, on_stop)), ended)
@@ -368,7 +368,7 @@ fn wait<'a>(
     guard: Option<&'a Guard>,
     monitor: Option<(nix::unistd::Pid, Box<dyn FnMut() + 'a>)>,
     ended: &'a AtomicBool,
-) -> Result<Outcome, StartError> {
+) -> Result<Supervised, StartError> {
     #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
     if let Some(g) = guard {
         let trace = g.trace.lock().ok().and_then(|mut t| t.take());
@@ -381,18 +381,16 @@ fn wait<'a>(
             ended,
         )
         .map_err(|e| StartError::supervisor("guard: supervising the command", e))?;
-        crate::guard::report(&summary, g.verbose);
-        if let Some(rec) = trace {
-            for line in rec.finish() {
-                eprintln!("keyfence: trace: {line}");
-            }
-        }
-        return Ok(code);
+        return Ok(Supervised {
+            outcome: code,
+            guard: crate::guard::report(&summary, g.verbose),
+            trace: trace.map(|rec| rec.finish()).unwrap_or_default(),
+        });
     }
     let _ = (pid, guard, monitor, ended);
     child
         .wait()
-        .map(outcome)
+        .map(|st| outcome(st).into())
         .map_err(|e| StartError::supervisor("waiting for the command", e))
 }
 
@@ -439,6 +437,27 @@ fn outcome(st: std::process::ExitStatus) -> Outcome {
         (Some(code), _) => Outcome::Exited(code as u8),
         (None, Some(sig)) => Outcome::Signaled(sig),
         _ => Outcome::Exited(CANNOT_RUN),
+    }
+}
+
+/// How the supervised command ended, and what the supervisor has to say about it, one line
+/// each, for `command/run.rs` to print once the command's output is through.
+#[derive(Debug)]
+pub struct Supervised {
+    pub outcome: Outcome,
+    /// Guard's notices and refusals, and its counts under `-v`.
+    pub guard: Vec<String>,
+    /// The trace's summary.
+    pub trace: Vec<String>,
+}
+
+impl From<Outcome> for Supervised {
+    fn from(outcome: Outcome) -> Supervised {
+        Supervised {
+            outcome,
+            guard: Vec::new(),
+            trace: Vec::new(),
+        }
     }
 }
 
