@@ -1,8 +1,9 @@
 //! keyfence's exit statuses (DESIGN.md §3), in one type: `audit`, `scan`, `ps` and the rest
 //! exit 0, 1 or 2; `run` exits with its command's status, or 125/126/127 when the command could
 //! not be started (as `env`, `sudo` and `op run` do, so the command's own 1 and 2 keep their
-//! meaning). Also why a command could not be started or supervised ([`StartError`]), which
-//! `run/` and `guard/` return and `command/run.rs` prints.
+//! meaning). Also how the command ended ([`Outcome`]) and why it could not be started or
+//! supervised ([`StartError`]), which `run/` and `guard/` both return (so guard, which `run`
+//! uses, needs nothing from `run`) and `command/run.rs` prints.
 
 use std::ffi::OsStr;
 use std::io;
@@ -110,6 +111,24 @@ impl StartError {
                 Exit::NotExecutable
             }
             _ => Exit::CannotRun,
+        }
+    }
+}
+
+/// How the command ended: keyfence ends the same way (a shell running `keyfence run -- CMD`
+/// in a loop stops at Ctrl-C only if it sees its child die of SIGINT, not exit 130).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Exited(u8),
+    Signaled(i32),
+}
+
+impl Outcome {
+    /// The status a shell shows for it: the code, or 128+N.
+    pub fn code(self) -> u8 {
+        match self {
+            Outcome::Exited(c) => c,
+            Outcome::Signaled(sig) => 128u8.wrapping_add(sig as u8),
         }
     }
 }

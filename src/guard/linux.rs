@@ -59,7 +59,7 @@ pub fn supervise<'a>(
     monitor: Option<(Pid, Box<dyn FnMut() + 'a>)>,
     ended: &'a std::sync::atomic::AtomicBool,
 ) -> nix::Result<(
-    crate::run::process::Outcome,
+    crate::exit::Outcome,
     Summary,
     Option<crate::trace::Recorder>,
 )> {
@@ -68,7 +68,7 @@ pub fn supervise<'a>(
         t = t.with_monitor(monitor, on_stop);
     }
     let status = t.run()?;
-    use crate::run::process::Outcome;
+    use crate::exit::Outcome;
     let code = match status {
         WaitStatus::Exited(_, c) => Outcome::Exited(c as u8),
         WaitStatus::Signaled(_, sig, _) => Outcome::Signaled(sig as i32),

@@ -2,6 +2,7 @@
 //! output goes through the masker, with signals forwarded and its exit status returned.
 
 use super::mask::Masker;
+pub use crate::exit::Outcome;
 use crate::exit::{CANNOT_RUN, StartError};
 use crate::secret::SecretValue;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2, SIGWINCH};
@@ -457,24 +458,6 @@ impl From<Outcome> for Supervised {
             outcome,
             guard: Vec::new(),
             trace: Vec::new(),
-        }
-    }
-}
-
-/// How the command ended: keyfence ends the same way (a shell running `keyfence run -- CMD`
-/// in a loop stops at Ctrl-C only if it sees its child die of SIGINT, not exit 130).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    Exited(u8),
-    Signaled(i32),
-}
-
-impl Outcome {
-    /// The status a shell shows for it: the code, or 128+N.
-    pub fn code(self) -> u8 {
-        match self {
-            Outcome::Exited(c) => c,
-            Outcome::Signaled(sig) => 128u8.wrapping_add(sig as u8),
         }
     }
 }
