@@ -2,7 +2,7 @@
 //! turns the arguments and the resolved profile into one `run::settings::Settings` (fetching
 //! the values, starting the phantom proxy, entering the sandbox's mount namespace: what must
 //! happen before any other thread starts); `enter` restricts keyfence itself (network,
-//! Landlock); `start` runs the command. Only this file prints.
+//! Landlock); `start` runs the command. Of everything `run` uses, only this file prints.
 //!
 //! Errors before the command starts exit 125 (not 2): `run`'s status space belongs to the
 //! command, as for `env`, `sudo` and `op run`.
@@ -346,7 +346,7 @@ fn settle(g: &GlobalArgs, args: &RunArgs) -> Result<Settings> {
         crate::guard::fence::reserve_descriptor();
     }
     if p.name == "agent" {
-        warn_of_agent_redirections(&program, &cwd);
+        warn_of_agent_redirections(&program, &cwd, home.as_deref());
     }
     let mut phantom_specs = p.phantom.clone();
     if p.name == "agent" && chosen.origin != policy::Origin::Project {
@@ -521,16 +521,14 @@ fn select_by_command(
 /// not stop a command the agent ran from writing one for the next session (docs/security.md, "The
 /// agent's tree"). Under the default phantom only the stand-in would go there; an injected key
 /// or a login's token would go itself.
-fn warn_of_agent_redirections(program: &str, cwd: &std::path::Path) {
-    if std::path::Path::new(program).file_name() != Some("claude".as_ref()) {
+fn warn_of_agent_redirections(program: &str, cwd: &Path, home: Option<&Path>) {
+    if Path::new(program).file_name() != Some("claude".as_ref()) {
         return;
     }
-    let Some(home) = std::env::var_os("HOME").filter(|h| !h.is_empty()) else {
+    let Some(home) = home else {
         return;
     };
-    for (file, line, url) in
-        crate::setup::claude::api_redirections(std::path::Path::new(&home), cwd)
-    {
+    for (file, line, url) in crate::setup::claude::api_redirections(home, cwd) {
         eprintln!(
             "keyfence: warning: {}:{line} sets ANTHROPIC_BASE_URL to {}: Claude Code sends its \
              requests, and the credential it holds, there instead of where keyfence points it\n\
