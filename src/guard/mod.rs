@@ -190,3 +190,36 @@ pub fn report(summary: &Summary, verbose: bool) -> Vec<String> {
     }
     lines
 }
+
+#[cfg(all(test, target_os = "linux", target_arch = "x86_64"))]
+mod tests {
+    use super::*;
+
+    /// The summary's lines, in the order and words users saw when guard printed them itself.
+    #[test]
+    fn the_report_says_notices_refusals_and_leftovers() {
+        let summary = Summary {
+            execs: 3,
+            rewritten: 1,
+            denied: vec!["refused x".into()],
+            notices: vec!["noticed y".into()],
+            left_running: 2,
+        };
+        let quiet = report(&summary, false);
+        assert_eq!(
+            quiet,
+            [
+                "noticed y",
+                "refused x",
+                "stopped 2 process(es) the command left running (a guarded tree ends with its \
+                 command)"
+            ]
+        );
+        let verbose = report(&summary, true);
+        assert_eq!(
+            verbose.last().map(String::as_str),
+            Some("3 exec(s) checked, 1 environment(s) rewritten")
+        );
+        assert!(report(&Summary::default(), false).is_empty());
+    }
+}
