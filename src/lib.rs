@@ -11,6 +11,7 @@ pub mod canary;
 pub mod cli;
 pub mod command;
 pub mod detect;
+pub mod exit;
 pub mod finding;
 pub mod fix;
 pub mod fsio;

@@ -1162,3 +1162,52 @@ libc.ptrace(0, 0, 0, 0)
         assert!(r.stderr.contains(notice), "{notice}: {}", r.stderr);
     }
 }
+
+/// A profile's phantom is watched like a `--phantom` one: the command writing its stand-in to
+/// a file shows in the trace. (The recorder read only the `--phantom` names, so the stand-ins
+/// of a profile's `[[profile.phantom]]` entries went unseen.)
+#[test]
+fn trace_reports_a_profile_phantoms_standin() {
+    let mut fx = Fixture::new();
+    let key = fx.key("token");
+    fx.store_secret("MISTRAL_API_KEY", &key);
+    fx.home_file(
+        ".config/keyfence/config.toml",
+        "[[profile]]\nname = \"mistral\"\n\n[[profile.phantom]]\nvar = \"MISTRAL_API_KEY\"\n\
+         base_url_var = \"MISTRAL_BASE_URL\"\nupstream = \"http://127.0.0.1:9/api\"\n",
+    );
+    let trace = fx.dir.path().join("trace.jsonl");
+    let trace_arg = format!("--trace={}", trace.display());
+    let script = format!(
+        "cd {}; printf %s \"$MISTRAL_API_KEY\" > standin.txt",
+        fx.project.display()
+    );
+    let r = fx.run(
+        &[
+            "run",
+            "--profile",
+            "mistral",
+            &trace_arg,
+            "--",
+            "sh",
+            "-c",
+            &script,
+        ],
+        &[],
+    );
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let standin = std::fs::read_to_string(fx.project.join("standin.txt")).unwrap();
+    assert!(standin.len() > 20 && standin != key, "no stand-in given");
+    let (text, events) = read_trace(&trace);
+    r.assert_no_secret(&[key.clone(), standin.clone()]);
+    assert!(!text.contains(&key) && !text.contains(&standin), "{text}");
+    let path = fx.project.join("standin.txt").display().to_string();
+    assert!(
+        events.iter().any(|e| e["event"] == "secret-written"
+            && e["path"] == path
+            && e["what"]
+                .as_str()
+                .is_some_and(|w| w.contains("MISTRAL_API_KEY (stand-in)"))),
+        "{events:?}"
+    );
+}

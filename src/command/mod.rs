@@ -19,25 +19,10 @@ use anyhow::{Context as _, Result, bail};
 use clap::CommandFactory;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
-use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-/// Exit statuses of `audit`, `scan` and `ps` (DESIGN.md §3).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Exit {
-    /// Nothing at or above `--fail-on`.
-    Clean,
-    /// Findings at or above `--fail-on`.
-    Findings,
-    /// Usage or runtime error.
-    Error,
-    /// `run`: the command's own status, or 125/126/127 when it could not be started.
-    Code(u8),
-    /// `run`: the command died of this signal; keyfence dies of it too (`die_by`), and
-    /// exits 128+N where it cannot.
-    Signal(i32),
-}
+pub use crate::exit::Exit;
 
 /// How files keyfence writes for later (shell-init's functions, the rc block, Claude Code's
 /// hook) name keyfence: `keyfence` when that name on `PATH` is this very binary, so the line
@@ -87,18 +72,6 @@ pub fn die_by(sig: i32) {
     let _ = setrlimit(Resource::RLIMIT_CORE, 0, 0);
     let _ = std::io::stdout().flush();
     let _ = signal_hook::low_level::emulate_default_handler(sig);
-}
-
-impl From<Exit> for ExitCode {
-    fn from(e: Exit) -> Self {
-        ExitCode::from(match e {
-            Exit::Clean => 0,
-            Exit::Findings => 1,
-            Exit::Error => 2,
-            Exit::Code(c) => c,
-            Exit::Signal(sig) => 128u8.wrapping_add(sig as u8),
-        })
-    }
 }
 
 pub fn run(cli: Cli) -> Result<Exit> {

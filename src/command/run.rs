@@ -1,4 +1,8 @@
-//! `keyfence run [options] -- COMMAND [ARGS...]`
+//! `keyfence run [options] -- COMMAND [ARGS...]`: parse, then settle, then act. `settle`
+//! turns the arguments and the resolved profile into one `run::settings::Settings` (fetching
+//! the values, starting the phantom proxy, entering the sandbox's mount namespace: what must
+//! happen before any other thread starts); `enter` restricts keyfence itself (network,
+//! Landlock); `start` runs the command. Of everything `run` uses, only this file prints.
 //!
 //! Errors before the command starts exit 125 (not 2): `run`'s status space belongs to the
 //! command, as for `env`, `sudo` and `op run`.
@@ -8,11 +12,14 @@ use crate::cli::{GlobalArgs, RunArgs};
 use crate::detect;
 use crate::policy::{self, NetPolicy};
 use crate::provider;
+use crate::run::sandbox::Sandbox;
+use crate::run::settings::{Protections, Settings, Trace, Tracer};
 use crate::run::{env, process, protect};
 use crate::secret::SecretValue;
 use anyhow::{Context as _, Result, bail};
 use std::io::IsTerminal;
 use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
 
 pub fn run(g: &GlobalArgs, args: &RunArgs) -> Result<Exit> {
     // Before any value is read: the copies the standard library makes and frees are zeroed.
@@ -20,228 +27,87 @@ pub fn run(g: &GlobalArgs, args: &RunArgs) -> Result<Exit> {
     // automata under zeroing (every realloc a copy) was a fifth of the start-up.
     crate::detect::detector();
     crate::zero_alloc::zero_freed_memory();
-    match prepare(args).and_then(|(plan, mask, sandbox, guarded, net, leases)| {
-        // Guard and trace share the supervisor: a tracer of the whole tree.
-        let guard = match guarded.is_some() || args.trace.is_some() {
-            true => Some((
-                crate::guard::available(if guarded.is_some() {
-                    "--guard"
-                } else {
-                    "--trace"
-                })
-                .map_err(|e| anyhow::anyhow!(e))?,
-                guarded,
-            )),
-            false => None,
-        };
-        // Leases and child tokens are revoked when the command ends, so keyfence stays to do it.
-        // A sandbox that keeps part of the project read-only, or watches for a new .git,
-        // stays to say so when the command ends.
-        let supervise = (mask && !plan.secrets.is_empty())
-            || guard.is_some()
-            || !leases.is_empty()
-            || sandbox
-                .as_ref()
-                .is_some_and(|s| !s.kept.is_empty() || s.no_git.is_some());
-        if !leases.is_empty() && net != NetPolicy::Allow {
-            bail!(
-                "short-lived credentials (openbao+lease://, openbao+token://) need keyfence to \
-                 reach OpenBao when the command ends, to revoke them; they cannot be combined \
-                 with --net {net}"
-            );
-        }
-        // Before keyfence restricts itself: the sandbox may deny it the file's directory too
-        // (`--trace=$HOME/trace.jsonl`), and a network namespace comes with a user namespace.
-        let trace_file = match args.trace.as_deref() {
-            Some(file) if !file.is_empty() => {
-                Some(crate::trace::file::open(std::path::Path::new(file)).context("--trace")?)
-            }
-            _ => None,
-        };
-        // Order matters: self-protection and the network namespace both write to /proc/self,
-        // which the sandbox then forbids.
-        if supervise {
-            protect_supervisor(&plan);
-        }
-        restrict_network(&net)?;
-        if let Some(sb) = &sandbox {
-            enter_sandbox(g, sb)?;
-        }
-        Ok((plan, supervise, mask, sandbox, guard, leases, trace_file))
+    // A failure drops what was settled so far: its leases are revoked.
+    let (mut settings, trace_file) = match settle(g, args).and_then(|s| {
+        let file = enter(&s)?;
+        Ok((s, file))
     }) {
-        Ok((plan, supervise, mask, sandbox, guard, mut leases, trace_file)) => {
-            if let Some(sig) = provider::interrupted() {
-                drop(leases);
-                eprintln!(
-                    "keyfence: interrupted (signal {sig}) before the command started; its \
-                     credentials were revoked"
-                );
-                return Ok(Exit::Code(128u8.wrapping_add(sig as u8)));
-            }
-            let keep_alive = leases.keep_alive();
-            let exit = start(
-                g,
-                args,
-                plan,
-                supervise,
-                mask,
-                sandbox.as_ref(),
-                guard,
-                trace_file,
-            );
-            drop(keep_alive);
-            if let Some(sb) = &sandbox {
-                if let Some(warning) = sb.quarantine_new_git() {
-                    eprintln!("{warning}");
-                }
-                if let Exit::Code(code) = &exit
-                    && let Some(note) = sb.note(&args.command, *code)
-                {
-                    eprintln!("{note}");
-                }
-            }
-            let (revoked, errors) = leases.revoke_all();
-            for e in errors {
-                eprintln!("keyfence: warning: {e}");
-            }
-            if g.verbose && revoked > 0 {
-                eprintln!("keyfence: revoked {revoked} lease(s) and token(s)");
-            }
-            Ok(exit)
-        }
+        Ok(x) => x,
         Err(e) => {
             eprintln!("keyfence: error: {e:#}");
-            Ok(Exit::Code(process::EXIT_CANNOT_RUN))
+            return Ok(Exit::CannotRun);
         }
-    }
-}
-
-/// The sandbox, decided in `prepare`: its mount namespace is entered there, before any thread
-/// starts (unshare needs a single-threaded process; the phantom proxy is a thread), and its
-/// Landlock domain just before the command starts.
-struct Sandbox {
-    #[cfg(target_os = "linux")]
-    policy: crate::isolate::sandbox::Policy,
-    /// What the mount namespace keeps read-only beneath the writable roots (`.git`).
-    kept: Vec<std::path::PathBuf>,
-    /// The project's `.git` when there was none: one the command creates would be the
-    /// repository of the user's next git command here (its config and hooks run code), so it
-    /// is moved aside when the command ends.
-    no_git: Option<std::path::PathBuf>,
-}
-
-impl Sandbox {
-    /// A `.git` the command created in the project, moved aside (renamed, nothing deleted).
-    fn quarantine_new_git(&self) -> Option<String> {
-        let git = self.no_git.as_ref()?;
-        std::fs::symlink_metadata(git).ok()?;
-        let aside = git.with_file_name(format!(".git.keyfence-{}", std::process::id()));
-        Some(match std::fs::rename(git, &aside) {
-            Ok(()) => format!(
-                "keyfence: warning: the command created {}, which git would use for every \
-                 command run here (its config and hooks run code outside the sandbox); it was \
-                 moved to {}\nhint: if you expected it (a project generator's `git init`), \
-                 move it back: mv {} {}",
-                git.display(),
-                aside.display(),
-                aside.display(),
-                git.display()
-            ),
-            Err(e) => format!(
-                "keyfence: warning: the command created {}, which git would use for every \
-                 command run here (its config and hooks run code outside the sandbox), and it \
-                 could not be moved aside ({e})\nhint: look at it before running git here; \
-                 remove it unless you expected it",
-                git.display()
-            ),
-        })
-    }
-
-    /// After the command: what the sandbox kept read-only and how to let a command the user
-    /// trusts write there in this project, when the command failed or the project's scripts
-    /// set up git hooks (husky and the like report the refused write and still succeed).
-    fn note(&self, command: &[std::ffi::OsString], code: u8) -> Option<String> {
-        // What the project's own scripts may have wanted to write: its .git.
-        let cwd = std::env::current_dir().unwrap_or_default();
-        let shown: Vec<String> = self
-            .kept
-            .iter()
-            .filter_map(|p| Some(p.strip_prefix(&cwd).ok()?.display().to_string()))
-            .collect();
-        if shown.is_empty() {
-            return None;
-        }
-        let installer = hook_installer(&cwd);
-        if (code == 0 || code >= 125) && installer.is_none() {
-            return None;
-        }
-        // The user's own words, but a key typed among them stays off stderr.
-        let cmd = crate::detect::redact(
-            command
-                .iter()
-                .map(|a| a.to_string_lossy())
-                .collect::<Vec<_>>()
-                .join(" "),
+    };
+    let mut leases = std::mem::take(&mut settings.leases);
+    if let Some(sig) = provider::interrupted() {
+        drop(leases);
+        eprintln!(
+            "keyfence: interrupted (signal {sig}) before the command started; its credentials \
+             were revoked"
         );
-        let why = match installer {
-            Some(tool) => format!(
-                "so this project's scripts could not set up git hooks ({tool} writes \
-                 core.hooksPath to .git/config)"
-            ),
-            None => "so a write there, if that is why the command failed, was refused".into(),
-        };
-        Some(format!(
-            "keyfence: note: the sandbox kept {} read-only (what is there runs later, outside \
-             the sandbox), {why}\nhint: if you trust this project's scripts with that, run \
-             `keyfence run --allow-write {} -- {cmd}` here",
-            shown.join(", "),
-            shown[0],
-        ))
+        return Ok(Exit::Code(128u8.wrapping_add(sig as u8)));
     }
+    let keep_alive = leases.keep_alive();
+    let exit = start(&mut settings, trace_file);
+    drop(keep_alive);
+    if let Some(sb) = &settings.sandbox {
+        if let Some(warning) = sb.quarantine_new_git() {
+            eprintln!("{warning}");
+        }
+        if !matches!(exit, Exit::Signal(_))
+            && let Some(note) = sb.note(&settings.command, exit.code())
+        {
+            eprintln!("{note}");
+        }
+    }
+    let (revoked, errors) = leases.revoke_all();
+    for e in errors {
+        eprintln!("keyfence: warning: {e}");
+    }
+    if g.verbose && revoked > 0 {
+        eprintln!("keyfence: revoked {revoked} lease(s) and token(s)");
+    }
+    Ok(exit)
 }
 
-/// The git-hook installer the project's package.json runs at install time, if any: husky,
-/// simple-git-hooks, lefthook, yorkie, or a plain `git config`.
-fn hook_installer(project: &std::path::Path) -> Option<&'static str> {
-    let text = std::fs::read_to_string(project.join("package.json")).ok()?;
-    let json: serde_json::Value = serde_json::from_str(&text).ok()?;
-    let scripts = json.get("scripts")?.as_object()?;
-    let at_install = ["preinstall", "install", "postinstall", "prepare"]
-        .iter()
-        .filter_map(|k| scripts.get(*k)?.as_str())
-        .collect::<Vec<_>>()
-        .join(" ");
-    [
-        "husky",
-        "simple-git-hooks",
-        "lefthook",
-        "yorkie",
-        "git config",
-    ]
-    .into_iter()
-    .find(|tool| at_install.contains(tool))
+/// Restricts keyfence itself, and so the command it starts, as settled; the trace file,
+/// opened first: the sandbox may deny keyfence the file's directory too
+/// (`--trace=$HOME/trace.jsonl`), and a network namespace comes with a user namespace.
+fn enter(s: &Settings) -> Result<Option<crate::trace::file::TraceFile>> {
+    let trace_file = match s.trace.as_ref().and_then(|t| t.file.as_deref()) {
+        Some(file) => Some(crate::trace::file::open(file).context("--trace")?),
+        None => None,
+    };
+    // Order matters: self-protection and the network namespace both write to /proc/self,
+    // which the sandbox then forbids.
+    if s.supervise {
+        protect_supervisor(&s.plan);
+    }
+    restrict_network(s)?;
+    enter_sandbox(s)?;
+    Ok(trace_file)
 }
 
 /// Decides the sandbox's policy, creates the package manager's cache if missing (the home is
 /// not writable inside, so a fresh home's first install would fail) and enters the mount
 /// namespace. `allow`: the variables kept by name (an agent's keeps its socket).
 #[cfg(target_os = "linux")]
-fn prepare_sandbox(args: &RunArgs, allow: &[String]) -> Result<Sandbox> {
+fn prepare_sandbox(args: &RunArgs, home: Option<&Path>, allow: &[String]) -> Result<Sandbox> {
     use crate::isolate::{mounts, sandbox};
-    let home = sandbox_home("--sandbox")?;
+    let home = required_home(home, "--sandbox")?;
     let cwd = std::env::current_dir()?;
     let allow_write: Vec<std::path::PathBuf> =
         args.allow_write.iter().map(|p| cwd.join(p)).collect();
     let store = store_dirs();
     let policy = sandbox::Policy::for_request(&sandbox::Request {
-        home: &home,
+        home,
         project: &cwd,
         store_dirs: &store,
         command: &args.command,
         allow,
         allow_write: &allow_write,
     });
-    for dir in sandbox::Policy::caches_to_create(&home, &args.command) {
+    for dir in sandbox::Policy::caches_to_create(home, &args.command) {
         if !dir.exists() {
             use std::os::unix::fs::DirBuilderExt as _;
             std::fs::DirBuilder::new()
@@ -251,7 +117,7 @@ fn prepare_sandbox(args: &RunArgs, allow: &[String]) -> Result<Sandbox> {
                 .with_context(|| format!("creating {} before the sandbox starts", dir.display()))?;
         }
     }
-    for dir in sandbox::Policy::prefixes_to_create(&home, &args.command) {
+    for dir in sandbox::Policy::prefixes_to_create(home, &args.command) {
         let _ = std::fs::create_dir_all(dir);
     }
     let targets = mounts::targets(&policy.read_only, &policy.writable);
@@ -286,10 +152,10 @@ fn prepare_sandbox(args: &RunArgs, allow: &[String]) -> Result<Sandbox> {
 /// The command is hidden from them too: a mount namespace holds a whole tree. `allowed`
 /// variables keep theirs (`allow = ["SSH_AUTH_SOCK"]` in the user's profile).
 #[cfg(target_os = "linux")]
-fn hide_services(allowed: &[String]) -> Result<()> {
+fn hide_services(home: Option<&Path>, allowed: &[String]) -> Result<()> {
     use crate::isolate::{mounts, sandbox};
-    let home = sandbox_home("--guard")?;
-    let hidden = sandbox::agent_sockets(&home, &|v: &str| allowed.iter().any(|a| a == v));
+    let home = required_home(home, "--guard")?;
+    let hidden = sandbox::agent_sockets(home, &|v: &str| allowed.iter().any(|a| a == v));
     match mounts::enter(&[], &hidden) {
         Ok(m) if !m.hidden.is_empty() => eprintln!(
             "keyfence: guard: hidden from the command's tree: {} (to keep one, allow its \
@@ -307,7 +173,7 @@ fn hide_services(allowed: &[String]) -> Result<()> {
 }
 
 #[cfg(not(target_os = "linux"))]
-fn hide_services(_allowed: &[String]) -> Result<()> {
+fn hide_services(_home: Option<&Path>, _allowed: &[String]) -> Result<()> {
     Ok(())
 }
 
@@ -324,23 +190,23 @@ fn list(paths: &[std::path::PathBuf]) -> String {
 }
 
 #[cfg(target_os = "linux")]
-fn sandbox_home(what: &str) -> Result<std::path::PathBuf> {
-    std::env::var_os("HOME")
-        .filter(|h| !h.is_empty())
-        .map(std::path::PathBuf::from)
-        .ok_or_else(|| anyhow::anyhow!("{what} needs HOME to know which credential stores to deny"))
+fn required_home<'a>(home: Option<&'a Path>, what: &str) -> Result<&'a Path> {
+    home.ok_or_else(|| anyhow::anyhow!("{what} needs HOME to know which credential stores to deny"))
 }
 
 #[cfg(not(target_os = "linux"))]
-fn prepare_sandbox(_args: &RunArgs, _allow: &[String]) -> Result<Sandbox> {
+fn prepare_sandbox(_args: &RunArgs, _home: Option<&Path>, _allow: &[String]) -> Result<Sandbox> {
     bail!("--sandbox needs Linux (Landlock); refusing to run unprotected")
 }
 
 /// Restricts this process, and so the command it starts, with the sandbox's Landlock domain.
 #[cfg(target_os = "linux")]
-fn enter_sandbox(g: &GlobalArgs, sb: &Sandbox) -> Result<()> {
+fn enter_sandbox(s: &Settings) -> Result<()> {
+    let Some(sb) = &s.sandbox else {
+        return Ok(());
+    };
     let applied = crate::isolate::sandbox::apply(&sb.policy)?;
-    if g.verbose {
+    if s.verbose {
         eprintln!(
             "keyfence: sandbox: {} Landlock rules, {}; read-only mounts: {}",
             applied.rules,
@@ -358,9 +224,7 @@ fn enter_sandbox(g: &GlobalArgs, sb: &Sandbox) -> Result<()> {
 /// The sandbox's default rules for a user whose home is `home`, in the current directory: what
 /// `--trace` calls sensitive (and, under the sandbox, blocked).
 #[cfg(target_os = "linux")]
-fn default_sandbox_policy(
-    home: &std::path::Path,
-) -> std::io::Result<crate::isolate::sandbox::Policy> {
+fn default_sandbox_policy(home: &Path) -> std::io::Result<crate::isolate::sandbox::Policy> {
     Ok(crate::isolate::sandbox::Policy::default_for(
         home,
         &std::env::current_dir()?,
@@ -381,9 +245,9 @@ fn store_dirs() -> Vec<std::path::PathBuf> {
 }
 
 #[cfg(target_os = "linux")]
-fn restrict_network(net: &NetPolicy) -> Result<()> {
+fn restrict_network(s: &Settings) -> Result<()> {
     use crate::isolate::net;
-    match net {
+    match &s.net {
         NetPolicy::Allow => Ok(()),
         NetPolicy::None => Ok(net::enter_none()?),
         NetPolicy::TcpPorts(ports) => Ok(net::restrict_tcp(ports)?),
@@ -391,34 +255,29 @@ fn restrict_network(net: &NetPolicy) -> Result<()> {
 }
 
 #[cfg(not(target_os = "linux"))]
-fn restrict_network(net: &NetPolicy) -> Result<()> {
-    if *net != NetPolicy::Allow {
-        bail!("--net {net} needs Linux; refusing to run with the network on");
+fn restrict_network(s: &Settings) -> Result<()> {
+    if s.net != NetPolicy::Allow {
+        bail!(
+            "--net {} needs Linux; refusing to run with the network on",
+            s.net
+        );
     }
     Ok(())
 }
 
 #[cfg(not(target_os = "linux"))]
-fn enter_sandbox(_g: &GlobalArgs, _sb: &Sandbox) -> Result<()> {
+fn enter_sandbox(s: &Settings) -> Result<()> {
+    if s.sandbox.is_none() {
+        return Ok(());
+    }
     bail!("--sandbox needs Linux (Landlock); refusing to run unprotected")
 }
 
-/// Whether to guard: `Some` when guarded, holding the agent a launcher command starts, if the
-/// command is one (`policy::launched_agent`).
-type Guarding = Option<Option<policy::Launch>>;
-
-/// The environment to run with, whether to mask output, the sandbox, whether to guard, the
-/// network, and the leases to revoke when the command ends.
-fn prepare(
-    args: &RunArgs,
-) -> Result<(
-    env::Plan,
-    bool,
-    Option<Sandbox>,
-    Guarding,
-    NetPolicy,
-    provider::Leases,
-)> {
+/// Settles everything `run` will do, from the arguments and the resolved profile: fetches
+/// the values, and does what must happen while keyfence is still single-threaded (the sandbox's
+/// and guard's mount namespace) or before the environment is planned (the phantom proxy, whose
+/// address the command gets). Nothing here restricts keyfence itself (`enter`).
+fn settle(g: &GlobalArgs, args: &RunArgs) -> Result<Settings> {
     let cwd = std::env::current_dir()?;
     let program = args
         .command
@@ -454,11 +313,9 @@ fn prepare(
     let rules = env::EnvRules::new(&allow, &drop)
         .map_err(|e| anyhow::anyhow!("bad --drop pattern: {e}"))?;
     // The store is opened once, and only when something is injected.
-    let mut store = None;
-    let mut resolver = provider::Resolver::new();
-    let mut inject = resolve_injections(&mut store, &mut resolver, &args.inject, &p.name, false)?;
+    let mut resolver = provider::Resolver::new(lease_warnings());
+    let mut inject = resolve_injections(&mut resolver, &args.inject, &p.name, false)?;
     inject.extend(resolve_injections(
-        &mut store,
         &mut resolver,
         &p.inject,
         &p.name,
@@ -470,8 +327,11 @@ fn prepare(
         policy::Origin::Project => args.allow.clone(),
         _ => allow.clone(),
     };
+    let home = std::env::var_os("HOME")
+        .filter(|h| !h.is_empty())
+        .map(PathBuf::from);
     let sandbox = match args.sandbox || p.sandbox.unwrap_or(false) {
-        true => Some(prepare_sandbox(args, &agents_allowed)?),
+        true => Some(prepare_sandbox(args, home.as_deref(), &agents_allowed)?),
         false => None,
     };
     let guard = args.guard || p.guard.unwrap_or(false);
@@ -479,29 +339,28 @@ fn prepare(
     // what it is asked outside every fence (before the phantom proxy's thread: unshare needs a
     // single-threaded process).
     if guard && sandbox.is_none() {
-        hide_services(&agents_allowed)?;
+        hide_services(home.as_deref(), &agents_allowed)?;
     }
     #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
     if guard {
         crate::guard::fence::reserve_descriptor();
     }
     if p.name == "agent" {
-        warn_of_agent_redirections(&program, &cwd);
+        warn_of_agent_redirections(&program, &cwd, home.as_deref());
     }
     let mut phantom_specs = p.phantom.clone();
     if p.name == "agent" && chosen.origin != policy::Origin::Project {
-        inject.extend(agent_direct_keys(&mut store, args, p, &program, &inject));
-        phantom_specs.extend(agent_phantoms(&mut store, args, p, &program, &inject));
+        inject.extend(agent_direct_keys(&mut resolver, args, p, &program, &inject));
+        phantom_specs.extend(agent_phantoms(&mut resolver, args, p, &program, &inject));
     }
     let phantom_secrets = start_phantoms(
-        &mut store,
+        &mut resolver,
         args,
         &p.name,
         &phantom_specs,
         chosen.origin == policy::Origin::Project,
         &mut inject,
     )?;
-    let phantoms = !phantom_secrets.is_empty();
     let mask = !args.no_mask && p.mask.unwrap_or(true);
     let cli_net = args
         .net
@@ -511,7 +370,7 @@ fn prepare(
         Some(profile_net) => cli_net.stricter(profile_net),
         None => cli_net,
     };
-    if phantoms && net == NetPolicy::None {
+    if !phantom_secrets.is_empty() && net == NetPolicy::None {
         bail!("--phantom needs the network for its proxy; it cannot be combined with --net none");
     }
     let mut plan = env::plan(detect::detector(), std::env::vars_os(), &rules, inject);
@@ -527,6 +386,7 @@ fn prepare(
     if args.canary {
         plant_canaries(&mut plan)?;
     }
+    let phantoms: Vec<String> = phantom_secrets.iter().map(|(n, _)| n.clone()).collect();
     // The real values behind phantoms never reach the command, but mask them anyway.
     plan.secrets.extend(phantom_secrets);
     // What the command itself gets decides whether it is a launcher (Gemini CLI told not to
@@ -536,14 +396,87 @@ fn prepare(
             plan.env.iter().any(|(k, val)| k == v && !val.is_empty())
         })
     });
-    Ok((
+    // Guard and trace share the supervisor: a tracer of the whole tree.
+    let tracer = match guard.is_some() || args.trace.is_some() {
+        true => Some(Tracer {
+            landlock_abi: crate::guard::available(if guard.is_some() {
+                "--guard"
+            } else {
+                "--trace"
+            })?,
+            guard,
+        }),
+        false => None,
+    };
+    let leases = resolver.take_leases();
+    // Leases and child tokens are revoked when the command ends, so keyfence stays to do it.
+    // A sandbox that keeps part of the project read-only, or watches for a new .git,
+    // stays to say so when the command ends.
+    let mask = mask || !phantoms.is_empty();
+    let supervise = (mask && !plan.secrets.is_empty())
+        || tracer.is_some()
+        || !leases.is_empty()
+        || sandbox
+            .as_ref()
+            .is_some_and(|s| !s.kept.is_empty() || s.no_git.is_some());
+    if !leases.is_empty() && net != NetPolicy::Allow {
+        bail!(
+            "short-lived credentials (openbao+lease://, openbao+token://) need keyfence to \
+             reach OpenBao when the command ends, to revoke them; they cannot be combined \
+             with --net {net}"
+        );
+    }
+    let trace = match &args.trace {
+        Some(file) => Some(trace_settings(file, home.as_deref(), sandbox.as_ref())?),
+        None => None,
+    };
+    Ok(Settings {
+        command: args.command.clone(),
+        verbose: g.verbose,
         plan,
-        mask || phantoms,
-        sandbox,
-        guard,
+        protections: Protections {
+            mask,
+            canary: args.canary,
+            phantoms,
+            tracer,
+        },
         net,
-        resolver.take_leases(),
-    ))
+        trace,
+        sandbox,
+        leases,
+        supervise,
+        home,
+    })
+}
+
+/// What `--trace` (`file`: the trace file, or empty for the summary alone) calls sensitive
+/// (the sandbox's list of credential stores) and, under the sandbox, where it lets the tree
+/// write, so that what it refused is reported as blocked. Under the sandbox both come from the
+/// rules it applies, not from a default computed again.
+fn trace_settings(file: &str, home: Option<&Path>, sandbox: Option<&Sandbox>) -> Result<Trace> {
+    #[cfg(target_os = "linux")]
+    let (sensitive, sandbox_writable) = match sandbox {
+        Some(sb) => (
+            sb.policy.deny_read.clone(),
+            Some(sb.policy.writable.clone()),
+        ),
+        None => (
+            default_sandbox_policy(home.unwrap_or(Path::new("")))
+                .context("--trace")?
+                .deny_read,
+            None,
+        ),
+    };
+    #[cfg(not(target_os = "linux"))]
+    let (sensitive, sandbox_writable) = {
+        let _ = home;
+        (store_dirs(), sandbox.map(|_| Vec::new()))
+    };
+    Ok(Trace {
+        file: (!file.is_empty()).then(|| PathBuf::from(file)),
+        sensitive,
+        sandbox_writable,
+    })
 }
 
 /// The profile for a command line when none is named: what its words match, raised to the
@@ -588,16 +521,14 @@ fn select_by_command(
 /// not stop a command the agent ran from writing one for the next session (docs/security.md, "The
 /// agent's tree"). Under the default phantom only the stand-in would go there; an injected key
 /// or a login's token would go itself.
-fn warn_of_agent_redirections(program: &str, cwd: &std::path::Path) {
-    if std::path::Path::new(program).file_name() != Some("claude".as_ref()) {
+fn warn_of_agent_redirections(program: &str, cwd: &Path, home: Option<&Path>) {
+    if Path::new(program).file_name() != Some("claude".as_ref()) {
         return;
     }
-    let Some(home) = std::env::var_os("HOME").filter(|h| !h.is_empty()) else {
+    let Some(home) = home else {
         return;
     };
-    for (file, line, url) in
-        crate::setup::claude::api_redirections(std::path::Path::new(&home), cwd)
-    {
+    for (file, line, url) in crate::setup::claude::api_redirections(home, cwd) {
         eprintln!(
             "keyfence: warning: {}:{line} sets ANTHROPIC_BASE_URL to {}: Claude Code sends its \
              requests, and the credential it holds, there instead of where keyfence points it\n\
@@ -622,7 +553,7 @@ const AGENT_DIRECT_KEYS: &[(&str, &[&str])] = &[("codex", &["OPENAI_API_KEY", "C
 /// The keys of `AGENT_DIRECT_KEYS` for this agent that keyfence's environment or the store has
 /// and the user did not name: injected as they are.
 fn agent_direct_keys(
-    store: &mut Option<crate::store::Store>,
+    resolver: &mut provider::Resolver,
     args: &RunArgs,
     p: &policy::Profile,
     program: &str,
@@ -638,7 +569,7 @@ fn agent_direct_keys(
             let value = std::env::var_os(k)
                 .filter(|v| !v.is_empty())
                 .map(|v| SecretValue::new(v.as_encoded_bytes()))
-                .or_else(|| fetch_for_run(store, k, &p.name, false).ok())?;
+                .or_else(|| resolver.entry(k, provider::Access::Profile(&p.name)).ok())?;
             Some((k.to_string(), value))
         })
         .collect()
@@ -651,7 +582,7 @@ fn agent_direct_keys(
 /// user's own `ANTHROPIC_BASE_URL` / `OPENAI_BASE_URL` / `GOOGLE_GEMINI_BASE_URL` (a gateway;
 /// https, or http on loopback).
 fn agent_phantoms(
-    store: &mut Option<crate::store::Store>,
+    resolver: &mut provider::Resolver,
     args: &RunArgs,
     p: &policy::Profile,
     program: &str,
@@ -674,7 +605,9 @@ fn agent_phantoms(
         .filter(|name| !chosen(name))
         .filter(|name| {
             std::env::var_os(name).is_some_and(|v| !v.is_empty())
-                || fetch_for_run(store, name, &p.name, false).is_ok()
+                || resolver
+                    .entry(name, provider::Access::Profile(&p.name))
+                    .is_ok()
         })
         .map(|name| {
             let base_url_var = crate::phantom::provider_defaults(name).map(|(v, _)| v);
@@ -696,7 +629,7 @@ fn agent_phantoms(
 /// with the provider's base-URL variable pointing at the proxy). Returns the real values, to
 /// mask. The proxy lives in this (supervising) process.
 fn start_phantoms(
-    store: &mut Option<crate::store::Store>,
+    resolver: &mut provider::Resolver,
     args: &RunArgs,
     profile: &str,
     profile_phantoms: &[crate::policy::PhantomSpec],
@@ -758,7 +691,7 @@ fn start_phantoms(
             None => phantom::default_headers(),
         };
         // The real key: the store's entry, else the variable in the current environment.
-        let real = match fetch_for_run(store, name, profile, project_entry) {
+        let real = match resolver.entry(name, access(profile, project_entry)) {
             Ok(v) => v,
             Err(store_err) => match std::env::var_os(name).filter(|v| !v.is_empty()) {
                 Some(v) => SecretValue::new(std::os::unix::ffi::OsStrExt::as_bytes(v.as_os_str())),
@@ -829,7 +762,6 @@ fn plant_canaries(plan: &mut env::Plan) -> Result<()> {
 /// the request comes from a project's keyfence.toml, so only store entries that allow
 /// `profile` by name are given, and no `cmd:` is run.
 fn resolve_injections(
-    store: &mut Option<crate::store::Store>,
     resolver: &mut provider::Resolver,
     specs: &[String],
     profile: &str,
@@ -858,7 +790,9 @@ fn resolve_injections(
         }
         let reference = provider::Reference::parse(name)?;
         let value = match &reference {
-            provider::Reference::Store(name) => fetch_for_run(store, name, profile, from_project)?,
+            provider::Reference::Store(name) => {
+                resolver.entry(name, access(profile, from_project))?
+            }
             _ if var == name => {
                 bail!("--inject {spec}: name the variable to set, as in --inject VAR={spec}")
             }
@@ -868,7 +802,7 @@ fn resolve_injections(
                  profile in ~/.config/keyfence/config.toml, or pass --inject {var}={name} yourself"
             ),
             r => resolver
-                .resolve(r, name)
+                .resolve(r, name, access(profile, from_project))
                 .with_context(|| format!("fetching {var} from {name}"))?,
         };
         out.push((var.to_string(), value));
@@ -890,45 +824,32 @@ fn protect_supervisor(plan: &env::Plan) {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn start(
-    g: &GlobalArgs,
-    args: &RunArgs,
-    mut plan: env::Plan,
-    supervise: bool,
-    mask: bool,
-    sandbox: Option<&Sandbox>,
-    guard: Option<(u32, Guarding)>,
-    trace_file: Option<crate::trace::file::TraceFile>,
-) -> Exit {
-    if g.verbose {
+/// Runs the command as settled: in place when nothing needs keyfence to stay, else as its
+/// supervisor (masking, guard, trace). The plan's environment is handed over, so the copies of
+/// injected values keyfence holds are freed (and zeroed) as soon as the command has started.
+fn start(s: &mut Settings, trace_file: Option<crate::trace::file::TraceFile>) -> Exit {
+    if s.verbose {
         // Names only, never values.
-        if !plan.dropped.is_empty() {
-            eprintln!("keyfence: dropped {}", plan.dropped.join(", "));
+        if !s.plan.dropped.is_empty() {
+            eprintln!("keyfence: dropped {}", s.plan.dropped.join(", "));
         }
-        if !plan.injected.is_empty() {
-            eprintln!("keyfence: injected {}", plan.injected.join(", "));
+        if !s.plan.injected.is_empty() {
+            eprintln!("keyfence: injected {}", s.plan.injected.join(", "));
         }
     }
-    if !supervise {
-        let (code, msg) = process::exec_in_place(&args.command, &plan.env);
-        eprintln!("keyfence: {msg}");
-        return Exit::Code(code);
+    if !s.supervise {
+        let e = process::exec_in_place(&s.command, &s.plan.env);
+        eprintln!("keyfence: {e}");
+        return e.exit();
     }
-    let trace = match &args.trace {
-        Some(_) => match recorder(args, &plan, sandbox, trace_file) {
-            Ok(r) => Some(r),
-            Err(e) => {
-                eprintln!("keyfence: error: --trace: {e}");
-                return Exit::Code(process::EXIT_CANNOT_RUN);
-            }
-        },
-        None => None,
-    };
-    let fence = match guard {
-        Some((abi, Some(_))) => match share_fence(abi) {
+    let trace = s.trace.as_ref().map(|t| recorder(s, t, trace_file));
+    let fence = match &s.protections.tracer {
+        Some(Tracer {
+            landlock_abi: abi,
+            guard: Some(_),
+        }) => match share_fence(*abi, s.home.as_deref()) {
             Ok(f) => {
-                if abi < 6 {
+                if *abi < 6 {
                     eprintln!(
                         "keyfence: guard: this kernel's Landlock (ABI {abi}, 6 came with Linux \
                          6.12) cannot stop what the command starts from signalling it or from \
@@ -940,62 +861,63 @@ fn start(
             }
             Err(e) => {
                 eprintln!("keyfence: error: guard: {e}");
-                return Exit::Code(process::EXIT_CANNOT_RUN);
+                return Exit::CannotRun;
             }
         },
         _ => None,
     };
-    let guard = guard.map(|(_, launches)| process::Guard {
-        protected: crate::guard::Protected::new(&plan.secrets)
-            .launching(launches.flatten().as_ref()),
+    let guard = s.protections.tracer.as_ref().map(|t| process::Guard {
+        protected: crate::guard::Protected::new(&s.plan.secrets)
+            .launching(t.guard.as_ref().and_then(|l| l.as_ref())),
         fence,
         trace: std::sync::Mutex::new(trace),
-        verbose: g.verbose,
+        verbose: s.verbose,
     });
+    let mask = s.protections.mask;
     if !mask {
         // Nothing to mask: the guard's list (if any) is the only copy the supervisor keeps.
-        plan.secrets.clear();
+        s.plan.secrets.clear();
     }
-    // Handed over, so the copies of injected values it holds are freed (and zeroed) as soon
-    // as the command has started, not when it ends.
-    let command_env = std::mem::take(&mut plan.env);
-    let masked: &[(String, SecretValue)] = if mask { &plan.secrets } else { &[] };
+    let command_env = std::mem::take(&mut s.plan.env);
+    let masked: &[(String, SecretValue)] = if mask { &s.plan.secrets } else { &[] };
     let supervised = if std::io::stdout().is_terminal() {
-        process::supervise_pty(&args.command, command_env, masked, guard.as_ref())
+        process::supervise_pty(&s.command, command_env, masked, guard.as_ref())
     } else {
-        process::supervise(&args.command, command_env, masked, guard.as_ref())
+        process::supervise(&s.command, command_env, masked, guard.as_ref())
     };
     match supervised {
-        Ok(process::Outcome::Exited(code)) => Exit::Code(code),
-        Ok(process::Outcome::Signaled(sig)) => Exit::Signal(sig),
-        Err((code, msg)) => {
-            eprintln!("keyfence: {msg}");
-            Exit::Code(code)
+        Ok(done) => {
+            for line in &done.guard {
+                eprintln!("keyfence: guard: {line}");
+            }
+            for line in &done.trace {
+                eprintln!("keyfence: trace: {line}");
+            }
+            match done.outcome {
+                process::Outcome::Exited(code) => Exit::Code(code),
+                process::Outcome::Signaled(sig) => Exit::Signal(sig),
+            }
+        }
+        Err(e) => {
+            eprintln!("keyfence: {e}");
+            e.exit()
         }
     }
 }
 
-/// A value from the store. A project's keyfence.toml may only have entries that list its
-/// profile by name; the user's own flags and configuration may have any entry the profile is
+/// The providers' warnings about leases (a renewal or a revocation that failed), on stderr.
+pub(super) fn lease_warnings() -> provider::Warn {
+    std::sync::Arc::new(|w: &str| eprintln!("keyfence: warning: {w}"))
+}
+
+/// What a request may have from the store: a project's keyfence.toml only entries that list
+/// its profile by name; the user's own flags and configuration any entry the profile is
 /// allowed.
-fn fetch_for_run(
-    store: &mut Option<crate::store::Store>,
-    name: &str,
-    profile: &str,
-    from_project: bool,
-) -> Result<SecretValue> {
-    if store.is_none() {
-        *store = Some(crate::store::Store::open_default()?);
+fn access(profile: &str, from_project: bool) -> provider::Access<'_> {
+    match from_project {
+        true => provider::Access::Listed(profile),
+        false => provider::Access::Profile(profile),
     }
-    let Some(store) = store.as_ref() else {
-        bail!("cannot open the store");
-    };
-    let entry = if from_project {
-        store.get_listed_for_profile(name, profile)?
-    } else {
-        store.get_for_profile(name, profile)?
-    };
-    Ok(entry.value.clone())
 }
 
 /// Builds the descendants' fence (guard/fence.rs) and leaves its ruleset open for the helper;
@@ -1004,104 +926,89 @@ fn fetch_for_run(
 /// raise it again (that needs `CAP_SYS_RESOURCE`), and no crash of the command, forced or
 /// not, writes its memory to a file; systemd-coredump honours the limit too.
 #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
-fn share_fence(abi: u32) -> Result<(crate::guard::fence::Fence, i32)> {
+fn share_fence(abi: u32, home: Option<&Path>) -> Result<(crate::guard::fence::Fence, i32)> {
     use nix::sys::resource::{Resource, setrlimit};
     setrlimit(Resource::RLIMIT_CORE, 0, 0).context("cannot turn core dumps off")?;
-    let home = sandbox_home("--guard")?;
-    let deny = crate::isolate::sandbox::credential_paths(&home, &store_dirs());
+    let home = required_home(home, "--guard")?;
+    let deny = crate::isolate::sandbox::credential_paths(home, &store_dirs());
     let fence = crate::guard::fence::Fence::new(&deny, abi);
-    let fd = crate::guard::fence::share(&fence).map_err(|e| anyhow::anyhow!(e))?;
+    let fd = crate::guard::fence::share(&fence)?;
     Ok((fence, fd))
 }
 
 #[cfg(not(all(target_os = "linux", target_arch = "x86_64")))]
-fn share_fence(_abi: u32) -> Result<(crate::guard::fence::Fence, i32)> {
+fn share_fence(_abi: u32, _home: Option<&Path>) -> Result<(crate::guard::fence::Fence, i32)> {
     bail!("--guard needs Linux on x86-64")
 }
 
 /// The trace recorder: which values to look for in outgoing data (every dropped or injected
-/// secret, and the canaries and stand-ins given in their place) and which paths are sensitive
-/// (the sandbox's list of credential stores), and, under the sandbox, where it lets the tree
-/// write, so that what it refused is reported as blocked. Under the sandbox both come from
-/// the rules it applied, not from a default computed again.
+/// secret, and the canaries and stand-ins given in their place, each stand-in labelled as one
+/// whichever way it was asked for) and which paths are sensitive, as settled (`trace_settings`).
 fn recorder(
-    args: &RunArgs,
-    plan: &env::Plan,
-    sandbox: Option<&Sandbox>,
+    s: &Settings,
+    trace: &Trace,
     file: Option<crate::trace::file::TraceFile>,
-) -> std::io::Result<crate::trace::Recorder> {
+) -> crate::trace::Recorder {
     use crate::trace::{Recorder, Watched};
     let value_in_env = |name: &str| {
-        plan.env
+        s.plan
+            .env
             .iter()
             .find(|(k, _)| k.as_bytes() == name.as_bytes())
-            .map(|(_, v)| SecretValue::new(v.as_bytes()))
+            .map(|(_, v)| v.as_bytes())
     };
-    let mut watched: Vec<Watched> = plan
+    // A phantom's variable holds its stand-in; the real key behind it is watched under the
+    // same name, as the value itself.
+    let is_standin = |name: &str, value: &SecretValue| {
+        s.protections.phantoms.iter().any(|p| p == name)
+            && value_in_env(name) == Some(value.expose())
+    };
+    let mut watched: Vec<Watched> = s
+        .plan
         .secrets
         .iter()
         .map(|(n, v)| Watched {
-            label: n.clone(),
+            label: match is_standin(n, v) {
+                true => format!("{n} (stand-in)"),
+                false => n.clone(),
+            },
             canary: false,
             value: v.clone(),
         })
         .collect();
-    if args.canary {
-        for name in &plan.dropped {
+    if s.protections.canary {
+        for name in &s.plan.dropped {
             if let Some(value) = value_in_env(name) {
                 watched.push(Watched {
                     label: name.clone(),
                     canary: true,
-                    value,
+                    value: SecretValue::new(value),
                 });
             }
         }
     }
-    for name in &args.phantom {
-        if let Some(value) = value_in_env(name) {
-            watched.push(Watched {
-                label: format!("{name} (stand-in)"),
-                canary: false,
-                value,
-            });
-        }
-    }
-    #[cfg(target_os = "linux")]
-    let home = std::env::var_os("HOME")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_default();
-    #[cfg(target_os = "linux")]
-    let (sensitive, writable) = match sandbox {
-        Some(sb) => (
-            sb.policy.deny_read.clone(),
-            Some(sb.policy.writable.clone()),
-        ),
-        None => (default_sandbox_policy(&home)?.deny_read, None),
-    };
-    #[cfg(not(target_os = "linux"))]
-    let (sensitive, writable) = (store_dirs(), sandbox.map(|_| Vec::new()));
-    let mut rec = Recorder::new(file, watched, sensitive);
-    rec.sandbox_writable = writable;
+    let mut rec = Recorder::new(file, watched, trace.sensitive.clone());
+    rec.sandbox_writable = trace.sandbox_writable.clone();
     // The command as the user named it (`npm`, not the `/usr/bin/env node` its shebang runs).
-    rec.top = std::path::Path::new(&args.command[0])
+    rec.top = Path::new(&s.command[0])
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    Ok(rec)
+    rec
 }
 
 /// `keyfence __guard-exec -- COMMAND...`: the helper `run --guard` starts.
 pub fn guard_helper(command: &[std::ffi::OsString], trace: bool) -> Exit {
     #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
     {
-        let (code, msg) = crate::guard::helper_exec(command, trace);
-        eprintln!("keyfence: {msg}");
-        Exit::Code(code)
+        let e = crate::guard::helper_exec(command, trace);
+        eprintln!("keyfence: {e}");
+        e.exit()
     }
     #[cfg(not(all(target_os = "linux", target_arch = "x86_64")))]
     {
         let _ = (command, trace);
         eprintln!("keyfence: --guard needs Linux on x86-64");
-        Exit::Code(process::EXIT_CANNOT_RUN)
+        Exit::CannotRun
     }
 }

@@ -239,16 +239,16 @@ fn get(name: &str, reveal: bool) -> Result<Exit> {
     }
     let reference = provider::Reference::parse(name)?;
     let value = match &reference {
-        provider::Reference::Store(name) => {
-            let store = Store::open_default()?;
-            store.get(name)?.value.clone()
-        }
         r if r.is_leased() => bail!(
             "{name} is a short-lived credential, revoked when the command using it ends; \
              `secret get` would leave it running until it expires\n\
              hint: use it with `keyfence run --inject VAR={name} -- COMMAND`"
         ),
-        r => provider::Resolver::new().resolve(r, name)?,
+        r => provider::Resolver::new(super::run::lease_warnings()).resolve(
+            r,
+            name,
+            provider::Access::Any,
+        )?,
     };
     let mut out = stdout.lock();
     out.write_all(value.expose())?;

@@ -158,19 +158,24 @@ fn modified(p: &Path) -> Option<std::time::SystemTime> {
     std::fs::metadata(p).and_then(|m| m.modified()).ok()
 }
 
+/// The descendants' ruleset could not be built: guard does not start the command.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot build the descendants' ruleset: {0}")]
+pub struct RulesetError(String);
+
 /// Builds the fence's ruleset and leaves it open, not close-on-exec, in this process for the
 /// helper (and through it the tree) to inherit: at `tracer::RULESET_FD` or the first free
 /// number above, which it returns. A path that vanished since the cover was computed gets no
 /// rule, so it is denied: fails closed.
 #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
-pub fn share(fence: &Fence) -> Result<i32, String> {
+pub fn share(fence: &Fence) -> Result<i32, RulesetError> {
     use landlock::{
         AccessFs, BitFlags, CompatLevel, Compatible, PathBeneath, PathFd, Ruleset, RulesetAttr,
         RulesetCreatedAttr, Scope,
     };
     use std::os::fd::OwnedFd;
     use std::os::unix::ffi::OsStrExt;
-    let fail = |e: &dyn std::fmt::Display| format!("cannot build the descendants' ruleset: {e}");
+    let fail = |e: &dyn std::fmt::Display| RulesetError(e.to_string());
     let handled = BitFlags::<AccessFs>::from_bits_truncate(fence.handled);
     let mut ruleset = Ruleset::default()
         .set_compatibility(CompatLevel::BestEffort)
@@ -216,7 +221,6 @@ mod tests {
                 .fold(0, |acc, (_, a)| acc | a)
         };
         use std::os::unix::ffi::OsStrExt;
-        eprintln!("{:?}", f.rules);
         assert_eq!(
             granted(&home.join(".aws/credentials")) & ACCESS_READ_FILE,
             0

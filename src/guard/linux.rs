@@ -9,9 +9,9 @@ use std::ffi::OsString;
 use std::time::{Duration, Instant};
 pub use tracer::Summary;
 
-/// The helper's side: filter, wait for the tracer, exec. Returns only on failure, with the
-/// exit status and message.
-pub fn helper_exec(argv: &[OsString], trace: bool) -> (u8, String) {
+/// The helper's side: filter, wait for the tracer, exec. Returns only on failure.
+pub fn helper_exec(argv: &[OsString], trace: bool) -> crate::exit::StartError {
+    use crate::exit::StartError;
     use std::os::unix::process::CommandExt;
     let extra = if trace { filter::nr::TRACED } else { &[] };
     // Without a tracer the exec would fail with ENOSYS; wait for keyfence to attach. Before the
@@ -19,10 +19,7 @@ pub fn helper_exec(argv: &[OsString], trace: bool) -> (u8, String) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while !traced() {
         if Instant::now() > deadline {
-            return (
-                crate::run::process::EXIT_CANNOT_RUN,
-                "guard: the supervisor did not attach".into(),
-            );
+            return StartError::NotAttached;
         }
         std::thread::sleep(Duration::from_micros(200));
     }
@@ -36,13 +33,10 @@ pub fn helper_exec(argv: &[OsString], trace: bool) -> (u8, String) {
         ))
         .is_ok();
     if !notified && let Err(e) = filter::install(extra) {
-        return (
-            crate::run::process::EXIT_CANNOT_RUN,
-            format!("guard: cannot install the seccomp filter: {e}"),
-        );
+        return StartError::supervisor("guard: cannot install the seccomp filter", e);
     }
     let err = std::process::Command::new(&argv[0]).args(&argv[1..]).exec();
-    crate::run::process::start_error(&argv[0], &err)
+    StartError::starting(&argv[0], err)
 }
 
 fn traced() -> bool {
@@ -66,7 +60,7 @@ pub fn supervise<'a>(
     monitor: Option<(Pid, Box<dyn FnMut() + 'a>)>,
     ended: &'a std::sync::atomic::AtomicBool,
 ) -> nix::Result<(
-    crate::run::process::Outcome,
+    crate::exit::Outcome,
     Summary,
     Option<crate::trace::Recorder>,
 )> {
@@ -75,11 +69,11 @@ pub fn supervise<'a>(
         t = t.with_monitor(monitor, on_stop);
     }
     let status = t.run()?;
-    use crate::run::process::Outcome;
+    use crate::exit::Outcome;
     let code = match status {
         WaitStatus::Exited(_, c) => Outcome::Exited(c as u8),
         WaitStatus::Signaled(_, sig, _) => Outcome::Signaled(sig as i32),
-        _ => Outcome::Exited(crate::run::process::EXIT_CANNOT_RUN),
+        _ => Outcome::Exited(crate::exit::CANNOT_RUN),
     };
     let trace = t.trace.take();
     Ok((code, t.summary, trace))

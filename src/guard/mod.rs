@@ -103,40 +103,53 @@ pub fn tracer_pid() -> Option<u32> {
 /// The hidden subcommand the helper runs as.
 pub const HELPER: &str = "__guard-exec";
 
+/// Why guard (or the trace) cannot work here. Guard never runs a command unprotected.
+#[derive(Debug, thiserror::Error)]
+pub enum Unavailable {
+    #[error(
+        "{what} needs Linux on x86-64, and this keyfence runs on {arch}: guard and trace are not \
+         ported to it yet; refusing to run the command unprotected\nhint: the agent profile \
+         (and `claude` after `keyfence setup claude`) turns --guard on; without it, \
+         `keyfence run -- COMMAND` still keeps keys out of the command's environment and \
+         `--sandbox` keeps it from credential files"
+    )]
+    Platform { what: String, arch: &'static str },
+    #[error("--guard needs seccomp filters, which this kernel lacks")]
+    NoSeccomp,
+    #[error(
+        "--guard needs ptrace of child processes (Yama ptrace_scope is 3); refusing to run \
+         unprotected"
+    )]
+    NoPtrace,
+    #[error(
+        "--guard needs Landlock to keep descendants out of the command's memory ({0}); \
+         refusing to run unprotected"
+    )]
+    NoLandlock(String),
+}
+
 /// Whether guard (or the trace, which shares its supervisor) can work here: the Landlock ABI
-/// version, or why not, naming `what` the user asked for (`--guard`, `--trace`). Guard never
-/// runs a command unprotected.
-pub fn available(what: &str) -> Result<u32, String> {
+/// version, or why not, naming `what` the user asked for (`--guard`, `--trace`).
+pub fn available(what: &str) -> Result<u32, Unavailable> {
     if !cfg!(all(target_os = "linux", target_arch = "x86_64")) {
         // The seccomp filter and the tracer read x86-64 system-call numbers and registers; the
         // release also ships an aarch64 build, whose users reach this through the agent profile.
-        return Err(format!(
-            "{what} needs Linux on x86-64, and this keyfence runs on {}: guard and trace are not \
-             ported to it yet; refusing to run the command unprotected\nhint: the agent profile \
-             (and `claude` after `keyfence setup claude`) turns --guard on; without it, \
-             `keyfence run -- COMMAND` still keeps keys out of the command's environment and \
-             `--sandbox` keeps it from credential files",
-            std::env::consts::ARCH
-        ));
+        return Err(Unavailable::Platform {
+            what: what.to_string(),
+            arch: std::env::consts::ARCH,
+        });
     }
     let caps = crate::isolate::probe_without_namespaces();
     if !caps.seccomp_filter {
-        return Err("--guard needs seccomp filters, which this kernel lacks".into());
+        return Err(Unavailable::NoSeccomp);
     }
     if !caps.ptrace_children {
-        return Err(
-            "--guard needs ptrace of child processes (Yama ptrace_scope is 3); refusing to run \
-             unprotected"
-                .into(),
-        );
+        return Err(Unavailable::NoPtrace);
     }
     if caps.landlock_abi < 1 {
-        return Err(format!(
-            "--guard needs Landlock to keep descendants out of the command's memory ({}); \
-             refusing to run unprotected",
+        return Err(Unavailable::NoLandlock(
             caps.landlock_note
-                .as_deref()
-                .unwrap_or("not available on this kernel")
+                .unwrap_or_else(|| "not available on this kernel".into()),
         ));
     }
     Ok(caps.landlock_abi)
@@ -154,26 +167,61 @@ pub fn wrap(argv: &[OsString], trace: bool) -> std::io::Result<Vec<OsString>> {
     Ok(out)
 }
 
-/// What the user should know after a guarded run, one line each.
+/// What the user should know after a guarded run, one line each (for `command/run.rs` to
+/// print after `keyfence: guard: `).
 #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
-pub fn report(summary: &Summary, verbose: bool) {
-    for n in &summary.notices {
-        eprintln!("keyfence: guard: {n}");
-    }
-    for d in &summary.denied {
-        eprintln!("keyfence: guard: {d}");
-    }
+pub fn report(summary: &Summary, verbose: bool) -> Vec<String> {
+    let mut lines: Vec<String> = summary
+        .notices
+        .iter()
+        .chain(&summary.denied)
+        .cloned()
+        .collect();
     if summary.left_running > 0 {
-        eprintln!(
-            "keyfence: guard: stopped {} process(es) the command left running (a guarded tree \
-             ends with its command)",
+        lines.push(format!(
+            "stopped {} process(es) the command left running (a guarded tree ends with its \
+             command)",
             summary.left_running
-        );
+        ));
     }
     if verbose {
-        eprintln!(
-            "keyfence: guard: {} exec(s) checked, {} environment(s) rewritten",
+        lines.push(format!(
+            "{} exec(s) checked, {} environment(s) rewritten",
             summary.execs, summary.rewritten
+        ));
+    }
+    lines
+}
+
+#[cfg(all(test, target_os = "linux", target_arch = "x86_64"))]
+mod tests {
+    use super::*;
+
+    /// The summary's lines, in the order and words users saw when guard printed them itself.
+    #[test]
+    fn the_report_says_notices_refusals_and_leftovers() {
+        let summary = Summary {
+            execs: 3,
+            rewritten: 1,
+            denied: vec!["refused x".into()],
+            notices: vec!["noticed y".into()],
+            left_running: 2,
+        };
+        let quiet = report(&summary, false);
+        assert_eq!(
+            quiet,
+            [
+                "noticed y",
+                "refused x",
+                "stopped 2 process(es) the command left running (a guarded tree ends with its \
+                 command)"
+            ]
         );
+        let verbose = report(&summary, true);
+        assert_eq!(
+            verbose.last().map(String::as_str),
+            Some("3 exec(s) checked, 1 environment(s) rewritten")
+        );
+        assert!(report(&Summary::default(), false).is_empty());
     }
 }

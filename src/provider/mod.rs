@@ -13,7 +13,8 @@
 //! Each value is fetched once per run, however many variables refer to it: two fields of one
 //! lease (`#username`, `#password`) come from one lease. Leases and child tokens are renewed
 //! while the command runs and revoked when it ends; they are revoked too when keyfence fails
-//! before starting it. This module holds values only as [`SecretValue`]s and never prints.
+//! before starting it. This module holds values only as [`SecretValue`]s and never prints: its
+//! warnings go where the caller says ([`Warn`]).
 
 pub mod cmd;
 pub mod openbao;
@@ -70,6 +71,21 @@ pub enum ProviderError {
          is `openbao://MOUNT/PATH#FIELD`"
     )]
     NoLease { reference: String },
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+}
+
+/// Which entries of the embedded vault a request may have (the rules are the store's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access<'a> {
+    /// `secret get`: any entry, as its owner asks for it.
+    Any,
+    /// The user's own flags and configuration for this profile: entries that list no
+    /// profiles or list this one.
+    Profile(&'a str),
+    /// A project's keyfence.toml for this profile: it comes with the code it configures, so
+    /// only entries that list the profile by name.
+    Listed(&'a str),
 }
 
 const SYNTAX_HINT: &str = "references are NAME, store:NAME, openbao://MOUNT/PATH#FIELD, \
@@ -215,11 +231,17 @@ struct Item {
     renewed: Instant,
 }
 
+/// Where the warnings of a run's leases go (a renewal that failed while the command ran, a
+/// revocation that failed when they were dropped): the command layer's choice, since this
+/// module never prints. Names only, never values.
+pub type Warn = Arc<dyn Fn(&str) + Send + Sync>;
+
 /// Everything leased for one run. Dropping it revokes what it holds.
 #[derive(Default)]
 pub struct Leases {
     client: Option<Client>,
     items: Arc<Mutex<Vec<Item>>>,
+    warn: Option<Warn>,
 }
 
 /// Renews leases in a background thread until dropped.
@@ -243,7 +265,7 @@ impl Leases {
     }
 
     /// Starts renewing: each renewable lease at two thirds of its duration, by its original
-    /// duration. A failed renewal is reported on stderr (names only) and not retried.
+    /// duration. A failed renewal is a warning (names only) and is not retried.
     pub fn keep_alive(&self) -> KeepAlive {
         let Some(client) = self.client.clone() else {
             return KeepAlive {
@@ -258,6 +280,7 @@ impl Leases {
             };
         }
         let items = Arc::clone(&self.items);
+        let warn = self.warn.clone();
         let (tx, rx) = mpsc::channel::<()>();
         let thread = std::thread::spawn(move || {
             loop {
@@ -288,7 +311,9 @@ impl Leases {
                     }
                     Ok(_) => item.renewable = false,
                     Err(e) => {
-                        eprintln!("keyfence: warning: cannot renew {}: {e}", item.what);
+                        if let Some(warn) = &warn {
+                            warn(&format!("cannot renew {}: {e}", item.what));
+                        }
                         item.renewable = false;
                     }
                 }
@@ -330,8 +355,11 @@ impl Leases {
 
 impl Drop for Leases {
     fn drop(&mut self) {
-        for e in self.revoke_all().1 {
-            eprintln!("keyfence: warning: {e}");
+        let errors = self.revoke_all().1;
+        if let Some(warn) = &self.warn {
+            for e in errors {
+                warn(&e);
+            }
         }
     }
 }
@@ -339,9 +367,11 @@ impl Drop for Leases {
 /// The fields of one answer.
 type Fields = openbao::Json;
 
-/// Fetches values for one run, each source once, and holds the leases it created.
+/// Fetches values for one run, each source once, and holds the leases it created. The store
+/// is opened once, on the first entry asked for (it may ask for a passphrase).
 #[derive(Default)]
 pub struct Resolver {
+    store: Option<crate::store::Store>,
     kv: HashMap<(String, String), Fields>,
     leased: HashMap<String, Fields>,
     tokens: HashMap<(Vec<String>, u64), SecretValue>,
@@ -350,8 +380,11 @@ pub struct Resolver {
 }
 
 impl Resolver {
-    pub fn new() -> Resolver {
-        Resolver::default()
+    /// `warn`: where the warnings of the leases it takes go (`Warn`).
+    pub fn new(warn: Warn) -> Resolver {
+        let mut r = Resolver::default();
+        r.leases.warn = Some(warn);
+        r
     }
 
     fn client(&mut self) -> Result<Client, ProviderError> {
@@ -363,12 +396,27 @@ impl Resolver {
         Ok(c)
     }
 
-    /// The value of a reference other than a store entry (those are the caller's: the store
-    /// has its own profile rules).
+    /// A store entry, as `access` may have it.
+    pub fn entry(&mut self, name: &str, access: Access<'_>) -> Result<SecretValue, ProviderError> {
+        let store = match &mut self.store {
+            Some(s) => s,
+            None => self.store.insert(crate::store::Store::open_default()?),
+        };
+        let entry = match access {
+            Access::Any => store.get(name)?,
+            Access::Profile(profile) => store.get_for_profile(name, profile)?,
+            Access::Listed(profile) => store.get_listed_for_profile(name, profile)?,
+        };
+        Ok(entry.value.clone())
+    }
+
+    /// The value of a reference (`shown` is how the user wrote it); a store entry as `access`
+    /// may have it.
     pub fn resolve(
         &mut self,
         reference: &Reference,
         shown: &str,
+        access: Access<'_>,
     ) -> Result<SecretValue, ProviderError> {
         let field_of = |fields: &Fields, field: &str| {
             openbao::secret_at(
@@ -386,12 +434,7 @@ impl Resolver {
             })
         };
         match reference {
-            // The caller reads the store: it has its own profile rules.
-            Reference::Store(name) => Err(ProviderError::Syntax {
-                reference: shown.to_string(),
-                message: format!("'{name}' is a store entry, read from the store"),
-                hint: SYNTAX_HINT,
-            }),
+            Reference::Store(name) => self.entry(name, access),
             Reference::Kv { mount, path, field } => {
                 let key = (mount.clone(), path.clone());
                 if !self.kv.contains_key(&key) {
@@ -462,7 +505,9 @@ impl Resolver {
 
     /// The leases created so far; the resolver keeps none.
     pub fn take_leases(&mut self) -> Leases {
-        std::mem::take(&mut self.leases)
+        let mut fresh = Leases::default();
+        fresh.warn = self.leases.warn.clone();
+        std::mem::replace(&mut self.leases, fresh)
     }
 }
 

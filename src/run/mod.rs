@@ -1,8 +1,11 @@
-//! Starting a command with only the secrets it should have: the environment builder, in-place
-//! exec, the supervisor with output masking, and the supervisor's self-protection.
+//! Starting a command with only the secrets it should have: the settings `run` acts on, the
+//! environment builder, in-place exec, the supervisor with output masking, the sandbox's
+//! end-of-run notes, and the supervisor's self-protection.
 
 pub mod env;
 pub mod mask;
 pub mod monitor;
 pub mod process;
 pub mod protect;
+pub mod sandbox;
+pub mod settings;

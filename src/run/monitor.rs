@@ -118,7 +118,7 @@ unsafe fn monitor(command: libc::pid_t) -> ! {
                 if std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
                     continue;
                 }
-                libc::_exit(125);
+                libc::_exit(crate::exit::CANNOT_RUN as i32);
             }
             if libc::WIFSTOPPED(status) {
                 // keyfence sees this stop, suspends itself, and continues us when it is

@@ -2,6 +2,8 @@
 //! output goes through the masker, with signals forwarded and its exit status returned.
 
 use super::mask::Masker;
+pub use crate::exit::Outcome;
+use crate::exit::{CANNOT_RUN, StartError};
 use crate::secret::SecretValue;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2, SIGWINCH};
 use signal_hook::iterator::SignalsInfo;
@@ -13,27 +15,6 @@ use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 
-/// keyfence's own failure before the command started (DESIGN.md §3).
-pub const EXIT_CANNOT_RUN: u8 = 125;
-pub const EXIT_NOT_EXECUTABLE: u8 = 126;
-pub const EXIT_NOT_FOUND: u8 = 127;
-
-/// How a failure to start maps to a shell-like exit status, with a message.
-pub fn start_error(program: &OsString, err: &io::Error) -> (u8, String) {
-    let prog = program.to_string_lossy();
-    match err.kind() {
-        io::ErrorKind::NotFound => (EXIT_NOT_FOUND, format!("{prog}: command not found")),
-        io::ErrorKind::PermissionDenied => {
-            (EXIT_NOT_EXECUTABLE, format!("{prog}: permission denied"))
-        }
-        _ if err.raw_os_error() == Some(nix::libc::ENOEXEC) => (
-            EXIT_NOT_EXECUTABLE,
-            format!("{prog}: cannot execute: exec format error"),
-        ),
-        _ => (EXIT_CANNOT_RUN, format!("{prog}: cannot start: {err}")),
-    }
-}
-
 fn command(argv: &[OsString], env: &[(OsString, OsString)]) -> Command {
     let mut c = Command::new(&argv[0]);
     c.args(&argv[1..])
@@ -44,9 +25,9 @@ fn command(argv: &[OsString], env: &[(OsString, OsString)]) -> Command {
 
 /// Replaces keyfence with the command: same pid, signals and exit status as running it
 /// directly. Returns only on failure.
-pub fn exec_in_place(argv: &[OsString], env: &[(OsString, OsString)]) -> (u8, String) {
+pub fn exec_in_place(argv: &[OsString], env: &[(OsString, OsString)]) -> StartError {
     let err = command(argv, env).exec();
-    start_error(&argv[0], &err)
+    StartError::starting(&argv[0], err)
 }
 
 /// Runs the command as a child, masking its stdout and stderr, forwarding signals, and returns
@@ -56,24 +37,19 @@ pub fn supervise(
     env: Vec<(OsString, OsString)>,
     secrets: &[(String, SecretValue)],
     guard: Option<&Guard>,
-) -> Result<Outcome, (u8, String)> {
+) -> Result<Supervised, StartError> {
     let wrapped = wrap_for_guard(argv, guard)?;
     // Subscribe before the child exists, so no signal between spawn and subscription is lost.
     let mut signals =
         SignalsInfo::<WithOrigin>::new([SIGTERM, SIGHUP, SIGINT, SIGQUIT, SIGUSR1, SIGUSR2])
-            .map_err(|e| {
-                (
-                    EXIT_CANNOT_RUN,
-                    format!("cannot install signal handlers: {e}"),
-                )
-            })?;
+            .map_err(|e| StartError::supervisor("cannot install signal handlers", e))?;
     let handle = signals.handle();
     let mut child = command(&wrapped, &env)
         .stdin(Stdio::inherit())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| start_error(&argv[0], &e))?;
+        .map_err(|e| StartError::starting(&argv[0], e))?;
     // The command has its environment; keyfence's copies of it go now (zeroed: zero_alloc).
     drop(env);
     let pid = nix::unistd::Pid::from_raw(child.id() as i32);
@@ -206,19 +182,19 @@ pub fn supervise_pty(
     env: Vec<(OsString, OsString)>,
     secrets: &[(String, SecretValue)],
     guard: Option<&Guard>,
-) -> Result<Outcome, (u8, String)> {
+) -> Result<Supervised, StartError> {
     let wrapped = wrap_for_guard(argv, guard)?;
     let argv_shown = argv;
     let argv = &wrapped[..];
-    let fail = |what: &str, e: &dyn std::fmt::Display| (EXIT_CANNOT_RUN, format!("{what}: {e}"));
-    let (pty, pts) = pty_process::blocking::open().map_err(|e| fail("cannot open a pty", &e))?;
+    let (pty, pts) = pty_process::blocking::open()
+        .map_err(|e| StartError::supervisor("cannot open a pty", e))?;
     if let Some(size) = terminal_size() {
         let _ = pty.resize(size);
     }
     let mut signals = SignalsInfo::<WithOrigin>::new([
         SIGTERM, SIGHUP, SIGINT, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH,
     ])
-    .map_err(|e| fail("cannot install signal handlers", &e))?;
+    .map_err(|e| StartError::supervisor("cannot install signal handlers", e))?;
     let handle = signals.handle();
     let stdin_is_tty = io::stdin().is_terminal();
     let mut cmd = pty_process::blocking::Command::new(&argv[0])
@@ -239,8 +215,8 @@ pub fn supervise_pty(
         }
     }
     let mut child = cmd.spawn(pts).map_err(|e| match e {
-        pty_process::Error::Io(io) => start_error(&argv_shown[0], &io),
-        other => fail("cannot start the command on a pty", &other),
+        pty_process::Error::Io(io) => StartError::starting(&argv_shown[0], io),
+        other => StartError::supervisor("cannot start the command on a pty", other),
     })?;
     // The command has its environment; keyfence's copies of it (`cmd` went with the spawn)
     // go now (zeroed: zero_alloc).
@@ -257,7 +233,10 @@ pub fn supervise_pty(
             other => {
                 let why = other.map_or_else(|e| e.to_string(), |_| "it is not in front".into());
                 let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
-                return Err(fail("cannot find the command on its terminal", &why));
+                return Err(StartError::supervisor(
+                    "cannot find the command on its terminal",
+                    why,
+                ));
             }
         }
     } else {
@@ -282,7 +261,7 @@ pub fn supervise_pty(
                 .ok();
         }
         let status = match (job_control, guard) {
-            (true, None) => wait_for_monitor(pid, raw, pty),
+            (true, None) => wait_for_monitor(pid, raw, pty).map(Supervised::from),
             (true, Some(_)) => {
                 let on_stop = Box::new(move || suspend_with_command(pid, raw, pty));
                 wait(&mut child, command_pid, guard, Some((pid, on_stop)), ended)
@@ -306,7 +285,7 @@ fn wait_for_monitor(
     monitor: nix::unistd::Pid,
     raw: Option<&RawMode>,
     pty: &pty_process::blocking::Pty,
-) -> Result<Outcome, (u8, String)> {
+) -> Result<Outcome, StartError> {
     use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
     loop {
         match waitpid(monitor, Some(WaitPidFlag::WUNTRACED)) {
@@ -315,7 +294,7 @@ fn wait_for_monitor(
             Ok(WaitStatus::Stopped(..)) => suspend_with_command(monitor, raw, pty),
             Ok(_) | Err(nix::errno::Errno::EINTR) => {}
             Err(e) => {
-                return Err((EXIT_CANNOT_RUN, format!("waiting for the command: {e}")));
+                return Err(StartError::supervisor("waiting for the command", e));
             }
         }
     }
@@ -362,29 +341,22 @@ fn trace_on(g: &Guard) -> bool {
 }
 
 #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
-fn wrap_for_guard(argv: &[OsString], guard: Option<&Guard>) -> Result<Vec<OsString>, (u8, String)> {
+fn wrap_for_guard(argv: &[OsString], guard: Option<&Guard>) -> Result<Vec<OsString>, StartError> {
     match guard {
         None => Ok(argv.to_vec()),
-        Some(g) => crate::guard::wrap(argv, trace_on(g)).map_err(|e| {
-            (
-                EXIT_CANNOT_RUN,
-                format!("guard: cannot find keyfence itself: {e}"),
-            )
-        }),
+        Some(g) => crate::guard::wrap(argv, trace_on(g))
+            .map_err(|e| StartError::supervisor("guard: cannot find keyfence itself", e)),
     }
 }
 
 #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
-fn attach_guard(pid: nix::unistd::Pid, guard: Option<&Guard>) -> Result<(), (u8, String)> {
+fn attach_guard(pid: nix::unistd::Pid, guard: Option<&Guard>) -> Result<(), StartError> {
     if guard.is_none() {
         return Ok(());
     }
     crate::guard::attach(pid, trace_on(guard.expect("checked above"))).map_err(|e| {
         let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
-        (
-            EXIT_CANNOT_RUN,
-            format!("guard: cannot trace the command ({e}); it was not started"),
-        )
+        StartError::Attach(e.to_string())
     })
 }
 
@@ -397,7 +369,7 @@ fn wait<'a>(
     guard: Option<&'a Guard>,
     monitor: Option<(nix::unistd::Pid, Box<dyn FnMut() + 'a>)>,
     ended: &'a AtomicBool,
-) -> Result<Outcome, (u8, String)> {
+) -> Result<Supervised, StartError> {
     #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
     if let Some(g) = guard {
         let trace = g.trace.lock().ok().and_then(|mut t| t.take());
@@ -409,37 +381,30 @@ fn wait<'a>(
             monitor,
             ended,
         )
-        .map_err(|e| {
-            (
-                EXIT_CANNOT_RUN,
-                format!("guard: supervising the command: {e}"),
-            )
-        })?;
-        crate::guard::report(&summary, g.verbose);
-        if let Some(rec) = trace {
-            for line in rec.finish() {
-                eprintln!("keyfence: trace: {line}");
-            }
-        }
-        return Ok(code);
+        .map_err(|e| StartError::supervisor("guard: supervising the command", e))?;
+        return Ok(Supervised {
+            outcome: code,
+            guard: crate::guard::report(&summary, g.verbose),
+            trace: trace.map(|rec| rec.finish()).unwrap_or_default(),
+        });
     }
     let _ = (pid, guard, monitor, ended);
     child
         .wait()
-        .map(outcome)
-        .map_err(|e| (EXIT_CANNOT_RUN, format!("waiting for the command: {e}")))
+        .map(|st| outcome(st).into())
+        .map_err(|e| StartError::supervisor("waiting for the command", e))
 }
 
 #[cfg(not(all(target_os = "linux", target_arch = "x86_64")))]
-fn wrap_for_guard(argv: &[OsString], guard: Option<&Guard>) -> Result<Vec<OsString>, (u8, String)> {
+fn wrap_for_guard(argv: &[OsString], guard: Option<&Guard>) -> Result<Vec<OsString>, StartError> {
     match guard {
         None => Ok(argv.to_vec()),
-        Some(_) => Err((EXIT_CANNOT_RUN, "--guard needs Linux on x86-64".into())),
+        Some(_) => Err(StartError::Unsupported),
     }
 }
 
 #[cfg(not(all(target_os = "linux", target_arch = "x86_64")))]
-fn attach_guard(_pid: nix::unistd::Pid, _guard: Option<&Guard>) -> Result<(), (u8, String)> {
+fn attach_guard(_pid: nix::unistd::Pid, _guard: Option<&Guard>) -> Result<(), StartError> {
     Ok(())
 }
 
@@ -472,24 +437,27 @@ fn outcome(st: std::process::ExitStatus) -> Outcome {
     match (st.code(), st.signal()) {
         (Some(code), _) => Outcome::Exited(code as u8),
         (None, Some(sig)) => Outcome::Signaled(sig),
-        _ => Outcome::Exited(EXIT_CANNOT_RUN),
+        _ => Outcome::Exited(CANNOT_RUN),
     }
 }
 
-/// How the command ended: keyfence ends the same way (a shell running `keyfence run -- CMD`
-/// in a loop stops at Ctrl-C only if it sees its child die of SIGINT, not exit 130).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    Exited(u8),
-    Signaled(i32),
+/// How the supervised command ended, and what the supervisor has to say about it, one line
+/// each, for `command/run.rs` to print once the command's output is through.
+#[derive(Debug)]
+pub struct Supervised {
+    pub outcome: Outcome,
+    /// Guard's notices and refusals, and its counts under `-v`.
+    pub guard: Vec<String>,
+    /// The trace's summary.
+    pub trace: Vec<String>,
 }
 
-impl Outcome {
-    /// The status a shell shows for it: the code, or 128+N.
-    pub fn code(self) -> u8 {
-        match self {
-            Outcome::Exited(c) => c,
-            Outcome::Signaled(sig) => 128u8.wrapping_add(sig as u8),
+impl From<Outcome> for Supervised {
+    fn from(outcome: Outcome) -> Supervised {
+        Supervised {
+            outcome,
+            guard: Vec::new(),
+            trace: Vec::new(),
         }
     }
 }
