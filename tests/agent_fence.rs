@@ -110,7 +110,10 @@ impl Attack {
 fn assert_round_trip(stub: &Stub, a: &Attack, r: &Run) {
     let msgs = stub.messages();
     assert!(
-        msgs.len() >= 2 && msgs.iter().any(|m| m.body.contains("tool_result")),
+        msgs.len() >= 2
+            && msgs
+                .iter()
+                .any(|m| m.body.contains(claude_stub::TOOL_RESULT)),
         "the tool result never reached the API ({} requests): did the agent die? stdout: {}\nstderr: {}",
         msgs.len(),
         r.stdout,
@@ -408,7 +411,7 @@ fn baseline_a_forced_core_dump_of_the_agent_leaks_its_key() {
         !stub
             .messages()
             .iter()
-            .any(|m| m.body.contains("tool_result"))
+            .any(|m| m.body.contains(claude_stub::TOOL_RESULT))
     );
 }
 
@@ -417,7 +420,8 @@ fn baseline_a_forced_core_dump_of_the_agent_leaks_its_key() {
 fn assert_round_trip_ignoring_leaks(stub: &Stub, r: &Run) {
     let msgs = stub.messages();
     assert!(
-        msgs.iter().any(|m| m.body.contains("tool_result")),
+        msgs.iter()
+            .any(|m| m.body.contains(claude_stub::TOOL_RESULT)),
         "the tool result never reached the API: {}\n{}",
         r.stdout,
         r.stderr

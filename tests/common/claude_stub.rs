@@ -12,6 +12,9 @@ use std::io::{BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 
+/// A tool's result in a request's messages, as Claude Code writes it.
+pub const TOOL_RESULT: &str = "\"type\":\"tool_result\"";
+
 pub struct Stub {
     pub url: String,
     pub requests: Arc<Mutex<Vec<Request>>>,
@@ -49,7 +52,7 @@ impl Stub {
     pub fn tool_results(&self) -> String {
         self.messages()
             .iter()
-            .filter(|r| r.body.contains("tool_result"))
+            .filter(|r| r.body.contains(TOOL_RESULT))
             .map(|r| r.body.clone())
             .collect()
     }
@@ -69,7 +72,9 @@ fn serve(stream: TcpStream, recorded: &Mutex<Vec<Request>>, command: &str) {
         };
         let response = if path.starts_with("/v1/messages") && !path.contains("count_tokens") {
             let stream_mode = body.contains("\"stream\":true");
-            let first = n_messages == 1 && !body.contains("tool_result");
+            // By its JSON, not the bare word: Claude Code sends the workspace's git log
+            // along, and a commit message may well say "tool_result".
+            let first = n_messages == 1 && !body.contains(TOOL_RESULT);
             reply(first, stream_mode, command)
         } else if path.contains("count_tokens") {
             http(200, "application/json", "{\"input_tokens\":10}")
