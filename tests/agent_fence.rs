@@ -29,7 +29,7 @@ struct Attack {
     // Dropped in this order: the services stop before their fixture goes.
     world: World,
     seeded: Seeded,
-    _shared: std::sync::MutexGuard<'static, ()>,
+    _shared: probe::SharedTmp,
 }
 
 impl Attack {
@@ -40,9 +40,7 @@ impl Attack {
             skip(&why);
             return None;
         }
-        let shared = probe::SHARED_TMP
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let shared = probe::shared_tmp();
         let seeded = Seeded::new(store);
         // The config names the outside services' addresses, known before they start.
         let placeholder = World::addresses(&seeded);

@@ -182,7 +182,7 @@ struct Attack {
     base_url: bool,
     /// Codex runs its commands in its own sandbox (`--sandbox workspace-write`), not bypassed.
     codex_sandbox: bool,
-    _shared: std::sync::MutexGuard<'static, ()>,
+    _shared: probe::SharedTmp,
 }
 
 impl Attack {
@@ -199,9 +199,7 @@ impl Attack {
             skip(&why);
             return None;
         }
-        let shared = probe::SHARED_TMP
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let shared = probe::shared_tmp();
         let kind = match api {
             Api::Codex => "openai",
             Api::Gemini => "google",

@@ -37,6 +37,35 @@ pub const ALL: &[&str] = &[
 /// Serialises the tests that use the shared tmux socket directory of the unprivileged uid.
 pub static SHARED_TMP: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
+/// The shared tmux socket directory held, by this test (`SHARED_TMP`) and by this process
+/// (a lock on a file beside it): two test binaries, or two checkouts' suites, would otherwise
+/// start their outside services (`World`) in it at the same time, and each keyfence hides only
+/// the sockets there when it starts.
+pub struct SharedTmp {
+    _in_process: std::sync::MutexGuard<'static, ()>,
+    _across: std::fs::File,
+}
+
+pub fn shared_tmp() -> SharedTmp {
+    let in_process = SHARED_TMP
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let path = "/tmp/keyfence-tests-shared-tmp.lock";
+    // Another user's file (root's, made by an earlier run) is locked as well read-only.
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .or_else(|_| std::fs::File::open(path))
+        .expect("open the shared-tmp lock file");
+    file.lock().expect("lock the shared-tmp lock file");
+    SharedTmp {
+        _in_process: in_process,
+        _across: file,
+    }
+}
+
 /// A fixture home holding every credential, and what each value is.
 pub struct Seeded {
     pub fx: Fixture,
