@@ -721,3 +721,34 @@ fn setup_names_keyfence_as_found_on_path() {
         r.stderr
     );
 }
+
+/// Every agent's set-up says when its program is not on PATH (keyfence's function runs the one
+/// PATH finds), and not when it is.
+#[test]
+fn setup_says_when_the_agent_is_not_on_path() {
+    let mut fx = Fixture::new();
+    let bin = fx.dir.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let openai = fx.key("openai");
+    let anthropic = fx.key("anthropic");
+    for (program, var, key) in [
+        ("codex", "OPENAI_API_KEY", &openai),
+        ("claude", "ANTHROPIC_API_KEY", &anthropic),
+    ] {
+        let note = format!("note: no `{program}` on PATH");
+        let with_path = |path: &str| {
+            let r = fx.run(
+                &["setup", program, "--dry-run"],
+                &[("PATH", path), ("SHELL", "/bin/bash"), (var, key.as_str())],
+            );
+            assert_eq!(r.code, 0, "{}", r.stderr);
+            r.assert_no_secret(&fx.planted);
+            r.stdout
+        };
+        let out = with_path("/usr/bin:/bin");
+        assert!(out.contains(&note), "{program}: {out}");
+        fx.script(&bin.join(program), "#!/bin/sh\n");
+        let out = with_path(&format!("{}:/usr/bin:/bin", bin.display()));
+        assert!(!out.contains(&note), "{program}: {out}");
+    }
+}

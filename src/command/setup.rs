@@ -140,64 +140,15 @@ fn setup_claude(
          profile",
     )?;
     // 2. The shell starts claude through keyfence.
-    let rc_shown = audit::display_path(&home, &rc.path);
-    let link = if rc.real != rc.path {
-        format!(" (a link: {} is edited)", rc.real.display())
-    } else {
-        String::new()
-    };
-    let what = "the commands claude runs get none of its keys and cannot read its environment \
-                or memory, keyfence's store, or credential files such as \
-                ~/.claude/.credentials.json";
-    match rc.state {
-        rc::RcState::Present | rc::RcState::LoadedByUser => say(format!(
-            "{rc_shown} already loads `keyfence shell-init {}`: claude starts through keyfence's \
-             agent profile: {what}",
-            shell.name()
-        )),
-        _ if dry_run => {
-            say(format!(
-                "{verb} make {rc_shown}{link} load `keyfence shell-init {}`, so that claude \
-                 starts through keyfence's agent profile:",
-                shell.name()
-            ));
-            print!("{}", rc::diff(&rc));
-        }
-        _ => {
-            let backup = rc::apply(&rc)?;
-            say(format!(
-                "claude now starts through keyfence's agent profile ({rc_shown}{link} loads \
-                 `keyfence shell-init {}`): {what}",
-                shell.name()
-            ));
-            if let Some(b) = backup {
-                say(format!("  backup of the previous file: {}", b.display()));
-            }
-            say(
-                "  a shell that is already running keeps the old definitions: run `exec $SHELL` \
-                 or open a new terminal; `command claude` bypasses keyfence"
-                    .into(),
-            );
-        }
-    }
-    let text = String::from_utf8_lossy(&rc.new_text);
-    if let Some(line) = rc::redefined_after(&text, "claude") {
-        say(format!(
-            "warning: {rc_shown}:{line} defines `claude` again after shell-init is loaded, so \
-             typing `claude` runs that definition, outside keyfence: delete it, or move it above \
-             the line that loads shell-init"
-        ));
-    }
-    let on_path = std::env::var_os("PATH").is_some_and(|p| {
-        std::env::split_paths(&p).any(|d| d.is_absolute() && d.join("claude").is_file())
-    });
-    if !on_path {
-        say(
-            "note: no `claude` on PATH: keyfence's function runs the claude that PATH finds \
-             (install Claude Code, or add its directory to PATH in the start-up file)"
-                .into(),
-        );
-    }
+    shell_starts_through_keyfence(
+        &say,
+        dry_run,
+        &home,
+        shell,
+        &rc,
+        "claude",
+        "~/.claude/.credentials.json",
+    )?;
     // 3. The apiKeyHelper: only where it is still needed.
     let settings_shown = audit::display_path(&home, &home.join(".claude/settings.json"));
     match settings {
@@ -272,6 +223,81 @@ fn setup_claude(
         }
     }
     Ok(Exit::Clean)
+}
+
+/// Step 2 of `setup claude`, `setup codex` and `setup gemini`: the user's start-up file loads
+/// `keyfence shell-init`, whose function starts `program` under the agent profile. Says what is
+/// (or would be) done, shows the diff under `--dry-run`, and warns of a later definition of
+/// `program` in the file and of a `program` missing from PATH. `login_file`: the agent's
+/// credential file, named in what the commands it runs can no longer read.
+fn shell_starts_through_keyfence(
+    say: &impl Fn(String),
+    dry_run: bool,
+    home: &std::path::Path,
+    shell: Shell,
+    rc: &rc::RcChange,
+    program: &str,
+    login_file: &str,
+) -> Result<()> {
+    let verb = if dry_run { "would" } else { "will" };
+    let rc_shown = audit::display_path(home, &rc.path);
+    let link = if rc.real != rc.path {
+        format!(" (a link: {} is edited)", rc.real.display())
+    } else {
+        String::new()
+    };
+    let what = format!(
+        "the commands {program} runs get none of its keys and cannot read its environment or \
+         memory, keyfence's store, or credential files such as {login_file}"
+    );
+    match rc.state {
+        rc::RcState::Present | rc::RcState::LoadedByUser => say(format!(
+            "{rc_shown} already loads `keyfence shell-init {}`: {program} starts through \
+             keyfence's agent profile: {what}",
+            shell.name()
+        )),
+        _ if dry_run => {
+            say(format!(
+                "{verb} make {rc_shown}{link} load `keyfence shell-init {}`, so that {program} \
+                 starts through keyfence's agent profile:",
+                shell.name()
+            ));
+            print!("{}", rc::diff(rc));
+        }
+        _ => {
+            let backup = rc::apply(rc)?;
+            say(format!(
+                "{program} now starts through keyfence's agent profile ({rc_shown}{link} loads \
+                 `keyfence shell-init {}`): {what}",
+                shell.name()
+            ));
+            if let Some(b) = backup {
+                say(format!("  backup of the previous file: {}", b.display()));
+            }
+            say(format!(
+                "  a shell that is already running keeps the old definitions: run `exec $SHELL` \
+                 or open a new terminal; `command {program}` bypasses keyfence"
+            ));
+        }
+    }
+    let text = String::from_utf8_lossy(&rc.new_text);
+    if let Some(line) = rc::redefined_after(&text, program) {
+        say(format!(
+            "warning: {rc_shown}:{line} defines `{program}` again after shell-init is loaded, so \
+             typing `{program}` runs that definition, outside keyfence: delete it, or move it \
+             above the line that loads shell-init"
+        ));
+    }
+    let on_path = std::env::var_os("PATH").is_some_and(|p| {
+        std::env::split_paths(&p).any(|d| d.is_absolute() && d.join(program).is_file())
+    });
+    if !on_path {
+        say(format!(
+            "note: no `{program}` on PATH: keyfence's function runs the {program} that PATH finds \
+             (install it, or add its directory to PATH in the start-up file)"
+        ));
+    }
+    Ok(())
 }
 
 /// `setup`'s first step for an agent: its exported key into the store, read back before
@@ -657,55 +683,15 @@ fn setup_agent(
         ),
     )?;
     // 2. The shell starts the agent through keyfence.
-    let rc_shown = audit::display_path(&home, &rc.path);
-    let link = if rc.real != rc.path {
-        format!(" (a link: {} is edited)", rc.real.display())
-    } else {
-        String::new()
-    };
-    let what = format!(
-        "the commands {program} runs get none of its keys and cannot read its environment or \
-         memory, keyfence's store, or credential files such as {}",
-        agent.login_file()
-    );
-    match rc.state {
-        rc::RcState::Present | rc::RcState::LoadedByUser => say(format!(
-            "{rc_shown} already loads `keyfence shell-init {}`: {program} starts through \
-             keyfence's agent profile: {what}",
-            shell.name()
-        )),
-        _ if dry_run => {
-            say(format!(
-                "{verb} make {rc_shown}{link} load `keyfence shell-init {}`, so that {program} \
-                 starts through keyfence's agent profile:",
-                shell.name()
-            ));
-            print!("{}", rc::diff(&rc));
-        }
-        _ => {
-            let backup = rc::apply(&rc)?;
-            say(format!(
-                "{program} now starts through keyfence's agent profile ({rc_shown}{link} loads \
-                 `keyfence shell-init {}`): {what}",
-                shell.name()
-            ));
-            if let Some(b) = backup {
-                say(format!("  backup of the previous file: {}", b.display()));
-            }
-            say(format!(
-                "  a shell that is already running keeps the old definitions: run `exec $SHELL` \
-                 or open a new terminal; `command {program}` bypasses keyfence"
-            ));
-        }
-    }
-    let text = String::from_utf8_lossy(&rc.new_text);
-    if let Some(line) = rc::redefined_after(&text, program) {
-        say(format!(
-            "warning: {rc_shown}:{line} defines `{program}` again after shell-init is loaded, so \
-             typing `{program}` runs that definition, outside keyfence: delete it, or move it \
-             above the line that loads shell-init"
-        ));
-    }
+    shell_starts_through_keyfence(
+        &say,
+        dry_run,
+        &home,
+        shell,
+        &rc,
+        program,
+        agent.login_file(),
+    )?;
     // 3. The agent's own control, for runs keyfence is not in front of (an IDE, `command`).
     let tool_shown = audit::display_path(&home, &tool.path);
     let changes = tool.original.as_deref() != Some(tool.new_text.as_bytes());
