@@ -1,6 +1,7 @@
 //! Where secrets are exposed: one module per audit source, each shaped the same way (settings
-//! in, findings and errors out), plus the shared helpers they use (`walk`, `git`). Nothing here
-//! prints.
+//! in, findings and errors out), plus what they share (`walk`, the tree walk; `git`) and
+//! `agent_codex`, the `agent` source's model of Codex's `shell_environment_policy`, which
+//! `setup codex` uses too. Nothing here prints.
 //!
 //! Adding a source is adding `src/audit/<id>.rs` (or `src/audit/<id>/mod.rs` with a file per
 //! part, as `ci/` has one per platform and `package/` one per ecosystem) and one line to the

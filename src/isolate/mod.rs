@@ -1,9 +1,15 @@
-//! Isolation (Linux only): what the kernel offers for guarding and sandboxing a command tree.
-//! This is the one switch file: `linux.rs` on Linux, `unsupported.rs` elsewhere, where every
-//! isolation feature reports itself unavailable — keyfence never runs unprotected silently.
+//! Isolation (Linux only): the kernel mechanisms that keep a command tree away from what it
+//! must not reach. This is the one switch file: `linux.rs` on Linux, `unsupported.rs`
+//! elsewhere, where every isolation feature reports itself unavailable — keyfence never runs
+//! unprotected silently.
 //!
-//! So far this holds the probes behind `keyfence doctor`; the guard, sandbox and phantom modes
-//! build on them.
+//! - `linux.rs`: the probes behind `keyfence doctor` and every protection's "is it there"
+//!   (Landlock's ABI, seccomp, Yama, user and network namespaces).
+//! - `sandbox.rs`: `run --sandbox`, the install sandbox's Landlock domain, and the computed
+//!   cover of `/` minus the credential paths that guard's descendant fence reuses.
+//! - `mounts.rs`: the private mount namespace that hides what Landlock cannot (a project's
+//!   `.git`, the session's sockets), for the sandbox and for guard.
+//! - `net.rs`: `run --net`, a network namespace or Landlock's TCP rules.
 
 #[cfg(target_os = "linux")]
 mod linux;
