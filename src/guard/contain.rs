@@ -316,6 +316,83 @@ fn kept_entries<E>(
     Ok((kept.len() != pointers.len()).then_some(kept))
 }
 
+/// Makes the tracee (at a seccomp stop, of a call issued by a two-byte `syscall`) install
+/// `fd_program(fd, calls)` with `SECCOMP_FILTER_FLAG_TSYNC`, so all its threads get it, then
+/// rewinds it to issue its own call again. Returns whether the tracee was resumed (if not, it
+/// is still at its stop, unchanged), and whether the filter is in place.
+pub(crate) fn install_fd_filter(
+    pid: Pid,
+    saved: libc::user_regs_struct,
+    fd: u32,
+    calls: &[u32],
+) -> (bool, Result<(), String>) {
+    let mut insn = [0u8; 2];
+    if memory::read_exact(pid, saved.rip as usize - 2, &mut insn).is_err() {
+        return (false, Err("cannot read its code".into()));
+    }
+    if insn != [0x0f, 0x05] {
+        return (
+            false,
+            Err("the call did not come from a syscall instruction".into()),
+        );
+    }
+    let prog = super::filter::fd_program(fd, calls);
+    let mut bytes: Vec<u8> = Vec::with_capacity(16 + prog.len() * 8);
+    // struct sock_fprog (len, padding, pointer) first, the instructions right after it.
+    let size = 16 + prog.len() * 8;
+    // Below the red zone, 16-byte aligned; the kernel copies the program during the call.
+    let at = (saved.rsp as usize - 128 - size) & !15;
+    bytes.extend_from_slice(&(prog.len() as u16).to_ne_bytes());
+    bytes.extend_from_slice(&[0u8; 6]);
+    bytes.extend_from_slice(&((at + 16) as u64).to_ne_bytes());
+    for i in &prog {
+        bytes.extend_from_slice(&i.code.to_ne_bytes());
+        bytes.push(i.jt);
+        bytes.push(i.jf);
+        bytes.extend_from_slice(&i.k.to_ne_bytes());
+    }
+    if memory::write_all(pid, at, &bytes).is_err() {
+        return (false, Err("cannot write to its stack".into()));
+    }
+    let mut pending = Vec::new();
+    const SECCOMP_SET_MODE_FILTER: u64 = 1;
+    const SECCOMP_FILTER_FLAG_TSYNC: u64 = 1;
+    let result = inject(
+        pid,
+        &mut pending,
+        saved,
+        true,
+        libc::SYS_seccomp,
+        [
+            SECCOMP_SET_MODE_FILTER,
+            SECCOMP_FILTER_FLAG_TSYNC,
+            at as u64,
+            0,
+        ],
+    );
+    // The original call runs in any case, once the tracee is back at its instruction. If the
+    // injection itself failed, the tracee has ended or was resumed: either way not ours to
+    // resume again.
+    let ret = match result {
+        Ok(ret) => ret,
+        Err(why) => return (true, Err(why)),
+    };
+    let restored = restore(pid, saved);
+    for sig in pending {
+        let _ = nix::sys::signal::kill(pid, sig);
+    }
+    if let Err(why) = restored {
+        return (true, Err(why));
+    }
+    let installed = match ret {
+        0 => Ok(()),
+        // TSYNC names a thread it could not synchronise; the filter is not installed.
+        r if r > 0 => Err(format!("thread {r} has other filters")),
+        r => Err(format!("seccomp: {}", Errno::from_raw(-r as i32))),
+    };
+    (true, installed)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -20,7 +20,7 @@
 #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
 mod agent_sandbox;
 #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
-mod contain;
+pub(crate) mod contain;
 pub mod fence;
 #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
 pub mod filter;

@@ -25,19 +25,20 @@
 //!
 //! What it makes a stopped process run to contain it, and the environment rewrite, are in
 //! contain.rs; which processes on the way to Codex's own sandbox stay outside the fence, in
-//! agent_sandbox.rs. What the trace observes (opens, connects, sends, writes) is the second
-//! `impl` block here.
+//! agent_sandbox.rs. What the trace observes at the stops it asked for (execs, opens,
+//! connects, sends, writes) is handled in trace/observe.rs: `trace/` owns what the trace sees,
+//! `guard/` what the tree may do.
 //!
 //! x86-64 only: the registers are read and written with `PTRACE_GETREGS`.
 
 use super::Protected;
 use super::agent_sandbox::{self, Next, Stage};
-use super::contain::{contain, contain_at_start, inject, restore, rewrite_env};
+use super::contain::{contain, contain_at_start, rewrite_env};
 use super::fence::Fence;
 use super::filter::nr;
 use super::memory::{self, Fault};
 use crate::trace::notify;
-use crate::trace::observe::{self, MAX_PAYLOAD, NETWORK_TOOLS};
+use crate::trace::observe;
 use nix::errno::Errno;
 use nix::libc;
 use nix::sys::ptrace::{self, Event, Options};
@@ -48,32 +49,32 @@ use std::collections::{HashMap, HashSet};
 
 /// One process (thread group leader or thread) in the tree.
 #[derive(Debug, Clone)]
-struct Task {
+pub(crate) struct Task {
     /// The thread group: the command is the group whose id is the first pid.
-    tgid: Pid,
+    pub(crate) tgid: Pid,
     /// Already inside the nested Landlock domain (inherited by children).
-    contained: bool,
+    pub(crate) contained: bool,
     /// A new process of the command's, to be contained at its first stop.
-    contain_at_start: bool,
+    pub(crate) contain_at_start: bool,
     /// The process that created it (for the trace).
-    ppid: Pid,
+    pub(crate) ppid: Pid,
     /// The package script or top-level command it belongs to (for the trace).
-    group: std::rc::Rc<str>,
+    pub(crate) group: std::rc::Rc<str>,
     /// Past its first stop (the command itself, seized while running, has none): a later
     /// `PTRACE_EVENT_STOP` is a group stop or its end.
-    started: bool,
+    pub(crate) started: bool,
     /// Made by vfork (or clone with CLONE_VFORK, as posix_spawn does) and not yet past its
     /// exec: its parent waits in the kernel until it execs or exits.
-    vforked: bool,
+    pub(crate) vforked: bool,
     /// The job-control stop that caught it while `vforked`, delivered again at its exec.
-    owed_stop: Option<Signal>,
+    pub(crate) owed_stop: Option<Signal>,
     /// Made by the command itself while it was still to start the agent
     /// (`Protected::launching`): not contained at its first stop, since its exec may be the
     /// agent's.
-    by_launcher: bool,
+    pub(crate) by_launcher: bool,
     /// On the way from the agent to the command of its own sandbox (agent_sandbox.rs): not
     /// contained at its first stop, and at its exec only when it leaves that way.
-    sandbox: Option<Stage>,
+    pub(crate) sandbox: Option<Stage>,
 }
 
 impl Task {
@@ -104,55 +105,55 @@ pub struct Summary {
 }
 
 pub struct Tracer<'a> {
-    command: Pid,
-    protected: &'a Protected,
-    tasks: HashMap<Pid, Task>,
+    pub(crate) command: Pid,
+    pub(crate) protected: &'a Protected,
+    pub(crate) tasks: HashMap<Pid, Task>,
     /// Children whose first stop came before their parent's fork event.
-    early: HashSet<Pid>,
-    pub summary: Summary,
-    warned_ptrace: bool,
-    warned_bwrap: bool,
+    pub(crate) early: HashSet<Pid>,
+    pub(crate) summary: Summary,
+    pub(crate) warned_ptrace: bool,
+    pub(crate) warned_bwrap: bool,
     /// The descendants' fence and the descriptor of its shared ruleset (guard); `None`: only
     /// observe (trace alone).
-    fence: Option<(&'a Fence, i32)>,
+    pub(crate) fence: Option<(&'a Fence, i32)>,
     /// A fence made again since, once a directory the shared one lists entry by entry changed
     /// (`Fence::is_stale`): processes the command starts from then on are contained with it,
     /// built inside each at its exec.
-    fresh: Option<Fence>,
+    pub(crate) fresh: Option<Fence>,
     /// Contain descendants and rewrite their environment (guard); false: only observe.
-    contain: bool,
-    pub trace: Option<crate::trace::Recorder>,
+    pub(crate) contain: bool,
+    pub(crate) trace: Option<crate::trace::Recorder>,
     /// Sockets' destinations by (process, fd), for sends on connected sockets.
-    connected: HashMap<(Pid, u64), (String, Option<u16>)>,
-    setuid_seen: HashSet<std::path::PathBuf>,
+    pub(crate) connected: HashMap<(Pid, u64), (String, Option<u16>)>,
+    pub(crate) setuid_seen: HashSet<std::path::PathBuf>,
     /// Per process (thread group), the descriptors a filter added by the tracer already
     /// watches: (`true` for reads, descriptor). Inherited at fork, kept across exec, as the
     /// filters are.
-    fd_filters: HashMap<Pid, Vec<(bool, u32)>>,
+    pub(crate) fd_filters: HashMap<Pid, Vec<(bool, u32)>>,
     /// Network tools whose standard input (a pipe) is watched, by process: the tool's name.
-    stdin_tools: HashMap<Pid, std::rc::Rc<str>>,
+    pub(crate) stdin_tools: HashMap<Pid, std::rc::Rc<str>>,
     /// Calls between their entry and exit stops, whose exit the tracer must see.
-    pending_exits: HashMap<Pid, Pending>,
+    pub(crate) pending_exits: HashMap<Pid, Pending>,
     /// Working directories by process (thread group), looked up at the first relative open and
     /// forgotten when a `chdir`/`fchdir` returns. A child made with `CLONE_FS` but not as a
     /// thread shares its parent's directory under another id, and a thread that left it with
     /// `unshare(CLONE_FS)` has its own: both rare, and then a relative path may be resolved
     /// against the other one's directory.
-    cwds: HashMap<Pid, std::path::PathBuf>,
+    pub(crate) cwds: HashMap<Pid, std::path::PathBuf>,
     /// With --trace: the thread that hears the tree's opens through the seccomp listener.
-    opens: Option<notify::Opens>,
-    listener_tried: bool,
+    pub(crate) opens: Option<notify::Opens>,
+    pub(crate) listener_tried: bool,
     /// Regular files the tree opened for writing: who opened each first, checked at the end.
-    written: observe::Written,
+    pub(crate) written: observe::Written,
     /// On keyfence's terminal: the command's parent (run/monitor.rs), whose stops mean the
     /// command was stopped from the terminal, and what keyfence then does (suspends itself).
-    monitor: Option<(Pid, Box<dyn FnMut() + 'a>)>,
+    pub(crate) monitor: Option<(Pid, Box<dyn FnMut() + 'a>)>,
     /// Set when the command has ended: from then on a signal to keyfence is not passed on
     /// but ends keyfence (run/process.rs), and with it the tree (PTRACE_O_EXITKILL).
-    ended: Option<&'a std::sync::atomic::AtomicBool>,
+    pub(crate) ended: Option<&'a std::sync::atomic::AtomicBool>,
     /// The agent a launcher command started (`Protected::launching`), while it runs: it
     /// holds what the command holds.
-    agent: Option<Pid>,
+    pub(crate) agent: Option<Pid>,
 }
 
 /// The tracer's ptrace options. The exec event (one more stop per exec) is asked for only by
@@ -966,7 +967,7 @@ impl Tracer<'_> {
     /// value, so whole-value masking misses it, yet a tree can name its processes after pieces
     /// of a key and make them earn a notice. One that shares 8 bytes in a row with a value is
     /// shown as `<keyfence:NAME>`.
-    fn comm_of(&self, pid: Pid) -> String {
+    pub(crate) fn comm_of(&self, pid: Pid) -> String {
         const PIECE: usize = 8;
         let name = comm(pid);
         let found = self.values().find(|(_, v)| {
@@ -1000,371 +1001,10 @@ impl Tracer<'_> {
         self.summary.denied = lines.split_off(notices);
         self.summary.notices = lines;
     }
-
-    fn group_of(&self, pid: Pid) -> String {
-        self.tasks
-            .get(&pid)
-            .map(|t| t.group.to_string())
-            .unwrap_or_default()
-    }
-
-    /// An exec that succeeded (the new program is loaded, not yet running): record it from
-    /// /proc, and name the group its process belongs to from here on (a package manager's
-    /// lifecycle script, or the command itself).
-    fn trace_exec(&mut self, pid: Pid) {
-        let Some(rec) = &self.trace else { return };
-        let split = |b: Vec<u8>| -> Vec<String> {
-            b.split(|&c| c == 0)
-                .filter(|a| !a.is_empty())
-                .map(|a| String::from_utf8_lossy(a).into_owned())
-                .collect()
-        };
-        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-        // Looked for in the raw bytes (every argument, not only the 64 recorded). The
-        // arguments, the program and the group are masked where the event is recorded.
-        let in_argv: Vec<String> = rec
-            .find_watched(&cmdline)
-            .into_iter()
-            .map(|(l, c)| crate::trace::what(l, c))
-            .collect();
-        let argv: Vec<String> = split(cmdline).into_iter().take(64).collect();
-        // keyfence's own helper, caught finishing its exec when the tracer attached: not part
-        // of the command's story.
-        if pid == self.command && argv.get(1).map(String::as_str) == Some(super::HELPER) {
-            return;
-        }
-        let program = std::fs::read_link(format!("/proc/{pid}/exe"))
-            .map(|p| p.display().to_string())
-            .unwrap_or_default();
-        let cwd = std::fs::read_link(format!("/proc/{pid}/cwd"))
-            .map(|p| p.display().to_string())
-            .unwrap_or_default();
-        let env = split(std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default());
-        let var = |name: &str| {
-            env.iter()
-                .find_map(|e| e.strip_prefix(name)?.strip_prefix('=').map(str::to_string))
-        };
-        let task = self.tasks.get(&pid).cloned();
-        let mut group = task
-            .as_ref()
-            .map(|t| t.group.to_string())
-            .unwrap_or_default();
-        if let (Some(name), Some(event)) = (var("npm_package_name"), var("npm_lifecycle_event")) {
-            group = match var("npm_package_version") {
-                Some(v) => format!("{name}@{v} {event}"),
-                None => format!("{name} {event}"),
-            };
-        } else if group.is_empty() {
-            group = argv.first().cloned().unwrap_or_else(|| program.clone());
-        }
-        if let Some(t) = self.tasks.get_mut(&pid) {
-            t.group = group.as_str().into();
-        }
-        let ppid = task.map_or(0, |t| t.ppid.as_raw());
-        let name = argv
-            .first()
-            .map(|a| a.rsplit('/').next().unwrap_or(a).to_string())
-            .unwrap_or_else(|| program.rsplit('/').next().unwrap_or("").to_string());
-        if let Some(rec) = &mut self.trace {
-            rec.record(crate::trace::Event::Exec {
-                pid: pid.as_raw(),
-                ppid,
-                program,
-                argv,
-                cwd,
-                group: group.clone(),
-            });
-            for what in in_argv {
-                rec.record(crate::trace::Event::SecretInArgv {
-                    pid: pid.as_raw(),
-                    what,
-                    program: name.clone(),
-                    group: group.clone(),
-                });
-            }
-        }
-    }
-
-    /// One open by `pid` of `full` (absolute when it could be resolved), seen at a stop or
-    /// through the listener.
-    fn saw_open(&mut self, pid: Pid, full: std::path::PathBuf, flags: i32) {
-        let tgid = self.tasks.get(&pid).map_or(pid, |t| t.tgid);
-        let write = flags & (libc::O_WRONLY | libc::O_RDWR) != 0;
-        if (write || flags & libc::O_CREAT != 0) && full.is_absolute() {
-            self.note_written(&full, pid, tgid);
-        }
-        let Some(rec) = &self.trace else { return };
-        if let Some(why) = rec.sensitive(&full, pid.as_raw()) {
-            let blocked = rec.blocked_open(&full, write, why);
-            let group = self.group_of(pid);
-            let Some(rec) = &mut self.trace else { return };
-            rec.record(crate::trace::Event::Open {
-                pid: pid.as_raw(),
-                path: full.display().to_string(),
-                write,
-                why,
-                blocked,
-                group,
-            });
-        }
-    }
-
-    /// The opens the listener thread has heard since the last look.
-    fn drain_opens(&mut self) {
-        let Some(opens) = &self.opens else { return };
-        let seen: Vec<notify::OpenSeen> = opens.seen.try_iter().collect();
-        for o in seen {
-            self.saw_open(o.pid, o.path, o.flags);
-        }
-    }
-
-    /// An open, connect or send the trace filter stopped.
-    fn observe(&mut self, pid: Pid, tag: u32, r: libc::user_regs_struct) {
-        use crate::trace::sockaddr;
-        if self.trace.is_none() {
-            return;
-        }
-        // The group (a String) is only looked up for what gets recorded: opens are many.
-        let tgid = self.tasks.get(&pid).map_or(pid, |t| t.tgid);
-        let read = |at: u64, len: u64| {
-            memory::read_upto(pid, at as usize, len.min(MAX_PAYLOAD as u64) as usize)
-        };
-        match tag {
-            nr::OPEN | nr::OPENAT => {
-                let (dirfd, path_at, flags) = if tag == nr::OPEN {
-                    (libc::AT_FDCWD as i64, r.rdi, r.rsi)
-                } else {
-                    (r.rdi as i32 as i64, r.rsi, r.rdx)
-                };
-                let Ok(raw) = memory::read_cstring(pid, path_at as usize) else {
-                    return;
-                };
-                let path = std::path::PathBuf::from(
-                    <std::ffi::OsString as std::os::unix::ffi::OsStringExt>::from_vec(raw),
-                );
-                let full = if path.is_absolute() {
-                    path
-                } else if dirfd == libc::AT_FDCWD as i64 {
-                    // Looked up once per process and directory change, not at every open.
-                    match self.cwds.get(&tgid) {
-                        Some(cwd) => cwd.join(&path),
-                        None => match std::fs::read_link(format!("/proc/{pid}/cwd")) {
-                            Ok(cwd) => {
-                                let full = cwd.join(&path);
-                                self.cwds.insert(tgid, cwd);
-                                full
-                            }
-                            Err(_) => path,
-                        },
-                    }
-                } else {
-                    std::fs::read_link(format!("/proc/{pid}/fd/{dirfd}"))
-                        .map(|b| b.join(&path))
-                        .unwrap_or(path)
-                };
-                self.saw_open(pid, full, flags as i32);
-            }
-            nr::SENDTO | nr::SENDMSG => {
-                let group = self.group_of(pid);
-                let (data, dest) = if tag == nr::SENDTO {
-                    let dest = (r.r8 != 0).then(|| sockaddr(&read(r.r8, r.r9))).flatten();
-                    (read(r.rsi, r.rdx), dest)
-                } else {
-                    let Some([name, namelen, iov, iovlen]) = observe::msghdr(&read(r.rsi, 32))
-                    else {
-                        return;
-                    };
-                    let dest = (name != 0)
-                        .then(|| sockaddr(&read(name, namelen)))
-                        .flatten();
-                    (read_iov(pid, iov, iovlen), dest)
-                };
-                let dest = dest.or_else(|| self.connected.get(&(tgid, r.rdi)).cloned());
-                let (destination, port) = dest.unwrap_or_else(|| ("a socket".into(), None));
-                let Some(rec) = &mut self.trace else { return };
-                observe::record_send(rec, pid.as_raw(), &data, (&destination, port), &group);
-            }
-            _ => {}
-        }
-    }
-
-    /// A connect at its entry: remembered for the sends on that socket, and returned as the event
-    /// to record when the call returns (`connect_done`).
-    fn connect_seen(&mut self, pid: Pid, r: libc::user_regs_struct) -> Option<crate::trace::Event> {
-        self.trace.as_ref()?;
-        let raw = memory::read_upto(pid, r.rsi as usize, (r.rdx as usize).min(MAX_PAYLOAD));
-        let (address, port) = crate::trace::sockaddr(&raw)?;
-        let tgid = self.tasks.get(&pid).map_or(pid, |t| t.tgid);
-        self.connected
-            .insert((tgid, r.rdi), (address.clone(), port));
-        Some(crate::trace::Event::Connect {
-            pid: pid.as_raw(),
-            address,
-            blocked: false,
-            group: self.group_of(pid),
-        })
-    }
-
-    /// Records a connect, refused or not, once it has returned (`result`: the call's return
-    /// value, or `None` when the process ended first).
-    fn connect_done(&mut self, mut event: crate::trace::Event, result: Option<i64>) {
-        if let crate::trace::Event::Connect { blocked, .. } = &mut event {
-            *blocked = observe::connect_blocked(result);
-        }
-        if let Some(rec) = &mut self.trace {
-            rec.record(event);
-        }
-    }
-
-    /// Remembers a file opened for writing, to look into at the end (`check_written`).
-    fn note_written(&mut self, path: &std::path::Path, pid: Pid, tgid: Pid) {
-        let tasks = &self.tasks;
-        self.written.note(path, pid.as_raw(), || {
-            tasks
-                .get(&pid)
-                .or_else(|| tasks.get(&tgid))
-                .map(|t| t.group.clone())
-                .unwrap_or_else(|| "".into())
-        });
-    }
-
-    /// At the end of the run, every regular file the tree wrote that is still there
-    /// (`observe::Written::check`).
-    fn check_written(&mut self) {
-        let Some(rec) = &mut self.trace else { return };
-        if let Some(notice) = std::mem::take(&mut self.written).check(rec) {
-            self.summary.notices.push(notice);
-        }
-    }
-
-    /// At an inet connect's seccomp stop: makes the process stop from now on at `write`,
-    /// `writev` and `sendfile` on that descriptor (Node and curl send TCP data with those, not
-    /// `sendto`), by installing a second filter. Returns whether the tracee was resumed to
-    /// issue the connect again.
-    fn watch_sends(&mut self, pid: Pid, regs: libc::user_regs_struct) -> bool {
-        use crate::trace::sockaddr;
-        if self.trace.is_none() {
-            return false;
-        }
-        let raw = memory::read_upto(pid, regs.rsi as usize, (regs.rdx as usize).min(128));
-        // Only inet sockets: a unix socket's peer is on this machine.
-        if !matches!(sockaddr(&raw), Some((_, Some(_)))) {
-            return false;
-        }
-        let Ok(fd) = u32::try_from(regs.rdi) else {
-            return false;
-        };
-        self.add_fd_filter(pid, regs, (false, fd), super::filter::SENDS_ON_FD)
-    }
-
-    /// At the exec seccomp stop of a network tool whose standard input is a pipe: makes it stop
-    /// at reads of descriptor 0 (the filter outlives the exec), so what it is fed can be
-    /// checked. Returns whether the tracee was resumed to issue the exec again.
-    fn watch_stdin(&mut self, pid: Pid, tag: u32, regs: libc::user_regs_struct) -> bool {
-        let at = if tag == nr::EXECVE {
-            regs.rdi
-        } else {
-            regs.rsi
-        };
-        let Ok(path) = memory::read_cstring(pid, at as usize) else {
-            return false;
-        };
-        let name = path.rsplit(|&b| b == b'/').next().unwrap_or(&path);
-        let Some(tool) = NETWORK_TOOLS.iter().find(|t| t.as_bytes() == name).copied() else {
-            return false;
-        };
-        let piped = std::fs::read_link(format!("/proc/{pid}/fd/0"))
-            .is_ok_and(|l| l.as_os_str().as_encoded_bytes().starts_with(b"pipe:"));
-        if !piped {
-            return false;
-        }
-        let tgid = self.tasks.get(&pid).map_or(pid, |t| t.tgid);
-        self.stdin_tools.insert(tgid, tool.into());
-        self.add_fd_filter(pid, regs, (true, 0), super::filter::READS_ON_FD)
-    }
-
-    /// Installs `fd_program` in the stopped tracee unless it already has that one; on success
-    /// the tracee is rewound to issue its call again (and `true` returned).
-    fn add_fd_filter(
-        &mut self,
-        pid: Pid,
-        regs: libc::user_regs_struct,
-        key: (bool, u32),
-        calls: &[u32],
-    ) -> bool {
-        let tgid = self.tasks.get(&pid).map_or(pid, |t| t.tgid);
-        let have = self.fd_filters.entry(tgid).or_default();
-        // Each filter runs on every system call the process makes afterwards, and the kernel
-        // caps a process's filters at 32768 instructions in all: a few per process at most.
-        if have.contains(&key) || have.len() >= MAX_FD_FILTERS {
-            return false;
-        }
-        have.push(key);
-        let (resumed, result) = install_fd_filter(pid, regs, key.1, calls);
-        if let Err(why) = result {
-            self.summary.notices.push(format!(
-                "trace: {} (pid {pid}): cannot watch its descriptor {}: {why}",
-                self.comm_of(pid),
-                key.1
-            ));
-        }
-        resumed
-    }
-
-    /// A `write`, `writev` or `sendfile` on a descriptor `watch_sends` chose.
-    fn observe_write(&mut self, pid: Pid, tag: u32, r: libc::user_regs_struct) {
-        let Some(rec) = &self.trace else { return };
-        let data = match tag {
-            nr::WRITE => memory::read_upto(pid, r.rsi as usize, (r.rdx as usize).min(MAX_PAYLOAD)),
-            nr::WRITEV => read_iov(pid, r.rsi, r.rdx),
-            _ => sendfile_data(pid, r),
-        };
-        if rec.find_watched(&data).is_empty() {
-            return;
-        }
-        // The descriptor may have been closed and its number reused for a file or pipe since
-        // the connect: only a socket counts (files are checked at the end).
-        let socket = std::fs::read_link(format!("/proc/{pid}/fd/{}", r.rdi))
-            .is_ok_and(|l| l.as_os_str().as_encoded_bytes().starts_with(b"socket:"));
-        if !socket {
-            return;
-        }
-        let group = self.group_of(pid);
-        let tgid = self.tasks.get(&pid).map_or(pid, |t| t.tgid);
-        let destination = self
-            .connected
-            .get(&(tgid, r.rdi))
-            .map_or_else(|| "a socket".to_string(), |d| d.0.clone());
-        if let Some(rec) = &mut self.trace {
-            observe::record_sent(rec, pid.as_raw(), &data, &destination, &group);
-        }
-    }
-
-    /// The exit of a network tool's read of its piped standard input.
-    fn stdin_read(&mut self, pid: Pid, buf: u64) {
-        let Ok(regs) = ptrace::getregs(pid) else {
-            return;
-        };
-        let n = regs.rax as i64;
-        if n <= 0 {
-            return;
-        }
-        let data = memory::read_upto(pid, buf as usize, (n as usize).min(MAX_PAYLOAD));
-        let tgid = self.tasks.get(&pid).map_or(pid, |t| t.tgid);
-        let tool = self
-            .stdin_tools
-            .get(&tgid)
-            .map_or_else(|| self.comm_of(pid), |t| t.to_string());
-        let group = self.group_of(pid);
-        if let Some(rec) = &mut self.trace {
-            let destination = format!("the standard input of {tool}");
-            observe::record_sent(rec, pid.as_raw(), &data, &destination, &group);
-        }
-    }
 }
 
 /// What the tracer waits for at a call's exit stop.
-enum Pending {
+pub(crate) enum Pending {
     /// A watched network tool's read of its standard input: the buffer.
     StdinRead(u64),
     /// A connect, recorded with its outcome.
@@ -1373,134 +1013,7 @@ enum Pending {
     Chdir,
 }
 
-/// Filters the tracer adds to one process, at most.
-const MAX_FD_FILTERS: usize = 16;
-
-/// The data of an iovec array in the tracee (`writev`, `sendmsg`), up to `MAX_PAYLOAD`.
-fn read_iov(pid: Pid, at: u64, count: u64) -> Vec<u8> {
-    let raw = memory::read_upto(pid, at as usize, (count.min(64) * 16) as usize);
-    let mut data = Vec::new();
-    for (base, len) in observe::iovecs(&raw) {
-        let room = MAX_PAYLOAD - data.len();
-        data.extend(memory::read_upto(
-            pid,
-            base as usize,
-            (len as usize).min(room),
-        ));
-        if data.len() >= MAX_PAYLOAD {
-            break;
-        }
-    }
-    data
-}
-
-/// What a `sendfile(out, in, offset, count)` is about to send: read from the source file
-/// through /proc (a new open file description, so the tracee's offset does not move), at the
-/// given offset or the descriptor's own position.
-fn sendfile_data(pid: Pid, r: libc::user_regs_struct) -> Vec<u8> {
-    use std::os::unix::fs::FileExt;
-    let offset = if r.rdx != 0 {
-        let mut b = [0u8; 8];
-        if memory::read_exact(pid, r.rdx as usize, &mut b).is_err() {
-            return Vec::new();
-        }
-        i64::from_ne_bytes(b) as u64
-    } else {
-        std::fs::read_to_string(format!("/proc/{pid}/fdinfo/{}", r.rsi))
-            .ok()
-            .and_then(|s| {
-                s.lines()
-                    .find_map(|l| l.strip_prefix("pos:")?.trim().parse().ok())
-            })
-            .unwrap_or(0)
-    };
-    let Ok(f) = std::fs::File::open(format!("/proc/{pid}/fd/{}", r.rsi)) else {
-        return Vec::new();
-    };
-    let mut buf = vec![0u8; (r.r10 as usize).min(MAX_PAYLOAD)];
-    let n = f.read_at(&mut buf, offset).unwrap_or(0);
-    buf.truncate(n);
-    buf
-}
-
-/// Makes the tracee (at a seccomp stop, of a call issued by a two-byte `syscall`) install
-/// `fd_program(fd, calls)` with `SECCOMP_FILTER_FLAG_TSYNC`, so all its threads get it, then
-/// rewinds it to issue its own call again. Returns whether the tracee was resumed (if not, it
-/// is still at its stop, unchanged), and whether the filter is in place.
-fn install_fd_filter(
-    pid: Pid,
-    saved: libc::user_regs_struct,
-    fd: u32,
-    calls: &[u32],
-) -> (bool, Result<(), String>) {
-    let mut insn = [0u8; 2];
-    if memory::read_exact(pid, saved.rip as usize - 2, &mut insn).is_err() {
-        return (false, Err("cannot read its code".into()));
-    }
-    if insn != [0x0f, 0x05] {
-        return (
-            false,
-            Err("the call did not come from a syscall instruction".into()),
-        );
-    }
-    let prog = super::filter::fd_program(fd, calls);
-    let mut bytes: Vec<u8> = Vec::with_capacity(16 + prog.len() * 8);
-    // struct sock_fprog (len, padding, pointer) first, the instructions right after it.
-    let size = 16 + prog.len() * 8;
-    // Below the red zone, 16-byte aligned; the kernel copies the program during the call.
-    let at = (saved.rsp as usize - 128 - size) & !15;
-    bytes.extend_from_slice(&(prog.len() as u16).to_ne_bytes());
-    bytes.extend_from_slice(&[0u8; 6]);
-    bytes.extend_from_slice(&((at + 16) as u64).to_ne_bytes());
-    for i in &prog {
-        bytes.extend_from_slice(&i.code.to_ne_bytes());
-        bytes.push(i.jt);
-        bytes.push(i.jf);
-        bytes.extend_from_slice(&i.k.to_ne_bytes());
-    }
-    if memory::write_all(pid, at, &bytes).is_err() {
-        return (false, Err("cannot write to its stack".into()));
-    }
-    let mut pending = Vec::new();
-    const SECCOMP_SET_MODE_FILTER: u64 = 1;
-    const SECCOMP_FILTER_FLAG_TSYNC: u64 = 1;
-    let result = inject(
-        pid,
-        &mut pending,
-        saved,
-        true,
-        libc::SYS_seccomp,
-        [
-            SECCOMP_SET_MODE_FILTER,
-            SECCOMP_FILTER_FLAG_TSYNC,
-            at as u64,
-            0,
-        ],
-    );
-    // The original call runs in any case, once the tracee is back at its instruction. If the
-    // injection itself failed, the tracee has ended or was resumed: either way not ours to
-    // resume again.
-    let ret = match result {
-        Ok(ret) => ret,
-        Err(why) => return (true, Err(why)),
-    };
-    let restored = restore(pid, saved);
-    for sig in pending {
-        let _ = nix::sys::signal::kill(pid, sig);
-    }
-    if let Err(why) = restored {
-        return (true, Err(why));
-    }
-    let installed = match ret {
-        0 => Ok(()),
-        // TSYNC names a thread it could not synchronise; the filter is not installed.
-        r if r > 0 => Err(format!("thread {r} has other filters")),
-        r => Err(format!("seccomp: {}", Errno::from_raw(-r as i32))),
-    };
-    (true, installed)
-}
-
-fn comm(pid: Pid) -> String {
+pub(crate) fn comm(pid: Pid) -> String {
     std::fs::read_to_string(format!("/proc/{pid}/comm"))
         .map(|s| s.trim_end().to_string())
         .unwrap_or_else(|_| "a process".into())

@@ -1,10 +1,18 @@
-//! What the trace makes of what the tracer sees: the decoding of a stopped call's data (a
-//! `sendmsg` header, an iovec array, a DNS query) and the events recorded from it, and the
-//! files the tree wrote, looked into at the end. The tracer (guard/tracer.rs) owns the ptrace
-//! side — which stop, whose memory, which descriptor — and hands the bytes here; the opens
-//! it does not stop for come through the seccomp listener (notify.rs).
+//! What the trace sees of a traced tree: the tracer's handlers for the stops the trace asked
+//! for (an exec, an open, a connect, a send or write on a watched socket, a network tool's
+//! piped standard input), the decoding of a stopped call's data (a `sendmsg` header, an iovec
+//! array, a DNS query), the events recorded from it, and the files the tree wrote, looked into
+//! at the end. The event loop (guard/tracer.rs) decides which stop is whose and calls in here;
+//! the opens it does not stop for come through the seccomp listener (notify.rs). The pure
+//! pieces are free functions, unit-tested below.
 
 use super::{Event, Recorder, dns_query_name, what};
+use crate::guard::filter::nr;
+use crate::guard::memory;
+use crate::guard::tracer::Tracer;
+use nix::libc;
+use nix::sys::ptrace;
+use nix::unistd::Pid;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -199,6 +207,425 @@ impl Written {
             )
         })
     }
+}
+
+// The tracer's observation handlers, called from its event loop (guard/tracer.rs) at the
+// stops the trace asked for: they read the tracee's memory and /proc, and record.
+
+impl Tracer<'_> {
+    pub(crate) fn group_of(&self, pid: Pid) -> String {
+        self.tasks
+            .get(&pid)
+            .map(|t| t.group.to_string())
+            .unwrap_or_default()
+    }
+
+    /// An exec that succeeded (the new program is loaded, not yet running): record it from
+    /// /proc, and name the group its process belongs to from here on (a package manager's
+    /// lifecycle script, or the command itself).
+    pub(crate) fn trace_exec(&mut self, pid: Pid) {
+        let Some(rec) = &self.trace else { return };
+        let split = |b: Vec<u8>| -> Vec<String> {
+            b.split(|&c| c == 0)
+                .filter(|a| !a.is_empty())
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect()
+        };
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        // Looked for in the raw bytes (every argument, not only the 64 recorded). The
+        // arguments, the program and the group are masked where the event is recorded.
+        let in_argv: Vec<String> = rec
+            .find_watched(&cmdline)
+            .into_iter()
+            .map(|(l, c)| crate::trace::what(l, c))
+            .collect();
+        let argv: Vec<String> = split(cmdline).into_iter().take(64).collect();
+        // keyfence's own helper, caught finishing its exec when the tracer attached: not part
+        // of the command's story.
+        if pid == self.command && argv.get(1).map(String::as_str) == Some(crate::guard::HELPER) {
+            return;
+        }
+        let program = std::fs::read_link(format!("/proc/{pid}/exe"))
+            .map(|p| p.display().to_string())
+            .unwrap_or_default();
+        let cwd = std::fs::read_link(format!("/proc/{pid}/cwd"))
+            .map(|p| p.display().to_string())
+            .unwrap_or_default();
+        let env = split(std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default());
+        let var = |name: &str| {
+            env.iter()
+                .find_map(|e| e.strip_prefix(name)?.strip_prefix('=').map(str::to_string))
+        };
+        let task = self.tasks.get(&pid).cloned();
+        let mut group = task
+            .as_ref()
+            .map(|t| t.group.to_string())
+            .unwrap_or_default();
+        if let (Some(name), Some(event)) = (var("npm_package_name"), var("npm_lifecycle_event")) {
+            group = match var("npm_package_version") {
+                Some(v) => format!("{name}@{v} {event}"),
+                None => format!("{name} {event}"),
+            };
+        } else if group.is_empty() {
+            group = argv.first().cloned().unwrap_or_else(|| program.clone());
+        }
+        if let Some(t) = self.tasks.get_mut(&pid) {
+            t.group = group.as_str().into();
+        }
+        let ppid = task.map_or(0, |t| t.ppid.as_raw());
+        let name = argv
+            .first()
+            .map(|a| a.rsplit('/').next().unwrap_or(a).to_string())
+            .unwrap_or_else(|| program.rsplit('/').next().unwrap_or("").to_string());
+        if let Some(rec) = &mut self.trace {
+            rec.record(crate::trace::Event::Exec {
+                pid: pid.as_raw(),
+                ppid,
+                program,
+                argv,
+                cwd,
+                group: group.clone(),
+            });
+            for what in in_argv {
+                rec.record(crate::trace::Event::SecretInArgv {
+                    pid: pid.as_raw(),
+                    what,
+                    program: name.clone(),
+                    group: group.clone(),
+                });
+            }
+        }
+    }
+
+    /// One open by `pid` of `full` (absolute when it could be resolved), seen at a stop or
+    /// through the listener.
+    pub(crate) fn saw_open(&mut self, pid: Pid, full: std::path::PathBuf, flags: i32) {
+        let tgid = self.tasks.get(&pid).map_or(pid, |t| t.tgid);
+        let write = flags & (libc::O_WRONLY | libc::O_RDWR) != 0;
+        if (write || flags & libc::O_CREAT != 0) && full.is_absolute() {
+            self.note_written(&full, pid, tgid);
+        }
+        let Some(rec) = &self.trace else { return };
+        if let Some(why) = rec.sensitive(&full, pid.as_raw()) {
+            let blocked = rec.blocked_open(&full, write, why);
+            let group = self.group_of(pid);
+            let Some(rec) = &mut self.trace else { return };
+            rec.record(crate::trace::Event::Open {
+                pid: pid.as_raw(),
+                path: full.display().to_string(),
+                write,
+                why,
+                blocked,
+                group,
+            });
+        }
+    }
+
+    /// The opens the listener thread has heard since the last look.
+    pub(crate) fn drain_opens(&mut self) {
+        let Some(opens) = &self.opens else { return };
+        let seen: Vec<super::notify::OpenSeen> = opens.seen.try_iter().collect();
+        for o in seen {
+            self.saw_open(o.pid, o.path, o.flags);
+        }
+    }
+
+    /// An open, connect or send the trace filter stopped.
+    pub(crate) fn observe(&mut self, pid: Pid, tag: u32, r: libc::user_regs_struct) {
+        use crate::trace::sockaddr;
+        if self.trace.is_none() {
+            return;
+        }
+        // The group (a String) is only looked up for what gets recorded: opens are many.
+        let tgid = self.tasks.get(&pid).map_or(pid, |t| t.tgid);
+        let read = |at: u64, len: u64| {
+            memory::read_upto(pid, at as usize, len.min(MAX_PAYLOAD as u64) as usize)
+        };
+        match tag {
+            nr::OPEN | nr::OPENAT => {
+                let (dirfd, path_at, flags) = if tag == nr::OPEN {
+                    (libc::AT_FDCWD as i64, r.rdi, r.rsi)
+                } else {
+                    (r.rdi as i32 as i64, r.rsi, r.rdx)
+                };
+                let Ok(raw) = memory::read_cstring(pid, path_at as usize) else {
+                    return;
+                };
+                let path = std::path::PathBuf::from(
+                    <std::ffi::OsString as std::os::unix::ffi::OsStringExt>::from_vec(raw),
+                );
+                let full = if path.is_absolute() {
+                    path
+                } else if dirfd == libc::AT_FDCWD as i64 {
+                    // Looked up once per process and directory change, not at every open.
+                    match self.cwds.get(&tgid) {
+                        Some(cwd) => cwd.join(&path),
+                        None => match std::fs::read_link(format!("/proc/{pid}/cwd")) {
+                            Ok(cwd) => {
+                                let full = cwd.join(&path);
+                                self.cwds.insert(tgid, cwd);
+                                full
+                            }
+                            Err(_) => path,
+                        },
+                    }
+                } else {
+                    std::fs::read_link(format!("/proc/{pid}/fd/{dirfd}"))
+                        .map(|b| b.join(&path))
+                        .unwrap_or(path)
+                };
+                self.saw_open(pid, full, flags as i32);
+            }
+            nr::SENDTO | nr::SENDMSG => {
+                let group = self.group_of(pid);
+                let (data, dest) = if tag == nr::SENDTO {
+                    let dest = (r.r8 != 0).then(|| sockaddr(&read(r.r8, r.r9))).flatten();
+                    (read(r.rsi, r.rdx), dest)
+                } else {
+                    let Some([name, namelen, iov, iovlen]) = msghdr(&read(r.rsi, 32)) else {
+                        return;
+                    };
+                    let dest = (name != 0)
+                        .then(|| sockaddr(&read(name, namelen)))
+                        .flatten();
+                    (read_iov(pid, iov, iovlen), dest)
+                };
+                let dest = dest.or_else(|| self.connected.get(&(tgid, r.rdi)).cloned());
+                let (destination, port) = dest.unwrap_or_else(|| ("a socket".into(), None));
+                let Some(rec) = &mut self.trace else { return };
+                record_send(rec, pid.as_raw(), &data, (&destination, port), &group);
+            }
+            _ => {}
+        }
+    }
+
+    /// A connect at its entry: remembered for the sends on that socket, and returned as the event
+    /// to record when the call returns (`connect_done`).
+    pub(crate) fn connect_seen(
+        &mut self,
+        pid: Pid,
+        r: libc::user_regs_struct,
+    ) -> Option<crate::trace::Event> {
+        self.trace.as_ref()?;
+        let raw = memory::read_upto(pid, r.rsi as usize, (r.rdx as usize).min(MAX_PAYLOAD));
+        let (address, port) = crate::trace::sockaddr(&raw)?;
+        let tgid = self.tasks.get(&pid).map_or(pid, |t| t.tgid);
+        self.connected
+            .insert((tgid, r.rdi), (address.clone(), port));
+        Some(crate::trace::Event::Connect {
+            pid: pid.as_raw(),
+            address,
+            blocked: false,
+            group: self.group_of(pid),
+        })
+    }
+
+    /// Records a connect, refused or not, once it has returned (`result`: the call's return
+    /// value, or `None` when the process ended first).
+    pub(crate) fn connect_done(&mut self, mut event: crate::trace::Event, result: Option<i64>) {
+        if let crate::trace::Event::Connect { blocked, .. } = &mut event {
+            *blocked = connect_blocked(result);
+        }
+        if let Some(rec) = &mut self.trace {
+            rec.record(event);
+        }
+    }
+
+    /// Remembers a file opened for writing, to look into at the end (`check_written`).
+    pub(crate) fn note_written(&mut self, path: &std::path::Path, pid: Pid, tgid: Pid) {
+        let tasks = &self.tasks;
+        self.written.note(path, pid.as_raw(), || {
+            tasks
+                .get(&pid)
+                .or_else(|| tasks.get(&tgid))
+                .map(|t| t.group.clone())
+                .unwrap_or_else(|| "".into())
+        });
+    }
+
+    /// At the end of the run, every regular file the tree wrote that is still there
+    /// (`Written::check`).
+    pub(crate) fn check_written(&mut self) {
+        let Some(rec) = &mut self.trace else { return };
+        if let Some(notice) = std::mem::take(&mut self.written).check(rec) {
+            self.summary.notices.push(notice);
+        }
+    }
+
+    /// At an inet connect's seccomp stop: makes the process stop from now on at `write`,
+    /// `writev` and `sendfile` on that descriptor (Node and curl send TCP data with those, not
+    /// `sendto`), by installing a second filter. Returns whether the tracee was resumed to
+    /// issue the connect again.
+    pub(crate) fn watch_sends(&mut self, pid: Pid, regs: libc::user_regs_struct) -> bool {
+        use crate::trace::sockaddr;
+        if self.trace.is_none() {
+            return false;
+        }
+        let raw = memory::read_upto(pid, regs.rsi as usize, (regs.rdx as usize).min(128));
+        // Only inet sockets: a unix socket's peer is on this machine.
+        if !matches!(sockaddr(&raw), Some((_, Some(_)))) {
+            return false;
+        }
+        let Ok(fd) = u32::try_from(regs.rdi) else {
+            return false;
+        };
+        self.add_fd_filter(pid, regs, (false, fd), crate::guard::filter::SENDS_ON_FD)
+    }
+
+    /// At the exec seccomp stop of a network tool whose standard input is a pipe: makes it stop
+    /// at reads of descriptor 0 (the filter outlives the exec), so what it is fed can be
+    /// checked. Returns whether the tracee was resumed to issue the exec again.
+    pub(crate) fn watch_stdin(&mut self, pid: Pid, tag: u32, regs: libc::user_regs_struct) -> bool {
+        let at = if tag == nr::EXECVE {
+            regs.rdi
+        } else {
+            regs.rsi
+        };
+        let Ok(path) = memory::read_cstring(pid, at as usize) else {
+            return false;
+        };
+        let name = path.rsplit(|&b| b == b'/').next().unwrap_or(&path);
+        let Some(tool) = NETWORK_TOOLS.iter().find(|t| t.as_bytes() == name).copied() else {
+            return false;
+        };
+        let piped = std::fs::read_link(format!("/proc/{pid}/fd/0"))
+            .is_ok_and(|l| l.as_os_str().as_encoded_bytes().starts_with(b"pipe:"));
+        if !piped {
+            return false;
+        }
+        let tgid = self.tasks.get(&pid).map_or(pid, |t| t.tgid);
+        self.stdin_tools.insert(tgid, tool.into());
+        self.add_fd_filter(pid, regs, (true, 0), crate::guard::filter::READS_ON_FD)
+    }
+
+    /// Installs `fd_program` in the stopped tracee unless it already has that one; on success
+    /// the tracee is rewound to issue its call again (and `true` returned).
+    pub(crate) fn add_fd_filter(
+        &mut self,
+        pid: Pid,
+        regs: libc::user_regs_struct,
+        key: (bool, u32),
+        calls: &[u32],
+    ) -> bool {
+        let tgid = self.tasks.get(&pid).map_or(pid, |t| t.tgid);
+        let have = self.fd_filters.entry(tgid).or_default();
+        // Each filter runs on every system call the process makes afterwards, and the kernel
+        // caps a process's filters at 32768 instructions in all: a few per process at most.
+        if have.contains(&key) || have.len() >= MAX_FD_FILTERS {
+            return false;
+        }
+        have.push(key);
+        let (resumed, result) = crate::guard::contain::install_fd_filter(pid, regs, key.1, calls);
+        if let Err(why) = result {
+            self.summary.notices.push(format!(
+                "trace: {} (pid {pid}): cannot watch its descriptor {}: {why}",
+                self.comm_of(pid),
+                key.1
+            ));
+        }
+        resumed
+    }
+
+    /// A `write`, `writev` or `sendfile` on a descriptor `watch_sends` chose.
+    pub(crate) fn observe_write(&mut self, pid: Pid, tag: u32, r: libc::user_regs_struct) {
+        let Some(rec) = &self.trace else { return };
+        let data = match tag {
+            nr::WRITE => memory::read_upto(pid, r.rsi as usize, (r.rdx as usize).min(MAX_PAYLOAD)),
+            nr::WRITEV => read_iov(pid, r.rsi, r.rdx),
+            _ => sendfile_data(pid, r),
+        };
+        if rec.find_watched(&data).is_empty() {
+            return;
+        }
+        // The descriptor may have been closed and its number reused for a file or pipe since
+        // the connect: only a socket counts (files are checked at the end).
+        let socket = std::fs::read_link(format!("/proc/{pid}/fd/{}", r.rdi))
+            .is_ok_and(|l| l.as_os_str().as_encoded_bytes().starts_with(b"socket:"));
+        if !socket {
+            return;
+        }
+        let group = self.group_of(pid);
+        let tgid = self.tasks.get(&pid).map_or(pid, |t| t.tgid);
+        let destination = self
+            .connected
+            .get(&(tgid, r.rdi))
+            .map_or_else(|| "a socket".to_string(), |d| d.0.clone());
+        if let Some(rec) = &mut self.trace {
+            record_sent(rec, pid.as_raw(), &data, &destination, &group);
+        }
+    }
+
+    /// The exit of a network tool's read of its piped standard input.
+    pub(crate) fn stdin_read(&mut self, pid: Pid, buf: u64) {
+        let Ok(regs) = ptrace::getregs(pid) else {
+            return;
+        };
+        let n = regs.rax as i64;
+        if n <= 0 {
+            return;
+        }
+        let data = memory::read_upto(pid, buf as usize, (n as usize).min(MAX_PAYLOAD));
+        let tgid = self.tasks.get(&pid).map_or(pid, |t| t.tgid);
+        let tool = self
+            .stdin_tools
+            .get(&tgid)
+            .map_or_else(|| self.comm_of(pid), |t| t.to_string());
+        let group = self.group_of(pid);
+        if let Some(rec) = &mut self.trace {
+            let destination = format!("the standard input of {tool}");
+            record_sent(rec, pid.as_raw(), &data, &destination, &group);
+        }
+    }
+}
+
+/// Filters the tracer adds to one process, at most.
+const MAX_FD_FILTERS: usize = 16;
+
+/// The data of an iovec array in the tracee (`writev`, `sendmsg`), up to `MAX_PAYLOAD`.
+fn read_iov(pid: Pid, at: u64, count: u64) -> Vec<u8> {
+    let raw = memory::read_upto(pid, at as usize, (count.min(64) * 16) as usize);
+    let mut data = Vec::new();
+    for (base, len) in iovecs(&raw) {
+        let room = MAX_PAYLOAD - data.len();
+        data.extend(memory::read_upto(
+            pid,
+            base as usize,
+            (len as usize).min(room),
+        ));
+        if data.len() >= MAX_PAYLOAD {
+            break;
+        }
+    }
+    data
+}
+
+/// What a `sendfile(out, in, offset, count)` is about to send: read from the source file
+/// through /proc (a new open file description, so the tracee's offset does not move), at the
+/// given offset or the descriptor's own position.
+fn sendfile_data(pid: Pid, r: libc::user_regs_struct) -> Vec<u8> {
+    use std::os::unix::fs::FileExt;
+    let offset = if r.rdx != 0 {
+        let mut b = [0u8; 8];
+        if memory::read_exact(pid, r.rdx as usize, &mut b).is_err() {
+            return Vec::new();
+        }
+        i64::from_ne_bytes(b) as u64
+    } else {
+        std::fs::read_to_string(format!("/proc/{pid}/fdinfo/{}", r.rsi))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("pos:")?.trim().parse().ok())
+            })
+            .unwrap_or(0)
+    };
+    let Ok(f) = std::fs::File::open(format!("/proc/{pid}/fd/{}", r.rsi)) else {
+        return Vec::new();
+    };
+    let mut buf = vec![0u8; (r.r10 as usize).min(MAX_PAYLOAD)];
+    let n = f.read_at(&mut buf, offset).unwrap_or(0);
+    buf.truncate(n);
+    buf
 }
 
 #[cfg(test)]
