@@ -10,6 +10,11 @@
 //! agent's shell tool runs (tests/fixtures/agent_probe.py) obtains none through any channel of
 //! issue #15. Each has a baseline without keyfence in which the channels leak. The attacked
 //! tree runs as nobody: root passes the kernel's ptrace checks (DESIGN.md §5).
+//!
+//! The modes: an injected key, the key stored (a stand-in for Gemini, the key itself for
+//! Codex), each CLI's own login (Codex's API-key and ChatGPT logins, Gemini's Google login),
+//! and Gemini on Vertex AI. Last, what a same-uid program outside the tree reads of the agent
+//! itself (`read_from_outside`): not closed where the agent holds the real key, and said.
 
 #[path = "common/agent_api_stub.rs"]
 mod agent_api_stub;
