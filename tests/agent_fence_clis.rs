@@ -378,8 +378,20 @@ impl Attack {
                     ))
                     .arg("-c")
                     .arg(format!("model_providers.stub.{auth}"))
-                    .args(["-c", "model_providers.stub.wire_api=\"responses\""])
-                    .args(["-m", "stub-model"])
+                    .args(["-c", "model_providers.stub.wire_api=\"responses\""]);
+                if mode.chatgpt() {
+                    // Logged in with ChatGPT, Codex also calls ChatGPT's backend (plugins, the
+                    // account, an MCP server) and exports metrics to ab.chatgpt.com: seen as
+                    // DNS queries for both under strace. These keep every request on loopback
+                    // (strace: no query left).
+                    c.arg("-c")
+                        .arg(format!(
+                            "chatgpt_base_url=\"{}/backend-api/\"",
+                            self.stub.url
+                        ))
+                        .args(["-c", "analytics.enabled=false"]);
+                }
+                c.args(["-m", "stub-model"])
                     // Codex's own sandbox would stand between the probe and what it attacks.
                     .arg("--dangerously-bypass-approvals-and-sandbox")
                     .arg("run the command");
@@ -479,6 +491,11 @@ impl Attack {
             assert!(
                 !paths.iter().any(|p| p.starts_with("/oauth/token")),
                 "Codex tried to refresh its tokens: {paths:?}"
+            );
+            // Its calls to ChatGPT's backend came here, not to chatgpt.com.
+            assert!(
+                paths.iter().any(|p| p.starts_with("/backend-api/")),
+                "no ChatGPT backend call reached the stub: {paths:?}"
             );
         }
         if mode.vertex() {
