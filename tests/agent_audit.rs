@@ -4,6 +4,8 @@
 //! policy pinned where Codex does not read it, and an agent run by `node` outside keyfence.
 //! Each with a control in which the finding goes; no raw value is printed.
 
+#[path = "common/chatgpt_auth.rs"]
+mod chatgpt_auth;
 mod common;
 use common::*;
 use serde_json::Value;
@@ -651,4 +653,49 @@ fn agent_login_files_readable_by_others_are_reported() {
         std::fs::set_permissions(f, std::fs::Permissions::from_mode(0o600)).unwrap();
     }
     assert!(found(&fx).is_empty());
+}
+
+/// Codex logged in with ChatGPT (`auth_mode` "chatgpt"): auth.json holds OAuth tokens, not an
+/// API key. audit knows each for a credential: readable by others, the file is reported;
+/// at 0600, each token is reported where it is stored, by fingerprint, never by value.
+#[test]
+fn a_codex_chatgpt_login_is_a_credential_file() {
+    use std::os::unix::fs::PermissionsExt;
+    let mut fx = Fixture::new();
+    let (file, tokens, _) = chatgpt_auth::chatgpt_auth();
+    let path = fx.home_file(".codex/auth.json", &file);
+    for (_, v) in &tokens {
+        fx.planted.push(v.clone());
+    }
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let run = audit(&fx, "credfile", &[]);
+    run.assert_no_secret(&fx.planted);
+    let f = run.findings();
+    expect(
+        &f,
+        "credential-file-permissions",
+        ".codex/auth.json",
+        1,
+        "high",
+    );
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let run = audit(&fx, "credfile", &[]);
+    run.assert_no_secret(&fx.planted);
+    let f = run.findings();
+    assert!(rule(&f, "credential-file-permissions").is_empty());
+    let text = std::fs::read_to_string(&path).unwrap();
+    for (what, v) in &tokens {
+        let line = text[..text.find(v.as_str()).unwrap()].lines().count() as u64;
+        let at = f.iter().find(|x| {
+            x["location"]["path"]
+                .as_str()
+                .is_some_and(|p| p.ends_with(".codex/auth.json"))
+                && x["location"]["line"] == line
+        });
+        assert!(
+            at.is_some_and(|x| x["secret"]["fingerprint"] == sha12(v)),
+            "{what} at line {line} is not reported: {}",
+            serde_json::to_string_pretty(&f).unwrap()
+        );
+    }
 }

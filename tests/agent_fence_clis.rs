@@ -10,14 +10,22 @@
 //! agent's shell tool runs (tests/fixtures/agent_probe.py) obtains none through any channel of
 //! issue #15. Each has a baseline without keyfence in which the channels leak. The attacked
 //! tree runs as nobody: root passes the kernel's ptrace checks (DESIGN.md §5).
+//!
+//! The modes: an injected key, the key stored (a stand-in for Gemini, the key itself for
+//! Codex), each CLI's own login (Codex's API-key and ChatGPT logins, Gemini's Google login),
+//! and Gemini on Vertex AI. Last, what a same-uid program outside the tree reads of the agent
+//! itself (`read_from_outside`): not closed where the agent holds the real key, and said.
 
 #[path = "common/agent_api_stub.rs"]
 mod agent_api_stub;
+#[path = "common/chatgpt_auth.rs"]
+mod chatgpt_auth;
 mod common;
 #[path = "common/probe.rs"]
 mod probe;
 
 use agent_api_stub::{Api, Stub};
+use chatgpt_auth::chatgpt_auth;
 use common::*;
 use probe::{ALL, EXPECTED, Seeded, Verdict, World};
 use std::path::{Path, PathBuf};
@@ -94,12 +102,61 @@ enum Mode {
     Login,
     /// No keyfence, logged in through the file: the baseline.
     LoginAlone,
+    /// `--profile agent`, Codex logged in with ChatGPT: ~/.codex/auth.json holds OAuth tokens
+    /// (`auth_mode` "chatgpt"), and Codex sends the access token to a provider that
+    /// `requires_openai_auth`.
+    ChatGpt,
+    /// No keyfence, logged in with ChatGPT: the baseline.
+    ChatGptAlone,
+    /// Gemini CLI on Vertex AI in express mode (`GOOGLE_GENAI_USE_VERTEXAI=true`, the key in
+    /// `GOOGLE_API_KEY`, the user's `GOOGLE_VERTEX_BASE_URL` the stub), under
+    /// `--profile agent --inject GOOGLE_API_KEY`.
+    VertexInject,
+    /// The same with the key in the store and `--profile agent` alone: a stand-in.
+    VertexPhantom,
+    /// No keyfence, GOOGLE_API_KEY exported: the baseline.
+    VertexExported,
+}
+
+impl Mode {
+    /// The agent logs in through its own file: no API key.
+    fn login(self) -> bool {
+        matches!(
+            self,
+            Mode::Login | Mode::LoginAlone | Mode::ChatGpt | Mode::ChatGptAlone
+        )
+    }
+
+    fn chatgpt(self) -> bool {
+        matches!(self, Mode::ChatGpt | Mode::ChatGptAlone)
+    }
+
+    fn vertex(self) -> bool {
+        matches!(
+            self,
+            Mode::VertexInject | Mode::VertexPhantom | Mode::VertexExported
+        )
+    }
+
+    /// The key is exported, without keyfence.
+    fn exported(self) -> bool {
+        matches!(self, Mode::Exported | Mode::VertexExported)
+    }
+
+    /// The key is in keyfence's store.
+    fn stored(self) -> bool {
+        matches!(
+            self,
+            Mode::Inject | Mode::Phantom | Mode::VertexInject | Mode::VertexPhantom
+        )
+    }
 }
 
 /// The variable that carries the API key.
-fn key_var(api: Api) -> &'static str {
+fn key_var(api: Api, mode: Mode) -> &'static str {
     match api {
         Api::Codex => "OPENAI_API_KEY",
+        Api::Gemini if mode.vertex() => "GOOGLE_API_KEY",
         Api::Gemini => "GEMINI_API_KEY",
     }
 }
@@ -182,6 +239,8 @@ struct Attack {
     base_url: bool,
     /// Codex runs its commands in its own sandbox (`--sandbox workspace-write`), not bypassed.
     codex_sandbox: bool,
+    /// The ChatGPT account of a Codex logged in with ChatGPT.
+    account: Option<String>,
     _shared: probe::SharedTmp,
 }
 
@@ -204,9 +263,9 @@ impl Attack {
             Api::Codex => "openai",
             Api::Gemini => "google",
         };
-        let key = (!matches!(mode, Mode::Login | Mode::LoginAlone)).then(|| fake(kind));
-        let stored: Vec<(&str, &str)> = match (&key, mode) {
-            (Some(k), Mode::Inject | Mode::Phantom) => vec![(key_var(api), k.as_str())],
+        let key = (!mode.login()).then(|| fake(kind));
+        let stored: Vec<(&str, &str)> = match &key {
+            Some(k) if mode.stored() => vec![(key_var(api, mode), k.as_str())],
             _ => Vec::new(),
         };
         let mut seeded = if outside_tmp {
@@ -216,20 +275,32 @@ impl Attack {
         };
         if let Some(k) = &key {
             seeded.fx.planted.push(k.clone());
-            if mode == Mode::Exported {
+            if mode.exported() {
                 seeded.secrets.push(("the exported key".into(), k.clone()));
             }
+        }
+        let mut account = None;
+        if api == Api::Codex && mode.chatgpt() {
+            let (file, tokens, id) = chatgpt_auth();
+            seeded.fx.home_file(".codex/auth.json", &file);
+            for (what, v) in tokens {
+                seeded.fx.planted.push(v.clone());
+                seeded.secrets.push((what, v));
+            }
+            account = Some(id);
         }
         let placeholder = World::addresses(&seeded);
         seeded.write_probe(channels, &placeholder);
         seeded.configure("agents", agent_names(api));
         let stub = Stub::start(api, &seeded.probe_command());
-        let login = matches!(mode, Mode::Login | Mode::LoginAlone);
+        let login = mode.login();
         let mut google = None;
         if api == Api::Gemini {
             // How it logs in, and no folder-trust prompt: otherwise `-p` refuses or asks.
             let auth = if login {
                 "oauth-personal"
+            } else if mode.vertex() {
+                "vertex-ai"
             } else {
                 "gemini-api-key"
             };
@@ -268,6 +339,7 @@ impl Attack {
             key,
             base_url: true,
             codex_sandbox: false,
+            account,
             _shared: shared,
         })
     }
@@ -275,11 +347,12 @@ impl Attack {
     /// The CLI's value of the credential the stub should receive.
     fn expected_credential(&self, mode: Mode) -> String {
         let file = match self.api {
+            Api::Codex if mode.chatgpt() => "codex chatgpt access token",
             Api::Codex => "codex key",
             Api::Gemini => "gemini oauth access token",
         };
         match mode {
-            Mode::Login | Mode::LoginAlone => self
+            _ if mode.login() => self
                 .seeded
                 .secrets
                 .iter()
@@ -301,9 +374,10 @@ impl Attack {
             .arg(&self.cli);
         match self.api {
             Api::Codex => {
-                let auth = match mode {
-                    Mode::Login | Mode::LoginAlone => "requires_openai_auth=true",
-                    _ => "env_key=\"OPENAI_API_KEY\"",
+                let auth = if mode.login() {
+                    "requires_openai_auth=true"
+                } else {
+                    "env_key=\"OPENAI_API_KEY\""
                 };
                 c.args(["exec", "--skip-git-repo-check", "-c", "model_provider=stub"])
                     .args(["-c", "model_providers.stub.name=\"stub\""])
@@ -314,8 +388,20 @@ impl Attack {
                     ))
                     .arg("-c")
                     .arg(format!("model_providers.stub.{auth}"))
-                    .args(["-c", "model_providers.stub.wire_api=\"responses\""])
-                    .args(["-m", "stub-model"]);
+                    .args(["-c", "model_providers.stub.wire_api=\"responses\""]);
+                if mode.chatgpt() {
+                    // Logged in with ChatGPT, Codex also calls ChatGPT's backend (plugins, the
+                    // account, an MCP server) and exports metrics to ab.chatgpt.com: seen as
+                    // DNS queries for both under strace. These keep every request on loopback
+                    // (strace: no query left).
+                    c.arg("-c")
+                        .arg(format!(
+                            "chatgpt_base_url=\"{}/backend-api/\"",
+                            self.stub.url
+                        ))
+                        .args(["-c", "analytics.enabled=false"]);
+                }
+                c.args(["-m", "stub-model"]);
                 if self.codex_sandbox {
                     // Commands in Codex's bubblewrap sandbox, the workspace and /tmp writable.
                     c.args(["--sandbox", "workspace-write"]);
@@ -336,8 +422,19 @@ impl Attack {
             // nobody can search (root's PATH has some it cannot).
             .env("PATH", format!("{}:/usr/bin:/bin", bin_dir.display()))
             .env("HOME", &self.seeded.fx.home);
-        if self.api == Api::Gemini && self.base_url {
+        if self.api == Api::Gemini && self.base_url && mode.vertex() {
+            c.env("GOOGLE_GENAI_USE_VERTEXAI", "true")
+                .env("GOOGLE_VERTEX_BASE_URL", &self.stub.url);
+        } else if self.api == Api::Gemini && self.base_url {
             c.env("GOOGLE_GEMINI_BASE_URL", &self.stub.url);
+        }
+        if self.api == Api::Codex && mode.chatgpt() {
+            // Where a refresh would go, so that one is seen (and fails the test) instead of
+            // reaching auth.openai.com.
+            c.env(
+                "CODEX_REFRESH_TOKEN_URL_OVERRIDE",
+                format!("{}/oauth/token", self.stub.url),
+            );
         }
         if let Some(g) = &self.google {
             c.env("CODE_ASSIST_ENDPOINT", &self.stub.url)
@@ -345,10 +442,10 @@ impl Attack {
                 .env("NO_PROXY", "127.0.0.1,localhost")
                 .env("NODE_EXTRA_CA_CERTS", &g.cert);
         }
-        if mode == Mode::Exported
+        if mode.exported()
             && let Some(k) = &self.key
         {
-            c.env(key_var(self.api), k);
+            c.env(key_var(self.api, mode), k);
         }
         for (k, v) in self.world.env() {
             c.env(k, v);
@@ -384,6 +481,47 @@ impl Attack {
             for (what, v) in &self.seeded.secrets {
                 assert!(!m.body.contains(v.as_str()), "{what} reached the API");
             }
+        }
+    }
+
+    /// What shows the CLI ran in the mode asked: Codex logged in with ChatGPT names its account
+    /// and never tried a refresh; Gemini on Vertex AI asks Vertex's express-mode path.
+    fn assert_mode(&self, mode: Mode) {
+        let turns = self.stub.turns();
+        if let Some(account) = &self.account {
+            assert!(
+                turns
+                    .iter()
+                    .all(|t| t.header("chatgpt-account-id") == Some(account.as_str())),
+                "Codex did not send its ChatGPT account"
+            );
+            let paths: Vec<String> = self
+                .stub
+                .requests
+                .lock()
+                .unwrap()
+                .iter()
+                .map(|r| r.path.clone())
+                .collect();
+            assert!(
+                !paths.iter().any(|p| p.starts_with("/oauth/token")),
+                "Codex tried to refresh its tokens: {paths:?}"
+            );
+            // Its calls to ChatGPT's backend came here, not to chatgpt.com.
+            assert!(
+                paths.iter().any(|p| p.starts_with("/backend-api/")),
+                "no ChatGPT backend call reached the stub: {paths:?}"
+            );
+        }
+        if mode.vertex() {
+            assert!(
+                !turns.is_empty()
+                    && turns
+                        .iter()
+                        .all(|t| t.path.starts_with("/v1beta1/publishers/google/models/")),
+                "not Vertex AI's express-mode endpoint: {:?}",
+                turns.iter().map(|t| &t.path).collect::<Vec<_>>()
+            );
         }
     }
 
@@ -436,6 +574,7 @@ impl Attack {
         let v = a.verdict();
         a.assert_fenced(&v);
         a.assert_round_trip(&r, &a.expected_credential(mode));
+        a.assert_mode(mode);
     }
 
     /// The same probe without keyfence (the core dump aside, which ends the agent): every
@@ -467,6 +606,7 @@ impl Attack {
                 .iter()
                 .all(|c| c.as_deref() == Some(credential.as_str()))
         );
+        a.assert_mode(mode);
         let want: Vec<String> = expected(api)
             .into_iter()
             .filter(|c| !c.starts_with("core"))
@@ -740,4 +880,248 @@ fn a_repositorys_gemini_env_redirects_an_injected_key_but_not_the_phantom() {
             r.stderr
         );
     }
+}
+
+/// Codex logged in with ChatGPT (`codex login`'s browser flow; auth.json holds an id token,
+/// an access token and a refresh token): Codex sends the access token, with its account, to
+/// a provider that `requires_openai_auth`; the tree reads neither the file nor Codex's memory.
+#[test]
+fn codex_logged_in_with_chatgpt_keeps_its_tokens_from_the_tree() {
+    Attack::protected(
+        Api::Codex,
+        Mode::ChatGpt,
+        &[BIN, "run", "--profile", "agent", "--"],
+    );
+}
+
+#[test]
+fn baseline_codex_logged_in_with_chatgpt_without_keyfence_leaks_its_tokens() {
+    let v = Attack::baseline(
+        Api::Codex,
+        Mode::ChatGptAlone,
+        // No key in any environment to read.
+        &["env", "environ-codex", "mem-codex", "helper-environ-codex"],
+    );
+    if v.report.is_empty() {
+        return;
+    }
+    for token in ["codex chatgpt refresh token", "codex chatgpt access token"] {
+        assert!(
+            v.leaks
+                .iter()
+                .any(|l| l.starts_with("file-codex") && l.contains(token)),
+            "{token}: {:#?}",
+            v.leaks
+        );
+    }
+}
+
+const INJECT_VERTEX: &[&str] = &[
+    BIN,
+    "run",
+    "--profile",
+    "agent",
+    "--inject",
+    "GOOGLE_API_KEY",
+    "--",
+];
+
+/// Gemini CLI on Vertex AI in express mode: `GOOGLE_GENAI_USE_VERTEXAI=true` and its key in
+/// GOOGLE_API_KEY, sent in `x-goog-api-key` to `GOOGLE_VERTEX_BASE_URL`
+/// `/v1beta1/publishers/google/models/MODEL:streamGenerateContent`.
+#[test]
+fn gemini_on_vertex_with_an_injected_key_keeps_every_credential_from_the_tree() {
+    Attack::protected(Api::Gemini, Mode::VertexInject, INJECT_VERTEX);
+}
+
+/// Gemini CLI takes Vertex AI's base URL from GOOGLE_VERTEX_BASE_URL, so with GOOGLE_API_KEY in
+/// the store the agent profile gives it a stand-in and the proxy swaps the real key in on
+/// the way to the user's GOOGLE_VERTEX_BASE_URL (the stub). Before keyfence knew the name,
+/// Gemini got no key at all ("When using Vertex AI, you must specify ... GOOGLE_API_KEY").
+#[test]
+fn gemini_on_vertex_with_a_phantom_keeps_every_credential_from_the_tree() {
+    Attack::protected(Api::Gemini, Mode::VertexPhantom, &[BIN, "run", "--"]);
+}
+
+#[test]
+fn baseline_gemini_on_vertex_without_keyfence_leaks() {
+    let v = Attack::baseline(Api::Gemini, Mode::VertexExported, &[]);
+    if v.report.is_empty() {
+        return;
+    }
+    assert!(
+        v.leaks
+            .iter()
+            .any(|l| l.starts_with("environ-node") && l.contains("the exported key")),
+        "{:#?}",
+        v.leaks
+    );
+}
+
+/// The agent read from outside the tree: the same-uid helper of `probe::World` (a stand-in for
+/// an editor or a tmux server, which the tree cannot reach) reads on its own the environment
+/// and memory of the agent's processes once the probe runs, into
+/// `outside-{environ,mem}-AGENT-PID`. The probe itself tries its own channels only.
+fn read_from_outside(api: Api, mode: Mode, wrap: &[&str]) -> Option<(Attack, Run, Verdict)> {
+    let a = Attack::new(api, mode, &["proc"])?;
+    let r = a.run(mode, wrap);
+    assert!(
+        a.stub.tool_result_came_back(),
+        "the tool result never reached the API: {}\n{}",
+        r.stdout,
+        r.stderr
+    );
+    let agent = expected_agent(api);
+    let read = || {
+        std::fs::read_dir(a.seeded.loot())
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .starts_with(&format!("outside-environ-{agent}-"))
+            })
+    };
+    let start = std::time::Instant::now();
+    while !read() && start.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // The helper reads memory after the environment; give it the time it takes.
+    std::thread::sleep(Duration::from_secs(2));
+    let v = a.verdict();
+    eprintln!("leaks: {:#?}", v.leaks);
+    Some((a, r, v))
+}
+
+/// The agent's process name, as the probe and the helper see it.
+fn expected_agent(api: Api) -> &'static str {
+    match api {
+        Api::Codex => "codex",
+        Api::Gemini => "node",
+    }
+}
+
+/// Leaks of `what` through the outside helper's reads of the agent.
+fn outside_leaks<'v>(v: &'v Verdict, api: Api, what: &str) -> Vec<&'v String> {
+    let agent = expected_agent(api);
+    v.leaks
+        .iter()
+        .filter(|l| {
+            (l.starts_with(&format!("outside-environ-{agent}-"))
+                || l.starts_with(&format!("outside-mem-{agent}-")))
+                && l.ends_with(&format!(": {what}"))
+        })
+        .collect()
+}
+
+/// What keyfence says at run time of an agent holding the real key.
+fn said_outside_limit(r: &Run, agent: &str, key: &str) -> bool {
+    r.stderr
+        .contains(&format!("keyfence: note: {agent} holds {key} itself"))
+        && r.stderr.contains("outside this tree")
+}
+
+#[test]
+fn baseline_codex_read_from_outside_leaks_its_key() {
+    let Some((_a, _r, v)) = read_from_outside(Api::Codex, Mode::Exported, &[]) else {
+        return;
+    };
+    assert!(
+        !outside_leaks(&v, Api::Codex, "the exported key").is_empty(),
+        "{:#?}",
+        v.leaks
+    );
+}
+
+/// Codex holds the real key itself (it takes no base URL a stand-in could use), and keyfence
+/// does not make it non-dumpable: a same-uid program outside the tree still reads the key in
+/// Codex's environment. keyfence says so when it starts Codex; the tree itself gets nothing
+/// (the protected tests above).
+#[test]
+fn codex_read_from_outside_is_said_at_run_time() {
+    for (mode, wrap) in [
+        (Mode::Inject, INJECT_CODEX),
+        (Mode::Phantom, &[BIN, "run", "--"][..]),
+    ] {
+        let Some((_a, r, v)) = read_from_outside(Api::Codex, mode, wrap) else {
+            return;
+        };
+        assert!(
+            !outside_leaks(&v, Api::Codex, "stored OPENAI_API_KEY").is_empty(),
+            "{mode:?}: the helper outside did not read Codex's key (closed? then say so and \
+             assert it): {:#?}",
+            v.leaks
+        );
+        assert!(
+            said_outside_limit(&r, "codex", "OPENAI_API_KEY"),
+            "{mode:?}: keyfence did not say that Codex's key is readable from outside: {}",
+            r.stderr
+        );
+    }
+}
+
+#[test]
+fn baseline_gemini_read_from_outside_leaks_its_key() {
+    let Some((_a, _r, v)) = read_from_outside(Api::Gemini, Mode::Exported, &[]) else {
+        return;
+    };
+    assert!(
+        !outside_leaks(&v, Api::Gemini, "the exported key").is_empty(),
+        "{:#?}",
+        v.leaks
+    );
+}
+
+/// Gemini CLI with `--inject`: like Codex, it holds the real key, readable from outside, and
+/// keyfence says so. Under its default phantom it holds a stand-in only: the helper reads
+/// Gemini's environment (the attack is made) and finds no key, and nothing is said.
+#[test]
+fn gemini_read_from_outside_gets_the_key_only_when_injected() {
+    let Some((a, r, v)) = read_from_outside(Api::Gemini, Mode::Inject, INJECT_GEMINI) else {
+        return;
+    };
+    // Its world goes before the next one starts (they share nobody's tmux directory).
+    drop(a);
+    assert!(
+        !outside_leaks(&v, Api::Gemini, "stored GEMINI_API_KEY").is_empty(),
+        "the helper outside did not read Gemini's injected key: {:#?}",
+        v.leaks
+    );
+    assert!(
+        said_outside_limit(&r, "gemini", "GEMINI_API_KEY"),
+        "keyfence did not say that Gemini's key is readable from outside: {}",
+        r.stderr
+    );
+
+    let Some((a, r, v)) = read_from_outside(
+        Api::Gemini,
+        Mode::Phantom,
+        &[BIN, "run", "--profile", "agent", "--"],
+    ) else {
+        return;
+    };
+    let environs: Vec<Vec<u8>> = std::fs::read_dir(a.seeded.loot())
+        .expect("loot")
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("outside-environ-node-")
+        })
+        .map(|e| std::fs::read(e.path()).unwrap_or_default())
+        .filter(|b| !b.starts_with(b"refused"))
+        .collect();
+    assert!(
+        environs
+            .iter()
+            .any(|e| memchr::memmem::find(e, b"GEMINI_API_KEY=").is_some()),
+        "the helper read no Gemini environment holding the stand-in, so the attack was not made"
+    );
+    assert!(
+        outside_leaks(&v, Api::Gemini, "stored GEMINI_API_KEY").is_empty(),
+        "Gemini under the phantom holds the real key: {:#?}",
+        v.leaks
+    );
+    assert!(!r.stderr.contains("keyfence: note:"), "{}", r.stderr);
 }

@@ -337,6 +337,51 @@ fn setup_gemini_turns_redaction_on() {
     assert!(!fx.home.join(".zshrc").exists());
 }
 
+/// Gemini CLI on Vertex AI (express mode: `GOOGLE_GENAI_USE_VERTEXAI=true` and an API key in
+/// `GOOGLE_API_KEY`, which it reads there instead of GEMINI_API_KEY): audit names the exported
+/// key as what Gemini's shell tool gets, and `setup gemini` stores GOOGLE_API_KEY, the name
+/// the agent profile hands Gemini (a stand-in, tests/agent_fence_clis.rs), not GEMINI_API_KEY.
+#[test]
+fn setup_gemini_stores_a_vertex_key_under_its_own_name() {
+    let mut fx = Fixture::new();
+    let key = fx.key("google");
+    fx.home_file(
+        ".gemini/settings.json",
+        "{\"security\": {\"auth\": {\"selectedType\": \"vertex-ai\"}}}\n",
+    );
+    let env = [
+        ("GOOGLE_API_KEY", key.as_str()),
+        ("GOOGLE_GENAI_USE_VERTEXAI", "true"),
+        ("SHELL", "/bin/bash"),
+    ];
+    let redaction_off = |fx: &Fixture| {
+        fx.run(&["audit", "--only", "agent", "--format", "json"], &env)
+            .findings()
+            .into_iter()
+            .filter(|f| f["rule"] == "gemini-env-redaction-off")
+            .map(|f| f["message"].as_str().unwrap_or_default().to_string())
+            .collect::<Vec<_>>()
+    };
+    let before = redaction_off(&fx);
+    assert!(
+        before.len() == 1 && before[0].contains("GOOGLE_API_KEY"),
+        "{before:?}"
+    );
+    let r = fx.run(&["setup", "gemini"], &env);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("stored GOOGLE_API_KEY"), "{}", r.stdout);
+    assert!(!r.stdout.contains("GEMINI_API_KEY"), "{}", r.stdout);
+    let list = fx.run(&["secret", "list"], &[]);
+    assert!(
+        list.stdout.contains("GOOGLE_API_KEY") && !list.stdout.contains("GEMINI_API_KEY"),
+        "{}",
+        list.stdout
+    );
+    assert_file_clean(&fx.home.join(".bashrc"), &fx.planted);
+    assert_file_clean(&fx.home.join(".gemini/settings.json"), &fx.planted);
+    assert!(redaction_off(&fx).is_empty());
+}
+
 /// The attack: any process of the user reads the keys Cursor keeps in `~/.cursor/mcp.json` (a
 /// command an agent runs, a postinstall script). `setup cursor` moves each local server's key
 /// into the store and starts the server through `keyfence run --inject`: the file no longer

@@ -353,6 +353,10 @@ fn settle(g: &GlobalArgs, args: &RunArgs) -> Result<Settings> {
         inject.extend(agent_direct_keys(&mut resolver, args, p, &program, &inject));
         phantom_specs.extend(agent_phantoms(&mut resolver, args, p, &program, &inject));
     }
+    if p.name == "agent" && guard {
+        let names: Vec<&str> = inject.iter().map(|(n, _)| n.as_str()).collect();
+        say_agent_holds_keys(&program, &names);
+    }
     let phantom_secrets = start_phantoms(
         &mut resolver,
         args,
@@ -540,8 +544,62 @@ fn warn_of_agent_redirections(program: &str, cwd: &Path, home: Option<&Path>) {
     }
 }
 
+/// Says that the agent itself holds the real keys handed to it (`--inject`, or Codex's own):
+/// guard keeps them from everything the agent starts, but not from a program of the user's
+/// that runs outside the tree (an editor, a tmux server), which can read a same-user
+/// process's environment and memory. keyfence does not make the agent non-dumpable: that
+/// would also keep guard out of the memory of the agent's children before they exec, where
+/// it reads what they run (docs/security.md, "The agent's tree"). A stand-in closes it where
+/// the agent takes its base URL from the environment.
+fn say_agent_holds_keys(program: &str, names: &[&str]) {
+    let agent = program.rsplit('/').next().unwrap_or_default();
+    if names.is_empty() || !policy::AGENT_PROGRAMS.contains(&agent) {
+        return;
+    }
+    let list = names.join(", ");
+    let direct = AGENT_DIRECT_KEYS
+        .iter()
+        .any(|(a, keys)| *a == agent && names.iter().all(|n| keys.contains(n)));
+    let hint = if direct {
+        format!(
+            "{agent} takes no base URL from its environment, so keyfence cannot give it a \
+             stand-in; a program you do not trust should not run as you beside it"
+        )
+    } else {
+        format!(
+            "without --inject {list}, the agent profile gives {agent} a stand-in and only \
+             keyfence's proxy holds the key"
+        )
+    };
+    eprintln!(
+        "keyfence: note: {agent} holds {list} itself: the commands it runs cannot read it, but \
+         a program of yours running outside this tree (an editor, a tmux server) can read \
+         {agent}'s environment and memory\nhint: {hint}"
+    );
+}
+
 /// The keys an agent's own API client needs, given as phantoms by default.
 const AGENT_KEYS: &[&str] = &["ANTHROPIC_API_KEY", "OPENAI_API_KEY", "GEMINI_API_KEY"];
+
+/// Keys one agent alone takes, given as phantoms to it only: (agent, key, its base-URL
+/// variable). Gemini CLI 0.61 in Vertex AI express mode (`GOOGLE_GENAI_USE_VERTEXAI=true`)
+/// sends `GOOGLE_API_KEY` in `x-goog-api-key` to `GOOGLE_VERTEX_BASE_URL` (read in its bundle;
+/// tests/agent_fence_clis.rs drives it). Elsewhere `GOOGLE_API_KEY` is any Google API's key.
+const AGENT_OWN_KEYS: &[(&str, &str, &str)] =
+    &[("gemini", "GOOGLE_API_KEY", "GOOGLE_VERTEX_BASE_URL")];
+
+/// The base-URL variable and default upstream of an `AGENT_OWN_KEYS` key. Vertex AI's express
+/// mode uses the global endpoint, or the regional one Gemini CLI picks for
+/// `GOOGLE_CLOUD_LOCATION` `us` or `eu`.
+fn own_key_defaults(var: &str) -> Option<(&'static str, &'static str)> {
+    let (_, _, base_url_var) = AGENT_OWN_KEYS.iter().find(|(_, k, _)| *k == var)?;
+    let upstream = match std::env::var("GOOGLE_CLOUD_LOCATION").as_deref() {
+        Ok("us") => "https://aiplatform.us.rep.googleapis.com",
+        Ok("eu") => "https://aiplatform.eu.rep.googleapis.com",
+        _ => "https://aiplatform.googleapis.com",
+    };
+    Some((base_url_var, upstream))
+}
 
 /// Agents whose API client does not take its base URL from the environment, so a stand-in
 /// would reach the real API (or a custom provider's `env_key`) unswapped: they get the real
@@ -600,8 +658,13 @@ fn agent_phantoms(
             || p.phantom.iter().any(|s| s.var == name)
             || direct(name)
     };
+    let own = AGENT_OWN_KEYS
+        .iter()
+        .filter(|(a, ..)| *a == agent)
+        .map(|(_, key, _)| key);
     AGENT_KEYS
         .iter()
+        .chain(own)
         .filter(|name| !chosen(name))
         .filter(|name| {
             std::env::var_os(name).is_some_and(|v| !v.is_empty())
@@ -610,7 +673,9 @@ fn agent_phantoms(
                     .is_ok()
         })
         .map(|name| {
-            let base_url_var = crate::phantom::provider_defaults(name).map(|(v, _)| v);
+            let base_url_var = crate::phantom::provider_defaults(name)
+                .or_else(|| own_key_defaults(name))
+                .map(|(v, _)| v);
             crate::policy::PhantomSpec {
                 var: name.to_string(),
                 upstream: args.upstream.clone().or_else(|| {
@@ -669,13 +734,14 @@ fn start_phantoms(
     for (i, spec) in specs.iter().enumerate() {
         let name = &spec.var;
         let project_entry = from_project && i >= from_cli;
-        let defaults = phantom::provider_defaults(name);
+        let defaults = phantom::provider_defaults(name).or_else(|| own_key_defaults(name));
         let base_url_var = match (&spec.base_url_var, defaults) {
             (Some(v), _) => v.clone(),
             (None, Some((v, _))) => v.to_string(),
             (None, None) => bail!(
-                "phantom {name}: keyfence knows the API of ANTHROPIC_*, OPENAI_* and GEMINI_* keys; for \
-                 others give base_url_var and upstream in a [[profile.phantom]] entry"
+                "phantom {name}: keyfence knows the API of ANTHROPIC_*, OPENAI_* and GEMINI_* \
+                 keys and of GOOGLE_API_KEY (Vertex AI); for others give base_url_var and \
+                 upstream in a [[profile.phantom]] entry"
             ),
         };
         let upstream_url = match (&spec.upstream, defaults) {

@@ -530,7 +530,7 @@ impl Agent {
     fn key_name(self) -> &'static str {
         match self {
             Agent::Codex => crate::setup::codex::KEY_NAME,
-            Agent::Gemini => crate::setup::gemini::KEY_NAME,
+            Agent::Gemini => crate::setup::gemini::key_name(|v| std::env::var(v).ok()),
         }
     }
 

@@ -250,7 +250,10 @@ impl Detector {
             return;
         };
         let value = &hay[vs..ve];
-        if !(6..=300).contains(&value.len()) || !names::value_is_secret(kind, value, mode) {
+        // Longer values are blobs, not keys; a JWT is the exception (an OAuth token such as
+        // the ChatGPT login's in ~/.codex/auth.json runs to 2 KB).
+        let max = if is_jwt(value) { 8192 } else { 300 };
+        if !(6..=max).contains(&value.len()) || !names::value_is_secret(kind, value, mode) {
             return;
         }
         out.push(Match {
@@ -374,17 +377,25 @@ fn assignment_value(hay: &[u8], mut at: usize) -> Option<(usize, usize)> {
     }
     at = skip_blanks(at + op);
     let q = *hay.get(at)?;
+    // Values are read up to 300 bytes, a JWT's (`is_jwt`) further.
+    let limit = |from: usize| {
+        if hay[from..].starts_with(b"eyJ") {
+            8193
+        } else {
+            301
+        }
+    };
     if q == b'"' || q == b'\'' || q == b'`' {
         let vs = at + 1;
         let len = hay[vs..]
             .iter()
-            .take(301)
+            .take(limit(vs))
             .position(|&b| b == q || b == b'\\' || b.is_ascii_whitespace())?;
         (hay.get(vs + len) == Some(&q)).then_some((vs, vs + len))
     } else {
         let len = hay[at..]
             .iter()
-            .take(301)
+            .take(limit(at))
             .position(|&b| b.is_ascii_whitespace() || b"\"'`,;(){}[]<>".contains(&b))
             .unwrap_or(hay.len() - at);
         (len > 0).then_some((at, at + len))
@@ -416,6 +427,15 @@ pub fn line_col(hay: &[u8], offset: usize) -> (u32, u32) {
     let line = memchr::memchr_iter(b'\n', before).count() + 1;
     let col = offset - memchr::memrchr(b'\n', before).map_or(0, |i| i + 1) + 1;
     (line as u32, col as u32)
+}
+
+/// A compact JWT: `eyJ` (a base64url JSON header), then three base64url segments.
+fn is_jwt(value: &[u8]) -> bool {
+    value.starts_with(b"eyJ")
+        && value.iter().filter(|&&b| b == b'.').count() == 2
+        && value
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(b))
 }
 
 #[cfg(test)]
@@ -533,6 +553,17 @@ mod tests {
             .unwrap();
         assert_eq!(m.rule.id, "generic-secret");
         assert_eq!((m.start, m.end), (0, 24));
+        // An OAuth access token (a JWT) longer than a key.
+        let jwt = format!("eyJhbGciOiJub25lIn0.{}.c2ln", "eyJzdWIiOiJ4In0".repeat(40));
+        let m = d.classify_var("ACCESS_TOKEN", jwt.as_bytes()).unwrap();
+        assert_eq!((m.rule.id, m.end), ("generic-secret", jwt.len()));
+        assert!(
+            d.classify_var("ACCESS_TOKEN", "x".repeat(400).as_bytes())
+                .is_none()
+        );
+        let json = format!("{{\"access_token\": \"{jwt}\"}}");
+        let ms = d.scan(json.as_bytes(), Mode::Assignment);
+        assert!(ms.iter().any(|m| m.end - m.start == jwt.len()), "{ms:?}");
         let m = d.classify_var("DB_PASSWORD", b"hunter22").unwrap();
         assert_eq!(m.rule.id, "generic-password");
         assert!(m.info().fingerprint.is_none());

@@ -11,6 +11,22 @@ use std::path::{Path, PathBuf};
 /// Gemini CLI's API key variable.
 pub const KEY_NAME: &str = "GEMINI_API_KEY";
 
+/// Its key in Vertex AI's express mode (`GOOGLE_GENAI_USE_VERTEXAI=true`), which Gemini CLI
+/// 0.61 reads instead of `KEY_NAME` there.
+pub const VERTEX_KEY_NAME: &str = "GOOGLE_API_KEY";
+
+/// The key `setup gemini` stores: `VERTEX_KEY_NAME` when the user runs Gemini CLI on Vertex AI,
+/// or exports only that one; `KEY_NAME` otherwise. `env` reads the user's environment.
+pub fn key_name(env: impl Fn(&str) -> Option<String>) -> &'static str {
+    let set = |v: &str| env(v).is_some_and(|x| !x.is_empty());
+    let vertex = env("GOOGLE_GENAI_USE_VERTEXAI").is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    if set(VERTEX_KEY_NAME) && (vertex || !set(KEY_NAME)) {
+        VERTEX_KEY_NAME
+    } else {
+        KEY_NAME
+    }
+}
+
 /// What is added, as the user would write it.
 const WANTED: &str = "\"security\": {\"environmentVariableRedaction\": {\"enabled\": true}}";
 
@@ -102,6 +118,39 @@ pub fn apply(change: &RedactionChange) -> Result<Option<PathBuf>, SetupError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stores_the_vertex_key_where_gemini_reads_it() {
+        let with = |vars: &'static [(&'static str, &'static str)]| {
+            key_name(|v| {
+                vars.iter()
+                    .find(|(k, _)| *k == v)
+                    .map(|(_, x)| x.to_string())
+            })
+        };
+        assert_eq!(with(&[]), KEY_NAME);
+        assert_eq!(with(&[("GEMINI_API_KEY", "a")]), KEY_NAME);
+        assert_eq!(with(&[("GOOGLE_API_KEY", "a")]), VERTEX_KEY_NAME);
+        assert_eq!(
+            with(&[("GOOGLE_API_KEY", "a"), ("GEMINI_API_KEY", "b")]),
+            KEY_NAME
+        );
+        assert_eq!(
+            with(&[
+                ("GOOGLE_API_KEY", "a"),
+                ("GEMINI_API_KEY", "b"),
+                ("GOOGLE_GENAI_USE_VERTEXAI", "true")
+            ]),
+            VERTEX_KEY_NAME
+        );
+        assert_eq!(
+            with(&[
+                ("GOOGLE_API_KEY", ""),
+                ("GOOGLE_GENAI_USE_VERTEXAI", "true")
+            ]),
+            KEY_NAME
+        );
+    }
 
     #[test]
     fn turns_redaction_on_keeping_order() {

@@ -4,7 +4,9 @@
 //!   answered with a function call to `exec_command` (the shell tool 0.171 offers a custom
 //!   provider's model), every later one with a final message.
 //! - Gemini: `generateContent` / `streamGenerateContent` under `/v1beta/models/` (an API key,
-//!   `GOOGLE_GEMINI_BASE_URL`), answered with a function call to `run_shell_command`, then a
+//!   `GOOGLE_GEMINI_BASE_URL`), or on Vertex AI in express mode under
+//!   `/v1beta1/publishers/google/models/` (`GOOGLE_API_KEY`, `GOOGLE_VERTEX_BASE_URL`; the same
+//!   body and `x-goog-api-key`), answered with a function call to `run_shell_command`, then a
 //!   text; logged in with Google (`oauth-personal`), the same turns under Code Assist's
 //!   `/v1internal:` (`CODE_ASSIST_ENDPOINT`), wrapped in `{"response": ...}`, after its
 //!   `loadCodeAssist` set-up call.
