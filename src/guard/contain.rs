@@ -26,6 +26,28 @@ use nix::unistd::Pid;
 
 const LANDLOCK_RULE_PATH_BENEATH: u64 = 1;
 
+/// Why a tracee could not be made to run what containment needs; said in guard's summary
+/// ("exec refused, cannot contain it: ...").
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ContainError {
+    #[error("cannot read its code")]
+    Code,
+    #[error("the {0} did not come from a syscall instruction")]
+    NotSyscall(&'static str),
+    #[error("cannot write to its stack")]
+    Stack,
+    #[error("the process ended")]
+    Ended,
+    /// A ptrace request or wait that failed: which one, and the error.
+    #[error("{0}: {1}")]
+    Ptrace(&'static str, Errno),
+    /// A call the tracee was made to run, which failed.
+    #[error("{0} failed: {1}")]
+    Call(&'static str, Errno),
+    #[error("thread {0} has other filters")]
+    OtherFilters(i64),
+}
+
 /// Writes a filtered copy of the environment array below the stack pointer and points the
 /// exec at it. Returns whether anything was removed.
 pub(super) fn rewrite_env(
@@ -68,19 +90,19 @@ pub(super) fn contain(
     saved: libc::user_regs_struct,
     fence: &Fence,
     ruleset_fd: i32,
-) -> Result<(), String> {
+) -> Result<(), ContainError> {
     // The exec must have come from a two-byte `syscall` instruction, which is re-executed.
     let mut insn = [0u8; 2];
     memory::read_exact(pid, saved.rip as usize - 2, &mut insn)
-        .map_err(|_| "cannot read its code".to_string())?;
+        .map_err(|_| ContainError::Code)?;
     if insn != [0x0f, 0x05] {
-        return Err("the exec did not come from a syscall instruction".into());
+        return Err(ContainError::NotSyscall("exec"));
     }
     // Scratch space below the red zone: the ruleset attribute at +0, the path-beneath
     // attribute (packed: u64 access, i32 fd) at +32, a path at +64.
     let scratch = (saved.rsp as usize - 128 - 64 - libc::PATH_MAX as usize) & !15;
     let write = |at: usize, bytes: &[u8]| {
-        memory::write_all(pid, at, bytes).map_err(|_| "cannot write to its stack".to_string())
+        memory::write_all(pid, at, bytes).map_err(|_| ContainError::Stack)
     };
     let mut pending = Vec::new();
     let mut call = |first: bool, number: i64, args: [u64; 4]| {
@@ -107,8 +129,8 @@ pub(super) fn contain(
         Err(_) => {
             let mut r = saved;
             r.rax = (-(libc::EPERM as i64)) as u64;
-            ptrace::setregs(pid, r).map_err(|e| format!("setregs: {e}"))?;
-            ptrace::cont(pid, None).map_err(|e| format!("resume: {e}"))?;
+            ptrace::setregs(pid, r).map_err(|e| ContainError::Ptrace("setregs", e))?;
+            ptrace::cont(pid, None).map_err(|e| ContainError::Ptrace("resume", e))?;
         }
     }
     // Signals that arrived meanwhile were held back; they are delivered now.
@@ -127,8 +149,8 @@ pub(super) fn contain(
 /// Why single-step: resuming with `PTRACE_SYSCALL` would stop at the call's entry and exit;
 /// letting it run on without a stop would hand its code `rdi`/`rsi` changed across a system
 /// call, which the ABI promises not to do.
-pub(super) fn contain_at_start(pid: Pid, ruleset_fd: i32) -> Result<bool, String> {
-    let saved = ptrace::getregs(pid).map_err(|e| format!("getregs: {e}"))?;
+pub(super) fn contain_at_start(pid: Pid, ruleset_fd: i32) -> Result<bool, ContainError> {
+    let saved = ptrace::getregs(pid).map_err(|e| ContainError::Ptrace("getregs", e))?;
     let mut insn = [0u8; 2];
     if memory::read_exact(pid, saved.rip as usize - 2, &mut insn).is_err() || insn != [0x0f, 0x05] {
         return Ok(false);
@@ -140,21 +162,21 @@ pub(super) fn contain_at_start(pid: Pid, ruleset_fd: i32) -> Result<bool, String
     r.orig_rax = u64::MAX;
     r.rdi = ruleset_fd as u64;
     r.rsi = 0;
-    ptrace::setregs(pid, r).map_err(|e| format!("setregs: {e}"))?;
+    ptrace::setregs(pid, r).map_err(|e| ContainError::Ptrace("setregs", e))?;
     let mut pending = Vec::new();
-    ptrace::step(pid, None).map_err(|e| format!("step: {e}"))?;
+    ptrace::step(pid, None).map_err(|e| ContainError::Ptrace("step", e))?;
     let after = loop {
         match wait_for(pid) {
             Ok(WaitStatus::Exited(..) | WaitStatus::Signaled(..)) => {
-                return Err("the process ended".into());
+                return Err(ContainError::Ended);
             }
             Err(Errno::EINTR) => continue,
-            Err(e) => return Err(format!("wait: {e}")),
+            Err(e) => return Err(ContainError::Ptrace("wait", e)),
             Ok(status) => {
                 if let WaitStatus::Stopped(_, sig) = status {
                     // The trap after the instruction: the call has run.
                     if sig == Signal::SIGTRAP {
-                        let now = ptrace::getregs(pid).map_err(|e| format!("getregs: {e}"))?;
+                        let now = ptrace::getregs(pid).map_err(|e| ContainError::Ptrace("getregs", e))?;
                         if now.rip == saved.rip {
                             break now;
                         }
@@ -162,11 +184,11 @@ pub(super) fn contain_at_start(pid: Pid, ruleset_fd: i32) -> Result<bool, String
                     // A signal that came first is held back, and the step tried again.
                     pending.push(sig);
                 }
-                ptrace::step(pid, None).map_err(|e| format!("step: {e}"))?;
+                ptrace::step(pid, None).map_err(|e| ContainError::Ptrace("step", e))?;
             }
         }
     };
-    ptrace::setregs(pid, saved).map_err(|e| format!("setregs: {e}"))?;
+    ptrace::setregs(pid, saved).map_err(|e| ContainError::Ptrace("setregs", e))?;
     for sig in pending {
         let _ = nix::sys::signal::kill(pid, sig);
     }
@@ -178,12 +200,12 @@ pub(super) fn contain_at_start(pid: Pid, ruleset_fd: i32) -> Result<bool, String
 /// kernel from the exec's instruction. A path that no longer opens gets no rule, which denies
 /// it: fails closed, as `fence::share` does.
 pub(super) fn build_and_restrict(
-    call: &mut impl FnMut(bool, i64, [u64; 4]) -> Result<i64, String>,
+    call: &mut impl FnMut(bool, i64, [u64; 4]) -> Result<i64, ContainError>,
     scratch: usize,
     fence: &Fence,
-    write: impl Fn(usize, &[u8]) -> Result<(), String>,
-) -> Result<(), String> {
-    let failed = |what: &str, r: i64| format!("{what} failed: {}", Errno::from_raw(-r as i32));
+    write: impl Fn(usize, &[u8]) -> Result<(), ContainError>,
+) -> Result<(), ContainError> {
+    let failed = |what: &'static str, r: i64| ContainError::Call(what, Errno::from_raw(-r as i32));
     let attr = fence.attr();
     write(scratch, &attr)?;
     let ruleset = call(
@@ -249,7 +271,7 @@ pub(super) fn inject(
     at_entry: bool,
     number: i64,
     args: [u64; 4],
-) -> Result<i64, String> {
+) -> Result<i64, ContainError> {
     let mut r = saved;
     r.rdi = args[0];
     r.rsi = args[1];
@@ -261,44 +283,44 @@ pub(super) fn inject(
         r.rax = number as u64;
         r.rip = saved.rip - 2;
     }
-    ptrace::setregs(pid, r).map_err(|e| format!("setregs: {e}"))?;
+    ptrace::setregs(pid, r).map_err(|e| ContainError::Ptrace("setregs", e))?;
     let stops = if at_entry { 1 } else { 2 };
     for _ in 0..stops {
-        ptrace::syscall(pid, None).map_err(|e| format!("resume: {e}"))?;
+        ptrace::syscall(pid, None).map_err(|e| ContainError::Ptrace("resume", e))?;
         wait_syscall_stop(pid, pending)?;
     }
-    let after = ptrace::getregs(pid).map_err(|e| format!("getregs: {e}"))?;
+    let after = ptrace::getregs(pid).map_err(|e| ContainError::Ptrace("getregs", e))?;
     Ok(after.rax as i64)
 }
 
-fn wait_syscall_stop(pid: Pid, pending: &mut Vec<Signal>) -> Result<(), String> {
+fn wait_syscall_stop(pid: Pid, pending: &mut Vec<Signal>) -> Result<(), ContainError> {
     loop {
         match wait_for(pid) {
             Ok(WaitStatus::PtraceSyscall(_)) => return Ok(()),
             // A signal arriving meanwhile is held back until the calls are done.
             Ok(WaitStatus::Stopped(_, sig)) => {
                 pending.push(sig);
-                ptrace::syscall(pid, None).map_err(|e| format!("resume: {e}"))?;
+                ptrace::syscall(pid, None).map_err(|e| ContainError::Ptrace("resume", e))?;
             }
             Ok(WaitStatus::Exited(..) | WaitStatus::Signaled(..)) => {
-                return Err("the process ended".into());
+                return Err(ContainError::Ended);
             }
             Ok(_) => {
-                ptrace::syscall(pid, None).map_err(|e| format!("resume: {e}"))?;
+                ptrace::syscall(pid, None).map_err(|e| ContainError::Ptrace("resume", e))?;
             }
             Err(Errno::EINTR) => {}
-            Err(e) => return Err(format!("wait: {e}")),
+            Err(e) => return Err(ContainError::Ptrace("wait", e)),
         }
     }
 }
 
 /// Rewinds the tracee (at a syscall-exit stop) to issue its original call again.
-pub(super) fn restore(pid: Pid, saved: libc::user_regs_struct) -> Result<(), String> {
+pub(super) fn restore(pid: Pid, saved: libc::user_regs_struct) -> Result<(), ContainError> {
     let mut r = saved;
     r.rax = saved.orig_rax;
     r.rip = saved.rip - 2;
-    ptrace::setregs(pid, r).map_err(|e| format!("setregs: {e}"))?;
-    ptrace::cont(pid, None).map_err(|e| format!("resume: {e}"))
+    ptrace::setregs(pid, r).map_err(|e| ContainError::Ptrace("setregs", e))?;
+    ptrace::cont(pid, None).map_err(|e| ContainError::Ptrace("resume", e))
 }
 
 /// Which entries of an environment array (`pointers`) an exec keeps: `None` when it keeps them
@@ -325,15 +347,15 @@ pub(crate) fn install_fd_filter(
     saved: libc::user_regs_struct,
     fd: u32,
     calls: &[u32],
-) -> (bool, Result<(), String>) {
+) -> (bool, Result<(), ContainError>) {
     let mut insn = [0u8; 2];
     if memory::read_exact(pid, saved.rip as usize - 2, &mut insn).is_err() {
-        return (false, Err("cannot read its code".into()));
+        return (false, Err(ContainError::Code));
     }
     if insn != [0x0f, 0x05] {
         return (
             false,
-            Err("the call did not come from a syscall instruction".into()),
+            Err(ContainError::NotSyscall("call")),
         );
     }
     let prog = super::filter::fd_program(fd, calls);
@@ -352,7 +374,7 @@ pub(crate) fn install_fd_filter(
         bytes.extend_from_slice(&i.k.to_ne_bytes());
     }
     if memory::write_all(pid, at, &bytes).is_err() {
-        return (false, Err("cannot write to its stack".into()));
+        return (false, Err(ContainError::Stack));
     }
     let mut pending = Vec::new();
     const SECCOMP_SET_MODE_FILTER: u64 = 1;
@@ -387,8 +409,8 @@ pub(crate) fn install_fd_filter(
     let installed = match ret {
         0 => Ok(()),
         // TSYNC names a thread it could not synchronise; the filter is not installed.
-        r if r > 0 => Err(format!("thread {r} has other filters")),
-        r => Err(format!("seccomp: {}", Errno::from_raw(-r as i32))),
+        r if r > 0 => Err(ContainError::OtherFilters(r)),
+        r => Err(ContainError::Call("seccomp", Errno::from_raw(-r as i32))),
     };
     (true, installed)
 }
