@@ -84,7 +84,7 @@ pub enum Next {
     /// It leaves the chain: contained at this exec.
     Off,
     /// It would be the next link, but cannot be let through (why): contained at this exec.
-    Refused(String),
+    Refused(Refusal),
 }
 
 /// The next step of a process at `stage` executing `exec`. `bubblewrap_ok` checks bubblewrap's
@@ -92,7 +92,7 @@ pub enum Next {
 pub fn next(
     stage: Stage,
     exec: &Exec,
-    bubblewrap_ok: impl FnOnce(&[Vec<u8>]) -> Result<(), String>,
+    bubblewrap_ok: impl FnOnce(&[Vec<u8>]) -> Result<(), Refusal>,
 ) -> Next {
     let argv0 = exec.argv.first().map(Vec::as_slice).unwrap_or_default();
     // Codex names the helper by a link in ~/.codex/tmp/arg0-linux/ (its full path is argv[0])
@@ -185,6 +185,35 @@ const BINDS: &[&str] = &[
     "--ro-bind-try",
 ];
 
+/// What bubblewrap was asked for that keyfence does not let through (said in guard's summary:
+/// "bubblewrap was asked for ...").
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error("{0}: an option keyfence cannot check (it lets through only binds of paths)")]
+    Unchecked(String),
+    #[error("{0} without its argument")]
+    MissingArgument(String),
+    #[error("{0} without its two paths")]
+    MissingPaths(String),
+    /// A bind (option, source, destination) that would show a denied file elsewhere.
+    #[error("{0} {1} {2}: {3}")]
+    Bind(String, String, String, BadBind),
+    #[error("mounts from another mount namespace")]
+    OtherNamespace,
+}
+
+/// Why a bind of a tree holding a denied path is refused.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum BadBind {
+    /// Resolved against bubblewrap's directory, which the tracer does not follow.
+    #[error("a relative path")]
+    Relative,
+    #[error("it would show files keyfence denies under another path")]
+    Elsewhere,
+    #[error("its path goes through a symbolic link to files keyfence denies")]
+    ThroughLink,
+}
+
 /// Whether bubblewrap run with `argv` shows no path the fence denies (`denied`) under another
 /// path than its own. `canonical` resolves a host path as the tracer sees it (`None`: it does
 /// not resolve). `Err`: what it would do that cannot be let through.
@@ -192,7 +221,7 @@ pub fn check_bubblewrap(
     argv: &[Vec<u8>],
     denied: &[PathBuf],
     canonical: impl Fn(&Path) -> Option<PathBuf>,
-) -> Result<(), String> {
+) -> Result<(), Refusal> {
     let mut args = argv.iter().skip(1).map(|a| String::from_utf8_lossy(a));
     while let Some(arg) = args.next() {
         let arg = arg.as_ref();
@@ -208,7 +237,7 @@ pub fn check_bubblewrap(
             2
         } else if BINDS.contains(&arg) {
             let (Some(source), Some(dest)) = (args.next(), args.next()) else {
-                return Err(format!("{arg} without its two paths"));
+                return Err(Refusal::MissingPaths(arg.into()));
             };
             check_bind(
                 Path::new(source.as_ref()),
@@ -216,16 +245,14 @@ pub fn check_bubblewrap(
                 denied,
                 &canonical,
             )
-            .map_err(|why| format!("{arg} {source} {dest}: {why}"))?;
+            .map_err(|why| Refusal::Bind(arg.into(), source.to_string(), dest.to_string(), why))?;
             0
         } else {
-            return Err(format!(
-                "{arg}: an option keyfence cannot check (it lets through only binds of paths)"
-            ));
+            return Err(Refusal::Unchecked(arg.into()));
         };
         for _ in 0..takes {
             if args.next().is_none() {
-                return Err(format!("{arg} without its argument"));
+                return Err(Refusal::MissingArgument(arg.into()));
             }
         }
     }
@@ -237,10 +264,9 @@ fn check_bind(
     dest: &Path,
     denied: &[PathBuf],
     canonical: &impl Fn(&Path) -> Option<PathBuf>,
-) -> Result<(), String> {
+) -> Result<(), BadBind> {
     if source.is_relative() || dest.is_relative() {
-        // Resolved against bubblewrap's directory, which the tracer does not follow.
-        return Err("a relative path".into());
+        return Err(BadBind::Relative);
     }
     let resolved = canonical(source);
     if let Some(r) = &resolved
@@ -250,12 +276,12 @@ fn check_bind(
         return Ok(());
     }
     if source != dest {
-        return Err("it would show files keyfence denies under another path".into());
+        return Err(BadBind::Elsewhere);
     }
     // Not resolving now, it may resolve by the time bubblewrap mounts it: in place, with no
     // symbolic link, it is the same path on both sides then too.
     if resolved.as_deref().is_some_and(|r| r != source) {
-        return Err("its path goes through a symbolic link to files keyfence denies".into());
+        return Err(BadBind::ThroughLink);
     }
     Ok(())
 }
@@ -291,7 +317,7 @@ mod tests {
         Some(p.to_path_buf())
     }
 
-    fn check(words: &[&str]) -> Result<(), String> {
+    fn check(words: &[&str]) -> Result<(), Refusal> {
         check_bubblewrap(&argv(words), &denied(), canonical)
     }
 
@@ -454,8 +480,8 @@ mod tests {
                 runs_agent: false,
                 argv: &bwrap,
             },
-            |_| Err("no".into()),
+            |_| Err(Refusal::OtherNamespace),
         );
-        assert_eq!(refused, Next::Refused("no".into()));
+        assert_eq!(refused, Next::Refused(Refusal::OtherNamespace));
     }
 }

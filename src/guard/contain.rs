@@ -93,8 +93,7 @@ pub(super) fn contain(
 ) -> Result<(), ContainError> {
     // The exec must have come from a two-byte `syscall` instruction, which is re-executed.
     let mut insn = [0u8; 2];
-    memory::read_exact(pid, saved.rip as usize - 2, &mut insn)
-        .map_err(|_| ContainError::Code)?;
+    memory::read_exact(pid, saved.rip as usize - 2, &mut insn).map_err(|_| ContainError::Code)?;
     if insn != [0x0f, 0x05] {
         return Err(ContainError::NotSyscall("exec"));
     }
@@ -176,7 +175,8 @@ pub(super) fn contain_at_start(pid: Pid, ruleset_fd: i32) -> Result<bool, Contai
                 if let WaitStatus::Stopped(_, sig) = status {
                     // The trap after the instruction: the call has run.
                     if sig == Signal::SIGTRAP {
-                        let now = ptrace::getregs(pid).map_err(|e| ContainError::Ptrace("getregs", e))?;
+                        let now =
+                            ptrace::getregs(pid).map_err(|e| ContainError::Ptrace("getregs", e))?;
                         if now.rip == saved.rip {
                             break now;
                         }
@@ -353,10 +353,7 @@ pub(crate) fn install_fd_filter(
         return (false, Err(ContainError::Code));
     }
     if insn != [0x0f, 0x05] {
-        return (
-            false,
-            Err(ContainError::NotSyscall("call")),
-        );
+        return (false, Err(ContainError::NotSyscall("call")));
     }
     let prog = super::filter::fd_program(fd, calls);
     let mut bytes: Vec<u8> = Vec::with_capacity(16 + prog.len() * 8);

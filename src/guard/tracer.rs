@@ -833,7 +833,7 @@ impl<'a> Tracer<'a> {
                 };
                 match (ns(&format!("/proc/{pid}/ns/mnt")), ns("/proc/self/ns/mnt")) {
                     (Ok(a), Ok(b)) if a == b => {}
-                    _ => return Err("mounts from another mount namespace".into()),
+                    _ => return Err(agent_sandbox::Refusal::OtherNamespace),
                 }
                 agent_sandbox::check_bubblewrap(argv, denied, |p| std::fs::canonicalize(p).ok())
             },
