@@ -916,7 +916,7 @@ fn gemini_settings_files(ctx: &Context) -> Vec<(PathBuf, bool)> {
 /// Whether Gemini's redaction takes `name=value` out of a shell command's environment: 0.61's
 /// `shouldRedactEnvironmentVariable` (bundle: its value patterns, then `GIT_CONFIG_*`, the
 /// user's allowed and blocked lists, NEVER_ALLOWED_ENVIRONMENT_VARIABLES and the name patterns),
-/// checked against the installed bundle in tests/agent_audit.rs.
+/// checked against the installed bundle in tests/it/audit/agent.rs.
 fn gemini_redacts(name: &str, value: &[u8], allowed: &[String], blocked: &[String]) -> bool {
     static VALUES: std::sync::OnceLock<Option<regex::bytes::RegexSet>> = std::sync::OnceLock::new();
     let n = name.to_ascii_uppercase();

@@ -213,7 +213,7 @@ mod tests {
         }
     }
 
-    /// The same cases run against the real CLI in tests/agent_audit.rs.
+    /// The same cases run against the real CLI in tests/it/audit/agent.rs.
     #[test]
     fn codex_rules() {
         let default = Policy::default();

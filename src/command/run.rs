@@ -584,7 +584,7 @@ const AGENT_KEYS: &[&str] = &["ANTHROPIC_API_KEY", "OPENAI_API_KEY", "GEMINI_API
 /// Keys one agent alone takes, given as phantoms to it only: (agent, key, its base-URL
 /// variable). Gemini CLI 0.61 in Vertex AI express mode (`GOOGLE_GENAI_USE_VERTEXAI=true`)
 /// sends `GOOGLE_API_KEY` in `x-goog-api-key` to `GOOGLE_VERTEX_BASE_URL` (read in its bundle;
-/// tests/agent_fence_clis.rs drives it). Elsewhere `GOOGLE_API_KEY` is any Google API's key.
+/// tests/it/guard/agent_fence_clis.rs drives it). Elsewhere `GOOGLE_API_KEY` is any Google API's key.
 const AGENT_OWN_KEYS: &[(&str, &str, &str)] =
     &[("gemini", "GOOGLE_API_KEY", "GOOGLE_VERTEX_BASE_URL")];
 
@@ -605,7 +605,7 @@ fn own_key_defaults(var: &str) -> Option<(&'static str, &'static str)> {
 /// would reach the real API (or a custom provider's `env_key`) unswapped: they get the real
 /// key instead, and guard keeps it from everything they start. Codex 0.171 reads
 /// `openai_base_url` from its config only, and its built-in provider takes `CODEX_API_KEY` or
-/// `auth.json`, not `OPENAI_API_KEY` (checked with the real CLI, tests/agent_fence_clis.rs).
+/// `auth.json`, not `OPENAI_API_KEY` (checked with the real CLI, tests/it/guard/agent_fence_clis.rs).
 const AGENT_DIRECT_KEYS: &[(&str, &[&str])] = &[("codex", &["OPENAI_API_KEY", "CODEX_API_KEY"])];
 
 /// The keys of `AGENT_DIRECT_KEYS` for this agent that keyfence's environment or the store has

@@ -278,7 +278,7 @@ mod testing {
     use super::*;
 
     /// A fake key, put together at run time: written out whole here, it made `keyfence audit`
-    /// of this checkout report a critical key (tests/cli.rs checks the checkout audits clean).
+    /// of this checkout report a critical key (tests/it/cli.rs checks the checkout audits clean).
     pub struct FakeKey;
     impl std::fmt::Display for FakeKey {
         fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

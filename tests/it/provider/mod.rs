@@ -1,0 +1,3 @@
+//! Providers of injected values: OpenBao against its own dev server.
+
+mod openbao;

@@ -1,0 +1,3 @@
+//! The report formats over one fixed fixture (insta snapshots).
+
+mod snapshots;
