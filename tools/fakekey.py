@@ -2,7 +2,7 @@
 """Print random, format-valid fake keys for rule examples and fixtures (never real keys).
 
 Usage: fakekey.py KIND [COUNT]. Kinds: see KINDS below. The same generator backs the fixtures
-the integration tests write (tests/common) so both agree on the formats.
+the integration tests write (tests/it/common) so both agree on the formats.
 """
 import argparse, secrets, string, sys, zlib
 
