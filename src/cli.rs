@@ -162,6 +162,7 @@ shell     shell start-up files in the home and /etc, and files they source\n  \
 history   bash, zsh and fish history\n  \
 dotenv    .env, .env.*, .envrc in the project (also ones .gitignore ignores)\n  \
 credfile  credential files: ~/.aws/credentials, ~/.npmrc, ~/.netrc, ...\n  \
+gitconfig tokens in git's configuration: remote URLs, http.extraheader\n  \
 agent     Claude Code and Codex settings and MCP server definitions\n  \
 proc      environments of running processes (/proc/PID/environ)\n  \
 file      secrets in the project's files\n  \

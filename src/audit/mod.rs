@@ -56,6 +56,7 @@ sources! {
     Dotenv => dotenv,
     History => history,
     Credfile => credfile,
+    Gitconfig => gitconfig,
     Agent => agent,
     Proc => proc,
     File => file,

@@ -2,5 +2,6 @@
 
 mod agent;
 mod ci;
+mod gitconfig;
 mod package;
 mod sources;
