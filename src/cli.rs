@@ -388,7 +388,8 @@ pub enum SecretCommand {
         only_listed: bool,
     },
     /// Print a secret's value (only when stdout is not a terminal, unless --reveal): a store
-    /// entry, or a reference (openbao://MOUNT/PATH#FIELD, cmd:PROGRAM ARGS; see `run --help`)
+    /// entry, or a reference (openbao://MOUNT/PATH#FIELD, cmd:PROGRAM ARGS, file:PATH; see
+    /// `run --help`)
     Get {
         #[arg(value_name = "NAME|REFERENCE")]
         name: String,
@@ -428,7 +429,8 @@ pub struct RunArgs {
     /// database/creds/ROLE, revoked when the command ends);
     /// openbao+token://POLICY[,POLICY][?ttl=1h] (a child token, revoked when the command
     /// ends); cmd:PROGRAM ARGS (its stdout,
-    /// no shell, KEYFENCE_CMD_TIMEOUT seconds at most, default 30). OpenBao is found through
+    /// no shell, KEYFENCE_CMD_TIMEOUT seconds at most, default 30); file:PATH (the file's
+    /// content less its last line break: /run/secrets/NAME, ~/...). OpenBao is found through
     /// BAO_ADDR, BAO_TOKEN or ~/.vault-token or an AppRole (KEYFENCE_BAO_ROLE_ID_FILE,
     /// KEYFENCE_BAO_SECRET_ID_FILE), BAO_NAMESPACE, BAO_CACERT (VAULT_* too); these are
     /// dropped from the command's environment unless allowed

@@ -867,6 +867,12 @@ fn resolve_injections(
                  file may not run commands to fetch secrets\nhint: if you trust it, put the \
                  profile in ~/.config/keyfence/config.toml, or pass --inject {var}={name} yourself"
             ),
+            provider::Reference::File { .. } if from_project => bail!(
+                "profile '{profile}' in the project's keyfence.toml reads '{name}'; a project \
+                 file may not choose files for keyfence to read into a command\nhint: if you \
+                 trust it, put the profile in ~/.config/keyfence/config.toml, or pass --inject \
+                 {var}={name} yourself"
+            ),
             r => resolver
                 .resolve(r, name, access(profile, from_project))
                 .with_context(|| format!("fetching {var} from {name}"))?,

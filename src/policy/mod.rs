@@ -263,7 +263,8 @@ pub struct Profile {
     #[serde(default)]
     pub drop: Vec<String>,
     /// Secrets to inject: `NAME` or `VAR=NAME` (store entries), or `VAR=REFERENCE`
-    /// (`openbao://...`, `openbao+lease://...`, `openbao+token://...`, `cmd:...`; see `provider`).
+    /// (`openbao://...`, `openbao+lease://...`, `openbao+token://...`, `cmd:...`, `file:...`;
+    /// see `provider`).
     #[serde(default)]
     pub inject: Vec<String>,
     /// Mask secret values in the command's output (default true).

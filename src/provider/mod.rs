@@ -9,6 +9,7 @@
 //! | `openbao+lease://PATH#FIELD` (`vault+lease://`) | FIELD of a dynamic secret read at PATH (`database/creds/ROLE`), leased for the command's lifetime |
 //! | `openbao+token://POLICY[,POLICY...][?ttl=DURATION]` | a child token with those policies (TTL default 1h), for the command's lifetime |
 //! | `cmd:PROGRAM ARGS...` | what the program prints on stdout, trimmed |
+//! | `file:PATH` (absolute, or `~/...`) | the file's content, less its last line break (`/run/secrets/NAME`) |
 //!
 //! Each value is fetched once per run, however many variables refer to it: two fields of one
 //! lease (`#username`, `#password`) come from one lease. Leases and child tokens are renewed
@@ -17,6 +18,7 @@
 //! warnings go where the caller says ([`Warn`]).
 
 pub mod cmd;
+pub mod file;
 pub mod openbao;
 
 use crate::secret::SecretValue;
@@ -45,6 +47,8 @@ pub enum Reference {
     Token { policies: Vec<String>, ttl: u64 },
     /// A program's output.
     Cmd { argv: Vec<String> },
+    /// A file's content (`~/` not yet expanded).
+    File { path: String },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -59,6 +63,8 @@ pub enum ProviderError {
     Bao(#[from] BaoError),
     #[error(transparent)]
     Cmd(#[from] cmd::CmdError),
+    #[error(transparent)]
+    File(#[from] file::FileError),
     #[error("{reference}: the secret has no field '{field}' (it has: {fields})")]
     NoField {
         reference: String,
@@ -89,7 +95,8 @@ pub enum Access<'a> {
 }
 
 const SYNTAX_HINT: &str = "references are NAME, store:NAME, openbao://MOUNT/PATH#FIELD, \
-     openbao+lease://PATH#FIELD, openbao+token://POLICY[,POLICY]?ttl=1h or cmd:PROGRAM ARGS";
+     openbao+lease://PATH#FIELD, openbao+token://POLICY[,POLICY]?ttl=1h, cmd:PROGRAM ARGS or \
+     file:PATH";
 
 impl Reference {
     /// Parses a reference; anything without a scheme is a store name.
@@ -104,6 +111,14 @@ impl Reference {
                 return Err(err("no store entry name"));
             }
             return Ok(Reference::Store(name.to_string()));
+        }
+        if let Some(path) = s.strip_prefix("file:") {
+            if path.is_empty() {
+                return Err(err("no file named"));
+            }
+            return Ok(Reference::File {
+                path: path.to_string(),
+            });
         }
         if let Some(rest) = s.strip_prefix("cmd:") {
             let argv = cmd::split(rest).ok_or_else(|| err("a quote is not closed"))?;
@@ -491,6 +506,10 @@ impl Resolver {
                 }
                 self.tokens.insert(key, token.clone());
                 Ok(token)
+            }
+            Reference::File { path } => {
+                let home = std::env::var_os("HOME").map(std::path::PathBuf::from);
+                Ok(file::read(&file::path_of(path, home.as_deref())?)?)
             }
             Reference::Cmd { argv } => {
                 if let Some(v) = self.cmds.get(argv) {
