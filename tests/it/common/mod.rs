@@ -375,15 +375,19 @@ impl Fixture {
             .stderr(std::process::Stdio::piped())
             .spawn()
             .expect("keyfence secret set");
-        c.stdin
-            .take()
-            .expect("stdin")
-            .write_all(value.as_bytes())
-            .expect("write the value");
+        // A keyfence that ended before reading says why in its status and stderr, below.
+        if let Err(e) = c.stdin.take().expect("stdin").write_all(value.as_bytes()) {
+            assert_eq!(
+                e.kind(),
+                std::io::ErrorKind::BrokenPipe,
+                "write the value: {e}"
+            );
+        }
         let out = c.wait_with_output().expect("wait");
         assert!(
             out.status.success(),
-            "{}",
+            "secret set {name}: {}: {}",
+            out.status,
             String::from_utf8_lossy(&out.stderr)
         );
     }
