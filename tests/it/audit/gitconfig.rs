@@ -7,18 +7,6 @@
 use crate::common::*;
 use base64::Engine;
 use serde_json::Value;
-use std::process::Command;
-
-fn git(fx: &Fixture, args: &[&str]) {
-    let st = Command::new("git")
-        .args(args)
-        .current_dir(&fx.project)
-        .env("HOME", &fx.home)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .status()
-        .expect("run git");
-    assert!(st.success(), "git {args:?}");
-}
 
 fn audit(fx: &Fixture) -> (Run, Vec<Value>) {
     let r = fx.run(&["audit", "--only", "gitconfig", "--format", "json"], &[]);
@@ -33,42 +21,30 @@ fn a_token_in_a_remote_url_and_a_persisted_header_are_found_until_git_removes_th
     let mut fx = Fixture::new();
     let pat = fx.key("github");
     let installation = fx.key("github");
-    git(&fx, &["init", "-q"]);
-    git(
-        &fx,
-        &[
-            "remote",
-            "add",
-            "origin",
-            &format!("https://x-access-token:{pat}@github.com/o/r.git"),
-        ],
-    );
+    fx.git(&["init", "-q"]);
+    fx.git(&[
+        "remote",
+        "add",
+        "origin",
+        &format!("https://x-access-token:{pat}@github.com/o/r.git"),
+    ]);
     // As actions/checkout writes it: the token, Basic-encoded with its user.
     let basic =
         base64::engine::general_purpose::STANDARD.encode(format!("x-access-token:{installation}"));
-    git(
-        &fx,
-        &[
-            "config",
-            "--local",
-            "http.https://github.com/.extraheader",
-            &format!("AUTHORIZATION: basic {basic}"),
-        ],
-    );
+    fx.git(&[
+        "config",
+        "--local",
+        "http.https://github.com/.extraheader",
+        &format!("AUTHORIZATION: basic {basic}"),
+    ]);
     // Not secrets: a signing key's id, and a URL whose password is a variable.
-    git(
-        &fx,
-        &["config", "--local", "user.signingkey", "3AA5C34371567BD2"],
-    );
-    git(
-        &fx,
-        &[
-            "remote",
-            "add",
-            "mirror",
-            "https://ci:${MIRROR_TOKEN}@git.internal/r.git",
-        ],
-    );
+    fx.git(&["config", "--local", "user.signingkey", "3AA5C34371567BD2"]);
+    fx.git(&[
+        "remote",
+        "add",
+        "mirror",
+        "https://ci:${MIRROR_TOKEN}@git.internal/r.git",
+    ]);
     let (r, findings) = audit(&fx);
     assert_eq!(r.code, 1, "{}", r.stdout);
     assert_eq!(findings.len(), 2, "{findings:#?}");
@@ -91,19 +67,13 @@ fn a_token_in_a_remote_url_and_a_persisted_header_are_found_until_git_removes_th
         "{messages:?}"
     );
     // The control: git takes both out, and the findings go.
-    git(
-        &fx,
-        &["remote", "set-url", "origin", "https://github.com/o/r.git"],
-    );
-    git(
-        &fx,
-        &[
-            "config",
-            "--local",
-            "--unset-all",
-            "http.https://github.com/.extraheader",
-        ],
-    );
+    fx.git(&["remote", "set-url", "origin", "https://github.com/o/r.git"]);
+    fx.git(&[
+        "config",
+        "--local",
+        "--unset-all",
+        "http.https://github.com/.extraheader",
+    ]);
     let (r, findings) = audit(&fx);
     assert_eq!(r.code, 0, "{findings:#?}");
 }
@@ -112,17 +82,12 @@ fn a_token_in_a_remote_url_and_a_persisted_header_are_found_until_git_removes_th
 fn a_token_in_the_users_gitconfig_is_found() {
     let mut fx = Fixture::new();
     let pat = fx.key("github");
-    Command::new("git")
-        .args([
-            "config",
-            "--global",
-            &format!("url.https://{pat}@github.com/.insteadOf"),
-            "https://github.com/",
-        ])
-        .env("HOME", &fx.home)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .status()
-        .expect("git");
+    fx.git(&[
+        "config",
+        "--global",
+        &format!("url.https://{pat}@github.com/.insteadOf"),
+        "https://github.com/",
+    ]);
     let (r, findings) = audit(&fx);
     // Medium: below audit's default threshold for failing.
     assert_eq!(r.code, 0, "{}", r.stdout);
