@@ -910,15 +910,9 @@ impl<'a> Tracer<'a> {
                  bubblewrap sandbox outside keyfence's guard"
             ));
         }
+        let full = exec_target(pid, &path, dirfd);
         let path: std::path::PathBuf =
             <std::ffi::OsString as std::os::unix::ffi::OsStringExt>::from_vec(path).into();
-        let full = if path.is_absolute() {
-            path.clone()
-        } else if dirfd.is_none_or(|fd| fd == libc::AT_FDCWD) {
-            std::path::Path::new(&format!("/proc/{pid}/cwd")).join(&path)
-        } else {
-            std::path::Path::new(&format!("/proc/{pid}/fd/{}", dirfd.unwrap_or(0))).join(&path)
-        };
         let Ok(meta) = std::fs::metadata(&full) else {
             return;
         };
