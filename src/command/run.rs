@@ -13,7 +13,7 @@ use crate::detect;
 use crate::policy::{self, NetPolicy};
 use crate::provider;
 use crate::run::sandbox::Sandbox;
-use crate::run::settings::{Protections, Settings, Trace, Tracer};
+use crate::run::settings::{DenyRead, Protections, Settings, Trace, Tracer};
 use crate::run::{env, process, protect};
 use crate::secret::SecretValue;
 use anyhow::{Context as _, Result, bail};
@@ -85,6 +85,7 @@ fn enter(s: &Settings) -> Result<Option<crate::trace::file::TraceFile>> {
     }
     restrict_network(s)?;
     enter_sandbox(s)?;
+    seal_denied(s)?;
     Ok(trace_file)
 }
 
@@ -92,7 +93,12 @@ fn enter(s: &Settings) -> Result<Option<crate::trace::file::TraceFile>> {
 /// not writable inside, so a fresh home's first install would fail) and enters the mount
 /// namespace. `allow`: the variables kept by name (an agent's keeps its socket).
 #[cfg(target_os = "linux")]
-fn prepare_sandbox(args: &RunArgs, home: Option<&Path>, allow: &[String]) -> Result<Sandbox> {
+fn prepare_sandbox(
+    args: &RunArgs,
+    home: Option<&Path>,
+    allow: &[String],
+    denied: &Denied,
+) -> Result<Sandbox> {
     use crate::isolate::{mounts, sandbox};
     let home = required_home(home, "--sandbox")?;
     let cwd = std::env::current_dir()?;
@@ -121,16 +127,18 @@ fn prepare_sandbox(args: &RunArgs, home: Option<&Path>, allow: &[String]) -> Res
         let _ = std::fs::create_dir_all(dir);
     }
     let targets = mounts::targets(&policy.read_only, &policy.writable);
-    let kept = match mounts::enter(&targets, &policy.hidden) {
+    let kept = match mounts::enter(&targets, &policy.hidden, &denied.paths) {
         Ok(m) => m.read_only,
+        Err(e) if denied.asked => return Err(e).context(denied.refusal()),
         // Say so and go on: Landlock still denies the credential stores, and a refusal here
         // would stop every install where user namespaces are off.
         Err(e) => {
             eprintln!(
                 "keyfence: warning: {e:#}\nkeyfence: warning: so the command can write {} and \
-                 reach {}",
+                 reach {}{}",
                 list(&targets),
-                list(&policy.hidden)
+                list(&policy.hidden),
+                denied.readable_too(),
             );
             Vec::new()
         }
@@ -152,29 +160,80 @@ fn prepare_sandbox(args: &RunArgs, home: Option<&Path>, allow: &[String]) -> Res
 /// The command is hidden from them too: a mount namespace holds a whole tree. `allowed`
 /// variables keep theirs (`allow = ["SSH_AUTH_SOCK"]` in the user's profile).
 #[cfg(target_os = "linux")]
-fn hide_services(home: Option<&Path>, allowed: &[String]) -> Result<()> {
+fn hide_services(home: Option<&Path>, allowed: &[String], denied: &Denied) -> Result<()> {
     use crate::isolate::{mounts, sandbox};
     let home = required_home(home, "--guard")?;
     let hidden = sandbox::agent_sockets(home, &|v: &str| allowed.iter().any(|a| a == v));
-    match mounts::enter(&[], &hidden) {
+    match mounts::enter(&[], &hidden, &denied.paths) {
         Ok(m) if !m.hidden.is_empty() => eprintln!(
             "keyfence: guard: hidden from the command's tree: {} (to keep one, allow its \
              variable in your profile, e.g. allow = [\"SSH_AUTH_SOCK\"])",
             list(&m.hidden)
         ),
         Ok(_) => {}
+        Err(e) if denied.asked => return Err(e).context(denied.refusal()),
         Err(e) => eprintln!(
             "keyfence: warning: guard: {e:#}\nkeyfence: warning: so what the command starts can \
-             reach {}, and through them run commands outside the fence",
-            list(&hidden)
+             reach {}, and through them run commands outside the fence{}",
+            list(&hidden),
+            denied.readable_too(),
         ),
     }
     Ok(())
 }
 
 #[cfg(not(target_os = "linux"))]
-fn hide_services(_home: Option<&Path>, _allowed: &[String]) -> Result<()> {
+fn hide_services(_home: Option<&Path>, _allowed: &[String], _denied: &Denied) -> Result<()> {
     Ok(())
+}
+
+/// The paths `deny_read` names, settled: hidden in the mount namespace the sandbox or guard
+/// enters, or in one of their own.
+struct Denied {
+    paths: Vec<PathBuf>,
+    /// The user asked for them (`--deny-read`, or a `deny_read` written in a file): a run that
+    /// cannot hide them is refused. The built-in install profile's `.env` files, which nobody
+    /// asked for by name, are a warning, as the sandbox's other mounts are.
+    asked: bool,
+    /// How the paths are shown (relative to the current directory).
+    shown: String,
+}
+
+impl Denied {
+    fn refusal(&self) -> String {
+        format!("refusing to run with {} readable (deny_read)", self.shown)
+    }
+
+    fn readable_too(&self) -> String {
+        match self.paths.is_empty() {
+            true => String::new(),
+            false => format!(", and read {}", self.shown),
+        }
+    }
+}
+
+/// Hides the denied paths when neither the sandbox nor guard enters a mount namespace.
+#[cfg(target_os = "linux")]
+fn hide_denied(denied: &Denied) -> Result<()> {
+    match crate::isolate::mounts::enter(&[], &[], &denied.paths) {
+        Ok(_) => Ok(()),
+        Err(e) if denied.asked => Err(e).context(denied.refusal()),
+        Err(e) => {
+            eprintln!(
+                "keyfence: warning: {e:#}\nkeyfence: warning: so the command can read {}",
+                denied.shown
+            );
+            Ok(())
+        }
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn hide_denied(denied: &Denied) -> Result<()> {
+    bail!(
+        "deny_read needs Linux (a mount namespace); {}",
+        denied.refusal()
+    )
 }
 
 #[cfg(target_os = "linux")]
@@ -218,6 +277,22 @@ fn enter_sandbox(s: &Settings) -> Result<()> {
             list(&sb.kept)
         );
     }
+    Ok(())
+}
+
+/// Seals the hidden paths with a Landlock domain of the command's own, when neither the
+/// sandbox's nor guard's fence gives it one (`isolate::mounts::seal`).
+#[cfg(target_os = "linux")]
+fn seal_denied(s: &Settings) -> Result<()> {
+    if !s.deny_read.seal {
+        return Ok(());
+    }
+    let shown = crate::run::deny_read::shown(&s.deny_read.hidden, &std::env::current_dir()?);
+    Ok(crate::isolate::mounts::seal(&shown)?)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn seal_denied(_s: &Settings) -> Result<()> {
     Ok(())
 }
 
@@ -330,16 +405,41 @@ fn settle(g: &GlobalArgs, args: &RunArgs) -> Result<Settings> {
     let home = std::env::var_os("HOME")
         .filter(|h| !h.is_empty())
         .map(PathBuf::from);
-    let sandbox = match args.sandbox || p.sandbox.unwrap_or(false) {
-        true => Some(prepare_sandbox(args, home.as_deref(), &agents_allowed)?),
+    let sandboxed = args.sandbox || p.sandbox.unwrap_or(false);
+    let guard = args.guard || p.guard.unwrap_or(false);
+    let denied = settle_deny_read(args, p, &cwd, home.as_deref(), sandboxed, guard)?;
+    let sandbox = match sandboxed {
+        true => Some(prepare_sandbox(
+            args,
+            home.as_deref(),
+            &agents_allowed,
+            &denied,
+        )?),
         false => None,
     };
-    let guard = args.guard || p.guard.unwrap_or(false);
     // Like the sandbox's, a guarded tree does not reach the user's session services: each runs
     // what it is asked outside every fence (before the phantom proxy's thread: unshare needs a
     // single-threaded process).
     if guard && sandbox.is_none() {
-        hide_services(home.as_deref(), &agents_allowed)?;
+        hide_services(home.as_deref(), &agents_allowed, &denied)?;
+    }
+    // Neither puts the command in a Landlock domain: it gets one of its own in `enter`.
+    let seal_denied = !sandboxed && !guard && !denied.paths.is_empty();
+    if seal_denied {
+        hide_denied(&denied)?;
+    }
+    if !denied.paths.is_empty() {
+        eprintln!(
+            "keyfence: hidden from the command: {} (deny_read of profile '{}')\nhint: to let \
+             this command read one, add --deny-read '!PATH' (e.g. --deny-read '!{}')",
+            denied.shown,
+            p.name,
+            denied
+                .paths
+                .first()
+                .map(|f| crate::run::deny_read::shown(std::slice::from_ref(f), &cwd))
+                .unwrap_or_default()
+        );
     }
     #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
     if guard {
@@ -430,10 +530,14 @@ fn settle(g: &GlobalArgs, args: &RunArgs) -> Result<Settings> {
              with --net {net}"
         );
     }
-    let trace = match &args.trace {
+    let mut trace = match &args.trace {
         Some(file) => Some(trace_settings(file, home.as_deref(), sandbox.as_ref())?),
         None => None,
     };
+    // What the profile hides is sensitive to the trace too: an open of it is reported.
+    if let Some(t) = &mut trace {
+        t.sensitive.extend(denied.paths.iter().cloned());
+    }
     Ok(Settings {
         command: args.command.clone(),
         verbose: g.verbose,
@@ -447,9 +551,44 @@ fn settle(g: &GlobalArgs, args: &RunArgs) -> Result<Settings> {
         net,
         trace,
         sandbox,
+        deny_read: DenyRead {
+            hidden: denied.paths,
+            seal: seal_denied,
+        },
         leases,
         supervise,
         home,
+    })
+}
+
+/// The paths the profile's `deny_read` and `--deny-read` name, and whether the user asked for
+/// them. Refused as root without the sandbox: root (CAP_SYS_ADMIN) could unmount what hides
+/// them, and under guard the agent itself is in no Landlock domain that forbids it.
+fn settle_deny_read(
+    args: &RunArgs,
+    p: &policy::Profile,
+    cwd: &Path,
+    home: Option<&Path>,
+    sandboxed: bool,
+    guard: bool,
+) -> Result<Denied> {
+    use crate::run::deny_read;
+    let from_profile = p.deny_read.clone().unwrap_or_default();
+    let entries = [from_profile.as_slice(), args.deny_read.as_slice()].concat();
+    let paths = deny_read::resolve(&entries, &args.deny_read, cwd, home)?;
+    let builtin = deny_read::INSTALL_DEFAULT.iter().map(|e| e.to_string());
+    let asked = !args.deny_read.is_empty() || !from_profile.iter().cloned().eq(builtin);
+    if !paths.is_empty() && guard && !sandboxed && nix::unistd::geteuid().is_root() {
+        bail!(
+            "as root, the command could unmount what hides {} (deny_read); refusing\nhint: add \
+             --sandbox, whose Landlock domain forbids unmounting to root too, or run as your user",
+            deny_read::shown(&paths, cwd)
+        );
+    }
+    Ok(Denied {
+        shown: deny_read::shown(&paths, cwd),
+        paths,
+        asked,
     })
 }
 

@@ -8,7 +8,12 @@
 //! - bind-mounts each path to keep (`.git`, a `PATH` directory under a writable root)
 //!   read-only over itself; renaming or removing a mount point fails with EBUSY, so it cannot be
 //!   swapped for a planted one either, and
-//! - bind-mounts `/dev/null` over each agent socket, so a connect is refused.
+//! - bind-mounts `/dev/null` over each agent socket, so a connect is refused, and
+//! - hides each path the profile denies reading (`run/deny_read.rs`): a file behind `/dev/null`
+//!   remounted read-only and `nodev`, so opening it fails with EACCES as a Landlock denial
+//!   does, and a directory behind an empty read-only tmpfs. Landlock cannot do this inside a
+//!   tree the command writes: its rights are inherited downward, so denying `./.env` leaves the
+//!   project directory with listing rights only, and npm could then create nothing in it.
 //!
 //! Landlock then forbids the sandboxed tree every mount, unmount and remount (a documented
 //! limit of Landlock domains), root included; a user namespace it creates itself gets the
@@ -33,6 +38,8 @@ pub enum MountError {
     Map(std::io::Error),
     #[error("the sandbox cannot make {path} read-only: {source}")]
     Mount { path: PathBuf, source: nix::Error },
+    #[error("cannot hide {path} from the command: {source}")]
+    Hide { path: PathBuf, source: nix::Error },
 }
 
 /// What was done.
@@ -40,6 +47,8 @@ pub enum MountError {
 pub struct Mounted {
     pub read_only: Vec<PathBuf>,
     pub hidden: Vec<PathBuf>,
+    /// The paths denied reading, hidden.
+    pub denied: Vec<PathBuf>,
 }
 
 /// The mount points that keep `read_only` unwritable beneath the writable roots (paths
@@ -82,15 +91,21 @@ pub fn targets(read_only: &[PathBuf], writable: &[PathBuf]) -> Vec<PathBuf> {
     out
 }
 
-/// Enters a private mount namespace and applies the mounts. `what` names them for an error.
-pub fn enter(read_only: &[PathBuf], hidden: &[PathBuf]) -> Result<Mounted, MountError> {
+/// Enters a private mount namespace and applies the mounts: `read_only` kept so, the sockets of
+/// `hidden` and the paths of `denied` hidden.
+pub fn enter(
+    read_only: &[PathBuf],
+    hidden: &[PathBuf],
+    denied: &[PathBuf],
+) -> Result<Mounted, MountError> {
     let mut done = Mounted::default();
-    if read_only.is_empty() && hidden.is_empty() {
+    if read_only.is_empty() && hidden.is_empty() && denied.is_empty() {
         return Ok(done);
     }
     let what = read_only
         .iter()
         .chain(hidden)
+        .chain(denied)
         .map(|p| p.display().to_string())
         .collect::<Vec<_>>()
         .join(", ");
@@ -133,7 +148,89 @@ pub fn enter(read_only: &[PathBuf], hidden: &[PathBuf]) -> Result<Mounted, Mount
             }
         }
     }
+    // Last: a read-only bind above a denied path copies the mounts beneath it as they are.
+    for p in denied {
+        match hide(p) {
+            Ok(()) => done.denied.push(p.clone()),
+            // Gone since it was listed: nothing left to read.
+            Err(nix::Error::ENOENT) => {}
+            Err(source) => {
+                return Err(MountError::Hide {
+                    path: p.clone(),
+                    source,
+                });
+            }
+        }
+    }
     Ok(done)
+}
+
+/// Hides `p` from every process of this namespace. The mount lands where `p` leads (a link's
+/// target), cannot be renamed or removed (EBUSY), and a hard link to it made here would be to
+/// the mount's file (EXDEV). What keeps the command from unmounting it: it has no capability
+/// after its exec in the user namespace mapped to itself, and a Landlock domain (the
+/// sandbox's, guard's fence, or `seal`) forbids unmounting to root as well.
+fn hide(p: &Path) -> nix::Result<()> {
+    let flags = MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    if std::fs::metadata(p)
+        .map_err(|e| nix::Error::from_raw(e.raw_os_error().unwrap_or(0)))?
+        .is_dir()
+    {
+        // Empty, read-only, and owned by nobody the command could become.
+        return mount(
+            Some("keyfence"),
+            p,
+            Some("tmpfs"),
+            flags,
+            Some("size=4k,nr_inodes=1,mode=0500"),
+        );
+    }
+    mount(
+        Some("/dev/null"),
+        p,
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )?;
+    // `nodev`: opening the device fails, for reading and for writing (a write to a hidden
+    // `.env` would otherwise vanish into /dev/null). Flags /dev's mount already has are kept,
+    // as a remount inside a user namespace must.
+    mount(
+        None::<&str>,
+        p,
+        None::<&str>,
+        MsFlags::MS_REMOUNT | MsFlags::MS_BIND | flags | kept_flags(p)?,
+        None::<&str>,
+    )
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SealError {
+    #[error("Landlock: {0}")]
+    Landlock(#[from] landlock::RulesetError),
+    #[error(
+        "the kernel does not enforce Landlock, so the command could unmount what hides {0} or \
+         reach it through another process's /proc/PID/root; refusing to run with it readable\n\
+         hint: `keyfence doctor` shows what the kernel offers"
+    )]
+    NotEnforced(String),
+}
+
+/// Seals the hidden paths when neither the sandbox nor guard's fence puts the command in a
+/// Landlock domain: a domain that handles only making block devices (which nobody's build
+/// needs) but, as every domain does, forbids mounting and unmounting, to root too, and reading
+/// another process's `/proc/PID/root` outside it (the user's shell's would lead around this
+/// namespace to the hidden files). `what` names the hidden paths for the error.
+pub fn seal(what: &str) -> Result<(), SealError> {
+    use landlock::{AccessFs, Ruleset, RulesetAttr, RulesetStatus};
+    let status = Ruleset::default()
+        .handle_access(AccessFs::MakeBlock)?
+        .create()?
+        .restrict_self()?;
+    if status.ruleset == RulesetStatus::NotEnforced {
+        return Err(SealError::NotEnforced(what.to_string()));
+    }
+    Ok(())
 }
 
 fn new_namespace() -> nix::Result<()> {
@@ -161,10 +258,15 @@ fn bind_read_only(p: &Path) -> nix::Result<()> {
         MsFlags::MS_BIND | MsFlags::MS_REC,
         None::<&str>,
     )?;
-    // Inside a user namespace a remount must keep the flags the mount already has (nosuid,
-    // nodev, noexec, atime), or the kernel refuses it.
+    let flags = MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY | kept_flags(p)?;
+    mount(None::<&str>, p, None::<&str>, flags, None::<&str>)
+}
+
+/// The flags of the mount at `p` that a remount inside a user namespace must keep (nosuid,
+/// nodev, noexec, atime), or the kernel refuses it.
+fn kept_flags(p: &Path) -> nix::Result<MsFlags> {
     let kept = statvfs(p)?.flags();
-    let mut flags = MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY;
+    let mut flags = MsFlags::empty();
     for (f, m) in [
         (FsFlags::ST_NOSUID, MsFlags::MS_NOSUID),
         (FsFlags::ST_NODEV, MsFlags::MS_NODEV),
@@ -182,7 +284,7 @@ fn bind_read_only(p: &Path) -> nix::Result<()> {
     if kept.bits() & ST_RELATIME != 0 {
         flags |= MsFlags::MS_RELATIME;
     }
-    mount(None::<&str>, p, None::<&str>, flags, None::<&str>)
+    Ok(flags)
 }
 
 #[cfg(test)]

@@ -270,6 +270,12 @@ pub struct Profile {
     /// Mask secret values in the command's output (default true).
     #[serde(default)]
     pub mask: Option<bool>,
+    /// Files and directories the command's tree may not read (`run/deny_read.rs`: paths from
+    /// the project or `~/`, a pattern in the last component, `!` to keep one). Default: none;
+    /// the built-in `install` hides the project's dotenv files. A user's `install` may set
+    /// `deny_read = []`; a project's file may only add entries.
+    #[serde(default)]
+    pub deny_read: Option<Vec<String>>,
     /// Run in the Landlock sandbox (default false; true for the built-in `install`).
     #[serde(default)]
     pub sandbox: Option<bool>,
@@ -319,8 +325,19 @@ impl Profile {
 
 /// The keys a `[[profile]]` table may hold, for "did you mean" on the others.
 const PROFILE_KEYS: &[&str] = &[
-    "name", "match", "allow", "drop", "inject", "mask", "sandbox", "guard", "net", "phantom",
-    "launches", "launcher",
+    "name",
+    "match",
+    "allow",
+    "drop",
+    "inject",
+    "mask",
+    "deny_read",
+    "sandbox",
+    "guard",
+    "net",
+    "phantom",
+    "launches",
+    "launcher",
 ];
 
 /// The keys a `[[profile.phantom]]` table may hold.
@@ -371,6 +388,7 @@ pub struct Resolved {
 #[derive(Debug, Clone, Default)]
 struct Restrictions {
     drop: Vec<String>,
+    deny_read: Vec<String>,
     sandbox: bool,
     guard: bool,
     mask: bool,
@@ -382,6 +400,7 @@ impl Restrictions {
     fn of(p: &Profile) -> Restrictions {
         Restrictions {
             drop: p.drop.clone(),
+            deny_read: p.deny_read.clone().unwrap_or_default(),
             sandbox: p.sandbox == Some(true),
             guard: p.guard == Some(true),
             mask: p.mask == Some(true),
@@ -391,6 +410,7 @@ impl Restrictions {
 
     fn merge(&mut self, other: Restrictions) {
         self.drop.extend(other.drop);
+        self.deny_read.extend(other.deny_read);
         self.sandbox |= other.sandbox;
         self.guard |= other.guard;
         self.mask |= other.mask;
@@ -401,6 +421,14 @@ impl Restrictions {
         for d in &self.drop {
             if !p.drop.contains(d) {
                 p.drop.push(d.clone());
+            }
+        }
+        if !self.deny_read.is_empty() {
+            let denied = p.deny_read.get_or_insert_with(Vec::new);
+            for d in &self.deny_read {
+                if !denied.contains(d) {
+                    denied.push(d.clone());
+                }
             }
         }
         for (on, field) in [
@@ -812,6 +840,13 @@ fn refuse_switching_off(w: &mut Written, warnings: &mut Vec<String>) {
         w.profile.net = None;
         off.push(("net", "net = \"allow\"".to_string()));
     }
+    // `deny_read = []` is no entry, and adds nothing; a `!` entry would show what the user's
+    // profile hides.
+    if let Some(denied) = &mut w.profile.deny_read {
+        for kept in denied.extract_if(.., |d| d.starts_with('!')) {
+            off.push(("deny_read", format!("deny_read = [\"{kept}\"]")));
+        }
+    }
     for (key, setting) in off {
         warnings.push(format!(
             "{}: the project's profile '{}' sets `{setting}`, which turns a protection off; \
@@ -862,9 +897,9 @@ fn narrowing_of(mut w: Written, warnings: &mut Vec<String>) -> Restrictions {
         if set {
             warnings.push(format!(
                 "{}: the project may not set `{key}` for profile '{}', which {owner}: {why}; \
-                 ignored\nhint: a project's keyfence.toml may add `drop`, `sandbox = true`, \
-                 `guard = true`, `mask = true` and a stricter `net` to such a profile, or define \
-                 a profile of its own",
+                 ignored\nhint: a project's keyfence.toml may add `drop`, `deny_read`, `sandbox = \
+                 true`, `guard = true`, `mask = true` and a stricter `net` to such a profile, or \
+                 define a profile of its own",
                 w.at(key),
                 p.name
             ));
@@ -1040,6 +1075,7 @@ fn over_builtin(user: Profile) -> Profile {
         guard: user.guard.or(base.guard),
         mask: user.mask.or(base.mask),
         net: user.net.or(base.net),
+        deny_read: user.deny_read.or(base.deny_read),
         ..user
     }
 }
@@ -1050,6 +1086,13 @@ fn builtin(name: &str) -> Resolved {
             name: name.to_string(),
             // Installs run other people's code: keep it away from credential stores.
             sandbox: (name == "install").then_some(true),
+            // Nor the project's own keys, which an install script has no use for.
+            deny_read: (name == "install").then(|| {
+                crate::run::deny_read::INSTALL_DEFAULT
+                    .iter()
+                    .map(|e| e.to_string())
+                    .collect()
+            }),
             // An agent gets its key; the commands it runs must not.
             guard: (name == "agent").then_some(true),
             ..Profile::default()
@@ -1263,6 +1306,52 @@ mod tests {
         assert_eq!(mine.profile.allow, ["CI"]);
         assert_eq!(mine.profile.net, Some(NetPolicy::TcpPorts(vec![443])));
         assert_eq!(mine.profile.sandbox, Some(true));
+    }
+
+    // A cloned repository's keyfence.toml showed the install profile's hidden `.env` again
+    // with a `!` entry, or emptied the list.
+    #[test]
+    fn a_project_may_hide_more_but_never_show_what_is_hidden() {
+        let c = both(
+            "[[profile]]\nname = \"mine\"\nmatch = [\"make*\"]\ndeny_read = [\"~/clients\"]\n",
+            "[[profile]]\nname = \"install\"\ndeny_read = [\"!.env\", \"secrets\"]\n\n\
+             [[profile]]\nname = \"mine\"\ndeny_read = []\n\n\
+             [[profile]]\nname = \"proj\"\nmatch = [\"cargo *\"]\ndeny_read = [\"!x\", \"y\"]\n",
+        );
+        let install = c.select(None, "npm ci").unwrap().profile;
+        let mut expected: Vec<String> = crate::run::deny_read::INSTALL_DEFAULT
+            .iter()
+            .map(|e| e.to_string())
+            .collect();
+        expected.push("secrets".into());
+        assert_eq!(install.deny_read.as_ref(), Some(&expected));
+        let mine = c.select(None, "make").unwrap().profile;
+        assert_eq!(mine.deny_read, Some(vec!["~/clients".to_string()]));
+        let proj = c.select(None, "cargo build").unwrap().profile;
+        assert_eq!(proj.deny_read, Some(vec!["y".to_string()]));
+        let w = c.warnings.join("\n");
+        for needle in [
+            "keyfence.toml:3: the project's profile 'install' sets `deny_read = [\"!.env\"]`",
+            "keyfence.toml:12: the project's profile 'proj' sets `deny_read = [\"!x\"]`",
+        ] {
+            assert!(w.contains(needle), "missing {needle:?} in:\n{w}");
+        }
+    }
+
+    #[test]
+    fn the_users_install_profile_may_hide_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let u = write(
+            dir.path(),
+            "config.toml",
+            "[[profile]]\nname = \"install\"\ndeny_read = []\n",
+        );
+        let c = Config::load(None, Some(&u)).unwrap();
+        let install = c.select(None, "npm install").unwrap().profile;
+        assert_eq!(install.deny_read, Some(vec![]));
+        assert_eq!(install.sandbox, Some(true));
+        let default = Config::default().select(None, "npm install").unwrap().profile;
+        assert!(default.deny_read.is_some_and(|d| d.contains(&".env".to_string())));
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! environment builder, in-place exec, the supervisor with output masking, the sandbox's
 //! end-of-run notes, and the supervisor's self-protection.
 
+pub mod deny_read;
 pub mod env;
 pub mod mask;
 pub mod monitor;

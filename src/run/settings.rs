@@ -26,6 +26,8 @@ pub struct Settings {
     pub trace: Option<Trace>,
     /// `--sandbox`: its mount namespace is already entered, its Landlock domain not yet.
     pub sandbox: Option<Sandbox>,
+    /// `--deny-read` and the profile's `deny_read`.
+    pub deny_read: DenyRead,
     /// Leases and child tokens, revoked when the command ends (or when this is dropped).
     pub leases: Leases,
     /// Whether keyfence stays as the command's supervisor instead of exec'ing it: to mask,
@@ -66,4 +68,14 @@ pub struct Trace {
     pub sensitive: Vec<PathBuf>,
     /// Under the sandbox, where it lets the tree write: what it refused is reported as blocked.
     pub sandbox_writable: Option<Vec<PathBuf>>,
+}
+
+/// What the command's tree may not read (`run/deny_read.rs`).
+pub struct DenyRead {
+    /// The paths hidden in the command's mount namespace, already entered (by the sandbox, by
+    /// guard, or for these alone).
+    pub hidden: Vec<PathBuf>,
+    /// Neither the sandbox nor guard's fence puts the command in a Landlock domain, which is
+    /// what keeps it from unmounting them: `enter` gives it one of its own.
+    pub seal: bool,
 }
