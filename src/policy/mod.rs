@@ -1350,8 +1350,15 @@ mod tests {
         let install = c.select(None, "npm install").unwrap().profile;
         assert_eq!(install.deny_read, Some(vec![]));
         assert_eq!(install.sandbox, Some(true));
-        let default = Config::default().select(None, "npm install").unwrap().profile;
-        assert!(default.deny_read.is_some_and(|d| d.contains(&".env".to_string())));
+        let default = Config::default()
+            .select(None, "npm install")
+            .unwrap()
+            .profile;
+        assert!(
+            default
+                .deny_read
+                .is_some_and(|d| d.contains(&".env".to_string()))
+        );
     }
 
     #[test]

@@ -8,7 +8,8 @@
 //! plant code that runs later outside the sandbox (`core.fsmonitor` in `.git/config`, a git
 //! hook, a `.git` swapped for another, a program in a `PATH` directory, also by renaming the
 //! directory above it, a crate's `build.rs` in `~/.cargo/registry/src`, a line in `~/.bashrc`,
-//! a package in npx's cache); use the user's ssh-agent and gpg-agent.
+//! a package in npx's cache); use the user's ssh-agent and gpg-agent; read the project's own
+//! `.env` files.
 
 use crate::common::*;
 use std::os::unix::net::UnixListener;
@@ -30,6 +31,10 @@ const attempt = (name, f) => {
 for (const f of [".bashrc", ".zshrc", ".bash_history", ".local/share/fish/fish_history",
                  ".git-credentials", ".config/git/credentials"]) {
   attempt("read " + f, () => JSON.stringify(fs.readFileSync(path.join(home, f), "utf8")));
+}
+// The project's own keys, beside the package.json it installs.
+for (const f of [".env", ".env.local", ".env.example"]) {
+  attempt("read project " + f, () => JSON.stringify(fs.readFileSync(path.join(root, f), "utf8")));
 }
 attempt("plant .git/config", () => fs.appendFileSync(path.join(root, ".git/config"),
   '[core]\n\tfsmonitor = "touch PLANTED-fsmonitor"\n'));
@@ -156,6 +161,12 @@ fn victim() -> Victim {
     let tmpdir = fx.dir.path().join("tmp");
     let tools = tmpdir.join("tools/bin");
     std::fs::create_dir_all(&tools).unwrap();
+    let in_env = fx.key("stripe");
+    let in_env_local = fx.key("openai");
+    fx.project_file(".env", &format!("STRIPE_SECRET_KEY={in_env}\n"));
+    fx.project_file(".env.local", &format!("OPENAI_API_KEY={in_env_local}\n"));
+    // A template: no key, and setup scripts copy it, so it stays readable.
+    fx.project_file(".env.example", "STRIPE_SECRET_KEY=\n");
     fx.git(&["init", "-q"]);
     let pkgs = fx.dir.path().join("pkgs");
     let tarball = package(
@@ -386,6 +397,23 @@ fn the_install_sandbox_leaves_nothing_to_read_and_nowhere_to_plant() {
             outcomes(&probe)
         );
     }
+    // The project's .env files are hidden (the install profile's deny_read); the template is not.
+    for f in [".env", ".env.local"] {
+        assert_eq!(
+            line(&probe, &format!("read project {f}")),
+            "EACCES",
+            "{}",
+            outcomes(&probe)
+        );
+    }
+    assert!(line(&probe, "read project .env.example").starts_with("ok"));
+    assert!(
+        r.stderr.contains(
+            "keyfence: hidden from the command: .env, .env.local (deny_read of profile 'install')"
+        ),
+        "{}",
+        r.stderr
+    );
     assert_eq!(
         v.planted_anywhere(),
         Vec::<&str>::new(),
@@ -432,6 +460,36 @@ fn the_install_sandbox_leaves_nothing_to_read_and_nowhere_to_plant() {
         .output()
         .unwrap();
     assert!(st.status.success());
+}
+
+/// The user's own flag shows a hidden `.env` to one install (an install script that needs it),
+/// and nothing else: the other stays hidden, and the keys stay out of keyfence's output.
+#[test]
+fn the_user_may_show_one_env_file_to_an_install() {
+    if !ready("npm") {
+        return;
+    }
+    let v = victim();
+    let Some((r, probe)) = v.install(&["--deny-read", "!.env"]) else {
+        return;
+    };
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        line(&probe, "read project .env").starts_with("ok"),
+        "{}",
+        outcomes(&probe)
+    );
+    assert_eq!(
+        line(&probe, "read project .env.local"),
+        "EACCES",
+        "{}",
+        outcomes(&probe)
+    );
+    // What was shown is read: the key of .env, and only that one.
+    let env_key = &v.fx.planted[v.fx.planted.len() - 2];
+    assert!(probe.contains(env_key.as_str()));
+    assert_eq!(v.leaked(&probe).len(), 1, "{}", outcomes(&probe));
+    r.assert_no_secret(&v.fx.planted);
 }
 
 /// The real husky (v9, `target/test-tools`, installed by .ci/run): its `prepare` runs

@@ -1,5 +1,6 @@
 //! `keyfence run`: scrubbing, masking, exit statuses, signals, exec in place.
 
+mod deny_read;
 mod pty;
 
 use crate::common::*;
