@@ -2,7 +2,10 @@
 # What the sandbox adds to a command's start-up (DESIGN.md §4, isolation): `run -- true` with
 # nothing to supervise, beside `--sandbox` (Landlock rules computed from the profile and
 # applied before the exec), `--net none` (a new network namespace), and both, and beside
-# `bwrap` doing a comparable read-only bind of / when it is installed.
+# `bwrap` doing a comparable read-only bind of / when it is installed. Also the built-in
+# install profile in a project with two .env files (its deny_read hides them: a mount
+# namespace and two mounts besides the sandbox), and `--deny-read` alone (the mounts and a
+# Landlock seal of their own).
 # Usage: bench/sandbox-startup.sh   (KEYFENCE=path/to/keyfence to pick the binary)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -12,9 +15,17 @@ command -v hyperfine >/dev/null || { echo "hyperfine missing: apt-get install hy
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 export XDG_DATA_HOME=$work/data XDG_STATE_HOME=$work/state XDG_CONFIG_HOME=$work/config
+mkdir -p "$work/project"
+cd "$work/project"
+: > .env.example
+printf 'KEY=not-a-secret\n' > .env
+printf 'KEY=not-a-secret\n' > .env.local
 cmds=(true "$kf run -- true" "$kf run --sandbox -- true" "$kf run --net none -- true"
-      "$kf run --sandbox --net none -- true")
-names=("true" "run (exec in place)" "run --sandbox" "run --net none" "run --sandbox --net none")
+      "$kf run --sandbox --net none -- true"
+      "$kf run --profile install -- true"
+      "$kf run --deny-read .env.example -- true")
+names=("true" "run (exec in place)" "run --sandbox" "run --net none" "run --sandbox --net none"
+       "run, install profile, .env hidden" "run --deny-read FILE")
 if command -v bwrap >/dev/null; then
   cmds+=("bwrap --ro-bind / / --dev /dev --unshare-net true")
   names+=("bwrap --ro-bind / / --unshare-net")

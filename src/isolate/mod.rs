@@ -7,8 +7,9 @@
 //!   (Landlock's ABI, seccomp, Yama, user and network namespaces).
 //! - `sandbox.rs`: `run --sandbox`, the install sandbox's Landlock domain, and the computed
 //!   cover of `/` minus the credential paths that guard's descendant fence reuses.
-//! - `mounts.rs`: the private mount namespace that hides what Landlock cannot (a project's
-//!   `.git`, the session's sockets), for the sandbox and for guard.
+//! - `mounts.rs`: the private mount namespace that does what Landlock cannot (a project's
+//!   `.git` kept read-only, the session's sockets and `deny_read`'s paths hidden), for the
+//!   sandbox, for guard, and for `deny_read` alone with its Landlock seal.
 //! - `net.rs`: `run --net`, a network namespace or Landlock's TCP rules.
 
 #[cfg(target_os = "linux")]
