@@ -576,6 +576,9 @@ fn settle_deny_read(
     let from_profile = p.deny_read.clone().unwrap_or_default();
     let entries = [from_profile.as_slice(), args.deny_read.as_slice()].concat();
     let paths = deny_read::resolve(&entries, &args.deny_read, cwd, home)?;
+    // The same files at another mount of their filesystem (a bind of the project elsewhere).
+    #[cfg(target_os = "linux")]
+    let paths = [paths.clone(), crate::isolate::mounts::also_at(&paths)].concat();
     let builtin = deny_read::INSTALL_DEFAULT.iter().map(|e| e.to_string());
     let asked = !args.deny_read.is_empty() || !from_profile.iter().cloned().eq(builtin);
     if !paths.is_empty() && guard && !sandboxed && nix::unistd::geteuid().is_root() {

@@ -204,6 +204,105 @@ fn hide(p: &Path) -> nix::Result<()> {
     )
 }
 
+/// The other paths at which `paths` show, through another mount of their filesystem (a bind
+/// mount of the project at a second place, as dev containers make): hiding a file at one
+/// mount point leaves it readable at the others, so these are hidden too. From this process's
+/// `/proc/self/mountinfo`; none when it cannot be read.
+pub fn also_at(paths: &[PathBuf]) -> Vec<PathBuf> {
+    let Ok(text) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return Vec::new();
+    };
+    let mounts = parse_mountinfo(&text);
+    use std::os::unix::fs::MetadataExt;
+    let inode = |p: &Path| std::fs::metadata(p).ok().map(|m| (m.dev(), m.ino()));
+    let mut out: Vec<PathBuf> = paths
+        .iter()
+        .filter_map(|p| p.canonicalize().ok())
+        .flat_map(|p| {
+            let same = inode(&p);
+            // Only where the same file shows: a mount over the other place shows another.
+            other_paths(&p, &mounts)
+                .into_iter()
+                .filter(move |alt| same.is_some() && inode(alt) == same)
+        })
+        .filter(|alt| !paths.contains(alt))
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// One line of mountinfo: the filesystem (major:minor), the path within it that is mounted
+/// (`root`), and where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct MountLine {
+    dev: String,
+    root: PathBuf,
+    at: PathBuf,
+}
+
+fn parse_mountinfo(text: &str) -> Vec<MountLine> {
+    text.lines()
+        .filter_map(|l| {
+            let mut f = l.split(' ').skip(2);
+            Some(MountLine {
+                dev: f.next()?.to_string(),
+                root: PathBuf::from(unescape(f.next()?)),
+                at: PathBuf::from(unescape(f.next()?)),
+            })
+        })
+        .collect()
+}
+
+/// mountinfo writes space, tab, newline and backslash as `\ooo`.
+fn unescape(s: &str) -> String {
+    let mut out = String::new();
+    let mut rest = s;
+    while let Some(i) = rest.find('\\') {
+        out.push_str(&rest[..i]);
+        let code = rest
+            .get(i + 1..i + 4)
+            .and_then(|o| u8::from_str_radix(o, 8).ok());
+        match code {
+            Some(c) => {
+                out.push(c as char);
+                rest = &rest[i + 4..];
+            }
+            None => {
+                out.push('\\');
+                rest = &rest[i + 1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Where else the (canonical) path `p` shows: the mount holding it is the last listed with
+/// the longest mount point above it (a later mount on the same point covers an earlier one);
+/// every other mount of the same filesystem whose root holds `p`'s place in it shows it too.
+fn other_paths(p: &Path, mounts: &[MountLine]) -> Vec<PathBuf> {
+    let Some(home) = mounts
+        .iter()
+        .enumerate()
+        .filter(|(_, m)| p.starts_with(&m.at))
+        .max_by_key(|(i, m)| (m.at.components().count(), *i))
+        .map(|(_, m)| m)
+    else {
+        return Vec::new();
+    };
+    let Ok(below) = p.strip_prefix(&home.at) else {
+        return Vec::new();
+    };
+    let in_fs = home.root.join(below);
+    mounts
+        .iter()
+        .filter(|m| m.dev == home.dev && m.at != home.at)
+        .filter_map(|m| Some(m.at.join(in_fs.strip_prefix(&m.root).ok()?)))
+        .filter(|alt| alt != p)
+        .collect()
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum SealError {
     #[error("Landlock: {0}")]
@@ -290,6 +389,35 @@ fn kept_flags(p: &Path) -> nix::Result<MsFlags> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_path_shows_at_every_mount_of_its_filesystem_whose_root_holds_it() {
+        let mounts = parse_mountinfo(
+            "27 1 254:0 / / rw - ext4 /dev/vda rw\n\
+             40 27 254:0 /home/u/proj /workspaces/my\\040proj rw - ext4 /dev/vda rw\n\
+             41 27 254:0 /home/u/other /mnt/other rw - ext4 /dev/vda rw\n\
+             42 27 0:40 / /home/u/proj/cache rw - tmpfs tmpfs rw\n\
+             43 27 254:0 /home/u /srv/homes/u rw - ext4 /dev/vda rw\n",
+        );
+        let env = Path::new("/home/u/proj/.env");
+        assert_eq!(
+            other_paths(env, &mounts),
+            [
+                PathBuf::from("/workspaces/my proj/.env"),
+                PathBuf::from("/srv/homes/u/proj/.env")
+            ]
+        );
+        // Reached through the bind, the file is found at its first path too.
+        assert_eq!(
+            other_paths(Path::new("/workspaces/my proj/.env"), &mounts),
+            [
+                PathBuf::from("/home/u/proj/.env"),
+                PathBuf::from("/srv/homes/u/proj/.env")
+            ]
+        );
+        // Another filesystem mounted inside the project: only its own mounts count.
+        assert!(other_paths(Path::new("/home/u/proj/cache/x"), &mounts).is_empty());
+    }
 
     #[test]
     fn targets_cover_the_top_directory_below_a_writable_root() {

@@ -6,6 +6,7 @@
 //! process's `/proc/PID/root`.
 
 use crate::common::*;
+use std::path::Path;
 use std::process::{Child, Command};
 
 /// The command: tries each way to the hidden paths, prints `name=outcome` lines (what it read
@@ -362,4 +363,80 @@ fn a_projects_file_cannot_show_what_the_install_profile_hides() {
         r.stderr
     );
     r.assert_no_secret(&fx.planted);
+}
+
+/// The project bound at a second place (as dev containers do): hiding the file at one mount
+/// point would leave it readable at the other (the control, a bare mount), so keyfence hides
+/// it at both.
+#[test]
+fn a_file_is_hidden_at_every_place_its_filesystem_shows_it() {
+    let Some(s) = setup() else { return };
+    if !nix_is_root() || !Path::new(AS_UNPRIVILEGED[0]).exists() {
+        skip("binding the project at a second place needs root, and setpriv to run as nobody");
+        return;
+    }
+    let second = s.fx.dir.path().join("workspace");
+    std::fs::create_dir_all(&second).unwrap();
+    s.fx.hand_to_unprivileged();
+    let in_namespace = |then: &str| {
+        let out = Command::new("unshare")
+            .args(["-m", "--propagation", "private", "sh", "-c"])
+            .arg(format!(
+                "mount --bind {} {} && {then}",
+                s.fx.project.display(),
+                second.display()
+            ))
+            .current_dir(&s.fx.project)
+            .output()
+            .expect("unshare");
+        Run::from(out)
+    };
+    let at_second = second.join("notes.txt");
+    let read_both = format!(
+        "python3 -c 'for p in (\"notes.txt\", \"{}\"):\n try: print(p, \"secret\" if \"OPENAI\" in open(p).read() else \"other\")\n except OSError as e: print(p, e.strerror)'",
+        at_second.display()
+    );
+    let bare = in_namespace(&format!("mount --bind /dev/null notes.txt && {read_both}"));
+    // The bare mount hides the file where it is mounted only.
+    assert!(
+        bare.stdout.lines().any(|l| l == "notes.txt other"),
+        "{}\n{}",
+        bare.stdout,
+        bare.stderr
+    );
+    assert!(
+        bare.stdout
+            .contains(&format!("{} secret", at_second.display())),
+        "the control read nothing at the second place:\n{}\n{}",
+        bare.stdout,
+        bare.stderr
+    );
+    let r = in_namespace(&format!(
+        "{} {} run --deny-read notes.txt -- sh -c {}",
+        AS_UNPRIVILEGED.join(" "),
+        BIN,
+        shell_quote(&read_both)
+    ));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(!r.stdout.contains("secret"), "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout
+            .contains(&format!("{} Permission denied", at_second.display())),
+        "{}\n{}",
+        r.stdout,
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains(&format!(
+            "hidden from the command: notes.txt, {}",
+            at_second.display()
+        )),
+        "{}",
+        r.stderr
+    );
+    r.assert_no_secret(&s.fx.planted);
+}
+
+fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
 }
