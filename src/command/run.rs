@@ -183,8 +183,11 @@ fn hide_services(home: Option<&Path>, allowed: &[String], denied: &Denied) -> Re
 }
 
 #[cfg(not(target_os = "linux"))]
-fn hide_services(_home: Option<&Path>, _allowed: &[String], _denied: &Denied) -> Result<()> {
-    Ok(())
+fn hide_services(_home: Option<&Path>, _allowed: &[String], denied: &Denied) -> Result<()> {
+    match denied.paths.is_empty() {
+        true => Ok(()),
+        false => hide_denied(denied),
+    }
 }
 
 /// The paths `deny_read` names, settled: hidden in the mount namespace the sandbox or guard
@@ -230,10 +233,18 @@ fn hide_denied(denied: &Denied) -> Result<()> {
 
 #[cfg(not(target_os = "linux"))]
 fn hide_denied(denied: &Denied) -> Result<()> {
-    bail!(
-        "deny_read needs Linux (a mount namespace); {}",
-        denied.refusal()
-    )
+    if denied.asked {
+        bail!(
+            "deny_read needs Linux (a mount namespace); {}",
+            denied.refusal()
+        )
+    }
+    eprintln!(
+        "keyfence: warning: deny_read needs Linux (a mount namespace), so the command can \
+         run{}",
+        denied.readable_too()
+    );
+    Ok(())
 }
 
 #[cfg(target_os = "linux")]
@@ -254,7 +265,12 @@ fn required_home<'a>(home: Option<&'a Path>, what: &str) -> Result<&'a Path> {
 }
 
 #[cfg(not(target_os = "linux"))]
-fn prepare_sandbox(_args: &RunArgs, _home: Option<&Path>, _allow: &[String]) -> Result<Sandbox> {
+fn prepare_sandbox(
+    _args: &RunArgs,
+    _home: Option<&Path>,
+    _allow: &[String],
+    _denied: &Denied,
+) -> Result<Sandbox> {
     bail!("--sandbox needs Linux (Landlock); refusing to run unprotected")
 }
 
