@@ -2,6 +2,7 @@
 //! settings; nothing here does work.
 
 use crate::finding::{Severity, Source};
+use clap::error::ErrorKind;
 use clap::{Args, FromArgMatches, Parser, Subcommand, ValueEnum};
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -38,14 +39,26 @@ impl Cli {
                 // `keyfence run npm install`: the command's words were read as keyfence's.
                 let run_without_dashes = args.iter().skip(1).any(|a| a == "run")
                     && !args.iter().any(|a| a == "--")
-                    && e.kind() == clap::error::ErrorKind::UnknownArgument;
+                    && e.kind() == ErrorKind::UnknownArgument;
                 if run_without_dashes {
                     let _ = e.print();
                     eprintln!(
                         "\nhint: put `--` before the command, so that its words are not read as \
                          keyfence's: keyfence run [OPTIONS] -- COMMAND [ARGS...]"
                     );
-                    std::process::exit(2);
+                    std::process::exit(i32::from(crate::exit::CANNOT_RUN));
+                }
+                // `run` says it failed before the command started with 125, as `env` does for
+                // its own usage errors: 2 could be the command's own status.
+                let asked_for_text = matches!(
+                    e.kind(),
+                    ErrorKind::DisplayHelp
+                        | ErrorKind::DisplayVersion
+                        | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+                );
+                if names_run(&args) && !asked_for_text {
+                    let _ = e.print();
+                    std::process::exit(i32::from(crate::exit::CANNOT_RUN));
                 }
                 e.exit()
             }
@@ -188,7 +201,7 @@ environment, except those kept with --allow, and the secrets named with --inject
 entries, or references to OpenBao/Vault and to other programs: see --inject).\n\n\
 With nothing to supervise keyfence replaces itself with the command (same pid, signals and exit \
 status). Exit status: the command's; 128+N when it dies of signal N; 125 when keyfence fails \
-before starting it, 126 when it cannot be executed, 127 when it is not found."
+before starting it (a usage error too), 126 when it cannot be executed, 127 when it is not found."
     )]
     Run(RunArgs),
     /// Set up an integration: `claude`, `codex`, `gemini` make your shell start the agent under
@@ -480,8 +493,13 @@ pub struct RunArgs {
     pub trace: Option<String>,
     /// Network for the command: allow (default), none (no TCP, UDP or DNS: a new network
     /// namespace), or tcp:PORT,... (TCP connections to those ports only; UDP is not limited)
-    #[arg(long, value_name = "allow|none|tcp:PORTS", default_value = "allow")]
-    pub net: String,
+    #[arg(
+        long,
+        value_name = "allow|none|tcp:PORTS",
+        default_value = "allow",
+        value_parser = parse_net
+    )]
+    pub net: crate::policy::NetPolicy,
     /// The command and its arguments
     #[arg(required = true, last = true, value_name = "COMMAND")]
     pub command: Vec<std::ffi::OsString>,
@@ -606,6 +624,33 @@ pub enum InitShell {
     Bash,
     Zsh,
     Fish,
+}
+
+/// `--net`'s value, parsed by clap like every other flag's, so a bad one is a usage error.
+fn parse_net(s: &str) -> Result<crate::policy::NetPolicy, String> {
+    // clap names the value itself.
+    s.parse().map_err(|e: String| {
+        e.strip_prefix(&format!("'{s}': "))
+            .map(str::to_string)
+            .unwrap_or(e)
+    })
+}
+
+/// Whether the command line's subcommand is `run`: its first word that is neither an option
+/// nor a global option's value.
+fn names_run(args: &[OsString]) -> bool {
+    let mut words = args.iter().skip(1);
+    while let Some(w) = words.next() {
+        match w.to_str() {
+            Some("--color" | "--etc") => {
+                words.next();
+            }
+            Some(o) if o.starts_with('-') => {}
+            Some(word) => return word == "run",
+            None => return false,
+        }
+    }
+    false
 }
 
 #[cfg(test)]

@@ -482,13 +482,9 @@ fn settle(g: &GlobalArgs, args: &RunArgs) -> Result<Settings> {
         &mut inject,
     )?;
     let mask = !args.no_mask && p.mask.unwrap_or(true);
-    let cli_net = args
-        .net
-        .parse::<NetPolicy>()
-        .map_err(|e| anyhow::anyhow!("--net {e}"))?;
     let net = match &p.net {
-        Some(profile_net) => cli_net.stricter(profile_net),
-        None => cli_net,
+        Some(profile_net) => args.net.stricter(profile_net),
+        None => args.net.clone(),
     };
     if !phantom_secrets.is_empty() && net == NetPolicy::None {
         bail!("--phantom needs the network for its proxy; it cannot be combined with --net none");

@@ -93,6 +93,39 @@ fn help_and_completions() {
     }
 }
 
+/// `run`'s usage errors end with 125, keyfence's own failure before the command starts, as
+/// `env`'s do: a script cannot tell 2 from the command's own status. Help is still 0, and the
+/// other commands' usage errors still 2.
+#[test]
+fn runs_usage_errors_exit_125_not_the_commands_2() {
+    let fx = Fixture::new();
+    let cases: [(&[&str], &str); 4] = [
+        (
+            &["run", "--net", "bogus", "--", "true"],
+            "invalid value 'bogus' for '--net <allow|none|tcp:PORTS>': expected allow, none, or tcp:PORT",
+        ),
+        (
+            &["run", "--net", "tcp:0", "--", "true"],
+            "ports must be numbers from 1 to 65535",
+        ),
+        (
+            &["run", "--no-such-flag", "--", "true"],
+            "unexpected argument '--no-such-flag'",
+        ),
+        (&["-v", "run"], "<COMMAND>"),
+    ];
+    for (args, says) in cases {
+        let r = fx.run(args, &[]);
+        assert_eq!(r.code, 125, "{args:?}: {}", r.stderr);
+        assert!(r.stderr.contains(says), "{args:?}: {}", r.stderr);
+        assert!(!r.stdout.contains("ran"), "{args:?}");
+    }
+    // A status the command itself chose is still its own.
+    assert_eq!(fx.run(&["run", "--", "sh", "-c", "exit 2"], &[]).code, 2);
+    assert_eq!(fx.run(&["run", "--help"], &[]).code, 0);
+    assert_eq!(fx.run(&["audit", "--no-such-flag"], &[]).code, 2);
+}
+
 #[test]
 fn usage_errors_list_the_valid_values_and_exit_2() {
     let fx = Fixture::new();
@@ -330,7 +363,7 @@ fn the_checkout_audits_clean() {
 fn run_without_dashes_gets_a_hint() {
     let fx = Fixture::new();
     let r = fx.run(&["run", "/bin/true"], &[]);
-    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert_eq!(r.code, 125, "{}", r.stderr);
     assert!(
         r.stderr.contains("hint: put `--` before the command"),
         "{}",
