@@ -135,12 +135,7 @@ pub(super) fn dotenv_edit(
         }
         new.extend_from_slice(&file.original[end..next]);
     }
-    Some(Edit {
-        new,
-        removed,
-        placeholders: 0,
-        still_used: Vec::new(),
-    })
+    Some(Edit::plain(new, removed))
 }
 
 #[cfg(test)]
@@ -148,6 +143,17 @@ mod tests {
     use super::*;
     use crate::fix::plan_edit;
     use crate::fix::testing::KEY;
+
+    /// `text` as the project's `.env`, holding a key.
+    fn scanned(text: String) -> FileScan {
+        scan_dotenv(
+            "/p/.env".into(),
+            "/p/.env".into(),
+            ".env".into(),
+            Zeroizing::new(text.into_bytes()),
+        )
+        .expect("a key")
+    }
 
     #[test]
     fn value_spans() {
@@ -173,13 +179,7 @@ mod tests {
     fn value_gives_way_to_a_reference() {
         let text =
             format!("# keys\r\nexport ANTHROPIC_API_KEY=\"{KEY}\" # mine\r\nOTHER=1\r\nPLAIN=x");
-        let f = scan_dotenv(
-            "/p/.env".into(),
-            "/p/.env".into(),
-            ".env".into(),
-            Zeroizing::new(text.into_bytes()),
-        )
-        .expect("a key");
+        let f = scanned(text);
         assert_eq!(f.found.len(), 1);
         assert_eq!(f.found[0].removal, Removal::Reference);
         let e = plan_edit(&f, &[0], &|_| "ANTHROPIC_API_KEY_2".into()).unwrap();
@@ -201,13 +201,7 @@ mod tests {
     #[test]
     fn a_value_over_several_lines_is_left_to_the_user() {
         let text = format!("ANTHROPIC_API_KEY=\"{KEY}\nmore\"\n");
-        let f = scan_dotenv(
-            "/p/.env".into(),
-            "/p/.env".into(),
-            ".env".into(),
-            Zeroizing::new(text.into_bytes()),
-        )
-        .expect("a key");
+        let f = scanned(text);
         assert!(
             matches!(&f.found[0].removal, Removal::Manual(why) if why.contains("several lines"))
         );

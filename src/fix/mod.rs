@@ -221,6 +221,19 @@ pub struct Edit {
     pub still_used: Vec<(String, u32)>,
 }
 
+impl Edit {
+    /// An edit of a file whose format has no shell control flow: nothing left in place of a
+    /// removal, nothing still used (a dotenv file, a JSON settings file).
+    pub fn plain(new: Zeroizing<Vec<u8>>, removed: Vec<Removed>) -> Edit {
+        Edit {
+            new,
+            removed,
+            placeholders: 0,
+            still_used: Vec::new(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Removed {
     pub found: usize,

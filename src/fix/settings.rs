@@ -112,12 +112,7 @@ pub(super) fn settings_edit(file: &FileScan, chosen: &[usize]) -> Option<Edit> {
     if file.original.ends_with(b"\n") {
         new.push(b'\n');
     }
-    Some(Edit {
-        new,
-        removed,
-        placeholders: 0,
-        still_used: Vec::new(),
-    })
+    Some(Edit::plain(new, removed))
 }
 
 #[cfg(test)]
