@@ -27,4 +27,5 @@ pub mod setup;
 pub mod store;
 pub mod syntax;
 pub mod trace;
+pub mod tree;
 pub mod zero_alloc;

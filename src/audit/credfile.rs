@@ -2,7 +2,7 @@
 //! of the same user can read it (P3): reported with its fingerprint so the same key elsewhere
 //! correlates. A file that other users can read is a problem in itself.
 
-use super::git::GitState;
+use crate::tree::git::GitState;
 use super::{Context, Output, display_path};
 use crate::detect::{self, Mode};
 use crate::finding::{Finding, Location, Severity, Source};
@@ -125,7 +125,7 @@ fn check_file(ctx: &Context, out: &mut Output, path: &Path, in_project: bool) {
         return;
     };
     let (shown, located) = if in_project {
-        (super::walk::clean(path), super::walk::clean(path))
+        (crate::tree::walk::clean(path), crate::tree::walk::clean(path))
     } else {
         (
             PathBuf::from(display_path(ctx.home(), path)),

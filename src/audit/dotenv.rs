@@ -5,8 +5,8 @@
 //! The `.env` parser is hand-written: it must keep line numbers and never fail, and the crates
 //! that parse `.env` (dotenvy) stop at the first bad line and report no positions.
 
-use super::git::GitState;
-use super::walk::{self, WalkOptions};
+use crate::tree::git::GitState;
+use crate::tree::walk::{self, WalkOptions};
 use super::{Context, Output};
 use crate::finding::{Location, Severity, Source};
 use crate::syntax;

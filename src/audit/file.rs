@@ -1,8 +1,8 @@
 //! `file`: secrets written into the project's own files, found with the `scan` engine. Files
 //! other sources read with more context (`.env`, agent settings, `.npmrc`) are left to them.
 
-use super::git::GitState;
-use super::walk::{self, WalkOptions};
+use crate::tree::git::GitState;
+use crate::tree::walk::{self, WalkOptions};
 use super::{Context, Output, dotenv};
 use crate::finding::{Location, Severity, Source};
 use std::path::Path;

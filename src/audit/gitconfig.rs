@@ -39,7 +39,7 @@ fn check(ctx: &Context, out: &mut Output, path: &Path, in_project: bool) {
         return;
     };
     let (shown, located) = if in_project {
-        let clean = super::walk::clean(path);
+        let clean = crate::tree::walk::clean(path);
         (clean.display().to_string(), clean)
     } else {
         (display_path(ctx.home(), path), path.to_path_buf())

@@ -1,15 +1,12 @@
 //! Where secrets are exposed: one module per audit source, each shaped the same way (settings
-//! in, findings and errors out), plus what they share (`walk`, the tree walk; `git`) and
-//! `agent_codex`, the `agent` source's model of Codex's `shell_environment_policy`, which
-//! `setup codex` uses too. Nothing here prints.
+//! in, findings and errors out), and nothing else: a file name here is a source id. What they
+//! share lives beside them: the tree walk and git's answers in `crate::tree`, the parsers in
+//! `crate::syntax`; `agent/codex.rs` is the `agent` source's model of Codex's
+//! `shell_environment_policy`, which `setup codex` uses too. Nothing here prints.
 //!
 //! Adding a source is adding `src/audit/<id>.rs` (or `src/audit/<id>/mod.rs` with a file per
 //! part, as `ci/` has one per platform and `package/` one per ecosystem) and one line to the
 //! `sources!` list below. The parsers the sources read with are in `crate::syntax`.
-
-pub mod agent_codex;
-pub mod git;
-pub mod walk;
 
 /// Declares the audit sources from one list, `Variant => module`: each module's `pub mod`,
 /// the `Source` enum (its id is the module's name: `--only`, JSON, SARIF), `Source::ALL` in
@@ -89,7 +86,7 @@ pub struct Settings {
 pub struct Context<'a> {
     pub settings: &'a Settings,
     pub detector: &'static Detector,
-    pub git: git::Repos,
+    pub git: crate::tree::git::Repos,
     /// Files looked at so far by tree walks, for a progress display.
     pub files_seen: AtomicU64,
 }
@@ -145,7 +142,7 @@ impl<'a> Context<'a> {
         Context {
             settings,
             detector: detect::detector(),
-            git: git::Repos::default(),
+            git: crate::tree::git::Repos::default(),
             files_seen: AtomicU64::new(0),
         }
     }

@@ -2,10 +2,10 @@
 //! no home, environment or git context.
 
 use super::{Exit, emit, threads, with_progress};
-use crate::audit::walk::{self, WalkOptions};
 use crate::cli::{GlobalArgs, ScanArgs};
 use crate::detect;
 use crate::finding::{Finding, Location, Report, Severity, Source};
+use crate::tree::walk::{self, WalkOptions};
 use anyhow::{Result, bail};
 use std::sync::atomic::AtomicU64;
 

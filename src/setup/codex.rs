@@ -5,12 +5,12 @@
 //!
 //! The policy keeps `inherit` as the user chose it ("all" keeps ordinary variables such as
 //! `JAVA_HOME`), turns Codex's default excludes on (`*KEY*`, `*SECRET*`, `*TOKEN*`) and adds the
-//! secret names they miss (`agent_codex::EXTRA_EXCLUDES`, and any exported secret that would
+//! secret names they miss (`audit::agent::codex::EXTRA_EXCLUDES`, and any exported secret that would
 //! still pass). It matters where keyfence is not in front of Codex (an IDE extension, `command
 //! codex`): under the agent profile Codex's environment already holds no other key.
 
 use super::claude::SetupError;
-use crate::audit::agent_codex::{self as model, EXTRA_EXCLUDES};
+use crate::audit::agent::codex::{self as model, EXTRA_EXCLUDES};
 use std::path::{Path, PathBuf};
 use toml_edit::{Array, DocumentMut, Item, Table, Value};
 

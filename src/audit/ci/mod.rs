@@ -11,7 +11,7 @@
 mod github;
 mod gitlab;
 
-use super::walk::{self, WalkOptions};
+use crate::tree::walk::{self, WalkOptions};
 use super::{Context, Output};
 use crate::finding::{Finding, Location, Severity, Source};
 use crate::syntax::yaml::{self, Node};

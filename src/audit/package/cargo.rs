@@ -1,7 +1,8 @@
 //! Cargo: crates with a build script or a proc macro, an inventory of code that runs at build
 //! time by design.
 
-use crate::audit::{Context, Output, walk};
+use crate::audit::{Context, Output};
+use crate::tree::walk;
 use crate::finding::{Finding, Location, Severity, Source};
 use std::path::{Path, PathBuf};
 

@@ -1,7 +1,8 @@
 //! Python: dependencies that would be built from source (`uv.lock` sdists without a wheel,
 //! requirement lines naming VCS or archive URLs, `--no-binary`): a PEP 517 build runs their code.
 
-use crate::audit::{Context, Output, walk};
+use crate::audit::{Context, Output};
+use crate::tree::walk;
 use crate::finding::{Finding, Location, Severity, Source};
 use std::path::{Path, PathBuf};
 

@@ -6,7 +6,8 @@
 
 mod policy;
 
-use super::super::{Context, Output, walk};
+use super::super::{Context, Output};
+use crate::tree::walk;
 use crate::finding::{Finding, Location, Severity, Source};
 use policy::Policy;
 use serde_json::Value;

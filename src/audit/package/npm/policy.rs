@@ -4,7 +4,8 @@
 //! `enableScripts` and `dependenciesMeta.*.built`; Bun's `trustedDependencies`.
 
 use super::{Manager, Pkg, State};
-use crate::audit::{Context, Output, walk};
+use crate::audit::{Context, Output};
+use crate::tree::walk;
 use crate::finding::Source;
 use serde_json::Value;
 use std::collections::BTreeMap;

@@ -3,13 +3,15 @@
 //! inherits it; MCP server definitions carry their own `env` (Claude Code's `.mcp.json` and
 //! `~/.claude.json`, Codex's `[mcp_servers.X.env]`, Gemini CLI's and Cursor's `mcpServers`);
 //! Codex and Gemini CLI load their own `.env` files into their environment; Codex passes that
-//! environment to the commands it runs as its `shell_environment_policy` says (`agent_codex`),
+//! environment to the commands it runs as its `shell_environment_policy` says (`codex.rs`),
 //! Gemini CLI whole unless `security.environmentVariableRedaction` is on.
 //!
 //! And whether typing an agent's name starts it under keyfence at all
 //! ([`AGENT_STARTS_OUTSIDE_KEYFENCE`]); a running agent outside keyfence is the `proc` source's.
 
-use super::git::GitState;
+pub mod codex;
+
+use crate::tree::git::GitState;
 use super::{Context, Output, display_path};
 use crate::detect;
 use crate::finding::{Finding, Location, Severity, Source};
@@ -215,7 +217,7 @@ fn starts_under_keyfence(ctx: &Context, program: &str) -> bool {
 
 fn place<'a>(ctx: &Context, path: &Path, text: &'a [u8], in_project: bool) -> Place<'a> {
     let (shown, located) = if in_project {
-        (super::walk::clean(path), super::walk::clean(path))
+        (crate::tree::walk::clean(path), crate::tree::walk::clean(path))
     } else {
         (
             PathBuf::from(display_path(ctx.home(), path)),
@@ -505,11 +507,11 @@ fn exported_secrets(ctx: &Context) -> Vec<String> {
     names
 }
 
-/// Codex CLI: its configuration layers (`agent_codex`), the secrets they pass to commands or
+/// Codex CLI: its configuration layers (`codex.rs`), the secrets they pass to commands or
 /// write into `set` and MCP server tables, a policy pinned where Codex does not read it, and
 /// `$CODEX_HOME/.env`, which Codex loads into its own environment.
 fn codex(ctx: &Context, out: &mut Output) {
-    use super::agent_codex::{self as model, Policy};
+    use crate::audit::agent::codex::{self as model, Policy};
     let dir = env_value(ctx, "CODEX_HOME")
         .map(PathBuf::from)
         .unwrap_or_else(|| ctx.home().join(".codex"));
@@ -669,7 +671,7 @@ fn codex(ctx: &Context, out: &mut Output) {
                     format!(
                         "the project's {} makes Codex pass {what}{now} to every command it runs \
                          in this project{}{}",
-                        super::walk::clean(&f.path).display(),
+                        crate::tree::walk::clean(&f.path).display(),
                         if trusted {
                             ", and you trust the project"
                         } else {
