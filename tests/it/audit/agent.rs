@@ -4,6 +4,7 @@
 //! policy pinned where Codex does not read it, and an agent run by `node` outside keyfence.
 //! Each with a control in which the finding goes; no raw value is printed.
 
+use super::{audit_json, expect};
 use crate::common::chatgpt_auth;
 use crate::common::*;
 use serde_json::Value;
@@ -23,17 +24,6 @@ fn audit(fx: &Fixture, only: &str, env: &[(&str, &str)]) -> Run {
 
 fn rule<'a>(findings: &'a [Value], rule: &str) -> Vec<&'a Value> {
     findings.iter().filter(|f| f["rule"] == rule).collect()
-}
-
-fn expect(findings: &[Value], rule: &str, path: &str, line: u64, severity: &str) -> Value {
-    let f = find_at(findings, rule, path, line).unwrap_or_else(|| {
-        panic!(
-            "no {rule} at {path}:{line} in {}",
-            serde_json::to_string_pretty(findings).unwrap()
-        )
-    });
-    assert_eq!(f["severity"], severity, "{f}");
-    f.clone()
 }
 
 /// The real Codex CLI, when installed (by scripts/test-all under target/test-tools, or by hand
@@ -694,6 +684,80 @@ fn a_codex_chatgpt_login_is_a_credential_file() {
             at.is_some_and(|x| x["secret"]["fingerprint"] == sha12(v)),
             "{what} at line {line} is not reported: {}",
             serde_json::to_string_pretty(&f).unwrap()
+        );
+    }
+}
+
+#[test]
+fn agent_source_reads_claude_and_codex_settings() {
+    let mut fx = Fixture::new();
+    let in_settings = fx.key("anthropic");
+    let in_mcp = fx.key("github");
+    let in_user_mcp = fx.key("token");
+    let env_key = fx.key("anthropic");
+    fx.git(&["init", "-q"]);
+    fx.project_file(
+        ".claude/settings.json",
+        &format!("{{\n  \"permissions\": {{}},\n  \"env\": {{\n    \"ANTHROPIC_API_KEY\": \"{in_settings}\",\n    \"DEBUG\": \"1\"\n  }}\n}}\n"),
+    );
+    fx.git(&["add", ".claude/settings.json"]);
+    fx.project_file(
+        ".mcp.json",
+        &format!("{{\"mcpServers\": {{\"gh\": {{\"command\": \"gh-mcp\",\n \"env\": {{\"GITHUB_TOKEN\": \"{in_mcp}\"}}}}}}}}\n"),
+    );
+    fx.home_file(
+        ".claude.json",
+        &format!("{{\"projects\": {{\"/x\": {{\"mcpServers\": {{\"s\": {{\"env\": {{\n\"SVC_API_KEY\": \"{in_user_mcp}\"}}}}}}}}}}}}"),
+    );
+    fx.home_file(
+        ".codex/config.toml",
+        "model = \"o4\"\n\n[shell_environment_policy]\ninherit = \"all\"\n",
+    );
+    let f = audit_json(&fx, "agent", &[("ANTHROPIC_API_KEY", &env_key)]);
+    expect(
+        &f,
+        "anthropic-api-key",
+        ".claude/settings.json",
+        4,
+        "critical",
+    );
+    expect(&f, "github-token", ".mcp.json", 2, "high");
+    expect(&f, "generic-secret", "home/.claude.json", 2, "medium");
+    expect(
+        &f,
+        "codex-env-policy-passes-secrets",
+        ".codex/config.toml",
+        3,
+        "high",
+    );
+    let helper = f
+        .iter()
+        .find(|x| x["rule"] == "claude-api-key-without-helper")
+        .expect("helper");
+    assert_eq!(helper["severity"], "medium");
+    assert!(
+        f.iter()
+            .any(|x| x["rule"] == "claude-subprocess-env-scrub-off")
+    );
+
+    // With a helper, a scrub and a strict Codex policy, those three configuration findings go.
+    fx.home_file(
+        ".claude/settings.json",
+        "{\"apiKeyHelper\": \"keyfence secret get ANTHROPIC_API_KEY\", \"env\": {\"CLAUDE_CODE_SUBPROCESS_ENV_SCRUB\": \"1\"}}",
+    );
+    fx.home_file(
+        ".codex/config.toml",
+        "[shell_environment_policy]\ninherit = \"core\"\nignore_default_excludes = false\n",
+    );
+    let f = audit_json(&fx, "agent", &[("ANTHROPIC_API_KEY", &env_key)]);
+    for rule in [
+        "claude-api-key-without-helper",
+        "claude-subprocess-env-scrub-off",
+        "codex-env-policy-passes-secrets",
+    ] {
+        assert!(
+            !f.iter().any(|x| x["rule"] == rule),
+            "{rule} still reported"
         );
     }
 }
