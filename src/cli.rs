@@ -474,10 +474,10 @@ pub struct RunArgs {
     #[arg(long, value_name = "PATH")]
     pub allow_write: Vec<std::path::PathBuf>,
     /// Hide PATH (a file or a directory, from the current directory or ~/; a pattern such as
-    /// `.env.*` in its last part) from the command's whole tree: opening the file fails with
-    /// "permission denied", the directory shows empty. `!PATH` shows one the profile hides:
-    /// the built-in install profile hides the project's .env files, e.g. `--deny-read '!.env'`
-    /// for an install script that needs it (repeatable; Linux)
+    /// `.env.*` in its last part, `**/NAME` at any depth) from the command's whole tree: opening
+    /// the file fails with "permission denied", the directory shows empty. `!PATH` shows one
+    /// the profile hides: the built-in install profile hides the project's .env files, e.g.
+    /// `--deny-read '!.env'` for an install script that needs it (repeatable; Linux)
     #[arg(long, value_name = "PATH")]
     pub deny_read: Vec<String>,
     /// The command gets its secrets, nothing it starts does: every program started below it

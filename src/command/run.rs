@@ -586,8 +586,17 @@ fn settle_deny_read(
 ) -> Result<Denied> {
     use crate::run::deny_read;
     let from_profile = p.deny_read.clone().unwrap_or_default();
-    let entries = [from_profile.as_slice(), args.deny_read.as_slice()].concat();
-    let paths = deny_read::resolve(&entries, &args.deny_read, cwd, home)?;
+    let project = deny_read::project_root(cwd, home);
+    let bases = deny_read::Bases {
+        project: &project,
+        cwd,
+        home,
+    };
+    let resolved = deny_read::resolve(&from_profile, &args.deny_read, &bases)?;
+    if let Some(note) = resolved.incomplete {
+        eprintln!("keyfence: warning: {note}");
+    }
+    let paths = resolved.paths;
     // The same files at another mount of their filesystem (a bind of the project elsewhere).
     #[cfg(target_os = "linux")]
     let paths = [paths.clone(), crate::isolate::mounts::also_at(&paths)].concat();

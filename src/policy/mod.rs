@@ -271,8 +271,8 @@ pub struct Profile {
     #[serde(default)]
     pub mask: Option<bool>,
     /// Files and directories the command's tree may not read (`run/deny_read.rs`: paths from
-    /// the project or `~/`, a pattern in the last component, `!` to keep one). Default: none;
-    /// the built-in `install` hides the project's dotenv files. A user's `install` may set
+    /// the project's root or `~/`, a pattern in the last component, `**/NAME` at any depth, `!`
+    /// to keep one). Default: none; the built-in `install` hides the project's dotenv files. A user's `install` may set
     /// `deny_read = []`; a project's file may only add entries.
     #[serde(default)]
     pub deny_read: Option<Vec<String>>,

@@ -33,7 +33,7 @@ for (const f of [".bashrc", ".zshrc", ".bash_history", ".local/share/fish/fish_h
   attempt("read " + f, () => JSON.stringify(fs.readFileSync(path.join(home, f), "utf8")));
 }
 // The project's own keys, beside the package.json it installs.
-for (const f of [".env", ".env.local", ".env.example"]) {
+for (const f of [".env", ".env.local", ".env.example", "apps/web/.env.production"]) {
   attempt("read project " + f, () => JSON.stringify(fs.readFileSync(path.join(root, f), "utf8")));
 }
 attempt("plant .git/config", () => fs.appendFileSync(path.join(root, ".git/config"),
@@ -165,6 +165,12 @@ fn victim() -> Victim {
     let in_env_local = fx.key("openai");
     fx.project_file(".env", &format!("STRIPE_SECRET_KEY={in_env}\n"));
     fx.project_file(".env.local", &format!("OPENAI_API_KEY={in_env_local}\n"));
+    // A monorepo's app keeps its own.
+    let in_app_env = fx.key("anthropic");
+    fx.project_file(
+        "apps/web/.env.production",
+        &format!("ANTHROPIC_API_KEY={in_app_env}\n"),
+    );
     // A template: no key, and setup scripts copy it, so it stays readable.
     fx.project_file(".env.example", "STRIPE_SECRET_KEY=\n");
     fx.git(&["init", "-q"]);
@@ -398,7 +404,7 @@ fn the_install_sandbox_leaves_nothing_to_read_and_nowhere_to_plant() {
         );
     }
     // The project's .env files are hidden (the install profile's deny_read); the template is not.
-    for f in [".env", ".env.local"] {
+    for f in [".env", ".env.local", "apps/web/.env.production"] {
         assert_eq!(
             line(&probe, &format!("read project {f}")),
             "EACCES",
@@ -409,7 +415,8 @@ fn the_install_sandbox_leaves_nothing_to_read_and_nowhere_to_plant() {
     assert!(line(&probe, "read project .env.example").starts_with("ok"));
     assert!(
         r.stderr.contains(
-            "keyfence: hidden from the command: .env, .env.local (deny_read of profile 'install')"
+            "keyfence: hidden from the command: .env, .env.local, apps/web/.env.production \
+             (deny_read of profile 'install')"
         ),
         "{}",
         r.stderr
@@ -486,7 +493,7 @@ fn the_user_may_show_one_env_file_to_an_install() {
         outcomes(&probe)
     );
     // What was shown is read: the key of .env, and only that one.
-    let env_key = &v.fx.planted[v.fx.planted.len() - 2];
+    let env_key = &v.fx.planted[v.fx.planted.len() - 3];
     assert!(probe.contains(env_key.as_str()));
     assert_eq!(v.leaked(&probe).len(), 1, "{}", outcomes(&probe));
     r.assert_no_secret(&v.fx.planted);

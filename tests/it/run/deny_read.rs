@@ -440,3 +440,60 @@ fn a_file_is_hidden_at_every_place_its_filesystem_shows_it() {
 fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
 }
+
+/// An install run from a package of a monorepo: the install profile hides the repository's
+/// `.env` above it and the other packages' beside it, not only the current directory's.
+#[test]
+fn an_install_in_a_package_hides_the_whole_repositorys_env_files() {
+    let mut fx = Fixture::outside_tmp();
+    std::fs::create_dir_all(fx.project.join(".git")).unwrap();
+    for f in [".env", "packages/web/.env.local", "packages/api/.env"] {
+        let key = fx.key("openai");
+        fx.project_file(f, &format!("OPENAI_API_KEY={key}\n"));
+    }
+    fx.project_file("packages/web/.env.example", "OPENAI_API_KEY=\n");
+    let web = fx.project.join("packages/web");
+    let read_each = "for f in ../../.env .env.local ../api/.env .env.example; do \
+                     if cat \"$f\" >/dev/null 2>&1; then echo \"$f read\"; \
+                     else echo \"$f denied\"; fi; done";
+    if !fx.hand_to_unprivileged() {
+        skip("setpriv (util-linux) is needed to run the command as nobody");
+        return;
+    }
+    let run = |profile: &str| {
+        let out = Command::new(AS_UNPRIVILEGED[0])
+            .args(&AS_UNPRIVILEGED[1..])
+            .arg(BIN)
+            .args(["run", "--profile", profile, "--", "sh", "-c", read_each])
+            .env_clear()
+            .env("HOME", &fx.home)
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .current_dir(&web)
+            .output()
+            .expect("keyfence");
+        let r = Run::from(out);
+        r.assert_no_secret(&fx.planted);
+        r
+    };
+    // The control: every file is there to read.
+    let plain = run("default");
+    for f in ["../../.env", ".env.local", "../api/.env", ".env.example"] {
+        assert!(
+            plain.stdout.contains(&format!("{f} read")),
+            "{}\n{}",
+            plain.stdout,
+            plain.stderr
+        );
+    }
+    let r = run("install");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    for f in ["../../.env", ".env.local", "../api/.env"] {
+        assert!(
+            r.stdout.contains(&format!("{f} denied")),
+            "{}\n{}",
+            r.stdout,
+            r.stderr
+        );
+    }
+    assert!(r.stdout.contains(".env.example read"), "{}", r.stdout);
+}
