@@ -1357,7 +1357,7 @@ mod tests {
         assert!(
             default
                 .deny_read
-                .is_some_and(|d| d.contains(&".env".to_string()))
+                .is_some_and(|d| d.contains(&"**/.env".to_string()))
         );
     }
 

@@ -325,6 +325,8 @@ fn a_path_that_is_not_there_is_an_error_not_a_silent_nothing() {
 fn a_projects_file_cannot_show_what_the_install_profile_hides() {
     let Some(s) = setup() else { return };
     let mut fx = s.fx;
+    // A repository of its own: the profile's entries start at its root.
+    std::fs::create_dir_all(fx.project.join(".git")).unwrap();
     let env_key = fx.key("anthropic");
     fx.project_file(".env", &format!("ANTHROPIC_API_KEY={env_key}\n"));
     fx.project_file(
