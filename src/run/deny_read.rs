@@ -88,6 +88,7 @@ pub fn resolve(
     let mut hide = Vec::new();
     let mut keep = Vec::new();
     let mut keep_names = Vec::new();
+    let mut anywhere: Vec<(&Path, globset::GlobSetBuilder, &str)> = Vec::new();
     let mut incomplete = None;
     let entries = profile
         .iter()
@@ -99,19 +100,19 @@ pub fn resolve(
             None => (false, entry.as_str()),
         };
         if let Some(name) = spec.strip_prefix("**/") {
-            let glob = compile(entry, name)?;
-            if kept {
-                keep_names.push(glob);
-            } else {
-                let (found, stopped) = walk(base, &glob);
-                hide.extend(found);
-                if stopped {
-                    incomplete = Some(format!(
-                        "deny_read `{entry}`: stopped looking after {WALK_LIMIT} entries below {}; \
-                         a match deeper in is not hidden",
-                        base.display()
-                    ));
-                }
+            let glob = globset::Glob::new(name).map_err(|e| bad(entry, e))?;
+            match kept {
+                true => keep_names.push(glob.compile_matcher()),
+                false => match anywhere.iter_mut().find(|(b, _, _)| *b == base) {
+                    Some((_, set, _)) => {
+                        set.add(glob);
+                    }
+                    None => {
+                        let mut set = globset::GlobSetBuilder::new();
+                        set.add(glob);
+                        anywhere.push((base, set, entry.as_str()));
+                    }
+                },
             }
             continue;
         }
@@ -122,6 +123,19 @@ pub fn resolve(
         match kept {
             true => keep.extend(found),
             false => hide.extend(found),
+        }
+    }
+    // One walk per starting point for all its `**/` entries (the install default has three).
+    for (base, set, entry) in anywhere {
+        let set = set.build().map_err(|e| bad(entry, e))?;
+        let (found, stopped) = walk(base, &set);
+        hide.extend(found);
+        if stopped {
+            incomplete = Some(format!(
+                "deny_read `{entry}`: stopped looking after {WALK_LIMIT} entries below {}; a \
+                 match deeper in is not hidden",
+                base.display()
+            ));
         }
     }
     let keep: Vec<PathBuf> = keep.iter().map(|p| canonical(p)).collect();
@@ -165,19 +179,21 @@ pub fn project_root(cwd: &Path, home: Option<&Path>) -> PathBuf {
     cwd.to_path_buf()
 }
 
-fn compile(entry: &str, name: &str) -> Result<globset::GlobMatcher, DenyReadError> {
-    Ok(globset::Glob::new(name)
-        .map_err(|e| DenyReadError::Pattern {
-            entry: entry.to_string(),
-            message: e.kind().to_string(),
-        })?
-        .compile_matcher())
+fn bad(entry: &str, e: globset::Error) -> DenyReadError {
+    DenyReadError::Pattern {
+        entry: entry.to_string(),
+        message: e.kind().to_string(),
+    }
 }
 
 /// Every entry below `base` whose name `glob` matches, outside `SKIPPED_DIRS`; and whether the
 /// walk stopped at `WALK_LIMIT`. A link is found by its name, and not followed: hiding it hides
 /// its target (`.env -> ~/secrets/app.env`), where the mount lands.
-fn walk(base: &Path, glob: &globset::GlobMatcher) -> (Vec<PathBuf>, bool) {
+///
+/// One thread: this runs before keyfence enters its mount namespace, and `unshare` refuses a
+/// process whose joined threads the kernel has not yet taken out of its thread group (a race
+/// after `join`). Two threads saved 2 of 12 ms on a 20,000-file repository.
+fn walk(base: &Path, glob: &globset::GlobSet) -> (Vec<PathBuf>, bool) {
     let mut found = Vec::new();
     let entries = ignore::WalkBuilder::new(base)
         .standard_filters(false)
@@ -224,7 +240,9 @@ fn expand(
             Err(_) => Vec::new(),
         });
     }
-    let glob = compile(entry, &name)?;
+    let glob = globset::Glob::new(&name)
+        .map_err(|e| bad(entry, e))?
+        .compile_matcher();
     let dir = path.parent().unwrap_or(base);
     let Ok(names) = std::fs::read_dir(dir) else {
         return Ok(Vec::new());
