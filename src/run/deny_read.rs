@@ -128,7 +128,14 @@ pub fn resolve(
     // One walk per starting point for all its `**/` entries (the install default has three).
     for (base, set, entry) in anywhere {
         let set = set.build().map_err(|e| bad(entry, e))?;
-        let (found, stopped) = walk(base, &set);
+        // A home directory, or a directory holding homes, is no project to search whole: a
+        // global install run from `~` would walk every file the user has.
+        let depth = match base.parent().is_none() || bases.home.is_some_and(|h| h.starts_with(base))
+        {
+            true => Some(1),
+            false => None,
+        };
+        let (found, stopped) = walk(base, depth, &set);
         hide.extend(found);
         if stopped {
             incomplete = Some(format!(
@@ -186,16 +193,18 @@ fn bad(entry: &str, e: globset::Error) -> DenyReadError {
     }
 }
 
-/// Every entry below `base` whose name `glob` matches, outside `SKIPPED_DIRS`; and whether the
+/// Every entry below `base` (to `max_depth`) whose name `glob` matches, outside `SKIPPED_DIRS`;
+/// and whether the
 /// walk stopped at `WALK_LIMIT`. A link is found by its name, and not followed: hiding it hides
 /// its target (`.env -> ~/secrets/app.env`), where the mount lands.
 ///
 /// One thread: this runs before keyfence enters its mount namespace, and `unshare` refuses a
 /// process whose joined threads the kernel has not yet taken out of its thread group (a race
 /// after `join`). Two threads saved 2 of 12 ms on a 20,000-file repository.
-fn walk(base: &Path, glob: &globset::GlobSet) -> (Vec<PathBuf>, bool) {
+fn walk(base: &Path, max_depth: Option<usize>, glob: &globset::GlobSet) -> (Vec<PathBuf>, bool) {
     let mut found = Vec::new();
     let entries = ignore::WalkBuilder::new(base)
+        .max_depth(max_depth)
         .standard_filters(false)
         .follow_links(false)
         .filter_entry(|e| {
@@ -403,6 +412,31 @@ mod tests {
         );
         // `.env.dev` is a link to `.env.local`: kept with it.
         assert_eq!(got.unwrap().paths, [p.join(".env"), p.join("api/.env")]);
+    }
+
+    #[test]
+    fn from_the_home_directory_or_the_root_a_double_star_looks_in_that_directory_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().join("home");
+        for f in [".env", "code/app/.env"] {
+            std::fs::create_dir_all(home.join(f).parent().unwrap()).unwrap();
+            std::fs::write(home.join(f), "").unwrap();
+        }
+        let bases = Bases {
+            project: &home,
+            cwd: &home,
+            home: Some(&home),
+        };
+        let got = resolve(&strings(&["**/.env"]), &[], &bases).unwrap();
+        assert_eq!(got.paths, [home.join(".env")]);
+        let code = home.join("code");
+        let bases = Bases {
+            project: &code,
+            cwd: &code,
+            home: Some(&home),
+        };
+        let got = resolve(&strings(&["**/.env"]), &[], &bases).unwrap();
+        assert_eq!(got.paths, [code.join("app/.env")]);
     }
 
     #[test]
