@@ -108,6 +108,20 @@ impl Capabilities {
                 },
             },
             Mode {
+                name: "deny-read (the install profile's .env files)",
+                works: self.user_namespaces && self.landlock_abi >= 1,
+                why: match (self.user_namespaces, self.landlock_abi >= 1) {
+                    (true, true) => {
+                        "a mount namespace hides them, a Landlock domain seals it".into()
+                    }
+                    (false, _) => "this user cannot create user and mount namespaces, so an \
+                                   install's .env files stay readable (with a warning) and \
+                                   --deny-read refuses"
+                        .into(),
+                    (_, false) => "Landlock is not available to seal what hides them".into(),
+                },
+            },
+            Mode {
                 name: "phantom",
                 works: true,
                 why: "a loopback proxy needs nothing from the kernel".into(),

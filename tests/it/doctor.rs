@@ -68,6 +68,19 @@ fn doctor_agrees_with_the_kernel() {
             .status()
             .is_ok_and(|s| s.success());
         assert_eq!(d["kernel"]["user_namespaces"], unshare);
+        // deny_read needs the namespace, and Landlock to seal it.
+        let deny = d["modes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| {
+                m["name"]
+                    .as_str()
+                    .is_some_and(|n| n.starts_with("deny-read"))
+            })
+            .expect("a deny-read mode");
+        let landlock = d["kernel"]["landlock_abi"].as_u64().is_some_and(|v| v >= 1);
+        assert_eq!(deny["works"], unshare && landlock, "{deny}");
         assert_eq!(d["kernel"]["root"], false);
     }
 }
@@ -84,6 +97,7 @@ fn doctor_human_output_names_every_mode() {
         "namespaces",
         "guard",
         "sandbox",
+        "deny-read",
         "phantom",
     ] {
         assert!(r.stdout.contains(word), "{word}: {}", r.stdout);
