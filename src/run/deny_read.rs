@@ -273,16 +273,25 @@ fn canonical(p: &Path) -> PathBuf {
     p.canonicalize().unwrap_or_else(|_| p.to_path_buf())
 }
 
-/// The paths for a message: relative to the current directory where beneath it.
+/// How many paths a message names before it counts the rest: a monorepo can hold hundreds of
+/// `.env` files, and one line on stderr should stay one line.
+const SHOWN_AT_MOST: usize = 8;
+
+/// The paths for a message: relative to the current directory where beneath it, the first
+/// `SHOWN_AT_MOST` by name and the rest counted.
 pub fn shown(paths: &[PathBuf], cwd: &Path) -> String {
-    paths
+    let mut out: Vec<String> = paths
         .iter()
+        .take(SHOWN_AT_MOST)
         .map(|p| match p.strip_prefix(cwd) {
             Ok(rel) if !rel.as_os_str().is_empty() => rel.display().to_string(),
             _ => p.display().to_string(),
         })
-        .collect::<Vec<_>>()
-        .join(", ")
+        .collect();
+    if paths.len() > SHOWN_AT_MOST {
+        out.push(format!("and {} more", paths.len() - SHOWN_AT_MOST));
+    }
+    out.join(", ")
 }
 
 #[cfg(test)]
@@ -437,6 +446,17 @@ mod tests {
         };
         let got = resolve(&strings(&["**/.env"]), &[], &bases).unwrap();
         assert_eq!(got.paths, [code.join("app/.env")]);
+    }
+
+    #[test]
+    fn a_long_list_is_named_in_part_and_counted() {
+        let cwd = Path::new("/p");
+        let few: Vec<PathBuf> = ["a/.env", "/elsewhere/.env"].map(|f| cwd.join(f)).to_vec();
+        assert_eq!(shown(&few, cwd), "a/.env, /elsewhere/.env");
+        let many: Vec<PathBuf> = (0..20).map(|i| cwd.join(format!("app{i:02}/.env"))).collect();
+        let said = shown(&many, cwd);
+        assert!(said.starts_with("app00/.env, app01/.env"), "{said}");
+        assert!(said.ends_with("app07/.env, and 12 more"), "{said}");
     }
 
     #[test]
