@@ -453,7 +453,9 @@ mod tests {
         let cwd = Path::new("/p");
         let few: Vec<PathBuf> = ["a/.env", "/elsewhere/.env"].map(|f| cwd.join(f)).to_vec();
         assert_eq!(shown(&few, cwd), "a/.env, /elsewhere/.env");
-        let many: Vec<PathBuf> = (0..20).map(|i| cwd.join(format!("app{i:02}/.env"))).collect();
+        let many: Vec<PathBuf> = (0..20)
+            .map(|i| cwd.join(format!("app{i:02}/.env")))
+            .collect();
         let said = shown(&many, cwd);
         assert!(said.starts_with("app00/.env, app01/.env"), "{said}");
         assert!(said.ends_with("app07/.env, and 12 more"), "{said}");

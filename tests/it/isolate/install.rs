@@ -469,6 +469,80 @@ fn the_install_sandbox_leaves_nothing_to_read_and_nowhere_to_plant() {
     assert!(st.status.success());
 }
 
+/// The real bun (`target/test-tools`, pinned in scripts/test-all) loads the project's `.env`
+/// into its own environment for `bun install`, so a trusted dependency's postinstall gets
+/// every key in it: found while adding `deny_read`. Under the install profile bun cannot read
+/// the file, installs all the same, and the script gets nothing.
+#[test]
+fn bun_hands_the_projects_env_to_install_scripts_unless_it_is_hidden() {
+    let bun = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-tools/node_modules/.bin/bun");
+    if !bun.exists() {
+        skip(&format!(
+            "bun not found at {}: run `npm install --prefix target/test-tools bun@1.4.5` (.ci/run does)",
+            bun.display()
+        ));
+        return;
+    }
+    if !ready("node") {
+        return;
+    }
+    let mut fx = Fixture::outside_tmp();
+    let key = fx.key("stripe");
+    fx.project_file(".env", &format!("STRIPE_SECRET_KEY={key}\n"));
+    let pkgs = fx.dir.path().join("pkgs");
+    let tarball = package(
+        &pkgs,
+        "evil-helper",
+        r#"{"postinstall": "node got.js"}"#,
+        &[(
+            "got.js",
+            "require('fs').writeFileSync(process.env.KF_PROBE, \
+             process.env.STRIPE_SECRET_KEY ? 'got a key' : 'nothing');",
+        )],
+    );
+    fx.project_file(
+        "package.json",
+        &format!(
+            r#"{{"name": "app", "version": "1.0.0", "dependencies": {{"evil-helper": "file:{}"}},
+                "trustedDependencies": ["evil-helper"]}}"#,
+            tarball.display()
+        ),
+    );
+    fx.git(&["init", "-q"]);
+    let probe = fx.project.join("probe.txt");
+    let install = |profile: &[&str]| {
+        let _ = std::fs::remove_dir_all(fx.project.join("node_modules"));
+        let _ = std::fs::remove_file(fx.project.join("bun.lock"));
+        let _ = std::fs::remove_file(&probe);
+        let mut args = vec!["run"];
+        args.extend(profile);
+        args.extend(["--", bun.to_str().unwrap(), "install", "--no-progress"]);
+        let r = fx.run_unprivileged(
+            &args,
+            &[
+                ("KF_PROBE", probe.to_str().unwrap()),
+                ("PATH", &std::env::var("PATH").unwrap_or_default()),
+            ],
+        )?;
+        Some((r, std::fs::read_to_string(&probe).unwrap_or_default()))
+    };
+    let Some((plain, got)) = install(&["--profile", "default"]) else {
+        skip("setpriv (util-linux) is needed to run the install as nobody");
+        return;
+    };
+    assert_eq!(plain.code, 0, "{}\n{}", plain.stdout, plain.stderr);
+    assert_eq!(got, "got a key", "the control: {}", plain.stderr);
+    let (r, got) = install(&[]).unwrap();
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(got, "nothing", "{}", r.stderr);
+    assert!(fx.project.join("node_modules/evil-helper").is_dir());
+    assert!(
+        r.stderr.contains("hidden from the command: .env"),
+        "{}",
+        r.stderr
+    );
+}
+
 /// The user's own flag shows a hidden `.env` to one install (an install script that needs it),
 /// and nothing else: the other stays hidden, and the keys stay out of keyfence's output.
 #[test]
