@@ -437,6 +437,56 @@ fn pnpm_yarn_and_bun_decide_for_their_projects() {
     );
 }
 
+/// bun loads the project's `.env`, `.env.local` and `.env.$NODE_ENV` (production when unset)
+/// into its own environment, so its install scripts inherit their keys
+/// (`tests/it/isolate/install.rs` shows it with the real bun). npm does not: the control.
+#[test]
+fn a_bun_projects_env_keys_reach_its_install_scripts() {
+    let mut fx = Fixture::new();
+    let key = fx.key("stripe");
+    let unloaded = fx.key("openai");
+    fx.project_file(
+        "package.json",
+        r#"{"name":"p","version":"1.0.0","trustedDependencies":["a"]}"#,
+    );
+    pkg_json(
+        &fx,
+        "node_modules/a",
+        r#"{"name":"a","version":"1.0.0","scripts":{"postinstall":"node x"}}"#,
+    );
+    fx.project_file(
+        ".env.production",
+        &format!("# prod\nSTRIPE_SECRET_KEY={key}\n"),
+    );
+    // Not loaded by bun install unless NODE_ENV says development.
+    fx.project_file(".env.development", &format!("OPENAI_API_KEY={unloaded}\n"));
+    // The control first: an npm project with the same files.
+    let f = audit(&fx, &[]);
+    assert_eq!(
+        brief(&f),
+        [("install-script".into(), "a@1.0.0".into(), "medium".into())]
+    );
+    fx.project_file("bun.lock", "{}\n");
+    let f = audit(&fx, &[]);
+    assert_eq!(
+        brief(&f),
+        [("install-script".into(), "a@1.0.0".into(), "high".into())]
+    );
+    let msg = f[0]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("STRIPE_SECRET_KEY (./.env.production:2, which bun loads)"),
+        "{msg}"
+    );
+    assert!(!msg.contains("OPENAI_API_KEY"), "{msg}");
+    let f = audit(&fx, &[("NODE_ENV", "development")]);
+    let msg = f[0]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("OPENAI_API_KEY (./.env.development:1, which bun loads)"),
+        "{msg}"
+    );
+    assert!(!msg.contains("STRIPE_SECRET_KEY"), "{msg}");
+}
+
 #[test]
 fn cargo_and_python_build_time_code_is_an_inventory() {
     let fx = Fixture::new();

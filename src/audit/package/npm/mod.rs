@@ -194,6 +194,14 @@ pub(super) fn node(ctx: &Context, out: &mut Output, root: &Path, exposed: &[Stri
             Manager::Npm
         };
 
+    // bun loads the project's dotenv files into its own environment, so its install scripts
+    // inherit their keys too.
+    let exposed: Vec<String> = match manager {
+        Manager::Bun => [exposed, &bun_env_keys(ctx, root)].concat(),
+        _ => exposed.to_vec(),
+    };
+    let exposed = exposed.as_slice();
+
     // Path key (`node_modules/a/node_modules/b`) → package.
     let mut pkgs: BTreeMap<String, Pkg> = BTreeMap::new();
     let lock = lock.or_else(|| {
@@ -312,6 +320,40 @@ pub(super) fn node(ctx: &Context, out: &mut Output, root: &Path, exposed: &[Stri
     }
 }
 
+/// The secrets in the dotenv files `bun install` loads into its own environment, and so into
+/// every install script it runs: `.env`, `.env.local` and `.env.$NODE_ENV` (production when
+/// unset), as bun 1.4 was seen to do (`tests/it/isolate/install.rs` runs the real bun).
+fn bun_env_keys(ctx: &Context, root: &Path) -> Vec<String> {
+    let node_env = ctx
+        .settings
+        .env
+        .iter()
+        .find(|(k, v)| k == "NODE_ENV" && !v.is_empty())
+        .map_or_else(|| "production".into(), |(_, v)| v.to_string_lossy().into_owned());
+    let mut names = Vec::new();
+    let mut files = vec![".env".to_string(), ".env.local".into(), format!(".env.{node_env}")];
+    files.dedup();
+    for file in files {
+        let path = root.join(&file);
+        let Ok(text) = std::fs::read(&path) else {
+            continue;
+        };
+        let text = zeroize::Zeroizing::new(text);
+        for e in crate::audit::dotenv::parse(&text) {
+            let value = zeroize::Zeroizing::new(e.value);
+            if ctx.detector.classify_var(&e.name, &value).is_some() {
+                names.push(format!(
+                    "{} ({}:{}, which bun loads)",
+                    e.name,
+                    super::super::display_path(ctx.home(), &path),
+                    e.line
+                ));
+            }
+        }
+    }
+    names
+}
+
 /// Severity and the "secrets it would get" part of the message.
 fn severity_for(state: &State, exposed: &[String]) -> (Severity, String) {
     if let State::Blocked(_) = state {
@@ -328,8 +370,7 @@ fn severity_for(state: &State, exposed: &[String]) -> (Severity, String) {
     (
         Severity::High,
         format!(
-            "; it would inherit {} secret{} from this environment and your shell start-up files: \
-             {}{}",
+            "; it would inherit {} secret{}: {}{}",
             exposed.len(),
             if exposed.len() == 1 { "" } else { "s" },
             list.join(", "),
