@@ -445,16 +445,19 @@ fn settle(g: &GlobalArgs, args: &RunArgs) -> Result<Settings> {
         hide_denied(&denied)?;
     }
     if !denied.paths.is_empty() {
+        // The whole command to type, since a shell function may have typed this one (the
+        // user's own words, a key among them redacted).
+        let first = crate::run::deny_read::shown(&denied.paths[..1], &cwd);
+        let profile = match &args.profile {
+            Some(name) => format!("--profile {name} "),
+            None => String::new(),
+        };
         eprintln!(
-            "keyfence: hidden from the command: {} (deny_read of profile '{}')\nhint: to let \
-             this command read one, add --deny-read '!PATH' (e.g. --deny-read '!{}')",
+            "keyfence: hidden from the command: {} (deny_read of profile '{}')\nhint: if it \
+             needs one, show it to this run: keyfence run {profile}--deny-read '!{first}' -- {}",
             denied.shown,
             p.name,
-            denied
-                .paths
-                .first()
-                .map(|f| crate::run::deny_read::shown(std::slice::from_ref(f), &cwd))
-                .unwrap_or_default()
+            detect::redact(command_line.clone()),
         );
     }
     #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
