@@ -448,16 +448,23 @@ fn settle(g: &GlobalArgs, args: &RunArgs) -> Result<Settings> {
         // The whole command to type, since a shell function may have typed this one (the
         // user's own words, a key among them redacted).
         let first = crate::run::deny_read::shown(&denied.paths[..1], &cwd);
+        let typed = args
+            .command
+            .iter()
+            .map(|w| crate::setup::claude::sh_quote(&w.to_string_lossy()))
+            .collect::<Vec<_>>()
+            .join(" ");
         let profile = match &args.profile {
             Some(name) => format!("--profile {name} "),
             None => String::new(),
         };
         eprintln!(
             "keyfence: hidden from the command: {} (deny_read of profile '{}')\nhint: if it \
-             needs one, show it to this run: keyfence run {profile}--deny-read '!{first}' -- {}",
+             needs one, show it to this run: keyfence run {profile}--deny-read {} -- {}",
             denied.shown,
             p.name,
-            detect::redact(command_line.clone()),
+            crate::setup::claude::sh_quote(&format!("!{first}")),
+            detect::redact(typed),
         );
     }
     #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
