@@ -112,7 +112,7 @@ fn check_backups(ctx: &Context, out: &mut Output) {
                     ),
                     format!(
                         "check the changed file, then delete the backup: rm {}",
-                        crate::setup::claude::sh_quote(&path.to_string_lossy())
+                        crate::syntax::shell::sh_quote(&path.to_string_lossy())
                     ),
                 );
             }

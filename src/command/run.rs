@@ -451,7 +451,7 @@ fn settle(g: &GlobalArgs, args: &RunArgs) -> Result<Settings> {
         let typed = args
             .command
             .iter()
-            .map(|w| crate::setup::claude::sh_quote(&w.to_string_lossy()))
+            .map(|w| crate::syntax::shell::sh_quote(&w.to_string_lossy()))
             .collect::<Vec<_>>()
             .join(" ");
         let profile = match &args.profile {
@@ -463,7 +463,7 @@ fn settle(g: &GlobalArgs, args: &RunArgs) -> Result<Settings> {
              needs one, show it to this run: keyfence run {profile}--deny-read {} -- {}",
             denied.shown,
             p.name,
-            crate::setup::claude::sh_quote(&format!("!{first}")),
+            crate::syntax::shell::sh_quote(&format!("!{first}")),
             detect::redact(typed),
         );
     }
@@ -667,7 +667,7 @@ fn select_by_command(
     argv: &[std::ffi::OsString],
     command_line: &str,
 ) -> Result<policy::Resolved> {
-    use crate::setup::claude::sh_quote;
+    use crate::syntax::shell::sh_quote;
     use crate::syntax::shell_command::analyse;
     let mut chosen = config.select(None, command_line)?;
     let script = argv

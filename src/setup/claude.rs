@@ -14,6 +14,7 @@
 //! never produce a command whose words the shell reads differently from what keyfence meant,
 //! so every interpolated word goes through `sh_quote`.
 
+use crate::syntax::shell::sh_quote;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
@@ -305,20 +306,6 @@ pub enum HookDecision {
     Wrap { command: String, profile: String },
     /// Refuse it, with this reason for the model.
     Block(String),
-}
-
-/// A word quoted for `/bin/sh`, bash and zsh (Claude Code runs its Bash tool in the user's
-/// shell): as is when it has nothing any of them would read, else in single quotes.
-pub fn sh_quote(word: &str) -> String {
-    let plain = !word.is_empty()
-        && word
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"/._-+".contains(&b));
-    if plain {
-        word.to_string()
-    } else {
-        format!("'{}'", word.replace('\'', "'\\''"))
-    }
 }
 
 /// The hook's decision for `command`: split into its simple commands

@@ -8,7 +8,8 @@
 //! loads shell-init is left alone. Computes the change; writing goes through
 //! `claude::write_atomically` (backup first), printing is the command's job.
 
-use super::claude::{SetupError, sh_quote};
+use super::claude::SetupError;
+use crate::syntax::shell::sh_quote;
 use std::path::{Path, PathBuf};
 
 pub const BEGIN: &str = "# >>> keyfence shell-init >>>";

@@ -1440,6 +1440,21 @@ impl State {
     }
 }
 
+/// A word quoted for `/bin/sh`, bash and zsh (the Claude Code hook's commands, `run`'s hints,
+/// the start-up file's line): as is when it has nothing any of them would read, else in single
+/// quotes.
+pub fn sh_quote(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/._-+".contains(&b));
+    if plain {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', "'\\''"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
