@@ -445,26 +445,16 @@ fn settle(g: &GlobalArgs, args: &RunArgs) -> Result<Settings> {
         hide_denied(&denied)?;
     }
     if !denied.paths.is_empty() {
-        // The whole command to type, since a shell function may have typed this one (the
-        // user's own words, a key among them redacted).
         let first = crate::run::deny_read::shown(&denied.paths[..1], &cwd);
-        let typed = args
-            .command
-            .iter()
-            .map(|w| crate::syntax::shell::sh_quote(&w.to_string_lossy()))
-            .collect::<Vec<_>>()
-            .join(" ");
-        let profile = match &args.profile {
-            Some(name) => format!("--profile {name} "),
-            None => String::new(),
-        };
         eprintln!(
             "keyfence: hidden from the command: {} (deny_read of profile '{}')\nhint: if it \
-             needs one, show it to this run: keyfence run {profile}--deny-read {} -- {}",
+             needs one, show it to this run: {}",
             denied.shown,
             p.name,
-            crate::syntax::shell::sh_quote(&format!("!{first}")),
-            detect::redact(typed),
+            detect::redact(with_flag_added(
+                std::env::args_os().skip(1),
+                &["--deny-read", &format!("!{first}")],
+            )),
         );
     }
     #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
@@ -581,6 +571,24 @@ fn settle(g: &GlobalArgs, args: &RunArgs) -> Result<Settings> {
         supervise,
         home,
     })
+}
+
+/// The command line the user typed (a shell function may have typed it), with `flag` added
+/// after `run`, quoted for the shell: the whole command for a hint, every other option kept.
+fn with_flag_added(args: impl Iterator<Item = std::ffi::OsString>, flag: &[&str]) -> String {
+    use crate::syntax::shell::sh_quote;
+    let mut words = vec!["keyfence".to_string()];
+    let mut added = false;
+    for a in args {
+        let a = a.to_string_lossy().into_owned();
+        let at_run = !added && a == "run";
+        words.push(sh_quote(&a));
+        if at_run {
+            words.extend(flag.iter().map(|f| sh_quote(f)));
+            added = true;
+        }
+    }
+    words.join(" ")
 }
 
 /// The paths the profile's `deny_read` and `--deny-read` name, and whether the user asked for
@@ -1255,5 +1263,23 @@ pub fn guard_helper(command: &[std::ffi::OsString], trace: bool) -> Exit {
         let _ = (command, trace);
         eprintln!("keyfence: --guard needs Linux on x86-64");
         Exit::CannotRun
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_hint_keeps_every_option_the_user_gave_and_adds_its_flag_after_run() {
+        let argv = |s: &[&str]| s.iter().map(std::ffi::OsString::from).collect::<Vec<_>>();
+        assert_eq!(
+            with_flag_added(
+                argv(&["-v", "run", "--net", "none", "--", "sh", "-c", "cat .env; run"])
+                    .into_iter(),
+                &["--deny-read", "!.env"],
+            ),
+            "keyfence -v run --deny-read '!.env' --net none -- sh -c 'cat .env; run'"
+        );
     }
 }
