@@ -1275,8 +1275,17 @@ mod tests {
         let argv = |s: &[&str]| s.iter().map(std::ffi::OsString::from).collect::<Vec<_>>();
         assert_eq!(
             with_flag_added(
-                argv(&["-v", "run", "--net", "none", "--", "sh", "-c", "cat .env; run"])
-                    .into_iter(),
+                argv(&[
+                    "-v",
+                    "run",
+                    "--net",
+                    "none",
+                    "--",
+                    "sh",
+                    "-c",
+                    "cat .env; run"
+                ])
+                .into_iter(),
                 &["--deny-read", "!.env"],
             ),
             "keyfence -v run --deny-read '!.env' --net none -- sh -c 'cat .env; run'"
