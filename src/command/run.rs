@@ -128,7 +128,10 @@ fn prepare_sandbox(
     }
     let targets = mounts::targets(&policy.read_only, &policy.writable);
     let kept = match mounts::enter(&targets, &policy.hidden, &denied.paths) {
-        Ok(m) => m.read_only,
+        Ok(m) => {
+            denied.done.set(true);
+            m.read_only
+        }
         Err(e) if denied.asked => return Err(e).context(denied.refusal()),
         // Say so and go on: Landlock still denies the credential stores, and a refusal here
         // would stop every install where user namespaces are off.
@@ -165,12 +168,16 @@ fn hide_services(home: Option<&Path>, allowed: &[String], denied: &Denied) -> Re
     let home = required_home(home, "--guard")?;
     let hidden = sandbox::agent_sockets(home, &|v: &str| allowed.iter().any(|a| a == v));
     match mounts::enter(&[], &hidden, &denied.paths) {
-        Ok(m) if !m.hidden.is_empty() => eprintln!(
-            "keyfence: guard: hidden from the command's tree: {} (to keep one, allow its \
-             variable in your profile, e.g. allow = [\"SSH_AUTH_SOCK\"])",
-            list(&m.hidden)
-        ),
-        Ok(_) => {}
+        Ok(m) => {
+            denied.done.set(true);
+            if !m.hidden.is_empty() {
+                eprintln!(
+                    "keyfence: guard: hidden from the command's tree: {} (to keep one, allow \
+                     its variable in your profile, e.g. allow = [\"SSH_AUTH_SOCK\"])",
+                    list(&m.hidden)
+                );
+            }
+        }
         Err(e) if denied.asked => return Err(e).context(denied.refusal()),
         Err(e) => eprintln!(
             "keyfence: warning: guard: {e:#}\nkeyfence: warning: so what the command starts can \
@@ -200,6 +207,9 @@ struct Denied {
     asked: bool,
     /// How the paths are shown (relative to the current directory).
     shown: String,
+    /// Set once a mount namespace hides them: where it could not and a warning said so, the
+    /// run must not also say they are hidden.
+    done: std::cell::Cell<bool>,
 }
 
 impl Denied {
@@ -219,7 +229,10 @@ impl Denied {
 #[cfg(target_os = "linux")]
 fn hide_denied(denied: &Denied) -> Result<()> {
     match crate::isolate::mounts::enter(&[], &[], &denied.paths) {
-        Ok(_) => Ok(()),
+        Ok(_) => {
+            denied.done.set(true);
+            Ok(())
+        }
         Err(e) if denied.asked => Err(e).context(denied.refusal()),
         Err(e) => {
             eprintln!(
@@ -444,7 +457,7 @@ fn settle(g: &GlobalArgs, args: &RunArgs) -> Result<Settings> {
     if seal_denied {
         hide_denied(&denied)?;
     }
-    if !denied.paths.is_empty() {
+    if denied.done.get() && !denied.paths.is_empty() {
         let first = crate::run::deny_read::shown(&denied.paths[..1], &cwd);
         eprintln!(
             "keyfence: hidden from the command: {} (deny_read of profile '{}')\nhint: if it \
@@ -631,6 +644,7 @@ fn settle_deny_read(
         shown: deny_read::shown(&paths, cwd),
         paths,
         asked,
+        done: std::cell::Cell::new(false),
     })
 }
 

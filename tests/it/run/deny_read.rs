@@ -499,3 +499,57 @@ fn an_install_in_a_package_hides_the_whole_repositorys_env_files() {
     }
     assert!(r.stdout.contains(".env.example read"), "{}", r.stdout);
 }
+
+/// Where no mount namespace can be made (user namespaces off: here a user namespace of the
+/// test's own whose limits are 0), the install profile's default `.env` is a warning that
+/// says it stays readable, never a claim that it is hidden; a path the user asked for refuses
+/// the run.
+#[test]
+fn where_nothing_can_be_hidden_a_default_warns_and_a_typed_path_refuses() {
+    let Some(s) = setup() else { return };
+    let mut fx = s.fx;
+    std::fs::create_dir_all(fx.project.join(".git")).unwrap();
+    let env_key = fx.key("anthropic");
+    fx.project_file(".env", &format!("ANTHROPIC_API_KEY={env_key}\n"));
+    let without_namespaces = |keyfence: &str| {
+        let out = Command::new("unshare")
+            .args(["-Ur", "sh", "-c"])
+            .arg(format!(
+                "echo 0 > /proc/sys/user/max_user_namespaces && \
+                 echo 0 > /proc/sys/user/max_mnt_namespaces && {BIN} --etc {} {keyfence}",
+                fx.etc.display()
+            ))
+            .current_dir(&fx.project)
+            .env_clear()
+            .env("HOME", &fx.home)
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .output()
+            .expect("unshare");
+        let r = Run::from(out);
+        r.assert_no_secret(&fx.planted);
+        r
+    };
+    let probe = Command::new("unshare").args(["-Ur", "true"]).status();
+    if !probe.is_ok_and(|s| s.success()) {
+        skip("this test needs a user namespace of its own (unshare -Ur)");
+        return;
+    }
+    let r =
+        without_namespaces("run --profile install -- sh -c 'cat .env >/dev/null && echo readable'");
+    assert_eq!((r.code, r.stdout.trim()), (0, "readable"), "{}", r.stderr);
+    assert!(r.stderr.contains("and read .env"), "{}", r.stderr);
+    assert!(
+        !r.stderr.contains("hidden from the command"),
+        "{}",
+        r.stderr
+    );
+    let r = without_namespaces("run --deny-read notes.txt -- echo ran");
+    assert_eq!(r.code, 125, "{}", r.stderr);
+    assert!(!r.stdout.contains("ran"));
+    assert!(
+        r.stderr
+            .contains("refusing to run with notes.txt readable (deny_read)"),
+        "{}",
+        r.stderr
+    );
+}
