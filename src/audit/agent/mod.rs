@@ -236,14 +236,20 @@ fn place<'a>(ctx: &Context, path: &Path, text: &'a [u8], in_project: bool) -> Pl
 
 fn read_json(ctx: &Context, out: &mut Output, path: &Path) -> Option<(Vec<u8>, Value)> {
     let text = super::read_optional(ctx, out, Source::Agent, path)?;
-    match serde_json::from_slice::<Value>(&text) {
-        Ok(v) => Some((text, v)),
+    let json = parse_json(out, path, &text, "Claude Code")?;
+    Some((text, json))
+}
+
+/// `text` as JSON, or an error naming the position and the agent that will not read it either.
+fn parse_json(out: &mut Output, path: &Path, text: &[u8], agent: &str) -> Option<Value> {
+    match serde_json::from_slice::<Value>(text) {
+        Ok(v) => Some(v),
         Err(e) => {
             out.error(
                 Source::Agent,
                 Some(path),
                 format!(
-                    "malformed JSON at line {} column {}: {}; fix the file, Claude Code will not \
+                    "malformed JSON at line {} column {}: {}; fix the file, {agent} will not \
                      read it either",
                     e.line(),
                     e.column(),
@@ -1015,23 +1021,8 @@ fn gemini(ctx: &Context, out: &mut Output) {
             continue;
         };
         any = true;
-        let text = strip_json_comments(&raw);
-        let json: Value = match serde_json::from_slice(&text) {
-            Ok(v) => v,
-            Err(e) => {
-                out.error(
-                    Source::Agent,
-                    Some(&path),
-                    format!(
-                        "malformed JSON at line {} column {}: {}; fix the file, Gemini CLI will \
-                         not read it either",
-                        e.line(),
-                        e.column(),
-                        e.to_string().split(" at line").next().unwrap_or("")
-                    ),
-                );
-                continue;
-            }
+        let Some(json) = parse_json(out, &path, &strip_json_comments(&raw), "Gemini CLI") else {
+            continue;
         };
         let place = place(ctx, &path, &raw, in_project);
         if let Some(s) = json.get("mcpServers") {
@@ -1145,22 +1136,8 @@ fn cursor(ctx: &Context, out: &mut Output) {
         let Some(raw) = super::read_optional(ctx, out, Source::Agent, &path) else {
             continue;
         };
-        let json: Value = match serde_json::from_slice(&strip_json_comments(&raw)) {
-            Ok(v) => v,
-            Err(e) => {
-                out.error(
-                    Source::Agent,
-                    Some(&path),
-                    format!(
-                        "malformed JSON at line {} column {}: {}; fix the file, Cursor will not \
-                         read it either",
-                        e.line(),
-                        e.column(),
-                        e.to_string().split(" at line").next().unwrap_or("")
-                    ),
-                );
-                continue;
-            }
+        let Some(json) = parse_json(out, &path, &strip_json_comments(&raw), "Cursor") else {
+            continue;
         };
         let place = place(ctx, &path, &raw, in_project);
         if let Some(s) = json.get("mcpServers") {
