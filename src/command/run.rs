@@ -199,6 +199,7 @@ fn hide_services(_home: Option<&Path>, _allowed: &[String], denied: &Denied) -> 
 
 /// The paths `deny_read` names, settled: hidden in the mount namespace the sandbox or guard
 /// enters, or in one of their own.
+#[derive(Default)]
 struct Denied {
     paths: Vec<PathBuf>,
     /// The user asked for them (`--deny-read`, or a `deny_read` written in a file): a run that
@@ -617,6 +618,10 @@ fn settle_deny_read(
 ) -> Result<Denied> {
     use crate::run::deny_read;
     let from_profile = p.deny_read.clone().unwrap_or_default();
+    // Most runs hide nothing: no walk up for the project's root, no read of mountinfo.
+    if from_profile.is_empty() && args.deny_read.is_empty() {
+        return Ok(Denied::default());
+    }
     let project = deny_read::project_root(cwd, home);
     let bases = deny_read::Bases {
         project: &project,
@@ -644,7 +649,7 @@ fn settle_deny_read(
         shown: deny_read::shown(&paths, cwd),
         paths,
         asked,
-        done: std::cell::Cell::new(false),
+        done: Default::default(),
     })
 }
 

@@ -209,6 +209,9 @@ fn hide(p: &Path) -> nix::Result<()> {
 /// mount point leaves it readable at the others, so these are hidden too. From this process's
 /// `/proc/self/mountinfo`; none when it cannot be read.
 pub fn also_at(paths: &[PathBuf]) -> Vec<PathBuf> {
+    if paths.is_empty() {
+        return Vec::new();
+    }
     let Ok(text) = std::fs::read_to_string("/proc/self/mountinfo") else {
         return Vec::new();
     };
